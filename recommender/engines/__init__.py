@@ -1,0 +1,1 @@
+"""Aggregation engines: embedded (DuckDB) and distributed (Spark)."""

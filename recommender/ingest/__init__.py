@@ -1,0 +1,1 @@
+"""Readers: one module per input format. Each returns good rows plus a reject count."""

@@ -1,0 +1,1 @@
+"""Serialisation edges: Kubernetes YAML/JSON in and out."""

@@ -1,0 +1,43 @@
+"""Progress on a terminal: a single updating stderr line, silent otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Throttled progress line shown only when ``stream`` is a TTY.
+
+    >>> p = Progress("reading", stream=None)
+    >>> p.update(10); p.done()
+    """
+
+    def __init__(self, label: str, total: int | None = None, stream: TextIO | None = sys.stderr,
+                 interval: float = 0.5) -> None:
+        self.label = label
+        self.total = total
+        self.count = 0
+        self.stream = stream if stream is not None and stream.isatty() else None
+        self.interval = interval
+        self._last = 0.0
+        self._start = time.monotonic()
+
+    def update(self, n: int = 1, note: str = "") -> None:
+        self.count += n
+        if self.stream is None:
+            return
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        rate = self.count / max(now - self._start, 1e-9)
+        total = f"/{self.total:,}" if self.total else ""
+        self.stream.write(f"\r{self.label}: {self.count:,}{total} ({rate:,.0f}/s) {note}\x1b[K")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.stream is not None:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
