@@ -1,0 +1,387 @@
+"""NetworkPolicy <-> Kubernetes YAML/JSON, with located errors.
+
+Reading accepts files and directories of YAML or JSON: multi-document files,
+``List`` objects (``kubectl get networkpolicies -A -o json``) and single objects.
+Other kinds in the same files (Deployments, kustomization files, ...) are skipped
+and reported in :class:`LoadResult`. An invalid policy raises
+:class:`recommender.errors.PolicyError` naming the file, the 1-based document
+index and the field path.
+
+Namespace: a policy without ``metadata.namespace`` takes ``default_namespace``
+from the caller (for example the namespace a kustomize directory is deployed in);
+when the caller gives none it takes ``"default"``, as ``kubectl apply`` without
+``-n`` would with a default context.
+
+Defaulting follows the API server: ``policyTypes`` (see
+:func:`default_policy_types`) and ``protocol: TCP`` on ports. ``None`` and empty
+lists stay apart in the model, so a round trip keeps what was written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from recommender.errors import InputError, PolicyError
+from recommender.model import (
+    IPBlock,
+    LabelRequirement,
+    LabelSelector,
+    NetworkPolicy,
+    Peer,
+    PolicyPort,
+    Rule,
+)
+from recommender.validate import Finding, check_policy_dict
+
+API_VERSION = "networking.k8s.io/v1"
+#: apiVersions whose NetworkPolicy has the v1 shape (extensions/v1beta1 was removed in 1.16).
+ACCEPTED_API_VERSIONS: frozenset[str] = frozenset({API_VERSION, "extensions/v1beta1"})
+POLICY_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".json")
+FALLBACK_NAMESPACE = "default"
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_policies` found.
+
+    ``skipped`` lists ``(source, kind)`` for every object that is not a NetworkPolicy;
+    ``raw`` holds the policy dicts as read (same order as ``policies``);
+    ``warnings`` holds non-fatal validation findings (the API server would accept).
+    """
+
+    policies: list[NetworkPolicy] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    raw: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[tuple[str, Finding]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------
+
+
+def default_policy_types(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """policyTypes as the API server defaults them, in canonical order.
+
+    SetDefaults_NetworkPolicy: "if len(PolicyTypes) == 0 ... PolicyTypes =
+    [Ingress]; if len(Egress) != 0 append Egress" -- so an absent *or empty*
+    ``policyTypes`` means Ingress, plus Egress only with at least one egress rule.
+    Order as written does not matter; duplicates collapse.
+
+    >>> default_policy_types({"egress": [{}]})
+    ('Ingress', 'Egress')
+    >>> default_policy_types({"egress": []})
+    ('Ingress',)
+    >>> default_policy_types({"policyTypes": ["Egress", "Ingress"]})
+    ('Ingress', 'Egress')
+    """
+    written = spec.get("policyTypes") or []
+    if not written:
+        return ("Ingress", "Egress") if spec.get("egress") else ("Ingress",)
+    return tuple(t for t in ("Ingress", "Egress") if t in written)
+
+
+def parse_policy(
+    obj: Mapping[str, Any],
+    source: str = "<memory>",
+    doc: int | None = None,
+    default_namespace: str | None = None,
+) -> NetworkPolicy:
+    """Turn one NetworkPolicy dict into the model, validating it.
+
+    Parameters
+    ----------
+    obj
+        The object as decoded from YAML/JSON.
+    source
+        File name used in errors and in ``NetworkPolicy.source``.
+    doc
+        1-based document index in ``source``, for errors.
+    default_namespace
+        Namespace for a policy without one (``"default"`` when None).
+
+    Raises
+    ------
+    PolicyError
+        When the API server would reject the object (first error found).
+    """
+    for finding in check_policy_dict(obj):
+        if finding.severity == "error":
+            raise PolicyError(source, finding.path, f"{finding.message} [{finding.id}]", doc=doc)
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    namespace = meta.get("namespace") or default_namespace or FALLBACK_NAMESPACE
+    where = source if doc is None else f"{source}#{doc}"
+    return NetworkPolicy(
+        namespace=namespace,
+        name=meta["name"],
+        pod_selector=_selector(spec.get("podSelector")) or LabelSelector(),
+        policy_types=default_policy_types(spec),
+        ingress=_rules(spec.get("ingress"), "from"),
+        egress=_rules(spec.get("egress"), "to"),
+        labels=tuple(sorted((meta.get("labels") or {}).items())),
+        annotations=tuple(sorted((meta.get("annotations") or {}).items())),
+        source=where,
+    )
+
+
+def _selector(obj: Mapping[str, Any] | None) -> LabelSelector | None:
+    if obj is None:
+        return None
+    labels = obj.get("matchLabels")
+    exprs = obj.get("matchExpressions")
+    return LabelSelector(
+        match_labels=None if labels is None else tuple(sorted(labels.items())),
+        match_expressions=None
+        if exprs is None
+        else tuple(
+            LabelRequirement(e["key"], e["operator"], tuple(e.get("values") or ())) for e in exprs
+        ),
+    )
+
+
+def _rules(items: Sequence[Any] | None, peer_key: str) -> tuple[Rule, ...] | None:
+    if items is None:
+        return None
+    # A null list item decodes to the zero-value rule, i.e. ``{}``.
+    return tuple(_rule(item or {}, peer_key) for item in items)
+
+
+def _rule(obj: Mapping[str, Any], peer_key: str) -> Rule:
+    peers = obj.get(peer_key)
+    ports = obj.get("ports")
+    return Rule(
+        peers=None if peers is None else tuple(_peer(p) for p in peers),
+        ports=None if ports is None else tuple(_port(p or {}) for p in ports),
+    )
+
+
+def _peer(obj: Mapping[str, Any]) -> Peer:
+    block = obj.get("ipBlock")
+    return Peer(
+        pod_selector=_selector(obj.get("podSelector")),
+        namespace_selector=_selector(obj.get("namespaceSelector")),
+        ip_block=None
+        if block is None
+        else IPBlock(cidr=block["cidr"], except_=tuple(block.get("except") or ())),
+    )
+
+
+def _port(obj: Mapping[str, Any]) -> PolicyPort:
+    # SetDefaults_NetworkPolicyPort: "Default any undefined Protocol fields to TCP."
+    return PolicyPort(
+        protocol=obj.get("protocol") or "TCP",
+        port=obj.get("port"),
+        end_port=obj.get("endPort"),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Loading files
+# ---------------------------------------------------------------------------
+
+
+def load_policies(paths: Sequence[str], default_namespace: str | None = None) -> LoadResult:
+    """Read every NetworkPolicy in ``paths`` (files or directories, recursively).
+
+    Directories are walked in sorted order and only ``*.yaml``, ``*.yml`` and
+    ``*.json`` files are read. Non-policy objects are skipped and listed.
+
+    Raises
+    ------
+    InputError
+        A path is missing or a file is not valid YAML/JSON.
+    PolicyError
+        A NetworkPolicy is invalid.
+    """
+    result = LoadResult()
+    for path in _expand(paths):
+        for doc, obj in _documents(path):
+            _collect(result, obj, path, doc, default_namespace, prefix="")
+    return result
+
+
+def _expand(paths: Sequence[str]) -> Iterator[str]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.endswith(POLICY_FILE_SUFFIXES):
+                        yield str(Path(root) / name)
+        elif path.is_file():
+            yield str(path)
+        else:
+            raise InputError(str(path), "no such file or directory")
+
+
+def _documents(path: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(1-based document index, decoded object)``; empty documents are skipped."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror}") from exc
+    if path.endswith(".json") or data.lstrip()[:1] in (b"{", b"["):
+        try:
+            yield 1, orjson.loads(data)
+            return
+        except orjson.JSONDecodeError as exc:
+            if path.endswith(".json"):
+                raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from exc
+    try:
+        for index, obj in enumerate(yaml.load_all(data, Loader=_Loader), start=1):
+            if obj is not None:
+                yield index, obj
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise InputError(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", line=line) from exc
+
+
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _collect(
+    result: LoadResult,
+    obj: Any,
+    path: str,
+    doc: int,
+    default_namespace: str | None,
+    prefix: str,
+) -> None:
+    source = f"{path}#{doc}{'/' + prefix.rstrip('.') if prefix else ''}"
+    if not isinstance(obj, dict):
+        raise PolicyError(path, prefix.rstrip(".") or "<document>", "not an object", doc=doc)
+    kind = obj.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list):
+        for i, item in enumerate(obj["items"]):
+            _collect(result, item, path, doc, default_namespace, f"{prefix}items[{i}].")
+        return
+    if kind != "NetworkPolicy" or obj.get("apiVersion") not in ACCEPTED_API_VERSIONS:
+        result.skipped.append((source, f"{obj.get('apiVersion')}/{kind}"))
+        return
+    try:
+        policy = parse_policy(obj, path, doc, default_namespace)
+    except PolicyError as exc:
+        raise PolicyError(path, f"{prefix}{exc.field}", exc.reason, doc=doc) from exc
+    result.policies.append(_with_source(policy, source))
+    result.raw.append(obj)
+    result.warnings.extend((source, f) for f in check_policy_dict(obj) if f.severity != "error")
+
+
+def _with_source(policy: NetworkPolicy, source: str) -> NetworkPolicy:
+    return replace(policy, source=source)
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+
+def policy_to_dict(p: NetworkPolicy) -> dict[str, Any]:
+    """Kubernetes dict of a policy, fields in Kubernetes order, absent fields omitted.
+
+    >>> from recommender.model import LabelSelector, NetworkPolicy
+    >>> policy_to_dict(NetworkPolicy("ns", "deny", LabelSelector(), ("Ingress",)))["spec"]
+    {'podSelector': {}, 'policyTypes': ['Ingress']}
+    """
+    meta: dict[str, Any] = {"name": p.name, "namespace": p.namespace}
+    if p.labels:
+        meta["labels"] = dict(p.labels)
+    if p.annotations:
+        meta["annotations"] = dict(p.annotations)
+    spec: dict[str, Any] = {
+        "podSelector": selector_to_dict(p.pod_selector),
+        "policyTypes": list(p.policy_types),
+    }
+    if p.ingress is not None:
+        spec["ingress"] = [_rule_to_dict(r, "from") for r in p.ingress]
+    if p.egress is not None:
+        spec["egress"] = [_rule_to_dict(r, "to") for r in p.egress]
+    return {"apiVersion": API_VERSION, "kind": "NetworkPolicy", "metadata": meta, "spec": spec}
+
+
+def selector_to_dict(s: LabelSelector) -> dict[str, Any]:
+    """``metav1.LabelSelector`` dict; a None field is omitted, an empty one kept."""
+    out: dict[str, Any] = {}
+    if s.match_labels is not None:
+        out["matchLabels"] = dict(s.match_labels)
+    if s.match_expressions is not None:
+        out["matchExpressions"] = [_requirement_to_dict(r) for r in s.match_expressions]
+    return out
+
+
+def _requirement_to_dict(r: LabelRequirement) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": r.key, "operator": r.operator}
+    if r.values:
+        out["values"] = list(r.values)
+    return out
+
+
+def _rule_to_dict(r: Rule, peer_key: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if r.peers is not None:
+        out[peer_key] = [_peer_to_dict(p) for p in r.peers]
+    if r.ports is not None:
+        out["ports"] = [_port_to_dict(p) for p in r.ports]
+    return out
+
+
+def _peer_to_dict(p: Peer) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if p.ip_block is not None:
+        block: dict[str, Any] = {"cidr": p.ip_block.cidr}
+        if p.ip_block.except_:
+            block["except"] = list(p.ip_block.except_)
+        out["ipBlock"] = block
+    if p.namespace_selector is not None:
+        out["namespaceSelector"] = selector_to_dict(p.namespace_selector)
+    if p.pod_selector is not None:
+        out["podSelector"] = selector_to_dict(p.pod_selector)
+    return out
+
+
+def _port_to_dict(p: PolicyPort) -> dict[str, Any]:
+    out: dict[str, Any] = {"protocol": p.protocol}
+    if p.port is not None:
+        out["port"] = p.port
+    if p.end_port is not None:
+        out["endPort"] = p.end_port
+    return out
+
+
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]
+    """Block style, lists indented under their key like ``kubectl`` output."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _dump(obj: Any) -> str:
+    text: str = yaml.dump(
+        obj,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+    )
+    return text
+
+
+def dump_policy_yaml(p: NetworkPolicy) -> str:
+    """One policy as a YAML document (no ``---``); byte-stable for equal input."""
+    return _dump(policy_to_dict(p))
+
+
+def dump_policies_yaml(ps: Sequence[NetworkPolicy]) -> str:
+    """Several policies as a multi-document YAML stream, in the order given."""
+    return "".join(f"---\n{dump_policy_yaml(p)}" for p in ps)
