@@ -900,7 +900,8 @@ def test_decision_names_selecting_policies_per_direction():
     d = decide(["deny-all-egress.yaml", "missing-ingress-list.yaml"], "shop/web", "shop/api", 1)
     assert d.egress_policies == ("shop/deny-all-egress",)
     assert d.ingress_policies == ("shop/missing-ingress-list",)
-    assert d.egress_isolated and d.ingress_isolated
+    assert d.egress_isolated
+    assert d.ingress_isolated
     assert d.denied_by == "both"
 
 
@@ -985,7 +986,9 @@ def test_endpoint_for_ip(ip, kind):
 
 def test_endpoint_for_pod_fields():
     ep = ENDPOINTS["other/api"]
-    assert ep.kind == "pod" and ep.namespace == "other" and ep.ip == "10.0.2.11"
+    assert ep.kind == "pod"
+    assert ep.namespace == "other"
+    assert ep.ip == "10.0.2.11"
     assert ep.namespace_label_map == {"team": "other", "kubernetes.io/metadata.name": "other"}
     assert ep.ports == API_PORTS
     assert endpoint_for_ip("10.0.2.11", INVENTORY) == ep
@@ -1011,4 +1014,5 @@ def test_endpoint_rejects_bad_kind_and_pod_without_namespace():
 def test_equal_endpoints_hash_equal_regardless_of_name():
     a = pod_endpoint("shop", {"app": "web"}, name="shop/web-1")
     b = pod_endpoint("shop", {"app": "web"}, name="shop/web-2")
-    assert a == b and hash(a) == hash(b)
+    assert a == b
+    assert hash(a) == hash(b)
