@@ -76,8 +76,8 @@ class InventoryLoad:
 
 
 @dataclass(frozen=True)
-class _Item:
-    """One raw object and where it came from."""
+class RawItem:
+    """One raw object and where it came from (for located errors)."""
 
     source: str
     where: str  # "item 3", "document 2", "document 2 item 5"
@@ -96,7 +96,7 @@ class _Item:
 # ---------------------------------------------------------------------------
 
 
-def _expand_document(doc: Any, source: str, where: str) -> Iterator[_Item]:
+def _expand_document(doc: Any, source: str, where: str) -> Iterator[RawItem]:
     """Yield the objects of one document: a List, a typed list or a single object.
 
     The API's typed lists (``PodList``) carry no per-item ``apiVersion``/``kind``;
@@ -112,7 +112,7 @@ def _expand_document(doc: Any, source: str, where: str) -> Iterator[_Item]:
         raise InputError(source, f"{where}: object without a kind",
                          hint="expected `kubectl get ... -o json` output")
     if not (kind.endswith("List") and "items" in doc):
-        yield _Item(source, where, doc)
+        yield RawItem(source, where, doc)
         return
     items = doc.get("items") or []
     if not isinstance(items, list):
@@ -124,7 +124,7 @@ def _expand_document(doc: Any, source: str, where: str) -> Iterator[_Item]:
             item = {"apiVersion": doc.get("apiVersion"), "kind": item_kind, **item}
         elif not isinstance(item, Mapping) or not item.get("kind"):
             raise InputError(source, f"{at}: a {kind} item without a kind")
-        yield _Item(source, at, item)
+        yield RawItem(source, at, item)
 
 
 def _load_documents(path: str) -> list[tuple[str, Any]]:
@@ -152,7 +152,7 @@ def _load_documents(path: str) -> list[tuple[str, Any]]:
     return [(f"document {i + 1}", d) for i, d in enumerate(docs)]
 
 
-def iter_file_items(path: str) -> Iterator[_Item]:
+def iter_file_items(path: str) -> Iterator[RawItem]:
     """Every object in one inventory file."""
     for where, doc in _load_documents(path):
         yield from _expand_document(doc, path, where)
@@ -163,9 +163,9 @@ def iter_file_items(path: str) -> Iterator[_Item]:
 # ---------------------------------------------------------------------------
 
 
-def _dedupe(items: list[_Item]) -> list[_Item]:
+def _dedupe(items: list[RawItem]) -> list[RawItem]:
     """Keep the last copy of each (kind, namespace, name), in first-seen order."""
-    latest: dict[tuple[str, str, str], _Item] = {}
+    latest: dict[tuple[str, str, str], RawItem] = {}
     for item in items:
         try:
             key = (item.kind, k8s.object_namespace(item.obj), k8s.object_name(item.obj))
@@ -188,7 +188,7 @@ class _Builder:
         self.policies: list[Mapping[str, Any]] = []
         self.portless = 0
 
-    def add(self, item: _Item) -> None:
+    def add(self, item: RawItem) -> None:
         obj = item.obj
         kind = item.kind
         if kind == "Namespace":
@@ -219,28 +219,27 @@ def _with_namespace(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
-def _assemble(items: list[_Item], sources: tuple[str, ...]) -> InventoryLoad:
-    """Turn deduplicated raw items into an :class:`InventoryLoad`."""
-    skipped: Counter[str] = Counter()
-    owner_objs = [i for i in items if i.kind in k8s.OWNER_KINDS]
-    try:
-        owners = k8s.index_owners([i.obj for i in owner_objs])
-    except k8s.ItemError as exc:  # pragma: no cover - names were checked by _dedupe
-        raise InputError(sources[0] if sources else None, str(exc)) from None
-    builder = _Builder(owners)
-    for item in items:
-        if item.kind not in INVENTORY_KINDS:
-            if item.kind not in k8s.OWNER_KINDS:
-                skipped[item.kind] += 1
-            continue
+def _build(items: list[RawItem]) -> _Builder:
+    """Parse deduplicated inventory and owner items; owners first, then the rest."""
+    owner_items = [i for i in items if i.kind in k8s.OWNER_KINDS]
+    owners: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+    for item in owner_items:
         try:
-            builder.add(item)
+            owners.update(k8s.index_owners([item.obj]))
         except k8s.ItemError as exc:
             raise item.error(str(exc)) from None
-    present = {n.name for n in builder.namespaces}
-    missing = sorted(builder.referenced_namespaces() - present)
-    builder.namespaces += [Namespace(n, namespace_labels(n, {})) for n in missing]
-    inventory = Inventory(
+    builder = _Builder(owners)
+    for item in items:
+        if item.kind in INVENTORY_KINDS:
+            try:
+                builder.add(item)
+            except k8s.ItemError as exc:
+                raise item.error(str(exc)) from None
+    return builder
+
+
+def _sorted_inventory(builder: _Builder, sources: tuple[str, ...]) -> Inventory:
+    return Inventory(
         namespaces=tuple(sorted(builder.namespaces, key=lambda n: n.name)),
         pods=tuple(sorted(builder.pods, key=lambda p: (p.namespace, p.name))),
         services=tuple(sorted(builder.services, key=lambda s: (s.namespace, s.name))),
@@ -249,19 +248,28 @@ def _assemble(items: list[_Item], sources: tuple[str, ...]) -> InventoryLoad:
         network_policies=tuple(sorted(builder.policies, key=_policy_key)),
         sources=sources,
     )
-    return InventoryLoad(inventory, dict(sorted(skipped.items())), tuple(missing), 0,
-                         builder.portless)
 
 
 def _policy_key(policy: Mapping[str, Any]) -> tuple[str, str]:
     return k8s.object_namespace(policy), k8s.object_name(policy)
 
 
-def _load_items(items: list[_Item], sources: tuple[str, ...]) -> InventoryLoad:
-    kept = _dedupe(items)
-    load = _assemble(kept, sources)
-    return InventoryLoad(load.inventory, load.skipped_kinds, load.synthesized_namespaces,
-                         len(items) - len(kept), load.portless_endpoint_ports)
+def load_items(items: list[RawItem], sources: tuple[str, ...]) -> InventoryLoad:
+    """Assemble located raw objects into an inventory plus warnings.
+
+    Kinds the inventory does not use are counted before anything else is
+    checked, so a Kustomization or ConfigMap never fails a read.
+    """
+    used = [i for i in items if i.kind in INVENTORY_KINDS or i.kind in k8s.OWNER_KINDS]
+    skipped = Counter(i.kind for i in items
+                      if i.kind not in INVENTORY_KINDS and i.kind not in k8s.OWNER_KINDS)
+    kept = _dedupe(used)
+    builder = _build(kept)
+    present = {n.name for n in builder.namespaces}
+    missing = sorted(builder.referenced_namespaces() - present)
+    builder.namespaces += [Namespace(n, namespace_labels(n, {})) for n in missing]
+    return InventoryLoad(_sorted_inventory(builder, sources), dict(sorted(skipped.items())),
+                         tuple(missing), len(used) - len(kept), builder.portless)
 
 
 def parse_inventory(items: Iterable[Mapping[str, Any]], source: str) -> InventoryLoad:
@@ -279,10 +287,10 @@ def parse_inventory(items: Iterable[Mapping[str, Any]], source: str) -> Inventor
     InputError
         An object is malformed (the message names the item).
     """
-    wrapped: list[_Item] = []
+    wrapped: list[RawItem] = []
     for i, obj in enumerate(items):
         wrapped.extend(_expand_document(obj, source, f"item {i}"))
-    return _load_items(wrapped, (source,))
+    return load_items(wrapped, (source,))
 
 
 def parse_inventory_items(items: Iterable[Mapping[str, Any]], source: str) -> Inventory:
@@ -299,7 +307,7 @@ def load_inventory(paths: Sequence[str | os.PathLike[str]]) -> InventoryLoad:
         raise InputError(None, "no inventory file given")
     names = tuple(str(p) for p in paths)
     items = [item for name in names for item in iter_file_items(name)]
-    return _load_items(items, names)
+    return load_items(items, names)
 
 
 def read_inventory(paths: Sequence[str | os.PathLike[str]]) -> Inventory:
