@@ -1,0 +1,238 @@
+"""The embedded engine: DuckDB over Arrow line batches, bounded memory.
+
+Lines stream from :mod:`recommender.ingest.sources` into DuckDB as Arrow
+batches; parsing, normalization (:mod:`recommender.ingest.hubble_sql`),
+inventory resolution (:mod:`recommender.resolve`) and aggregation
+(:mod:`recommender.aggregate`) run as SQL. DuckDB gets a ``memory_limit`` and a
+private temp directory, so big inputs spill to disk instead of growing RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from recommender.aggregate import connections_sql, finish, observations_sql
+from recommender.engines.base import (
+    MAX_REJECT_SAMPLES,
+    AggregationEngine,
+    FlowTable,
+    IngestResult,
+    IngestStats,
+    strict_error,
+)
+from recommender.errors import InputError
+from recommender.ingest.hubble import records_sql
+from recommender.ingest.hubble_sql import reject_class_sql
+from recommender.ingest.sources import LINE_SCHEMA, FlowSource, expand_paths, iter_line_batches
+from recommender.model import FLOW_COLUMNS, Inventory
+from recommender.resolve import (
+    IP_INDEX_COLUMNS,
+    build_ip_index,
+    build_pod_index,
+    resolved_columns,
+)
+
+DEFAULT_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_MEMORY_LIMIT", "512MB")
+_RESOLVED_FIELDS = ("kind", "detail", "namespace", "pod", "service_account", "node",
+                    "service_namespace", "service_name", "labels", "workload_kind", "workload_name")
+
+
+class EmbeddedEngine(AggregationEngine):
+    """DuckDB engine. ``threads`` None = DuckDB's default (all cores)."""
+
+    name = "embedded"
+
+    def __init__(self, memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int | None = None,
+                 temp_directory: str | None = None) -> None:
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self.temp_directory = temp_directory
+
+    # -- public API -------------------------------------------------------------
+
+    def aggregate(self, paths: Sequence[str], inventory: Inventory | None = None, *,
+                  strict: bool = False, bucket: str | None = None) -> IngestResult:
+        sources = expand_paths(paths)
+        with self._connection() as con:
+            errors = self._register_lines(con, sources)
+            records = self._records(con, sources, inventory)
+            sql = observations_sql(f"({connections_sql(f'({records})', bucket)})")
+            groups = con.sql(sql).df()
+            if errors:
+                raise errors[0]
+        observations, stats = finish(groups, bucket is not None)
+        if strict and stats.reject_samples:
+            raise _strict_from_sample(stats.reject_samples[0], sources)
+        return IngestResult(observations, stats)
+
+    def read_flows(self, paths: Sequence[str], inventory: Inventory | None = None, *,
+                   strict: bool = False) -> FlowTable:
+        sources = expand_paths(paths)
+        box: list[IngestStats] = []
+        return FlowTable(self._flow_batches(sources, inventory, strict, box), box)
+
+    # -- internals ----------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        tmp = tempfile.mkdtemp(prefix="netpol-duckdb-", dir=self.temp_directory)
+        con = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": tmp})
+        try:
+            if self.threads:
+                con.execute(f"SET threads = {int(self.threads)}")
+            yield con
+        finally:
+            con.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _register_lines(self, con: duckdb.DuckDBPyConnection,
+                        sources: list[FlowSource]) -> list[InputError]:
+        errors: list[InputError] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for source in sources:
+                try:
+                    yield from iter_line_batches(source)
+                except InputError as exc:  # e.g. deleted after expansion
+                    errors.append(exc)
+                    return
+
+        con.register("lines", pa.RecordBatchReader.from_batches(LINE_SCHEMA, batches()))
+        return errors
+
+    def _records(self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource],
+                 inventory: Inventory | None) -> str:
+        sql = records_sql("lines", [s.path for s in sources])
+        if inventory is None:
+            return sql
+        _register_index(con, "inv_ip", build_ip_index(inventory))
+        _register_index(con, "inv_pod", build_pod_index(inventory))
+        replace = []
+        for side, ip_alias, name_alias in (("src", "si", "sn"), ("dst", "di", "dn")):
+            cols = resolved_columns(side, ip_alias, name_alias)
+            replace += [f"{cols[f]} AS {side}_{f}" for f in _RESOLVED_FIELDS]
+        return f"""
+SELECT r.* REPLACE ({', '.join(replace)})
+FROM ({sql}) r
+LEFT JOIN inv_ip si ON si.ip = r.src_ip LEFT JOIN inv_ip di ON di.ip = r.dst_ip
+LEFT JOIN inv_pod sn ON sn.namespace = r.src_namespace AND sn.pod = r.src_pod
+LEFT JOIN inv_pod dn ON dn.namespace = r.dst_namespace AND dn.pod = r.dst_pod"""
+
+    def _flow_batches(self, sources: list[FlowSource], inventory: Inventory | None, strict: bool,
+                      box: list[IngestStats]) -> Iterator[pd.DataFrame]:
+        acc = _StatsAccumulator()
+        with self._connection() as con:
+            errors = self._register_lines(con, sources)
+            records = self._records(con, sources, inventory)
+            reader = con.sql(_flow_table_sql(records)).fetch_record_batch(65536)
+            for batch in reader:
+                frame = batch.to_pandas()
+                if strict:
+                    _raise_first_reject(frame, sources)
+                acc.add(frame)
+                flows = frame[frame["line_kind"] == "flow"]
+                if len(flows):
+                    yield flows[list(FLOW_COLUMNS)].reset_index(drop=True)
+            if errors:
+                raise errors[0]
+        box.append(acc.result())
+
+
+def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: list[object]) -> None:
+    data = {c: [getattr(r, c) for r in rows] for c in IP_INDEX_COLUMNS}
+    table = pa.table({c: pa.array(v, pa.string()) for c, v in data.items()})
+    con.register(name, table)
+
+
+def _flow_table_sql(records: str) -> str:
+    """FLOW_COLUMNS in input order, ``conn_count`` 1 on each connection's first request record."""
+    key = ("line_kind, coalesce(is_reply, false), src_ip, src_port, dst_ip, server_port, protocol, "
+           "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN line_no END, "
+           "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN file_id END")
+    first = f"row_number() OVER (PARTITION BY {key} ORDER BY file_id, line_no) = 1"
+    cols = []
+    for c in FLOW_COLUMNS:
+        if c == "dst_port":
+            cols.append("CASE WHEN coalesce(is_reply, false) THEN NULL ELSE dst_port END AS dst_port")
+        elif c == "conn_count":
+            cols.append(f"CASE WHEN line_kind = 'flow' AND NOT coalesce(is_reply, false) AND {first}"
+                        " THEN 1 ELSE 0 END AS conn_count")
+        else:
+            cols.append(c)
+    extra = (f"line_kind, reject_detail, {reject_class_sql('reject_detail')} AS reject_class, lost, "
+             "orientation, src_detail, dst_detail, file_id, line_no")
+    return f"SELECT {', '.join(cols)}, {extra} FROM ({records}) ORDER BY file_id, line_no"
+
+
+def _raise_first_reject(frame: pd.DataFrame, sources: list[FlowSource]) -> None:
+    rejects = frame[frame["line_kind"] == "reject"]
+    if len(rejects):
+        row = rejects.iloc[0]
+        raise strict_error(sources[int(row["file_id"])].path, int(row["line_no"]),
+                           str(row["reject_detail"]))
+
+
+def _strict_from_sample(sample: str, sources: list[FlowSource]) -> InputError:
+    """Split ``path:line: reason`` using the known paths (a path may contain ':')."""
+    for source in sorted(sources, key=lambda s: -len(s.path)):
+        if sample.startswith(source.path + ":"):
+            line, _, reason = sample[len(source.path) + 1:].partition(": ")
+            return strict_error(source.path, int(line), reason)
+    return strict_error(sample, None, "rejected line")
+
+
+class _StatsAccumulator:
+    """IngestStats from FlowRecord batches (``read_flows``); reply_only is not computed."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("lines", "flow_records", "connections", "replies", "lost_events", "unknown_peers",
+             "policy_drops", "inferred_orientation", "unknown_orientation"), 0)
+        self.non_flow: dict[str, int] = {}
+        self.rejects: dict[str, int] = {}
+        self.unknown_reasons: dict[str, int] = {}
+        self.samples: list[str] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        flows = frame[frame["line_kind"] == "flow"]
+        firsts = flows[flows["conn_count"] == 1]
+        c = self.counts
+        c["lines"] += len(frame)
+        c["flow_records"] += len(flows)
+        c["connections"] += int(flows["conn_count"].sum())
+        c["replies"] += int(flows["is_reply"].fillna(False).astype(bool).sum())
+        c["lost_events"] += int(frame["lost"].sum())
+        c["policy_drops"] += int((firsts["is_policy_drop"].fillna(False).astype(bool)).sum())
+        c["inferred_orientation"] += int((flows["orientation"] == "inferred").sum())
+        c["unknown_orientation"] += int((flows["orientation"] == "unknown").sum())
+        for side in ("src", "dst"):
+            unknown = firsts[firsts[f"{side}_kind"] == "unknown"]
+            for reason, n in unknown[f"{side}_detail"].fillna("?").value_counts().items():
+                self.unknown_reasons[str(reason)] = self.unknown_reasons.get(str(reason), 0) + int(n)
+        c["unknown_peers"] += int(((firsts["src_kind"] == "unknown")
+                                   | (firsts["dst_kind"] == "unknown")).sum())
+        others = frame[~frame["line_kind"].isin(["flow", "reject"])]
+        _merge(self.non_flow, others["line_kind"].value_counts())
+        rejects = frame[frame["line_kind"] == "reject"]
+        _merge(self.rejects, rejects["reject_class"].value_counts())
+        room = MAX_REJECT_SAMPLES - len(self.samples)
+        for _, row in rejects.head(max(room, 0)).iterrows():
+            self.samples.append(f"{row['raw_ref']}: {row['reject_detail']}")
+
+    def result(self) -> IngestStats:
+        return IngestStats(**self.counts, non_flow=self.non_flow, rejects=self.rejects,
+                           reject_samples=tuple(self.samples),
+                           unknown_reasons=self.unknown_reasons)
+
+
+def _merge(into: dict[str, int], counts: pd.Series) -> None:
+    for key, n in counts.items():
+        into[str(key)] = into.get(str(key), 0) + int(n)
