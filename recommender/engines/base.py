@@ -64,7 +64,7 @@ class IngestStats:
             out.append(f"{self.rejected:,} input lines rejected ({_fmt(self.rejects)})")
         if self.unknown_peers:
             out.append(f"{self.unknown_peers:,} connections have a peer of unknown kind "
-                       f"({_fmt(self.unknown_reasons)}); they never widen a rule")
+                       f"(reasons by peer end: {_fmt(self.unknown_reasons)}); they never widen a rule")
         if self.unknown_orientation:
             out.append(f"{self.unknown_orientation:,} records have no reply flag and no "
                        "port/TCP-flag evidence; kept as observed (client = IP source)")
