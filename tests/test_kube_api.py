@@ -152,13 +152,20 @@ def test_context_selects_the_cluster(cluster: HTTPServer, tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------
 
 
-def test_forbidden_list_names_the_resource(httpserver: HTTPServer) -> None:
+@pytest.mark.parametrize(
+    ("status", "reason", "hint"),
+    [(403, "Forbidden", "list permission"), (401, "Unauthorized", "credentials")],
+    ids=["forbidden", "unauthorized"],
+)
+def test_failed_list_names_the_resource(httpserver: HTTPServer, status: int, reason: str,
+                                        hint: str) -> None:
     _serve_cluster(httpserver, skip="/api/v1/nodes")
     httpserver.expect_request("/api/v1/nodes").respond_with_json(
-        {"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403}, status=403)
-    with pytest.raises(InputError, match=r"cannot list nodes: HTTP 403") as err:
+        {"kind": "Status", "status": "Failure", "reason": reason, "code": status}, status=status)
+    with pytest.raises(InputError, match=rf"cannot list nodes: HTTP {status}") as err:
         fetch_inventory(host=_url(httpserver))
     assert err.value.path == _url(httpserver)
+    assert hint in str(err.value)
 
 
 def test_response_that_is_not_json(httpserver: HTTPServer) -> None:

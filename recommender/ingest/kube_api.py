@@ -90,8 +90,9 @@ def _request(call: Callable[..., Any], what: str, host: str, kwargs: dict[str, A
         return bytes(response.data)
     except ApiException as exc:
         reason = f"HTTP {exc.status} {exc.reason or ''}".strip()
-        raise InputError(host, f"cannot list {what}: {reason}",
-                         hint="the inventory needs list permission on it") from None
+        hint = ("check the credentials of the kubeconfig context" if exc.status == 401
+                else "the inventory needs list permission on it" if exc.status == 403 else None)
+        raise InputError(host, f"cannot list {what}: {reason}", hint=hint) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise InputError(host, f"cannot reach the API server while listing {what}: "
                                f"{_short(exc)}") from None
