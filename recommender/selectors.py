@@ -139,3 +139,54 @@ def selector_labels_text(selector: LabelSelector) -> str:
         else:
             parts.append(f"{req.key} {req.operator.lower()} ({','.join(req.values)})")
     return ",".join(parts) or "(all pods)"
+
+
+def cover_selectors(
+    targets: Sequence[LabelSet], universe: Sequence[LabelSet]
+) -> list[tuple[LabelSelector, list[int]]]:
+    """Few exact selectors that together select exactly ``targets`` within ``universe``.
+
+    First one selector for all targets; else a greedy cover by single label
+    pairs that select only targets (largest coverage first, conventional keys
+    on ties); the rest get one exact selector each. Returns (selector, target
+    indexes) pairs; a target with no exact selector at all is left out.
+
+    >>> u = [{"app": "a", "tier": "api"}, {"app": "b", "tier": "api"}, {"app": "c"}, {"app": "d"}]
+    >>> [(selector_labels_text(s), ix) for s, ix in cover_selectors(u[:3], u)]
+    [('tier=api', [0, 1]), ('app=c', [2])]
+    """
+    wanted = [dict(t) for t in targets]
+    others = [dict(u) for u in universe if dict(u) not in wanted]
+    whole = find_selector(wanted, others)
+    if whole is not None:
+        return [(whole.selector, list(range(len(wanted))))]
+    left = set(range(len(wanted)))
+    out: list[tuple[LabelSelector, list[int]]] = []
+    while left:
+        best = _best_pair(wanted, others, left)
+        if best is None:
+            break
+        pair, covered = best
+        out.append((LabelSelector(match_labels=(pair,)), covered))
+        left -= set(covered)
+    for i in sorted(left):
+        one = find_selector([wanted[i]], others + [w for j, w in enumerate(wanted) if j != i])
+        if one is not None:
+            out.append((one.selector, [i]))
+    return out
+
+
+def _best_pair(
+    wanted: list[dict[str, str]], others: list[dict[str, str]], left: set[int]
+) -> tuple[tuple[str, str], list[int]] | None:
+    """The stable pair selecting no other workload and the most uncovered targets (>= 2)."""
+    pairs = sorted({(k, v) for i in left for k, v in wanted[i].items() if not is_ephemeral_key(k)},
+                   key=lambda kv: (key_rank(kv[0]), kv[1]))
+    best: tuple[tuple[str, str], list[int]] | None = None
+    for k, v in pairs:
+        if any(o.get(k) == v for o in others):
+            continue
+        covered = [i for i in sorted(left) if wanted[i].get(k) == v]
+        if len(covered) >= 2 and (best is None or len(covered) > len(best[1])):
+            best = ((k, v), covered)
+    return best

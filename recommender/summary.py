@@ -1,0 +1,163 @@
+"""SUMMARY.md: groups, evidence, exclusions, assumptions and warnings, per namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from recommender.learning import REASONS
+from recommender.selectors import selector_labels_text
+
+#: Rows listed per exclusion reason before "... and N more".
+MAX_LISTED = 25
+
+
+def peer_text(key: str, index: Any) -> str:
+    """Readable peer: ``ns/name`` for workloads, the key otherwise."""
+    wl = index.workloads.get(key) if index is not None else None
+    return f"{wl.namespace}/{wl.name}" if wl is not None else key
+
+
+def edge_text(edge: tuple[str, str, str, int], index: Any) -> str:
+    direction, peer, proto, port = edge
+    word = "to" if direction == "egress" else "from"
+    return f"{direction} {word} {peer_text(peer, index)} {proto}/{port}"
+
+
+def render_summary(rec: Any, check: Any = None) -> str:
+    """The whole SUMMARY.md as text (deterministic for equal input)."""
+    lines = ["# netpol recommend: summary", ""]
+    lines += _header(rec)
+    lines += _section("Assumptions", _assumptions(rec))
+    lines += _section("Warnings", rec.warnings or ["none"])
+    if rec.scans:
+        lines += _section("Scan findings (excluded unless --include-suspicious)",
+                          [f.describe() for f in rec.scans])
+    for ns in rec.namespaces:
+        lines += _namespace(rec, ns)
+    lines += _excluded(rec, None, "## Excluded traffic outside the namespaces in scope")
+    if check is not None:
+        lines += _self_check(check)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _header(rec: Any) -> list[str]:
+    o = rec.options
+    first, last = rec.window
+    skipped = [f"`{ns}` ({why})" for ns, why in sorted(rec.skipped_namespaces.items())]
+    return [
+        f"- window: {first or '?'} to {last or '?'}",
+        f"- namespaces with policies: {', '.join(f'`{n}`' for n in rec.namespaces) or 'none'}",
+        f"- namespaces without policies: {', '.join(skipped) or 'none'}",
+        f"- policies: {len(rec.policies)}; groups: {len(rec.groups)}; learned observations: "
+        f"{len(rec.learned)}; excluded: {len(rec.excluded)}",
+        f"- options: merge-similar={o.merge_similar}, cidr-budget={o.cidr_budget}, "
+        f"named-ports={o.named_ports}, port-ranges={o.port_ranges}, allow-host={o.allow_host}, "
+        f"include-suspicious={o.include_suspicious}",
+        "",
+    ]
+
+
+def _section(title: str, items: Iterable[str]) -> list[str]:
+    return [f"## {title}", "", *[f"- {i}" for i in items], ""]
+
+
+def _assumptions(rec: Any) -> list[str]:
+    dns = rec.dns
+    out = [
+        "learned: connection requests that flowed (allowed, forwarded, redirected, audit); "
+        "replies, policy drops and scan-shaped traffic never become rules",
+        f"cluster DNS: `{dns.namespace}` pods `{selector_labels_text(dns.selector)}` "
+        f"on {', '.join(f'{p}/{n}' for p, n in dns.ports)} (from {dns.source}); every "
+        "namespace in scope may reach it (the namespace-wide DNS allowance)",
+        "system namespaces get no policies unless named with --namespace; traffic to and "
+        "from them still produces the rules the namespaces in scope need",
+        "unknown peers are reported and never widened into a selector",
+    ]
+    if rec.options.allow_host:
+        out.append("--allow-host: ingress from every node address on the ports observed")
+    else:
+        out.append("ingress from nodes (kubelet probes) is left to the CNI, which allows "
+                   "host-to-local-pod traffic in most implementations; --allow-host writes it")
+    budget = rec.options.cidr_budget
+    out.append(f"external addresses: CIDR budget {budget} "
+               + ("(exact /32 and /128 blocks)" if budget == 0 else "addresses beyond those seen"))
+    return out
+
+
+def _namespace(rec: Any, ns: str) -> list[str]:
+    lines = [f"## Namespace `{ns}`", ""]
+    lines += [f"Policies: {', '.join(f'`{p.name}`' for p in rec.policies_in(ns))}", ""]
+    groups = [g for g in rec.groups if g.namespace == ns]
+    lines += ["| group | members | selector | connections | first seen | last seen |",
+              "|---|---|---|---|---|---|"]
+    for g in groups:
+        members = "<br>".join(f"{m.name} ({', '.join(m.owners)}, {len(m.pods)} pods)"
+                              for m in g.members)
+        name = g.name if g.edges else f"{g.name} (no traffic: default-deny only)"
+        lines.append(f"| {name} | {members} | `{selector_labels_text(g.selector)}` | "
+                     f"{g.connections} | {g.first_seen or '-'} | {g.last_seen or '-'} |")
+    lines.append("")
+    for g in groups:
+        lines += _group_notes(rec, g)
+    lines += _excluded(rec, ns, f"### Excluded traffic of `{ns}`")
+    return lines
+
+
+def _group_notes(rec: Any, g: Any) -> list[str]:
+    out: list[str] = []
+    for member, extra in g.extra_edges:
+        out.append(f"- merge `{g.name}`: allows `{member}` what it never used: "
+                   + "; ".join(edge_text(e, rec.index) for e in extra))
+    for direction, block in g.notes.cidr_blocks:
+        names = g.notes.fqdns.get(block.cidr)
+        fq = f" ({', '.join(names)})" if names else ""
+        out.append(f"- `{g.name}` {direction} ipBlock {block.cidr}{fq}: admits {block.admitted} "
+                   f"address(es), {block.extra} beyond the {len(block.members)} observed")
+    for peer_ns in sorted(set(g.notes.namespace_wide)):
+        out.append(f"- `{g.name}`: every workload of namespace `{peer_ns}` is a peer, so the "
+                   "rule selects the whole namespace")
+    for split in g.notes.split_peers:
+        out.append(f"- `{g.name}`: peers {split} have no common exact selector; listed one by one")
+    return out + ([""] if out else [])
+
+
+def _row_namespace(row: dict[str, Any]) -> str | None:
+    for role, key in (("src_role", "src_key"), ("dst_role", "dst_key")):
+        if row[role] == "workload" and row[f"{role[:3]}_in"]:
+            return str(row[key].split("/", 1)[0])
+    return None
+
+
+def _excluded(rec: Any, ns: str | None, title: str) -> list[str]:
+    rows = [r for r in rec.excluded.to_dict("records") if _row_namespace(r) == ns]
+    if not rows:
+        return [title, "", "- none", ""] if ns is not None else []
+    lines = [title, ""]
+    frame = pd.DataFrame(rows)
+    for reason, group in sorted(frame.groupby("reason"), key=lambda kv: str(kv[0])):
+        conns = int(group["connections"].sum())
+        lines.append(f"- **{reason}** ({REASONS.get(str(reason), reason)}): "
+                     f"{len(group)} observation(s), {conns} connection(s)")
+        for r in group.sort_values(["src_key", "dst_key", "port"]).head(MAX_LISTED).to_dict(
+                "records"):
+            port = "-" if pd.isna(r["port"]) else int(r["port"])
+            lines.append(f"  - {peer_text(r['src_key'], rec.index)} -> "
+                         f"{peer_text(r['dst_key'], rec.index)} {r['protocol']}/{port}: "
+                         f"{r['connections']} connection(s)")
+        if len(group) > MAX_LISTED:
+            lines.append(f"  - ... and {len(group) - MAX_LISTED} more")
+    return lines + [""]
+
+
+def _self_check(check: Any) -> list[str]:
+    lines = ["## Self-check", "",
+             f"- learned observations replayed: {check.checked_learned}, denied: "
+             f"{len(check.denied_learned)}",
+             f"- excluded observations replayed: {check.checked_excluded}, that the output "
+             f"would allow: {len(check.allowed_excluded)}",
+             f"- validation findings: {len(check.findings)}"]
+    lines += [f"  - would allow: {a}" for a in check.allowed_excluded[:MAX_LISTED]]
+    return lines + [""]
