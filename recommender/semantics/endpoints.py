@@ -55,6 +55,11 @@ class Endpoint:
         return self._hash  # type: ignore[attr-defined, no-any-return]
 
     @cached_property
+    def selector_key(self) -> tuple[object, ...]:
+        """What selector peers read: kind, namespace and labels (not IP, not ports)."""
+        return (self.kind, self.namespace, self.labels, self.namespace_labels)
+
+    @cached_property
     def label_map(self) -> dict[str, str]:
         """Pod labels as a dict."""
         return dict(self.labels)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from recommender.labels import matches_selector
 from recommender.model import Inventory, NetworkPolicy
@@ -68,6 +69,15 @@ class CompiledPolicy:
         """Rules for ``direction``; None when the policy does not apply to it."""
         return self.ingress if direction == "ingress" else self.egress
 
+    @cached_property
+    def ip_directions(self) -> frozenset[str]:
+        """Directions with an ipBlock peer (there the peer's IP matters, not just labels)."""
+        return frozenset(
+            d
+            for d in DIRECTIONS
+            if any(p.network is not None for r in self.rules(d) or () for p in r.peers or ())
+        )
+
 
 def compile_policies(policies: Sequence[NetworkPolicy], inventory: Inventory) -> PolicySet:
     """Compile policies for fast evaluation over ``inventory``.
@@ -98,7 +108,7 @@ class PolicySet:
         for cp in self.policies:
             self._by_namespace.setdefault(cp.policy.namespace, []).append(cp)
         self._selecting: dict[_Identity, dict[str, tuple[CompiledPolicy, ...]]] = {}
-        self._peer_hits: dict[tuple[int, str, Endpoint], tuple[CompiledRule, ...]] = {}
+        self._peer_hits: dict[tuple[int, str, object], tuple[CompiledRule, ...]] = {}
         self._decisions: dict[FlowTuple, Decision] = {}
 
     # -- selection ---------------------------------------------------------
@@ -155,8 +165,17 @@ class PolicySet:
 
     def decide_many(self, tuples: Iterable[FlowTuple]) -> list[Decision]:
         """:meth:`decide` for each tuple; equal tuples are evaluated once."""
-        cache, decide = self._decisions, self.decide
-        return [cache.get(t) or decide(*t) for t in tuples]
+        # Flow tables repeat the same endpoint objects: memoise by identity first
+        # (int hashing), falling back to the value-keyed cache in decide().
+        memo: dict[tuple[int, int, int | None, str], Decision] = {}
+        out: list[Decision] = []
+        for src, dst, port, proto in tuples:
+            key = (id(src), id(dst), port, proto)
+            hit = memo.get(key)
+            if hit is None:
+                hit = memo[key] = self.decide(src, dst, port, proto)
+            out.append(hit)
+        return out
 
     def _decide(self, src: Endpoint, dst: Endpoint, port: int | None, proto: str) -> Decision:
         if src.kind == "unknown" or dst.kind == "unknown":
@@ -201,7 +220,10 @@ class PolicySet:
         self, cp: CompiledPolicy, direction: str, peer: Endpoint
     ) -> tuple[CompiledRule, ...]:
         """Rules of one policy whose peers admit ``peer`` (cached per endpoint)."""
-        key = (id(cp), direction, peer)
+        # Selector peers read only (kind, namespace, labels): share the result across
+        # every pod of a workload unless an ipBlock peer makes the IP matter.
+        ident = peer if direction in cp.ip_directions else peer.selector_key
+        key = (id(cp), direction, ident)
         hit = self._peer_hits.get(key)
         if hit is None:
             hit = tuple(r for r in cp.rules(direction) or () if r.matches_peer(peer))
