@@ -30,7 +30,7 @@ from recommender.recommend_steps import (
     namespaces_in_scope,
     timestamp_text,
 )
-from recommender.selectors import find_selector
+from recommender.selectors import cover_selectors, find_selector
 from recommender.suspicious import ScanFinding
 from recommender.synthesize import (
     EVIDENCE_PREFIX,
@@ -206,8 +206,14 @@ def _with_selector(ns: str, members: list[Workload], universe: list[Workload],
     if len(members) > 1:
         names = ", ".join(w.name for w in members)
         warnings.append(f"{ns}: no label selector selects exactly {names}; "
-                        "the group was split per workload")
-        return [g for m in members for g in _with_selector(ns, [m], universe, warnings)]
+                        "the group was split along the selectors that exist")
+        cover = cover_selectors([w.label_map for w in members], [w.label_map for w in universe])
+        out = [([members[i] for i in ix], sel, "exact") for sel, ix in cover]
+        covered = {i for _, ix in cover for i in ix}
+        for i, member in enumerate(members):
+            if i not in covered:
+                out.extend(_with_selector(ns, [member], universe, warnings))
+        return out
     warnings.append(f"{ns}/{members[0].name}: no stable label selector selects exactly this "
                     "workload; it gets no allow policy and stays under default-deny")
     return []

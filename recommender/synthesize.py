@@ -160,7 +160,7 @@ class RuleBuilder:
     def _workload_peers(self, direction: str, peers: PeerPorts) -> list[
             tuple[Peer, tuple[PolicyPort, ...]]]:
         sets: dict[tuple[str, frozenset[tuple[str, int | str]]], list[Workload]] = defaultdict(list)
-        for key, ports in peers.items():
+        for key, ports in sorted(peers.items()):
             wl = self.index.workloads.get(key)
             if wl is not None:
                 sets[(wl.namespace, self._port_specs(direction, wl, ports))].append(wl)
@@ -199,7 +199,7 @@ class RuleBuilder:
             tuple[Peer, tuple[PolicyPort, ...]]]:
         world: dict[str, set[PortSpec]] = {}
         exact: dict[str, set[PortSpec]] = defaultdict(set)
-        for key, ports in peers.items():
+        for key, ports in sorted(peers.items()):
             role, _, ip = key.partition(":")
             if role == "world":
                 world[ip] = set(ports)
@@ -251,3 +251,10 @@ def fqdn_annotation(fqdns: Mapping[str, Sequence[str]]) -> tuple[str, str] | Non
         return None
     text = orjson.dumps({k: sorted(v) for k, v in fqdns.items()}, option=orjson.OPT_SORT_KEYS)
     return (f"{ANNOTATION_PREFIX}fqdns", text.decode())
+
+
+def without_evidence(policy: NetworkPolicy) -> NetworkPolicy:
+    """The policy minus evidence annotations: what must not change across a rollout."""
+    kept = tuple((k, v) for k, v in policy.annotations if not k.startswith(EVIDENCE_PREFIX))
+    return NetworkPolicy(policy.namespace, policy.name, policy.pod_selector, policy.policy_types,
+                         policy.ingress, policy.egress, policy.labels, kept, policy.source)

@@ -1,0 +1,110 @@
+"""``netpol recommend``: flows + inventory -> a reviewed, self-checked policy tree."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from recommender.errors import InputError
+
+if TYPE_CHECKING:
+    from recommender.recommend import Recommendation
+    from recommender.selfcheck import SelfCheck
+
+NAME = "recommend"
+HELP = "learn least-privilege NetworkPolicies from flows and an inventory"
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _budget(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``netpol recommend``."""
+    parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
+                        help="flow files, globs or - for stdin (plain or .gz)")
+    parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE",
+                        help="kubectl get namespaces,pods,services,endpointslices -A -o json")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--force", action="store_true", help="replace an existing DIR")
+    parser.add_argument("--namespace", action="append", default=[], metavar="NS",
+                        help="write policies only for NS (repeatable; default: all but system)")
+    parser.add_argument("--exclude-namespace", action="append", default=[], metavar="NS",
+                        help="write no policies for NS (repeatable)")
+    parser.add_argument("--merge-similar", type=_threshold, metavar="T",
+                        help="merge groups whose edge sets are closer than Jaccard distance T")
+    parser.add_argument("--cidr-budget", type=_budget, default=0, metavar="N",
+                        help="external addresses a CIDR may admit beyond those seen, per group "
+                             "and direction (default 0: exact /32 and /128)")
+    parser.add_argument("--named-ports", action="store_true",
+                        help="use port names every destination pod declares")
+    parser.add_argument("--port-ranges", action="store_true",
+                        help="write runs of consecutive ports as port/endPort ranges")
+    parser.add_argument("--allow-host", action="store_true",
+                        help="allow ingress from node addresses (kubelet probes)")
+    parser.add_argument("--include-suspicious", action="store_true",
+                        help="learn scan-shaped traffic too (it is excluded by default)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop with exit code 2 at the first rejected input line")
+    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"),
+                        help="aggregation engine (default: embedded)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest, recommend, self-check, then write the tree atomically."""
+    from recommender.engines.base import get_engine
+    from recommender.ingest.inventory import read_inventory
+    from recommender.io.atomic import check_writable
+    from recommender.io.policy_writer import write_recommendation
+    from recommender.recommend import RecommendOptions, recommend
+
+    check_writable(args.out, args.force)  # fail before a long run
+    inventory = read_inventory(args.inventory)
+    if not inventory.pods:
+        raise InputError(args.inventory[0], "the inventory holds no pods",
+                         hint="dump it with kubectl get namespaces,pods,services,"
+                              "endpointslices -A -o json")
+    result = get_engine(args.engine).aggregate(args.flows, inventory, strict=args.strict)
+    options = RecommendOptions(
+        namespaces=tuple(args.namespace), exclude_namespaces=tuple(args.exclude_namespace),
+        merge_similar=args.merge_similar, cidr_budget=args.cidr_budget,
+        named_ports=args.named_ports, port_ranges=args.port_ranges, allow_host=args.allow_host,
+        include_suspicious=args.include_suspicious,
+    )
+    rec = recommend(result.observations, inventory, options)
+    rec.warnings.extend(result.stats.warnings())
+    check = rec.self_check(inventory)
+    if not check.ok:
+        print(f"internal error: {check.message()}; nothing was written", file=sys.stderr)
+        return 1
+    path = write_recommendation(rec, args.out, force=args.force, check=check)
+    _report(rec, check, str(path))
+    return 0
+
+
+def _report(rec: Recommendation, check: SelfCheck, path: str) -> None:
+    print(f"wrote {len(rec.policies)} policies for {len(rec.namespaces)} namespace(s) "
+          f"({len(rec.groups)} groups) to {path}/ ; review {path}/SUMMARY.md")
+    print(f"learned {len(rec.learned)} observations, excluded {len(rec.excluded)}; "
+          f"self-check: {check.checked_learned} learned observations allowed")
+    for allowed in check.allowed_excluded:
+        print(f"warning: the output would allow excluded traffic: {allowed}", file=sys.stderr)
+    for warning in rec.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
