@@ -142,8 +142,9 @@ def resolved_columns(side: str, by_ip: str, by_name: str) -> dict[str, str]:
         f"({by_ip}.kind IS NOT NULL AND NOT {labelled} AND NOT ({s}_kind = 'pod' AND {named}) "
         f"AND ({by_ip}.kind = 'cluster_infra' OR {s}_kind IN ('host', 'world', 'unknown', 'pod')))"
     )
-    pick = f"CASE WHEN {use_ip} THEN {by_ip}.{{f}} WHEN {s}_kind = 'pod' AND {named} " \
-           f"THEN {by_name}.{{f}} END"
+    # A template filled per field with str.replace: the SQL holds literal braces ('{}').
+    pick = f"CASE WHEN {use_ip} THEN {by_ip}.@F WHEN {s}_kind = 'pod' AND {named} " \
+           f"THEN {by_name}.@F END"
     cols = {
         "kind": f"CASE WHEN {use_ip} THEN {by_ip}.kind ELSE {s}_kind END",
         "detail": f"CASE WHEN {use_ip} THEN {by_ip}.detail WHEN {s}_kind = 'unknown' AND "
@@ -151,9 +152,9 @@ def resolved_columns(side: str, by_ip: str, by_name: str) -> dict[str, str]:
     }
     for field in ("namespace", "pod", "service_account", "node", "service_namespace",
                   "service_name"):
-        cols[field] = f"coalesce({pick.format(f=field)}, {s}_{field})"
+        cols[field] = f"coalesce({pick.replace('@F', field)}, {s}_{field})"
     cols["labels"] = (f"CASE WHEN {labelled} THEN {s}_labels ELSE "
-                      f"coalesce({pick.format(f='labels')}, {s}_labels) END")
+                      f"coalesce({pick.replace('@F', 'labels')}, {s}_labels) END")
     for field in ("workload_kind", "workload_name"):
         fill = f"coalesce({by_name}.{field}, CASE WHEN {by_ip}.kind = 'pod' THEN {by_ip}.{field} END)"
         cols[field] = f"coalesce({s}_{field}, CASE WHEN {use_ip} THEN {by_ip}.{field} END, {fill})"
