@@ -65,7 +65,7 @@ class EmbeddedEngine(AggregationEngine):
             errors = self._register_lines(con, sources)
             records = self._records(con, sources, inventory)
             sql = observations_sql(f"({connections_sql(f'({records})', bucket)})")
-            groups = con.sql(sql).df()
+            groups = con.execute(sql).df()
             if errors:
                 raise errors[0]
         observations, stats = finish(groups, bucket is not None)
@@ -132,7 +132,7 @@ LEFT JOIN inv_pod dn ON dn.namespace = r.dst_namespace AND dn.pod = r.dst_pod"""
         with self._connection() as con:
             errors = self._register_lines(con, sources)
             records = self._records(con, sources, inventory)
-            reader = con.sql(_flow_table_sql(records)).fetch_record_batch(65536)
+            reader = con.sql(_flow_table_sql(records)).to_arrow_reader(65536)
             for batch in reader:
                 frame = batch.to_pandas()
                 if strict:

@@ -37,24 +37,25 @@ def paths_literal(paths: Sequence[str]) -> str:
 def parsed_lines_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
     """Stage 1: unwrap, parse, classify each line."""
     return f"""
-SELECT file_id, line_no, {paths_literal(paths)}[file_id + 1] || ':' || line_no AS raw_ref,
-       {h.line_kind_sql('text', 'd', 'f', 'reject')} AS line_kind,
-       CASE WHEN {h.line_kind_sql('text', 'd', 'f', 'reject')} = 'reject' THEN
-            {h.reject_detail_sql('text', 'd', 'f', 'reject', 'payload')} END AS reject_detail,
+SELECT file_id, line_no, raw_ref, line_kind, lost, source_format, f,
+       CASE WHEN line_kind = 'reject' THEN
+            {h.reject_detail_sql('text', 'd', 'f', 'reject', 'payload', 'rr')} END AS reject_detail
+FROM (SELECT *, {paths_literal(paths)}[file_id + 1] || ':' || line_no AS raw_ref,
+       {h.line_kind_sql('text', 'd', 'f', 'reject', 'rr')} AS line_kind,
        coalesce(d.lost_events.num_events_lost, 0) AS lost,
        CASE WHEN d.flow IS NOT NULL THEN 'hubble_jsonpb' ELSE 'hubble_legacy_json' END
-            AS source_format,
-       f
+            AS source_format
+FROM (SELECT *, CASE WHEN f IS NOT NULL THEN {h.reject_reason_sql('f')} END AS rr
 FROM (SELECT *, {h.flow_struct_sql('d')} AS f
       FROM (SELECT *, CASE WHEN reject IS NULL THEN {h.parsed_sql('payload', dialect)} END AS d
-            FROM (SELECT *, {h.payload_sql('text')} AS payload FROM {lines})))"""
+            FROM (SELECT *, {h.payload_sql('text')} AS payload FROM {lines})))))"""
 
 
 def _packet_columns(dialect: Dialect) -> list[str]:
     """Stage 2 columns: both packet ends as observed (``a`` = IP source, ``b`` = destination)."""
     cols = [
-        f"{h.reply_sql('f')} AS rep",
-        f"{h.orientation_sql('f')} AS orientation",
+        "rep",
+        f"{h.orientation_sql('f', 'rep')} AS orientation",
         f"{h.time_sql('f')} AS time_start",
         "f.node_name AS observer",
         f"{h.reporter_sql('f')} AS reporter_raw",
@@ -69,7 +70,7 @@ def _packet_columns(dialect: Dialect) -> list[str]:
         "f.event_type.type AS event_type",
     ]
     for side, e in (("a", "f.source"), ("b", "f.destination")):
-        for name, expr in h.endpoint_columns(e, "f.node_name", dialect).items():
+        for name, expr in h.endpoint_columns(e, "f.node_name", f"{side}_k", dialect).items():
             cols.append(f"{expr} AS {side}_{name}")
     cols += [
         "nullif(f.\"IP\".source, '') AS a_ip", "nullif(f.\"IP\".destination, '') AS b_ip",
@@ -120,4 +121,6 @@ def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
 SELECT {passthrough}, {', '.join(_oriented_columns())}
 FROM (SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format,
              {', '.join(_packet_columns(dialect))}
-      FROM ({parsed_lines_sql(lines, paths, dialect)}))"""
+      FROM (SELECT *, {h.reply_sql('f')} AS rep, {h.peer_kind_sql('f.source', dialect)} AS a_k,
+                   {h.peer_kind_sql('f.destination', dialect)} AS b_k
+            FROM ({parsed_lines_sql(lines, paths, dialect)})))"""

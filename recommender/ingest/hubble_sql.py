@@ -146,13 +146,17 @@ def in_list(expr: str, values: tuple[str, ...] | list[str]) -> str:
 CRI_RE = r"^\S+ (stdout|stderr) ([FP]) (.*)$"
 
 
+#: ``{"log": "{...}"}`` (fluent-bit, promtail, docker json-file).
+LOG_KEY_RE = r'"log"\s*:\s*"\{'
+
+
 def payload_sql(text: str = "text") -> str:
     """Unwrap log-shipper envelopes (CRI lines, ``{"log": "..."}``) around a Hubble line."""
     return (
         f"CASE WHEN starts_with({text}, '{{\"flow\":') THEN {text} "
         f"WHEN regexp_matches({text}, {lit(CRI_RE)}) THEN regexp_extract({text}, {lit(CRI_RE)}, 3) "
-        f"WHEN contains({text}, '\"log\":\"{{') THEN coalesce(try(json_extract_string({text}, "
-        f"'$.log')), {text}) ELSE {text} END"
+        f"WHEN contains({text}, '\"log\"') AND regexp_matches({text}, {lit(LOG_KEY_RE)}) "
+        f"THEN coalesce(try(json_extract_string({text}, '$.log')), {text}) ELSE {text} END"
     )
 
 
@@ -171,13 +175,17 @@ def is_legacy_sql(d: str = "d") -> str:
     return f"({d}.verdict IS NOT NULL OR {d}.\"IP\" IS NOT NULL OR {d}.l4 IS NOT NULL)"
 
 
-def line_kind_sql(text: str = "text", d: str = "d", f: str = "f", reject: str = "reject") -> str:
-    """``flow``, ``blank``, one of :data:`NON_FLOW_KINDS`, or ``reject``."""
+def line_kind_sql(text: str = "text", d: str = "d", f: str = "f", reject: str = "reject",
+                  rr: str = "rr") -> str:
+    """``flow``, ``blank``, one of :data:`NON_FLOW_KINDS`, or ``reject``.
+
+    ``rr`` is the column holding :func:`reject_reason_sql` of ``f``.
+    """
     non_flow = " ".join(f"WHEN {d}.{k} IS NOT NULL THEN {lit(k)}" for k in NON_FLOW_KINDS)
     return (
         f"CASE WHEN {reject} IS NOT NULL THEN 'reject' WHEN trim({text}) = '' THEN 'blank' "
         f"WHEN {d} IS NULL THEN 'reject' WHEN {f} IS NOT NULL THEN "
-        f"CASE WHEN {reject_reason_sql(f)} IS NULL THEN 'flow' ELSE 'reject' END "
+        f"CASE WHEN {rr} IS NULL THEN 'flow' ELSE 'reject' END "
         f"{non_flow} ELSE 'reject' END"
     )
 
@@ -195,7 +203,7 @@ def reject_reason_sql(f: str = "f") -> str:
     )
 
 
-def reject_detail_sql(text: str, d: str, f: str, reject: str, payload: str) -> str:
+def reject_detail_sql(text: str, d: str, f: str, reject: str, payload: str, rr: str) -> str:
     """The reject reason with its detail, for ``path:line: reason`` samples."""
     return (
         f"CASE WHEN {reject} IS NOT NULL THEN {reject} "
@@ -203,7 +211,8 @@ def reject_detail_sql(text: str, d: str, f: str, reject: str, payload: str) -> s
         f" = 'P' THEN 'partial CRI log line (P) is not supported' "
         f"WHEN {d} IS NULL AND NOT json_valid({payload}) THEN 'not valid JSON' "
         f"WHEN {d} IS NULL THEN 'not a JSON object' "
-        f"WHEN {f} IS NOT NULL THEN {reject_reason_sql(f)} "
+        f"WHEN {f} IS NOT NULL THEN {rr} "
+        f"WHEN json_type({payload}) <> 'OBJECT' THEN 'not a JSON object' "
         f"ELSE 'JSON object is not a Hubble flow or event' END"
     )
 
@@ -281,11 +290,11 @@ def reply_sql(f: str = "f") -> str:
     )
 
 
-def orientation_sql(f: str = "f") -> str:
+def orientation_sql(f: str = "f", rep: str = "rep") -> str:
     """Where the direction came from: ``hubble``, ``inferred`` or ``unknown``."""
     return (
         f"CASE WHEN {f}.is_reply IS NOT NULL THEN 'hubble' "
-        f"WHEN ({reply_sql(f)}) IS NOT NULL THEN 'inferred' ELSE 'unknown' END"
+        f"WHEN {rep} IS NOT NULL THEN 'inferred' ELSE 'unknown' END"
     )
 
 
@@ -401,13 +410,13 @@ def peer_detail_sql(e: str, kind: str) -> str:
     )
 
 
-def endpoint_columns(e: str, node: str, dialect: Dialect = DUCKDB) -> dict[str, str]:
-    """Per-endpoint FlowRecord fields (without the ``src_``/``dst_`` prefix)."""
-    kind = peer_kind_sql(e, dialect)
+def endpoint_columns(e: str, node: str, kind: str, dialect: Dialect = DUCKDB) -> dict[str, str]:
+    """Per-endpoint FlowRecord fields (without ``src_``/``dst_``); ``kind`` is the
+    column holding :func:`peer_kind_sql` of the same endpoint."""
     wl = f"{e}.workloads[1]"
     return {
         "kind": kind,
-        "detail": peer_detail_sql(e, f"({kind})"),
+        "detail": peer_detail_sql(e, kind),
         "cluster": f"coalesce(nullif({e}.cluster_name, ''), "
                    f"{k8s_label_sql(e, 'io.cilium.k8s.policy.cluster', dialect)})",
         "namespace": f"coalesce(nullif({e}.namespace, ''), "
@@ -415,7 +424,7 @@ def endpoint_columns(e: str, node: str, dialect: Dialect = DUCKDB) -> dict[str, 
         "pod": f"nullif({e}.pod_name, '')",
         "workload_kind": f"nullif({wl}.kind, '')",
         "workload_name": f"nullif({wl}.name, '')",
-        "labels": f"CASE WHEN ({kind}) = 'pod' THEN {stable_labels_json_sql(e, dialect)} END",
+        "labels": f"CASE WHEN {kind} = 'pod' THEN {stable_labels_json_sql(e, dialect)} END",
         "service_account": k8s_label_sql(e, "io.cilium.k8s.policy.serviceaccount", dialect),
         "node": f"CASE WHEN {has_label_sql(e, 'reserved:host')} THEN "
                 f"regexp_extract({node}, '[^/]*$') END",

@@ -121,26 +121,39 @@ def iter_line_batches(
     splitter = _LineSplitter(source.file_id)
     try:
         while True:
-            try:
-                chunk = _read_block(fh, block_size, source.path == STDIN)
-            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-                yield from splitter.flush()
-                yield splitter.error_row(_read_error(exc))
+            chunk, error = _read_block(fh, block_size, source.path == STDIN)
+            if chunk:
+                yield from splitter.feed(chunk)
+            if error is not None:  # the cut-off partial line is part of the damage
+                yield splitter.error_row(_read_error(error))
                 return
             if not chunk:
                 yield from splitter.flush()
                 return
-            yield from splitter.feed(chunk)
     finally:
         if source.path != STDIN:
             fh.close()
 
 
-def _read_block(fh: BinaryIO, size: int, incremental: bool) -> bytes:
-    """Read up to ``size`` bytes; on stdin return what is available (``--follow``)."""
-    if incremental and hasattr(fh, "read1"):
-        return fh.read1(size)
-    return fh.read(size)
+def _read_block(fh: BinaryIO, size: int, incremental: bool) -> tuple[bytes, BaseException | None]:
+    """Read about ``size`` bytes; keep what was read before a decompression error.
+
+    On stdin return what is available at once (for a live ``--follow``).
+    """
+    parts: list[bytes] = []
+    total = 0
+    try:
+        while total < size:
+            part = fh.read1(size - total) if hasattr(fh, "read1") else fh.read(size - total)
+            if not part:
+                break
+            parts.append(part)
+            total += len(part)
+            if incremental:
+                break
+    except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+        return b"".join(parts), exc
+    return b"".join(parts), None
 
 
 def _read_error(exc: BaseException) -> str:
@@ -177,6 +190,8 @@ class _LineSplitter:
             yield self._batch(tail + b"\n")
 
     def error_row(self, reason: str) -> pa.RecordBatch:
+        """A reject row at the next line number; drops the pending partial line."""
+        self.rest = b""
         return self._single(reason)
 
     def _single(self, reason: str) -> pa.RecordBatch:
