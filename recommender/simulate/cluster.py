@@ -93,6 +93,7 @@ class ClusterState:
     namespace_labels: dict[str, dict[str, str]]
     apiserver_ip: str
     identities: dict[tuple[str, ...], int] = field(default_factory=dict)
+    epoch_ns: int | None = None
 
     @property
     def workers(self) -> list[NodeState]:
@@ -123,12 +124,15 @@ class _Allocator:
     def __init__(self, nodes: list[NodeState], rng: random.Random) -> None:
         self.rng = rng
         self.next_host = {n.index: 2 for n in nodes}
+        self.networks: dict[int, ipaddress.IPv4Network | ipaddress.IPv6Network] = {}
         self.endpoint_ids: dict[int, set[int]] = {n.index: set() for n in nodes}
         self.identities: dict[tuple[str, ...], int] = {}
         self.used_identities: set[int] = set()
 
     def pod_ip(self, node: NodeState) -> str:
-        net = ipaddress.ip_network(node.pod_cidr)
+        net = self.networks.get(node.index)
+        if net is None:
+            net = self.networks[node.index] = ipaddress.ip_network(node.pod_cidr)
         host = self.next_host[node.index]
         if host >= net.num_addresses - 1:
             raise ValueError(f"pod CIDR {node.pod_cidr} of {node.name} is exhausted")

@@ -50,7 +50,10 @@ def build_inventory(topology: Topology, cluster: ClusterState, generation: str,
     items += [_pod(p, at_ns) for p in pods]
     services = sorted(_all_services(topology), key=lambda s: (s.namespace, s.name))
     items += [_service(s, cluster) for s in services]
-    items += [_endpoint_slice(s, pods, cluster) for s in services]
+    by_namespace: dict[str, list[PodState]] = {}
+    for pod in pods:
+        by_namespace.setdefault(pod.namespace, []).append(pod)
+    items += [_endpoint_slice(s, by_namespace.get(s.namespace, []), cluster) for s in services]
     return {"apiVersion": "v1", "items": items, "kind": "List",
             "metadata": {"resourceVersion": ""}}
 
@@ -85,8 +88,11 @@ def _namespace(name: str, labels: dict[str, str], cluster: ClusterState) -> dict
 
 
 def _epoch(cluster: ClusterState) -> int:
-    """Cluster creation: a day before the oldest pod."""
-    return min(p.created_ns for g in cluster.pods["train"].values() for p in g) - 86400 * NS_PER_S
+    """Cluster creation: a day before the oldest pod (cached on the state)."""
+    if cluster.epoch_ns is None:
+        cluster.epoch_ns = min(p.created_ns for g in cluster.pods["train"].values()
+                               for p in g) - 86400 * NS_PER_S
+    return cluster.epoch_ns
 
 
 def _node(node: NodeState, topology: Topology) -> dict[str, Any]:

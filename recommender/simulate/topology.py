@@ -170,10 +170,11 @@ class Topology:
 
     def workload(self, key: str) -> WorkloadSpec:
         """Look a workload up by ``namespace/name``."""
-        for w in self.workloads:
-            if w.key == key:
-                return w
-        raise KeyError(key)
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = {w.key: w for w in self.workloads}
+            object.__setattr__(self, "_index", index)
+        return index[key]
 
     def external(self, name: str) -> ExternalSpec:
         for e in self.externals:
@@ -364,10 +365,13 @@ def _implicit_edges(doc: Mapping[str, Any], workloads: list[WorkloadSpec],
     out: list[EdgeSpec] = []
     scrape = doc.get("scrape") or {}
     probe_rate = float(doc.get("probe_rate_per_pod", 60.0))
+    egress: dict[str, float] = {}
+    for e in edges:
+        egress[e.src] = egress.get(e.src, 0.0) + e.rate
     for w in workloads:
         cron = w.kind == "CronJob"
         if w.dns:
-            own = sum(e.rate for e in edges if e.src == w.key)
+            own = egress.get(w.key, 0.0)
             udp = max(2.0, round(own * 0.4, 3))
             runs = {"per_run": 2} if cron else {}
             out.append(EdgeSpec(w.key, DNS_WORKLOAD, 53, "UDP", udp if not cron else
