@@ -28,3 +28,14 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 def samples() -> Path:
     assert SAMPLES.is_dir(), f"shared samples not found at {SAMPLES}"
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def small_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small webshop simulation (1h windows, 5% of the rates): train/fresh flows, truth."""
+    from recommender.simulate import SimOptions, load_topology, run_simulation
+
+    out = tmp_path_factory.mktemp("sim") / "webshop"
+    run_simulation(load_topology("webshop"), out,
+                   SimOptions(seed=5, window_s=3600, rate_scale=0.05), show_progress=False)
+    return out

@@ -12,6 +12,7 @@ from recommender.semantics.endpoints import (
     Endpoint,
     endpoint_for_ip,
     endpoint_for_pod,
+    host_endpoint,
     pod_endpoint,
 )
 from recommender.semantics.engine import (
@@ -30,5 +31,6 @@ __all__ = [
     "compile_policies",
     "endpoint_for_ip",
     "endpoint_for_pod",
+    "host_endpoint",
     "pod_endpoint",
 ]

@@ -41,6 +41,9 @@ class Endpoint:
     ip: str | None = None
     ports: tuple[ContainerPort, ...] = ()
     name: str | None = field(default=None, compare=False)
+    #: The node a pod runs on, or the node a ``host`` address belongs to. It decides
+    #: the "own node" exception (see ``engine``); None when unknown.
+    node: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ENDPOINT_KINDS:
@@ -48,7 +51,8 @@ class Endpoint:
         if self.kind == "pod" and not self.namespace:
             raise ValueError("a pod endpoint needs a namespace")
         # Hash once: endpoints are dictionary keys on the hot path of decide_many.
-        key = (self.kind, self.namespace, self.labels, self.namespace_labels, self.ip, self.ports)
+        key = (self.kind, self.namespace, self.labels, self.namespace_labels, self.ip, self.ports,
+               self.node)
         object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:
@@ -87,6 +91,7 @@ def pod_endpoint(
     ip: str | None = None,
     ports: tuple[ContainerPort, ...] = (),
     name: str | None = None,
+    node: str | None = None,
 ) -> Endpoint:
     """A pod endpoint from plain values; the namespace always carries its name label.
 
@@ -102,6 +107,7 @@ def pod_endpoint(
         ip=ip,
         ports=ports,
         name=name,
+        node=node,
     )
 
 
@@ -116,9 +122,10 @@ def endpoint_for_pod(pod: Pod, inventory: Inventory, ip: str | None = None) -> E
     """
     address = ip or (pod.ips[0] if pod.ips else None)
     if pod.host_network:
-        return Endpoint(kind="host", ip=address or pod.host_ip, name=pod.key)
+        return Endpoint(kind="host", ip=address or pod.host_ip, name=pod.key, node=pod.node)
     ns = _index(inventory).namespaces.get(pod.namespace)
-    return pod_endpoint(pod.namespace, pod.labels, ns, address, pod.container_ports, pod.key)
+    return pod_endpoint(pod.namespace, pod.labels, ns, address, pod.container_ports, pod.key,
+                        pod.node)
 
 
 def endpoint_for_ip(ip: str, inventory: Inventory) -> Endpoint:
@@ -143,7 +150,7 @@ def endpoint_for_ip(ip: str, inventory: Inventory) -> Endpoint:
     if len(pods) > 1:
         return Endpoint(kind="unknown", ip=text)
     if text in index.host_ips:
-        return Endpoint(kind="host", ip=text)
+        return Endpoint(kind="host", ip=text, node=index.host_ips[text])
     if text in index.infra_ips:
         return Endpoint(kind="cluster_infra", ip=text)
     if text in index.service_ips or any(address in net for net in index.pod_cidrs):
@@ -151,14 +158,38 @@ def endpoint_for_ip(ip: str, inventory: Inventory) -> Endpoint:
     return Endpoint(kind="world", ip=text)
 
 
+def host_endpoint(ip: str, inventory: Inventory) -> Endpoint:
+    """A node-side address that the flow source already calls "host".
+
+    Hubble labels node traffic ``reserved:host``; with Cilium the address is often
+    the node's router IP inside its pod CIDR (``cilium_host``), which no pod holds
+    and which is not a node address. Such an address is the host of the node that
+    owns the CIDR. A known node address keeps its node; anything else is a host
+    of unknown node (never matched by the own-node exception).
+    """
+    index = _index(inventory)
+    text = _norm(ip)
+    if text in index.host_ips:
+        return Endpoint(kind="host", ip=text, node=index.host_ips[text])
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return Endpoint(kind="unknown", ip=ip)
+    for net, node in index.cidr_nodes:
+        if address in net and text not in index.pods_by_ip:
+            return Endpoint(kind="host", ip=text, node=node)
+    return Endpoint(kind="host", ip=text)
+
+
 @dataclass
 class _InventoryIndex:
     namespaces: dict[str, Mapping[str, str]]
     pods_by_ip: dict[str, list[Pod]]
-    host_ips: frozenset[str]
+    host_ips: dict[str, str | None]  # address -> node name (None when unknown)
     infra_ips: frozenset[str]
     service_ips: frozenset[str]
     pod_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    cidr_nodes: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = ()
 
 
 _INDEXES: dict[int, tuple[Inventory, _InventoryIndex]] = {}
@@ -178,19 +209,19 @@ def _index(inventory: Inventory) -> _InventoryIndex:
 
 def _build_index(inv: Inventory) -> _InventoryIndex:
     pods_by_ip: dict[str, list[Pod]] = {}
-    host_ips: set[str] = set()
+    host_ips: dict[str, str | None] = {}
     for pod in inv.pods:
         if pod.phase in TERMINAL_PHASES:
             continue
         if pod.host_network:
-            host_ips.update(_norm(ip) for ip in pod.ips)
+            host_ips.update((_norm(ip), pod.node) for ip in pod.ips)
             continue
         for ip in pod.ips:
             pods_by_ip.setdefault(_norm(ip), []).append(pod)
         if pod.host_ip:
-            host_ips.add(_norm(pod.host_ip))
+            host_ips[_norm(pod.host_ip)] = pod.node
     for node in inv.nodes:
-        host_ips.update(_norm(a) for a in node.addresses)
+        host_ips.update((_norm(a), node.name) for a in node.addresses)
     infra = {
         _norm(a)
         for s in inv.endpoint_slices
@@ -201,11 +232,14 @@ def _build_index(inv: Inventory) -> _InventoryIndex:
     return _InventoryIndex(
         namespaces={n.name: n.labels for n in inv.namespaces},
         pods_by_ip=pods_by_ip,
-        host_ips=frozenset(host_ips),
+        host_ips=host_ips,
         infra_ips=frozenset(infra),
         service_ips=frozenset(_norm(ip) for s in inv.services for ip in s.cluster_ips),
         pod_cidrs=tuple(
             net for n in inv.nodes for c in n.pod_cidrs if (net := _net(c)) is not None
+        ),
+        cidr_nodes=tuple(
+            (net, n.name) for n in inv.nodes for c in n.pod_cidrs if (net := _net(c)) is not None
         ),
     )
 

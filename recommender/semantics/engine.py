@@ -13,6 +13,15 @@ The rules, from the Kubernetes NetworkPolicy reference:
 
 Only pods are selected by policies: ``host``, ``world`` and ``cluster_infra``
 endpoints are never isolated. An ``unknown`` endpoint gives verdict ``unknown``.
+
+Two exceptions from the concepts page ("Network Policies", the identifiers a pod
+can talk to) are applied before any rule:
+
+* "a pod cannot block access to itself": a connection from a pod to its own IP
+  is allowed;
+* "traffic to and from the node where a Pod is running is always allowed,
+  regardless of the IP address of the Pod or the node": a ``host`` endpoint of
+  the pod's own node (kubelet probes) passes both sides.
 """
 
 from __future__ import annotations
@@ -181,6 +190,9 @@ class PolicySet:
         if src.kind == "unknown" or dst.kind == "unknown":
             side = "source" if src.kind == "unknown" else "destination"
             return Decision("unknown", reason=f"{side} endpoint is unknown")
+        exempt = _exemption(src, dst)
+        if exempt is not None:
+            return Decision("allowed", reason=exempt)
         egress = self.selecting(src, "egress")
         ingress = self.selecting(dst, "ingress")
         e_rules = self._allowing(egress, "egress", dst, dst, port, proto)
@@ -229,3 +241,14 @@ class PolicySet:
             hit = tuple(r for r in cp.rules(direction) or () if r.matches_peer(peer))
             self._peer_hits[key] = hit
         return hit
+
+
+def _exemption(src: Endpoint, dst: Endpoint) -> str | None:
+    """The reason a connection is allowed whatever the policies say, or None."""
+    if src.kind == "pod" and dst.kind == "pod" and src.ip is not None and src.ip == dst.ip \
+            and src.namespace == dst.namespace:
+        return "a pod cannot block access to itself"
+    pod, other = (dst, src) if dst.kind == "pod" else (src, dst)
+    if pod.kind == "pod" and other.kind == "host" and pod.node and other.node == pod.node:
+        return "traffic between a pod and its own node is always allowed"
+    return None
