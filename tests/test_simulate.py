@@ -162,7 +162,8 @@ def test_lines_are_wrapped_jsonpb_except_recorded_ones(
                 assert ({"lost_events"} <= doc.keys()
                                             or {"node_status"} <= doc.keys())
             else:
-                assert doc is not None and list(doc) == ["flow", "node_name", "time"], number
+                assert doc is not None, number
+                assert list(doc) == ["flow", "node_name", "time"], number
                 assert doc["flow"]["time"] == doc["time"]
                 assert doc["time"].endswith("Z")
 

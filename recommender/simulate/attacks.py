@@ -92,7 +92,10 @@ def _target(attack: AttackSpec, src: PodState, cluster: ClusterState, window: st
             rng: random.Random) -> tuple[PodState | None, int]:
     if attack.kind == "lateral":
         pods = cluster.pods[window].get(attack.dst or "", [])
-        return (rng.choice(pods) if pods else None), int(attack.port or 0)
+        port = int(attack.port or 0)
+        if not pods or (src.spec.key, attack.dst, port, "TCP") in legit:
+            return None, port  # a legitimate triple is never marked illegitimate
+        return rng.choice(pods), port
     candidates = [p for key, group in sorted(cluster.pods[window].items())
                   if key != src.spec.key for p in group]
     ports = attack.ports or SCAN_PORTS

@@ -162,12 +162,15 @@ def build_nodes(topology: Topology) -> list[NodeState]:
     """kind-style nodes: ``<cluster>-control-plane``, ``<cluster>-worker``, ``-worker2`` ..."""
     c = topology.cluster
     node_net = ipaddress.ip_network(c.node_cidr)
-    subnets = ipaddress.ip_network(c.pod_cidr).subnets(new_prefix=c.node_prefix)
+    network = ipaddress.ip_network(c.pod_cidr)
+    size = 1 << (network.max_prefixlen - c.node_prefix)
+    if (c.workers + 1) * size > network.num_addresses:
+        raise ValueError(f"pod CIDR {c.pod_cidr} has no room for {c.workers + 1} nodes")
     nodes = []
     for i in range(c.workers + 1):
         name = f"{c.name}-control-plane" if i == 0 else \
             f"{c.name}-worker{'' if i == 1 else i}"
-        pod_cidr = next(subnets)
+        pod_cidr = ipaddress.ip_network((int(network.network_address) + i * size, c.node_prefix))
         labels = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
                   "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name,
                   "kubernetes.io/os": "linux"}

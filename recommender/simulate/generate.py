@@ -19,7 +19,7 @@ from typing import IO
 import numpy as np
 
 from recommender.progress import Progress
-from recommender.simulate.attacks import plan_attacks
+from recommender.simulate.attacks import PlannedAttack, plan_attacks
 from recommender.simulate.cluster import NS_PER_S, ClusterState, PodState
 from recommender.simulate.connections import Conn, emit_connection
 from recommender.simulate.edges import EPHEMERAL_PORTS, LegitEdge, PeerPicker
@@ -199,9 +199,10 @@ def generate_window(ctx: Context, window: str, t0: int, t1: int, fh: IO[bytes],
             for _ in range(int(counts[idx])):
                 seq = _add(ctx, sink, picker, rng, writer, events, edge,
                            c0 + rng.randrange(c1 - c0), None, seq)
-        for pod, edge in runs.get(c0, ()):
-            for _ in range(edge.spec.per_run):
+        for pod, group in runs.get(c0, ()):
+            for _ in range(group[0].spec.per_run):
                 t = min(pod.created_ns + rng.randrange(int(pod.spec.run_minutes * 60e9)), t1 - 1)
+                edge = group[0] if len(group) == 1 else rng.choice(group)
                 seq = _add(ctx, sink, picker, rng, writer, events, edge, t, pod, seq)
         for planned in attacks.get(c0, ()):
             for t, line, reply in emit_connection(writer, planned.conn):
@@ -247,23 +248,31 @@ def _chunk_of(t: int, t0: int) -> int:
 
 
 def _runs_by_chunk(ctx: Context, window: str, t0: int,
-                   t1: int) -> dict[int, list[tuple[PodState, LegitEdge]]]:
-    """CronJob/Job runs starting in this window, with the edges each run makes."""
-    out: dict[int, list[tuple[PodState, LegitEdge]]] = {}
+                   t1: int) -> dict[int, list[tuple[PodState, list[LegitEdge]]]]:
+    """CronJob/Job runs starting in this window, with the edges each run makes.
+
+    Edges split per external IP come as one group: a run makes ``per_run``
+    connections to the external, each to one of its IPs.
+    """
+    out: dict[int, list[tuple[PodState, list[LegitEdge]]]] = {}
     for key, pods in sorted(ctx.cluster.runs.items()):
-        edges = [e for e in ctx.edges if e.spec.src == key and e.spec.per_run]
+        groups: dict[int, list[LegitEdge]] = {}
+        for e in ctx.edges:
+            if e.spec.src == key and e.spec.per_run:
+                groups.setdefault(id(e.spec), []).append(e)
         for pod in pods:
             if t0 <= pod.created_ns < t1:
-                out.setdefault(_chunk_of(pod.created_ns, t0), []).extend((pod, e) for e in edges)
+                out.setdefault(_chunk_of(pod.created_ns, t0), []).extend(
+                    (pod, group) for group in groups.values())
     return out
 
 
-def _attacks(ctx: Context, window: str, t0: int, t1: int) -> dict[int, list]:  # type: ignore[type-arg]
+def _attacks(ctx: Context, window: str, t0: int, t1: int) -> dict[int, list[PlannedAttack]]:
     if not ctx.options.illegitimate:
         return {}
     legit = {(e.spec.src, e.spec.dst, e.spec.port, e.spec.protocol) for e in ctx.edges}
     rng = random.Random(f"{ctx.options.seed}:{window}:attacks")
-    out: dict[int, list] = {}  # type: ignore[type-arg]
+    out: dict[int, list[PlannedAttack]] = {}
     for planned in plan_attacks(ctx.topology, ctx.cluster, window, t0, t1, legit, rng,
                                 ctx.options.replies):
         out.setdefault(_chunk_of(planned.conn.t, t0), []).append(planned)

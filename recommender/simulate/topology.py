@@ -170,7 +170,7 @@ class Topology:
 
     def workload(self, key: str) -> WorkloadSpec:
         """Look a workload up by ``namespace/name``."""
-        index = self.__dict__.get("_index")
+        index: dict[str, WorkloadSpec] | None = self.__dict__.get("_index")
         if index is None:
             index = {w.key: w for w in self.workloads}
             object.__setattr__(self, "_index", index)
@@ -373,9 +373,9 @@ def _implicit_edges(doc: Mapping[str, Any], workloads: list[WorkloadSpec],
         if w.dns:
             own = egress.get(w.key, 0.0)
             udp = max(2.0, round(own * 0.4, 3))
-            runs = {"per_run": 2} if cron else {}
             out.append(EdgeSpec(w.key, DNS_WORKLOAD, 53, "UDP", udp if not cron else
-                                2 / float(w.schedule_hours or 1), "dns", **runs))
+                                2 / float(w.schedule_hours or 1), "dns",
+                                per_run=2 if cron else 0))
             out.append(EdgeSpec(w.key, DNS_WORKLOAD, 53, "TCP", max(0.5, round(udp * 0.03, 3))
                                 if not cron else 1 / float(w.schedule_hours or 1), "dns",
                                 per_run=1 if cron else 0))
