@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from recommender.model import Inventory, NetworkPolicy, Pod
 from recommender.resolve import is_live
@@ -62,8 +62,12 @@ def allowed_triples(policies: PolicySet, universe: Sequence[WorkloadRep],
         for src in universe:
             if scope is not None and src.namespace not in scope and dst.namespace not in scope:
                 continue
+            # Within one workload the question is replica-to-replica, not a pod to
+            # itself (which no policy can block): drop the IP so the self exemption
+            # does not apply.
+            src_ep = replace(src.endpoint, ip=None) if src is dst else src.endpoint
             for port, proto in ports:
-                if policies.decide(src.endpoint, dst.endpoint, port, proto).verdict == "allowed":
+                if policies.decide(src_ep, dst.endpoint, port, proto).verdict == "allowed":
                     out.add((src.key, dst.key, port, proto))
     return out
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from recommender.model import NetworkPolicy
 from recommender.reachability import WorkloadRep, admitted_external, allowed_triples
+from recommender.recommend_steps import SYSTEM_NAMESPACES
 
 DNS_PORT = 53
 
@@ -219,11 +220,11 @@ def static_measures(policies: Sequence[NetworkPolicy], policy_set: Any,
                     universe: Sequence[WorkloadRep], truth: Mapping[str, Any]) -> dict[str, Any]:
     """The measures that need no flows: over-permissiveness and compactness.
 
-    Only workload pairs with at least one end in a namespace that has a policy
-    are enumerated: traffic between namespaces left out of scope is open by
-    choice, not a permissiveness of the policy set.
+    Workload pairs are enumerated when at least one end is in an application
+    namespace of the truth (system namespaces such as ``kube-system`` are out of
+    the recommendation's scope, so traffic among them alone is not counted).
     """
-    scope = {p.namespace for p in policies}
+    scope = {w["namespace"] for w in truth.get("workloads", ())} - SYSTEM_NAMESPACES
     allowed = allowed_triples(policy_set, universe, namespaces=scope)
     return {"over_permissiveness": over_permissiveness(policies, allowed, truth,
                                                        dns_workload_keys(universe)),
