@@ -375,3 +375,34 @@ def test_missing_file_and_empty_glob(tmp_path):
         ENGINE.aggregate([str(tmp_path / "nope.json")])
     with pytest.raises(InputError, match="no file matches"):
         ENGINE.aggregate([str(tmp_path / "*.json")])
+
+
+_KEYS = ["app", "app.kubernetes.io/name", "pod-template-hash", "job-name", "job-names",
+         "controller-revision-hash", "statefulset.kubernetes.io/pod-name", "kubernetes.io/os",
+         "io.kubernetes.pod.namespace", "io.cilium.k8s.policy.cluster", "tier",
+         "failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/zone", "a.b/c-d_e"]
+
+
+def test_sql_label_filter_equals_python_twin():
+    """The SQL label normalization and ``labels.stable_labels`` agree (one definition)."""
+    import duckdb
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from recommender.ingest import hubble_sql as h
+    from recommender.labels import encode_labels, stable_labels
+
+    con = duckdb.connect()
+    sql = (f"SELECT {h.stable_labels_json_sql(h.joined_labels_sql('e'))} "
+           "FROM (SELECT {'labels': ?::VARCHAR[]} AS e)")
+    value = st.text(alphabet="abcXYZ019-_.", max_size=6)
+    extra = st.lists(st.sampled_from(["reserved:host", "cidr:1.2.3.4/32", "container:x=y"]))
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.dictionaries(st.sampled_from(_KEYS), value), extra)
+    def check(labels, other):
+        raw = sorted([f"k8s:{k}={v}" for k, v in labels.items()] + other)
+        got = con.execute(sql, [raw]).fetchone()[0]
+        assert got == encode_labels(stable_labels(labels))
+
+    check()

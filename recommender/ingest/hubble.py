@@ -70,7 +70,7 @@ def _packet_columns(dialect: Dialect) -> list[str]:
         "f.event_type.type AS event_type",
     ]
     for side, e in (("a", "f.source"), ("b", "f.destination")):
-        for name, expr in h.endpoint_columns(e, "f.node_name", f"{side}_k", dialect).items():
+        for name, expr in h.endpoint_columns(e, f"{side}_j", "f.node_name", f"{side}_k").items():
             cols.append(f"{expr} AS {side}_{name}")
     cols += [
         "nullif(f.\"IP\".source, '') AS a_ip", "nullif(f.\"IP\".destination, '') AS b_ip",
@@ -121,6 +121,8 @@ def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
 SELECT {passthrough}, {', '.join(_oriented_columns())}
 FROM (SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format,
              {', '.join(_packet_columns(dialect))}
-      FROM (SELECT *, {h.reply_sql('f')} AS rep, {h.peer_kind_sql('f.source', dialect)} AS a_k,
-                   {h.peer_kind_sql('f.destination', dialect)} AS b_k
-            FROM ({parsed_lines_sql(lines, paths, dialect)})))"""
+      FROM (SELECT *, {h.peer_kind_sql('f.source', 'a_j')} AS a_k,
+                   {h.peer_kind_sql('f.destination', 'b_j')} AS b_k
+            FROM (SELECT *, {h.reply_sql('f')} AS rep, {h.joined_labels_sql('f.source')} AS a_j,
+                         {h.joined_labels_sql('f.destination')} AS b_j
+                  FROM ({parsed_lines_sql(lines, paths, dialect)}))))"""

@@ -17,7 +17,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from recommender.labels import CILIUM_EXCLUDED_PREFIXES, CILIUM_PSEUDO_PREFIXES, EPHEMERAL_LABEL_KEYS
+from recommender.labels import (
+    CILIUM_EXCLUDED_PREFIXES,
+    CILIUM_PSEUDO_PREFIXES,
+    EPHEMERAL_LABEL_KEYS,
+)
 
 # ---------------------------------------------------------------------------
 # The structure parsed out of each line (flow.proto field names, protojson).
@@ -319,74 +323,81 @@ def policies_sql(f: str = "f", dialect: Dialect = DUCKDB) -> str:
 # ---------------------------------------------------------------------------
 
 
-def is_unstable_key_sql(key: str) -> str:
-    """SQL twin of :func:`recommender.labels.is_ephemeral_key` (same constants)."""
-    prefixes = CILIUM_PSEUDO_PREFIXES + CILIUM_EXCLUDED_PREFIXES
-    starts = " OR ".join(f"starts_with({key}, {lit(p)})" for p in prefixes)
-    return (
-        f"({in_list(key, sorted(EPHEMERAL_LABEL_KEYS))} OR {starts} OR "
-        f"contains({key}, 'beta.kubernetes.io'))"
-    )
+#: Label lists are handled as one string ``\x1fl1\x1fl2\x1f`` (column ``<end>_j``):
+#: regular expressions over it are much faster than per-element lambdas.
+SEP = "\x1f"
 
 
-def _label_key(s: str) -> str:
-    return f"CASE WHEN strpos({s}, '=') > 0 THEN left({s}, strpos({s}, '=') - 1) ELSE {s} END"
+def joined_labels_sql(e: str) -> str:
+    """The endpoint's labels as one ``SEP``-delimited string with ``=`` turned into ``\x01``.
+
+    ``=`` never occurs in label keys or values, and ``\x01`` sorts below every
+    key character, so sorting ``key\x01value`` strings sorts by key.
+    """
+    return (f"replace(chr(31) || array_to_string(coalesce({e}.labels, []), chr(31)) || chr(31), "
+            f"'=', chr(1))")
 
 
-def _label_value(s: str) -> str:
-    return f"CASE WHEN strpos({s}, '=') > 0 THEN substr({s}, strpos({s}, '=') + 1) ELSE '' END"
+def _re_escape(text: str) -> str:
+    return "".join("\\" + c if c in ".^$*+?()[]{}|\\/" else c for c in text)
 
 
-def k8s_labels_sql(e: str, dialect: Dialect = DUCKDB) -> str:
-    """``key=value`` strings of the ``k8s:`` labels, prefix stripped."""
-    keep = dialect.lam("l", "starts_with(l, 'k8s:')")
-    strip = dialect.lam("l", "substr(l, 5)")
-    return f"list_transform(list_filter(coalesce({e}.labels, []), {keep}), {strip})"
+def unstable_label_re() -> str:
+    """Regex for a ``k8s:`` label whose key is unstable (twin of ``labels.is_ephemeral_key``)."""
+    exact = [_re_escape(k) for k in sorted(EPHEMERAL_LABEL_KEYS)]
+    prefixes = [_re_escape(p) + "[^\x01\x1f]*"
+                for p in CILIUM_PSEUDO_PREFIXES + CILIUM_EXCLUDED_PREFIXES]
+    contains = ["[^\x01\x1f]*beta\\.kubernetes\\.io[^\x01\x1f]*"]
+    # k8s labels are always key=value, so the key ends at \x01: no prefix over-match.
+    return "\x1fk8s:(?:" + "|".join(exact + prefixes + contains) + ")\x01[^\x1f]*"
 
 
-def k8s_label_sql(e: str, key: str, dialect: Dialect = DUCKDB) -> str:
+def k8s_label_sql(j: str, key: str) -> str:
     """Value of one ``k8s:`` label (pseudo labels such as the namespace), or NULL."""
-    prefix = f"k8s:{key}="
-    pick = dialect.lam("l", f"starts_with(l, {lit(prefix)})")
-    return f"substr(list_filter(coalesce({e}.labels, []), {pick})[1], {len(prefix) + 1})"
+    pattern = "\x1fk8s:" + _re_escape(key) + "\x01([^\x1f]*)"
+    return f"nullif(regexp_extract({j}, {lit(pattern)}, 1), '')"
 
 
-def stable_labels_json_sql(e: str, dialect: Dialect = DUCKDB) -> str:
-    """Canonical JSON (as :func:`recommender.labels.encode_labels`) of the stable k8s labels."""
-    keep = dialect.lam("s", f"NOT {is_unstable_key_sql(_label_key('s'))}")
-    pair = dialect.lam("s", f"{{'k': {_label_key('s')}, 'v': {_label_value('s')}}}")
-    enc = dialect.lam("p", f"{dialect.to_json_string('p.k')} || ':' || "
-                      f"{dialect.to_json_string('p.v')}")
-    pairs = f"list_sort(list_transform(list_filter({k8s_labels_sql(e, dialect)}, {keep}), {pair}))"
-    return f"'{{' || array_to_string(list_transform({pairs}, {enc}), ',') || '}}'"
+def stable_labels_json_sql(j: str) -> str:
+    """Canonical JSON (as :func:`recommender.labels.encode_labels`) of the stable k8s labels.
+
+    Unstable labels are cut out of the joined string, the ``k8s:`` ones
+    extracted, sorted by key and rendered.
+    """
+    cut = f"regexp_replace({j}, {lit(unstable_label_re())}, '', 'g')"
+    kept = f"regexp_extract_all({cut}, {lit(chr(31) + 'k8s:([^' + chr(31) + ']*)')}, 1)"
+    body = f"array_to_string(list_sort({kept}), chr(31))"
+    pairs = (f"regexp_replace({body}, {lit('([^' + chr(31) + chr(1) + ']*)(?:' + chr(1) + '([^' + chr(31) + ']*))?')}, "
+             f"'\"\\1\":\"\\2\"', 'g')")
+    return f"CASE WHEN len({kept}) = 0 THEN '{{}}' ELSE '{{' || replace({pairs}, chr(31), ',') || '}}' END"
 
 
-def has_label_sql(e: str, label: str) -> str:
-    return f"list_contains(coalesce({e}.labels, []), {lit(label)})"
+def has_label_sql(j: str, label: str) -> str:
+    return f"contains({j}, {lit(SEP + label + SEP)})"
 
 
-def has_label_prefix_sql(e: str, prefix: str, dialect: Dialect = DUCKDB) -> str:
-    test = dialect.lam("l", f"starts_with(l, {lit(prefix)})")
-    return f"len(list_filter(coalesce({e}.labels, []), {test})) > 0"
+def has_label_prefix_sql(j: str, prefix: str) -> str:
+    return f"contains({j}, {lit(SEP + prefix)})"
 
 
-def peer_kind_sql(e: str, dialect: Dialect = DUCKDB) -> str:
+def peer_kind_sql(e: str, j: str) -> str:
     """pod, host, world, cluster_infra or unknown, from Hubble's endpoint alone.
 
-    A pod name wins over ``reserved:world`` (L7 proxy records, FORMATS.md 3.9).
+    ``j`` is the endpoint's :func:`joined_labels_sql`. A pod name wins over
+    ``reserved:world`` (L7 proxy records, FORMATS.md 3.9).
     """
     world = " OR ".join(
-        [has_label_sql(e, f"reserved:{w}") for w in ("world", "world-ipv4", "world-ipv6")]
-        + [has_label_prefix_sql(e, p, dialect) for p in ("cidr:", "fqdn:")]
+        [has_label_sql(j, f"reserved:{w}") for w in ("world", "world-ipv4", "world-ipv6")]
+        + [has_label_prefix_sql(j, p) for p in ("cidr:", "fqdn:")]
     )
     by_id = " ".join(f"WHEN {k} THEN {lit(v)}" for k, v in RESERVED_IDENTITY_KIND.items())
     return (
         f"CASE WHEN coalesce({e}.pod_name, '') <> '' THEN 'pod' "
-        f"WHEN {has_label_sql(e, 'reserved:kube-apiserver')} THEN 'cluster_infra' "
-        f"WHEN {has_label_prefix_sql(e, 'k8s:', dialect)} THEN 'pod' "
-        f"WHEN {has_label_sql(e, 'reserved:host')} OR {has_label_sql(e, 'reserved:remote-node')} "
-        f"THEN 'host' WHEN {has_label_sql(e, 'reserved:health')} OR "
-        f"{has_label_sql(e, 'reserved:ingress')} THEN 'cluster_infra' "
+        f"WHEN {has_label_sql(j, 'reserved:kube-apiserver')} THEN 'cluster_infra' "
+        f"WHEN {has_label_prefix_sql(j, 'k8s:')} THEN 'pod' "
+        f"WHEN {has_label_sql(j, 'reserved:host')} OR {has_label_sql(j, 'reserved:remote-node')} "
+        f"THEN 'host' WHEN {has_label_sql(j, 'reserved:health')} OR "
+        f"{has_label_sql(j, 'reserved:ingress')} THEN 'cluster_infra' "
         f"WHEN {world} THEN 'world' "
         f"WHEN len(coalesce({e}.labels, [])) = 0 THEN CASE {e}.identity {by_id} ELSE "
         f"CASE WHEN {e}.identity >= {LOCAL_CIDR_IDENTITY_MIN} AND {e}.identity < "
@@ -395,37 +406,39 @@ def peer_kind_sql(e: str, dialect: Dialect = DUCKDB) -> str:
     )
 
 
-def peer_detail_sql(e: str, kind: str) -> str:
+def peer_detail_sql(e: str, j: str, kind: str) -> str:
     """Name of a cluster_infra peer, or the reason an unknown peer is unknown."""
     return (
         f"CASE WHEN {kind} = 'cluster_infra' THEN CASE "
-        f"WHEN {has_label_sql(e, 'reserved:kube-apiserver')} OR {e}.identity = 7 "
-        f"THEN 'kube-apiserver' WHEN {has_label_sql(e, 'reserved:health')} OR {e}.identity = 4 "
+        f"WHEN {has_label_sql(j, 'reserved:kube-apiserver')} OR {e}.identity = 7 "
+        f"THEN 'kube-apiserver' WHEN {has_label_sql(j, 'reserved:health')} OR {e}.identity = 4 "
         f"THEN 'health' ELSE 'ingress' END "
         f"WHEN {kind} = 'unknown' THEN CASE "
-        f"WHEN {has_label_sql(e, 'reserved:init')} THEN 'reserved-init' "
-        f"WHEN {has_label_sql(e, 'reserved:unmanaged')} THEN 'reserved-unmanaged' "
+        f"WHEN {has_label_sql(j, 'reserved:init')} THEN 'reserved-init' "
+        f"WHEN {has_label_sql(j, 'reserved:unmanaged')} THEN 'reserved-unmanaged' "
         f"WHEN len(coalesce({e}.labels, [])) = 0 AND coalesce({e}.identity, 0) = 0 "
         f"THEN 'no-identity' ELSE 'unclassified-identity' END END"
     )
 
 
-def endpoint_columns(e: str, node: str, kind: str, dialect: Dialect = DUCKDB) -> dict[str, str]:
-    """Per-endpoint FlowRecord fields (without ``src_``/``dst_``); ``kind`` is the
-    column holding :func:`peer_kind_sql` of the same endpoint."""
+def endpoint_columns(e: str, j: str, node: str, kind: str) -> dict[str, str]:
+    """Per-endpoint FlowRecord fields (without ``src_``/``dst_``).
+
+    ``j`` holds :func:`joined_labels_sql` and ``kind`` :func:`peer_kind_sql` of ``e``.
+    """
     wl = f"{e}.workloads[1]"
     return {
         "kind": kind,
-        "detail": peer_detail_sql(e, kind),
+        "detail": peer_detail_sql(e, j, kind),
         "cluster": f"coalesce(nullif({e}.cluster_name, ''), "
-                   f"{k8s_label_sql(e, 'io.cilium.k8s.policy.cluster', dialect)})",
+                   f"{k8s_label_sql(j, 'io.cilium.k8s.policy.cluster')})",
         "namespace": f"coalesce(nullif({e}.namespace, ''), "
-                     f"{k8s_label_sql(e, 'io.kubernetes.pod.namespace', dialect)})",
+                     f"{k8s_label_sql(j, 'io.kubernetes.pod.namespace')})",
         "pod": f"nullif({e}.pod_name, '')",
         "workload_kind": f"nullif({wl}.kind, '')",
         "workload_name": f"nullif({wl}.name, '')",
-        "labels": f"CASE WHEN {kind} = 'pod' THEN {stable_labels_json_sql(e, dialect)} END",
-        "service_account": k8s_label_sql(e, "io.cilium.k8s.policy.serviceaccount", dialect),
-        "node": f"CASE WHEN {has_label_sql(e, 'reserved:host')} THEN "
+        "labels": f"CASE WHEN {kind} = 'pod' THEN {stable_labels_json_sql(j)} END",
+        "service_account": k8s_label_sql(j, "io.cilium.k8s.policy.serviceaccount"),
+        "node": f"CASE WHEN {has_label_sql(j, 'reserved:host')} THEN "
                 f"regexp_extract({node}, '[^/]*$') END",
     }
