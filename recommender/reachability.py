@@ -72,30 +72,37 @@ def allowed_triples(policies: PolicySet, universe: Sequence[WorkloadRep],
     return out
 
 
-def admitted_external(policies: Sequence[NetworkPolicy],
-                      observed: Iterable[str]) -> tuple[int, int]:
-    """Address space that egress ipBlocks admit, and how much of it lies beyond ``observed``.
+def admitted_external(policies: Sequence[NetworkPolicy], observed: Iterable[str],
+                      direction: str = "egress",
+                      legitimate_cidrs: Iterable[str] = ()) -> tuple[int, int]:
+    """Address space that ipBlocks admit in one direction, and how much lies beyond the known.
 
-    Blocks are de-duplicated; overlapping blocks are counted once per distinct
+    "Known" is the ``observed`` addresses plus ``legitimate_cidrs`` (for example
+    "the internet" as the legitimate source of a public ingress). Blocks are
+    de-duplicated; overlapping blocks are counted once per distinct
     (cidr, except) pair, which can only overstate, never hide, permissiveness.
 
     Returns
     -------
-    (admitted, beyond_observed)
+    (admitted, beyond_known)
     """
     blocks = set()
     for p in policies:
-        for rule in p.egress or ():
+        for rule in (p.egress if direction == "egress" else p.ingress) or ():
             for peer in rule.peers or ():
                 if peer.ip_block is not None:
                     blocks.add((peer.ip_block.cidr, tuple(sorted(peer.ip_block.except_))))
-    total = 0
-    inside = 0
+    known_nets = [ipaddress.ip_network(c, strict=False) for c in legitimate_cidrs]
     ips = [ipaddress.ip_address(ip) for ip in set(observed)]
+    total = beyond = 0
     for cidr, excepts in sorted(blocks):
         net = ipaddress.ip_network(cidr, strict=False)
         holes = [ipaddress.ip_network(e, strict=False) for e in excepts]
-        total += net.num_addresses - sum(h.num_addresses for h in holes)
-        inside += sum(1 for ip in ips if ip.version == net.version and ip in net
-                      and not any(ip in h for h in holes))
-    return total, total - inside
+        size = net.num_addresses - sum(h.num_addresses for h in holes)
+        total += size
+        if any(net.version == k.version and net.subnet_of(k) for k in known_nets):
+            continue  # wholly inside a legitimate range
+        inside = sum(1 for ip in ips if ip.version == net.version and ip in net
+                     and not any(ip in h for h in holes))
+        beyond += size - inside
+    return total, beyond

@@ -10,6 +10,8 @@ legitimate. Measures:
 * over-permissiveness: (source workload, destination workload, port) triples
   the policies allow that training never showed, with the DNS allowance
   counted apart, plus external address space admitted beyond observed IPs;
+* learned attacks: illegitimate edges of either window that the policies
+  allow (an attack seen during training must never become a rule);
 * compactness: policies and rules per workload.
 """
 
@@ -23,9 +25,10 @@ from typing import Any
 
 import pandas as pd
 
-from recommender.model import NetworkPolicy
+from recommender.model import Inventory, NetworkPolicy
 from recommender.reachability import WorkloadRep, admitted_external, allowed_triples
 from recommender.recommend_steps import SYSTEM_NAMESPACES
+from recommender.semantics import endpoint_for_ip
 
 DNS_PORT = 53
 
@@ -178,19 +181,27 @@ def over_permissiveness(policies: Sequence[NetworkPolicy], allowed: set[tuple[st
                         truth: Mapping[str, Any], dns_workloads: Iterable[str]) -> dict[str, Any]:
     """Allowed-but-unobserved triples (DNS apart) and external space beyond observed IPs."""
     observed = set()
-    external_ips = []
+    external_ips: dict[str, list[str]] = {"egress": [], "ingress": []}
+    legit_cidrs: dict[str, list[str]] = {"egress": [], "ingress": []}
     for e in truth["legitimate_edges"]:
         if e.get("train_connections", 0) <= 0:
             continue
         src, dst = pod_key(e["src"]), pod_key(e["dst"])
         if src and dst:
             observed.add((src, dst, int(e["port"]), str(e["protocol"])))
-        if e["dst"].get("kind") in ("world", "cluster_infra") and "ip" in e["dst"]:
-            external_ips.append(str(e["dst"]["ip"]))
+        for direction, peer in (("egress", e["dst"]), ("ingress", e["src"])):
+            if peer.get("kind") in ("world", "cluster_infra", "host"):
+                if "ip" in peer:
+                    external_ips[direction].append(str(peer["ip"]))
+                if "cidr" in peer:
+                    legit_cidrs[direction].append(str(peer["cidr"]))
     dns = set(dns_workloads)
     extra = sorted(t for t in allowed - observed if not (t[1] in dns and t[2] == DNS_PORT))
     dns_allowed = sorted(t for t in allowed - observed if t[1] in dns and t[2] == DNS_PORT)
-    admitted, beyond = admitted_external(policies, external_ips)
+    admitted, beyond = admitted_external(policies, external_ips["egress"], "egress",
+                                         legit_cidrs["egress"])
+    in_admitted, in_beyond = admitted_external(policies, external_ips["ingress"], "ingress",
+                                               legit_cidrs["ingress"])
     return {
         "unobserved_allowed_triples": len(extra),
         "examples": [list(t) for t in extra[:20]],
@@ -200,6 +211,8 @@ def over_permissiveness(policies: Sequence[NetworkPolicy], allowed: set[tuple[st
         "observed_allowed": len(observed & allowed),
         "external_addresses_admitted": admitted,
         "external_addresses_beyond_observed": beyond,
+        "ingress_external_addresses_admitted": in_admitted,
+        "ingress_external_addresses_beyond_legitimate": in_beyond,
     }
 
 
@@ -216,8 +229,44 @@ def dns_workload_keys(universe: Sequence[WorkloadRep]) -> list[str]:
     return [w.key for w in universe if dict(w.endpoint.labels).get("k8s-app") == "kube-dns"]
 
 
+def learned_attacks(policy_set: Any, universe: Sequence[WorkloadRep],
+                    truth: Mapping[str, Any], inventory: Inventory) -> dict[str, Any]:
+    """Illegitimate edges (from either window) that the policies would allow.
+
+    A recommendation must never learn an attack: this replays each
+    illegitimate (source workload, destination, port) of the truth at workload
+    level, so an exfiltration IP learned from the training window shows up here
+    even though the fresh window's attacks use other addresses.
+    """
+    reps = {w.key: w for w in universe}
+    allowed: dict[str, int] = {}
+    examples = []
+    total = 0
+    for e in truth["illegitimate"].get("edges", ()):
+        src = reps.get(pod_key(e["src"]) or "")
+        dst_key = pod_key(e["dst"])
+        if src is None:
+            continue
+        if dst_key is not None:
+            if dst_key not in reps:
+                continue
+            dst = reps[dst_key].endpoint
+        elif "ip" in e["dst"]:
+            dst = endpoint_for_ip(str(e["dst"]["ip"]), inventory)
+        else:
+            continue
+        total += 1
+        if policy_set.decide(src.endpoint, dst, int(e["port"]), str(e["protocol"])).is_allowed:
+            allowed[str(e["kind"])] = allowed.get(str(e["kind"]), 0) + 1
+            if len(examples) < 20:
+                examples.append({k: e[k] for k in ("kind", "src", "dst", "port", "protocol")})
+    return {"edges": total, "allowed": sum(allowed.values()), "allowed_by_kind": allowed,
+            "examples": examples}
+
+
 def static_measures(policies: Sequence[NetworkPolicy], policy_set: Any,
-                    universe: Sequence[WorkloadRep], truth: Mapping[str, Any]) -> dict[str, Any]:
+                    universe: Sequence[WorkloadRep], truth: Mapping[str, Any],
+                    inventory: Inventory) -> dict[str, Any]:
     """The measures that need no flows: over-permissiveness and compactness.
 
     Workload pairs are enumerated when at least one end is in an application
@@ -228,4 +277,5 @@ def static_measures(policies: Sequence[NetworkPolicy], policy_set: Any,
     allowed = allowed_triples(policy_set, universe, namespaces=scope)
     return {"over_permissiveness": over_permissiveness(policies, allowed, truth,
                                                        dns_workload_keys(universe)),
+            "learned_attacks": learned_attacks(policy_set, universe, truth, inventory),
             "compactness": compactness(policies, len(universe))}

@@ -64,7 +64,8 @@ def score(policies_paths: list[str], truth_path: str, flows: str,
         progress.update(len(batch))
     progress.done()
     result = scorer.result()
-    result.update(static_measures(policies, policy_set, workload_universe(inventory), truth))
+    result.update(static_measures(policies, policy_set, workload_universe(inventory), truth,
+                                 inventory))
     result["inputs"] = {"policies": policies_paths, "truth": truth_path, "flows": flows,
                         "inventory": inventory_paths}
     return result
@@ -86,9 +87,13 @@ def format_table(result: dict[str, Any]) -> str:
         ("false-deny, fresh-only edges", f"{pct(fd['edges_fresh_only'])} "
          f"({fd['edges_fresh_only']['denied']}/{fd['edges_fresh_only']['total']})"),
         ("block rate, illegitimate", f"{pct(blk)} ({blk['denied']:,}/{blk['total']:,})"),
+        ("illegitimate edges allowed", f"{result['learned_attacks']['allowed']}"
+         f"/{result['learned_attacks']['edges']}"),
         ("allowed, unobserved triples", f"{over['unobserved_allowed_triples']:,}"
          f" (+{over['dns_allowance_triples']:,} from the DNS allowance)"),
-        ("external addresses beyond observed", f"{over['external_addresses_beyond_observed']:,}"),
+        ("external addresses beyond observed",
+         f"egress {over['external_addresses_beyond_observed']:,}, "
+         f"ingress {over['ingress_external_addresses_beyond_legitimate']:,}"),
         ("policies / rules", f"{comp['policies']} / {comp['rules']} for "
          f"{comp['workloads']} workloads"),
     ]
