@@ -151,7 +151,8 @@ class CidrGrouper(BaseEstimator):  # type: ignore[misc]
             blocks.extend(self._blocks_of(family))
         self.blocks_ = blocks
         self.extra_addresses_ = spent
-        self.labels_ = np.array([self._label_of(a, blocks) for a in addrs], dtype=np.int64)
+        where = {ipaddress.ip_address(m): i for i, b in enumerate(blocks) for m in b.members}
+        self.labels_ = np.array([where[a] for a in addrs], dtype=np.int64)
         return self
 
     def _merge_family(self, addrs: list[int], version: int, budget: int) -> _Family:
@@ -175,19 +176,11 @@ class CidrGrouper(BaseEstimator):  # type: ignore[misc]
         out = []
         for net in family.blocks:
             lo, hi = int(net.network_address), int(net.broadcast_address)
-            members = [a for a in family.addrs if lo <= a <= hi]
-            names = tuple(str(ipaddress.ip_address(a)) for a in members)
+            start = bisect.bisect_left(family.addrs, lo)
+            stop = bisect.bisect_right(family.addrs, hi)
+            names = tuple(str(ipaddress.ip_address(a)) for a in family.addrs[start:stop])
             out.append(CidrBlock(str(net), names))
         return out
-
-    @staticmethod
-    def _label_of(
-        addr: ipaddress.IPv4Address | ipaddress.IPv6Address, blocks: list[CidrBlock]
-    ) -> int:
-        for i, block in enumerate(blocks):
-            if addr in ipaddress.ip_network(block.cidr):
-                return i
-        raise AssertionError(f"{addr} fell outside every block")  # pragma: no cover
 
 
 def group_cidrs(

@@ -34,6 +34,7 @@ from recommender.selectors import cover_selectors, find_selector
 from recommender.suspicious import ScanFinding
 from recommender.synthesize import (
     EVIDENCE_PREFIX,
+    PUBLIC_INGRESS_MIN_SOURCES,
     RuleBuilder,
     RuleNotes,
     SynthesisOptions,
@@ -57,10 +58,11 @@ class RecommendOptions:
     port_ranges: bool = False
     allow_host: bool = False
     include_suspicious: bool = False
+    public_ingress_min_sources: int = PUBLIC_INGRESS_MIN_SOURCES
 
     def synthesis(self) -> SynthesisOptions:
         return SynthesisOptions(self.named_ports, self.port_ranges, self.allow_host,
-                                self.cidr_budget)
+                                self.cidr_budget, self.public_ingress_min_sources)
 
 
 @dataclass(frozen=True)

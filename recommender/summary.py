@@ -55,7 +55,8 @@ def _header(rec: Any) -> list[str]:
         f"{len(rec.learned)}; excluded: {len(rec.excluded)}",
         f"- options: merge-similar={o.merge_similar}, cidr-budget={o.cidr_budget}, "
         f"named-ports={o.named_ports}, port-ranges={o.port_ranges}, allow-host={o.allow_host}, "
-        f"include-suspicious={o.include_suspicious}",
+        f"include-suspicious={o.include_suspicious}, "
+        f"public-ingress-min-sources={o.public_ingress_min_sources}",
         "",
     ]
 
@@ -119,6 +120,9 @@ def _group_notes(rec: Any, g: Any) -> list[str]:
     for peer_ns in sorted(set(g.notes.namespace_wide)):
         out.append(f"- `{g.name}`: every workload of namespace `{peer_ns}` is a peer, so the "
                    "rule selects the whole namespace")
+    for public in g.notes.public:
+        out.append(f"- `{g.name}` is a public endpoint: ingress from {public}, minus the pod "
+                   "networks; --public-ingress-min-sources sets when this applies")
     for split in g.notes.split_peers:
         out.append(f"- `{g.name}`: peers {split} have no common exact selector; listed one by one")
     return out + ([""] if out else [])

@@ -10,7 +10,10 @@ is a scanner when its probes show one of three shapes:
   across at least two destinations;
 * **sweep**: probes to at least :data:`SWEEP_MIN_PEERS` distinct in-cluster
   destinations, most of them (share :data:`SWEEP_MIN_UNDECLARED_SHARE`) on
-  ports the destination pods do not declare.
+  ports the destination pods do not declare;
+* **external fan-out**: probes to at least :data:`EXTERNAL_FANOUT_MIN_PEERS`
+  distinct external addresses (the shape of exfiltration or of a beacon
+  rotating addresses; a real external dependency is called again and again).
 
 What stays alone: DNS (port 53, any number of peers), and monitoring scrapers,
 which reach many peers on one or two *declared* ports (so they are never a
@@ -35,6 +38,8 @@ FANOUT_MIN_PORTS = 12
 SWEEP_MIN_PEERS = 8
 #: ... when at least this share of the probes hit undeclared ports.
 SWEEP_MIN_UNDECLARED_SHARE = 0.5
+#: Distinct external addresses probed that make an external fan-out.
+EXTERNAL_FANOUT_MIN_PEERS = 8
 #: DNS is fan-out by nature and never a scan.
 DNS_PORT = 53
 
@@ -80,6 +85,9 @@ def _shape(probes: pd.DataFrame) -> tuple[str, int, int] | None:
         return "port scan", peers, ports
     if ports >= FANOUT_MIN_PORTS and peers >= 2:
         return "port fan-out", peers, ports
+    external = probes["dst_key"].astype(str).str.startswith("world:")
+    if probes.loc[external, "dst_key"].nunique() >= EXTERNAL_FANOUT_MIN_PEERS:
+        return "external fan-out", peers, ports
     inside = probes[probes["dst_in_cluster"].astype(bool)]
     if inside["dst_key"].nunique() >= SWEEP_MIN_PEERS:
         undeclared = float((~inside["declared"].astype(bool)).mean())
@@ -108,6 +116,10 @@ def detect_scans(edges: pd.DataFrame) -> tuple[pd.Series, list[ScanFinding]]:
     if edges.empty:
         return mask, []
     probes = probe_edges(edges)
+    # Every shape needs at least this many probes; most sources have far fewer.
+    least = min(PORT_SCAN_MIN_PORTS, FANOUT_MIN_PORTS, SWEEP_MIN_PEERS, EXTERNAL_FANOUT_MIN_PEERS)
+    sizes = probes.groupby("src_key").size()
+    probes = probes[probes["src_key"].isin(sizes[sizes >= least].index)]
     findings: list[ScanFinding] = []
     for src, group in probes.groupby("src_key", sort=True):
         shape = _shape(group)

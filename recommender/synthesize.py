@@ -10,6 +10,7 @@ namespace is a peer. External, node and apiserver addresses become ipBlocks.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from recommender.workloads import Workload, WorkloadIndex, declared_port_names
 
 #: Consecutive ports (same protocol) that ``--port-ranges`` writes as one ``endPort`` range.
 PORT_RANGE_MIN_RUN = 3
+#: Default of ``--public-ingress-min-sources``: a group reached from at least this many
+#: distinct external addresses is a public endpoint (clients are not an allow-list).
+PUBLIC_INGRESS_MIN_SOURCES = 16
 MANAGED_BY = (("app.kubernetes.io/managed-by", "netpol-recommender"),)
 ANNOTATION_PREFIX = "netpol-recommender.io/"
 #: Annotations under this prefix are evidence; rollout-stability comparisons ignore them.
@@ -39,6 +43,7 @@ class SynthesisOptions:
     port_ranges: bool = False
     allow_host: bool = False
     cidr_budget: int = 0
+    public_ingress_min_sources: int = PUBLIC_INGRESS_MIN_SOURCES
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class RuleNotes:
     namespace_wide: list[str] = field(default_factory=list)
     fqdns: dict[str, list[str]] = field(default_factory=dict)
     split_peers: list[str] = field(default_factory=list)
+    public: list[str] = field(default_factory=list)
 
 
 def default_deny(namespace: str) -> NetworkPolicy:
@@ -214,6 +220,9 @@ class RuleBuilder:
 
     def _world_peers(self, direction: str, world: Mapping[str, set[PortSpec]]) -> list[
             tuple[Peer, tuple[PolicyPort, ...]]]:
+        least = self.opts.public_ingress_min_sources
+        if direction == "ingress" and least and len(world) >= least:
+            return self._public_peers(world)
         out = []
         for block in group_cidrs(sorted(world), self.opts.cidr_budget, self._forbidden):
             ports: set[PortSpec] = set().union(*(world[m] for m in block.members))
@@ -222,6 +231,23 @@ class RuleBuilder:
             if names:
                 self.notes.fqdns[block.cidr] = names
             out.append((Peer(ip_block=IPBlock(block.cidr)),
+                        compact_ports(ports, self.opts.port_ranges)))
+        return out
+
+
+    def _public_peers(self, world: Mapping[str, set[PortSpec]]) -> list[
+            tuple[Peer, tuple[PolicyPort, ...]]]:
+        """Any internet address, minus the cluster's pod networks (an ipBlock matches pods too)."""
+        ports: set[PortSpec] = set().union(*world.values())
+        families = {ipaddress.ip_address(ip).version for ip in world}
+        out = []
+        for version, cidr in ((4, "0.0.0.0/0"), (6, "::/0")):
+            if version not in families:
+                continue
+            pod_nets = [n for n in self.index.pod_networks() if n.version == version]
+            except_ = tuple(str(n) for n in ipaddress.collapse_addresses(pod_nets))  # type: ignore[arg-type]
+            self.notes.public.append(f"{cidr} ({len(world)} external sources seen)")
+            out.append((Peer(ip_block=IPBlock(cidr, except_)),
                         compact_ports(ports, self.opts.port_ranges)))
         return out
 

@@ -105,6 +105,12 @@ class WorkloadIndex:
         out |= set(self.services_by_ip)
         return sorted(out)
 
+    def pod_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Pod CIDRs of the nodes, sorted."""
+        nets = {ipaddress.ip_network(c, strict=False) for n in self.inventory.nodes
+                for c in n.pod_cidrs}
+        return sorted(nets, key=lambda n: (n.version, n))  # type: ignore[return-value]
+
     def backends(self, service: Service) -> list[Workload]:
         """Workloads behind a Service (selector, else EndpointSlice targets)."""
         keys: set[str] = set()

@@ -66,8 +66,8 @@ def test_dns_fanout_is_left_alone():
     assert not mask.any()
 
 
-def test_many_external_destinations_are_not_a_sweep():
-    rows = [_probe("a/x", f"world:203.0.113.{i}", 443, inside=False) for i in range(40)]
+def test_busy_external_destinations_are_not_a_scan():
+    rows = [_probe("a/x", f"world:203.0.113.{i}", 443, conns=40, inside=False) for i in range(40)]
     mask, _ = s.detect_scans(_edges(rows))
     assert not mask.any()
 
@@ -88,4 +88,13 @@ def test_thresholds_are_named_positive_integers(name):
 def test_empty_input():
     mask, findings = s.detect_scans(_edges([]))
     assert mask.empty
+    assert findings == []
+
+
+def test_external_fanout_with_one_connection_each_is_flagged():
+    rows = [_probe("shop/orders", f"world:198.51.100.{i}", 443, inside=False)
+            for i in range(s.EXTERNAL_FANOUT_MIN_PEERS)]
+    _, findings = s.detect_scans(_edges(rows))
+    assert [f.shape for f in findings] == ["external fan-out"]
+    _, findings = s.detect_scans(_edges(rows[:-1]))
     assert findings == []

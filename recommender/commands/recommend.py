@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write runs of consecutive ports as port/endPort ranges")
     parser.add_argument("--allow-host", action="store_true",
                         help="allow ingress from node addresses (kubelet probes)")
+    parser.add_argument("--public-ingress-min-sources", type=_budget, default=16, metavar="N",
+                        help="ingress from N+ distinct external addresses becomes 0.0.0.0/0 "
+                             "minus pod networks (a public endpoint); 0 = never (default 16)")
     parser.add_argument("--include-suspicious", action="store_true",
                         help="learn scan-shaped traffic too (it is excluded by default)")
     parser.add_argument("--strict", action="store_true",
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         merge_similar=args.merge_similar, cidr_budget=args.cidr_budget,
         named_ports=args.named_ports, port_ranges=args.port_ranges, allow_host=args.allow_host,
         include_suspicious=args.include_suspicious,
+        public_ingress_min_sources=args.public_ingress_min_sources,
     )
     rec = recommend(result.observations, inventory, options)
     rec.warnings.extend(result.stats.warnings())
