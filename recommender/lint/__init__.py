@@ -1,0 +1,107 @@
+"""``netpol lint``: findings about a policy set, each with a severity, a stable id, file and policy.
+
+Read files with :func:`read_policy_docs` (invalid policies are kept and reported),
+then :func:`lint_docs` runs every check against an inventory. The ids are in
+:data:`RULES` and in docs/lint.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from recommender.lint.checks import InventoryView, check_policy
+from recommender.lint.coverage import default_deny_gaps, dns_gaps, uncovered_workloads
+from recommender.lint.findings import RULES, SEVERITY_ORDER, LintFinding, LintRule, rule_for
+from recommender.lint.redundancy import RedundancyCheck
+from recommender.lint.source import PolicyDoc, locate_error, read_policy_docs
+from recommender.model import Inventory
+from recommender.reachability import workload_universe
+from recommender.semantics import compile_policies
+
+
+@dataclass
+class LintReport:
+    """Sorted findings plus what was linted."""
+
+    findings: list[LintFinding]
+    files: list[str]
+    policies: int
+    invalid: int
+    skipped: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Findings per severity, every severity listed."""
+        out = dict.fromkeys(SEVERITY_ORDER, 0)
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+    def fails(self, threshold: str = "error") -> bool:
+        """True when a finding is at least as severe as ``threshold``."""
+        limit = SEVERITY_ORDER[threshold]
+        return any(SEVERITY_ORDER[f.severity] <= limit for f in self.findings)
+
+
+def lint_docs(docs: Sequence[PolicyDoc], inventory: Inventory,
+              namespaces: Iterable[str] | None = None, redundancy: bool = True) -> LintReport:
+    """Every finding for ``docs`` against ``inventory``.
+
+    ``namespaces`` limits the inventory-wide checks (default-deny, open
+    workloads, DNS) to those namespaces; by default every namespace with a
+    workload is checked.
+    """
+    findings = [*_validation(docs)]
+    valid = [d for d in docs if d.policy is not None]
+    policies = [d.policy for d in valid if d.policy is not None]
+    view = InventoryView.of(inventory)
+    for d in valid:
+        assert d.policy is not None
+        findings += check_policy(d.policy, view, d.file, lambda p, d=d: d.line(d.prefix + p))
+    ps = compile_policies(policies, inventory)
+    scope = None if namespaces is None else set(namespaces)
+    workloads = [w for w in workload_universe(inventory) if scope is None or w.namespace in scope]
+    spaces = sorted({w.namespace for w in workloads})
+    locate = _locations(valid)
+    findings += default_deny_gaps(policies, spaces)
+    findings += uncovered_workloads(ps, workloads)
+    findings += dns_gaps(ps, workloads, inventory, locate)
+    if redundancy:
+        findings += RedundancyCheck(ps, workload_universe(inventory), inventory).run(locate)
+    findings.sort(key=lambda f: f.sort_key)
+    files = sorted({d.file for d in docs})
+    return LintReport(findings, files, len(policies), len(docs) - len(valid))
+
+
+def _validation(docs: Sequence[PolicyDoc]) -> Iterable[LintFinding]:
+    for d in docs:
+        for f in d.findings:
+            path = d.prefix + f.path if f.path != "<document>" else d.prefix.rstrip(".")
+            yield LintFinding(f.id, "error" if f.severity == "error" else "warning", f.message,
+                              file=d.file, line=d.line(path), policy=d.name, path=f.path)
+
+
+def _locations(docs: Sequence[PolicyDoc]) -> dict[str, tuple[str | None, int | None]]:
+    """Policy keys and rule ids -> (file, line)."""
+    out: dict[str, tuple[str | None, int | None]] = {}
+    for d in docs:
+        assert d.policy is not None
+        out.setdefault(d.policy.key, (d.file, d.line(d.prefix + "metadata.name")))
+        for direction, rules in (("ingress", d.policy.ingress), ("egress", d.policy.egress)):
+            for i, _ in enumerate(rules or ()):
+                rid = f"{d.policy.key}#{direction}[{i}]"
+                out.setdefault(rid, (d.file, d.line(f"{d.prefix}spec.{direction}[{i}]")))
+    return out
+
+
+__all__ = [
+    "RULES",
+    "LintFinding",
+    "LintReport",
+    "LintRule",
+    "PolicyDoc",
+    "lint_docs",
+    "locate_error",
+    "read_policy_docs",
+    "rule_for",
+]
