@@ -34,7 +34,7 @@ def render_summary(rec: Any, check: Any = None) -> str:
     lines += _section("Warnings", rec.warnings or ["none"])
     if rec.scans:
         lines += _section("Scan findings (excluded unless --include-suspicious)",
-                          [f.describe() for f in rec.scans])
+                          [f.describe(peer_text(f.src_key, rec.index)) for f in rec.scans])
     for ns in rec.namespaces:
         lines += _namespace(rec, ns)
     lines += _excluded(rec, None, "## Excluded traffic outside the namespaces in scope")
@@ -124,7 +124,7 @@ def _group_notes(rec: Any, g: Any) -> list[str]:
         out.append(f"- `{g.name}` is a public endpoint: ingress from {public}, minus the pod "
                    "networks; --public-ingress-min-sources sets when this applies")
     for split in g.notes.split_peers:
-        out.append(f"- `{g.name}`: peers {split} have no common exact selector; listed one by one")
+        out.append(f"- `{g.name}`: peers {split} share no exact selector; several peers list them")
     return out + ([""] if out else [])
 
 

@@ -59,9 +59,9 @@ class ScanFinding:
     ports: int
     probes: int
 
-    def describe(self) -> str:
-        """One line for the summary."""
-        return (f"{self.src_key}: {self.shape} ({self.probes} probes, {self.ports} ports, "
+    def describe(self, name: str | None = None) -> str:
+        """One line for the summary; ``name`` replaces the source key."""
+        return (f"{name or self.src_key}: {self.shape} ({self.probes} probes, {self.ports} ports, "
                 f"{self.peers} peers)")
 
 
