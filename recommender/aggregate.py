@@ -36,7 +36,13 @@ from typing import Any
 import pandas as pd
 
 from recommender.engines.base import MAX_REJECT_SAMPLES, IngestStats
-from recommender.ingest.hubble_sql import DEPLOYMENT_POD_RE, VERDICT_RANK, lit, reject_class_sql
+from recommender.ingest.hubble_sql import (
+    DEPLOYMENT_POD_RE,
+    VERDICT_RANK,
+    lit,
+    reject_class_sql,
+    stable_labels_json_sql,
+)
 from recommender.model import OBSERVATION_COLUMNS, VERDICTS
 
 MAX_REFS = 3
@@ -79,20 +85,51 @@ def _workload_rank_sql(s: str) -> str:
             f"''), {lit(DEPLOYMENT_POD_RE)}) THEN 2 WHEN {s}_pod IS NOT NULL THEN 1 ELSE 0 END")
 
 
+#: Field separator inside the identity string (never in names, labels or IPs; the raw
+#: Hubble label string uses \x1f and \x01).
+ID_SEP = "\x1e"
+_ID_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra", "wlr", "wl")
+
+
+def _has_labels_sql(s: str) -> str:
+    """Cheap test for "a pod with labels": any ``k8s:`` label in the raw string, or
+    non-empty resolved labels."""
+    return (f"(CASE WHEN {s}_j IS NOT NULL THEN contains({s}_j, chr(31) || 'k8s:') "
+            f"ELSE coalesce({s}_labels, '{{}}') <> '{{}}' END)")
+
+
 def identity_sql(s: str) -> str:
-    """A struct whose ``max`` is the best identity of an end; fields in priority order."""
-    ranks = " ".join(f"WHEN {lit(k)} THEN {v}" for k, v in _KIND_RANK.items())
-    rank = (f"CASE WHEN {s}_kind = 'pod' THEN CASE WHEN coalesce({s}_labels, '{{}}') <> '{{}}' "
-            f"THEN 6 ELSE 5 END ELSE CASE {s}_kind {ranks} ELSE 0 END END")
-    extra = (f"CASE WHEN {s}_kind = 'pod' AND coalesce({s}_labels, '{{}}') = '{{}}' THEN "
-             f"{workload_sql(s)} WHEN {s}_kind IN ('unknown', 'cluster_infra', 'service') "
-             f"THEN {workload_sql(s)} END")
-    return (
-        f"{{'r': {rank}, 'kind': {s}_kind, 'cluster': {s}_cluster, 'namespace': {s}_namespace, "
-        f"'labels': CASE WHEN {s}_kind = 'pod' THEN coalesce({s}_labels, '{{}}') END, "
-        f"'ip': CASE WHEN {s}_kind <> 'pod' THEN {s}_ip END, 'extra': {extra}, "
-        f"'wlr': {_workload_rank_sql(s)}, 'wl': {workload_sql(s)}}}"
-    )
+    """One string whose ``max`` is the best identity of an end.
+
+    Fields (:data:`_ID_FIELDS`) after a rank digit, joined by :data:`ID_SEP`. Pod
+    labels travel as the raw Hubble string (``R…``) or resolved JSON (``J…``):
+    the costly stable-label rendering then runs once per connection, not per
+    record. A string max is much cheaper than a struct max. Needs ``{s}_wl``.
+    """
+    ranks = " ".join(f"WHEN {lit(k)} THEN '{v}'" for k, v in _KIND_RANK.items())
+    has = _has_labels_sql(s)
+    rank = (f"CASE WHEN {s}_kind = 'pod' THEN CASE WHEN {has} THEN '6' ELSE '5' END "
+            f"ELSE CASE {s}_kind {ranks} ELSE '0' END END")
+    labels = (f"CASE WHEN {s}_kind = 'pod' THEN CASE WHEN {s}_j IS NOT NULL THEN 'R' || {s}_j "
+              f"ELSE 'J' || coalesce({s}_labels, '{{}}') END END")
+    extra = (f"CASE WHEN ({s}_kind = 'pod' AND NOT {has}) OR "
+             f"{s}_kind IN ('unknown', 'cluster_infra', 'service') THEN {s}_wl END")
+    parts = [rank, f"{s}_kind", f"{s}_cluster", f"{s}_namespace", labels,
+             f"CASE WHEN {s}_kind <> 'pod' THEN {s}_ip END", extra,
+             _workload_rank_sql(s), f"{s}_wl"]
+    return "concat_ws(chr(30), " + ", ".join(f"coalesce(({p})::VARCHAR, '')" for p in parts) + ")"
+
+
+def identity_field_sql(col: str, field: str) -> str:
+    """Field ``field`` back out of an identity string (NULL for '')."""
+    index = _ID_FIELDS.index(field) + 2  # 1-based, after the rank
+    return f"nullif(split_part({col}, chr(30), {index}), '')"
+
+
+def _labels_json_sql(col: str) -> str:
+    raw = identity_field_sql(col, "labels")
+    return (f"CASE WHEN starts_with({raw}, 'R') THEN {stable_labels_json_sql(f'substr({raw}, 2)')} "
+            f"ELSE substr({raw}, 2) END")
 
 
 def _vrank_sql() -> str:
@@ -125,31 +162,45 @@ FROM (SELECT *, {bucket_expr} AS bucket,
              CASE WHEN line_kind = 'reject' THEN {reject_class_sql('reject_detail')} END AS reject_class,
              CASE WHEN line_kind = 'flow' AND (src_ip IS NULL OR dst_ip IS NULL)
                   THEN file_id * 1099511627776 + line_no END AS ukey
-      FROM {records})
+      FROM (SELECT *, {workload_sql('src')} AS src_wl, {workload_sql('dst')} AS dst_wl
+            FROM {records}))
 GROUP BY bucket, line_kind, reject_class, src_ip, src_port, dst_ip, server_port, protocol, ukey"""
 
 
-_ID_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra")
+
+
+def _workload_pick_sql(col: str) -> str:
+    """The best-ranked readable workload over a group of identity strings."""
+    wl = f"{identity_field_sql(col, 'wlr')} || chr(30) || {identity_field_sql(col, 'wl')}"
+    return f"split_part(max({wl}), chr(30), 2)"
+
+
+_KEY_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra")
 
 
 def observations_sql(connections: str) -> str:
     """Level 2: observations, plus one row per non-flow kind and reject reason."""
-    keys = [f"{s}_id.{f} AS {s}_{f}" for s in ("src", "dst") for f in _ID_FIELDS]
+    fields = []
+    for side in ("src", "dst"):
+        for f in _KEY_FIELDS:
+            expr = (_labels_json_sql(f"{side}_id") if f == "labels"
+                    else identity_field_sql(f"{side}_id", f))
+            fields.append(f"{expr} AS {side}_{f}")
+    keys = ", ".join(f"{side}_{f}" for side in ("src", "dst") for f in _KEY_FIELDS)
     counts = ", ".join(
         f"count_if(vrank = {VERDICT_RANK[v]}) AS v_{v}" for v in ("audit", "allowed", "error", "unknown")
     )
     return f"""
-SELECT bucket, line_kind, reject_class, requested, {', '.join(keys)}, port, protocol,
+SELECT bucket, line_kind, reject_class, requested, {keys}, port, protocol,
        count(*) AS connections, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
        count_if(vrank IN ({VERDICT_RANK['policy_denied']}, {VERDICT_RANK['denied']})) AS v_denied,
        count_if(vrank = {VERDICT_RANK['policy_denied']}) AS v_policy_denied, {counts},
        arg_min(ref, ord, {MAX_REFS}) AS refs, list(DISTINCT names) AS names,
-       max({{'r': src_id.wlr, 'w': src_id.wl}}).w AS src_workload,
-       max({{'r': dst_id.wlr, 'w': dst_id.wl}}).w AS dst_workload,
+       {_workload_pick_sql('src_id')} AS src_workload, {_workload_pick_sql('dst_id')} AS dst_workload,
        sum(records) AS records, sum(replies) AS replies, sum(inferred) AS inferred,
        sum(unoriented) AS unoriented, sum(lost) AS lost, max(samples) AS samples, min(ord) AS ord
-FROM {connections}
-GROUP BY ALL"""
+FROM (SELECT *, {', '.join(fields)} FROM {connections})
+GROUP BY bucket, line_kind, reject_class, requested, {keys}, port, protocol"""
 
 
 # ---------------------------------------------------------------------------

@@ -155,6 +155,8 @@ def resolved_columns(side: str, by_ip: str, by_name: str) -> dict[str, str]:
         cols[field] = f"coalesce({pick.replace('@F', field)}, {s}_{field})"
     cols["labels"] = (f"CASE WHEN {labelled} THEN {s}_labels ELSE "
                       f"coalesce({pick.replace('@F', 'labels')}, {s}_labels) END")
+    # The raw Hubble label string stays only while Hubble's labels are kept.
+    cols["j"] = f"CASE WHEN {labelled} OR {pick.replace('@F', 'labels')} IS NULL THEN {s}_j END"
     for field in ("workload_kind", "workload_name"):
         fill = f"coalesce({by_name}.{field}, CASE WHEN {by_ip}.kind = 'pod' THEN {by_ip}.{field} END)"
         cols[field] = f"coalesce({s}_{field}, CASE WHEN {use_ip} THEN {by_ip}.{field} END, {fill})"

@@ -42,7 +42,8 @@ from recommender.resolve import (
 
 DEFAULT_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_MEMORY_LIMIT", "512MB")
 _RESOLVED_FIELDS = ("kind", "detail", "namespace", "pod", "service_account", "node",
-                    "service_namespace", "service_name", "labels", "workload_kind", "workload_name")
+                    "service_namespace", "service_name", "labels", "workload_kind", "workload_name",
+                    "j")
 
 
 class EmbeddedEngine(AggregationEngine):
@@ -86,6 +87,7 @@ class EmbeddedEngine(AggregationEngine):
         tmp = tempfile.mkdtemp(prefix="netpol-duckdb-", dir=self.temp_directory)
         con = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": tmp})
         try:
+            con.execute("SET enable_progress_bar = false")  # never draw on the user's terminal
             if self.threads:
                 con.execute(f"SET threads = {int(self.threads)}")
             yield con

@@ -25,7 +25,7 @@ from recommender.ingest.hubble_sql import DUCKDB, Dialect, lit
 END_FIELDS: tuple[str, ...] = (
     "kind", "detail", "cluster", "namespace", "pod", "workload_kind", "workload_name",
     "labels", "service_account", "node", "ip", "port", "names", "service_namespace",
-    "service_name",
+    "service_name", "j",
 )
 
 
@@ -119,7 +119,7 @@ def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
     )
     return f"""
 SELECT {passthrough}, {', '.join(_oriented_columns())}
-FROM (SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format,
+FROM (SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format, a_j, b_j,
              {', '.join(_packet_columns(dialect))}
       FROM (SELECT *, {h.peer_kind_sql('f.source', 'a_j')} AS a_k,
                    {h.peer_kind_sql('f.destination', 'b_j')} AS b_k
