@@ -55,6 +55,7 @@ def lint_docs(docs: Sequence[PolicyDoc], inventory: Inventory,
     valid = [d for d in docs if d.policy is not None]
     policies = [d.policy for d in valid if d.policy is not None]
     view = InventoryView.of(inventory)
+    findings += _duplicates(valid)
     for d in valid:
         assert d.policy is not None
         findings += check_policy(d.policy, view, d.file, lambda p, d=d: d.line(d.prefix + p))
@@ -79,6 +80,18 @@ def _validation(docs: Sequence[PolicyDoc]) -> Iterable[LintFinding]:
             path = d.prefix + f.path if f.path != "<document>" else d.prefix.rstrip(".")
             yield LintFinding(f.id, "error" if f.severity == "error" else "warning", f.message,
                               file=d.file, line=d.line(path), policy=d.name, path=f.path)
+
+
+def _duplicates(docs: Sequence[PolicyDoc]) -> Iterable[LintFinding]:
+    first: dict[str, PolicyDoc] = {}
+    for d in docs:
+        assert d.policy is not None
+        seen = first.setdefault(d.policy.key, d)
+        if seen is not d:
+            yield LintFinding("NPL005", "warning", f"policy {d.policy.key} is also defined in "
+                              f"{seen.file}:{seen.line(seen.prefix + 'metadata.name')}; applying "
+                              "both keeps only the last", file=d.file,
+                              line=d.line(d.prefix + "metadata.name"), policy=d.policy.key)
 
 
 def _locations(docs: Sequence[PolicyDoc]) -> dict[str, tuple[str | None, int | None]]:

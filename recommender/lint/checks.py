@@ -90,9 +90,10 @@ def _broad_rules(policy: NetworkPolicy) -> Iterator[Hit]:
             except ValueError:
                 continue  # reported by validation
             if net.prefixlen == 0:
+                family = f"IPv{net.version}"
                 holes = f" except {', '.join(block.except_)}" if block.except_ else ""
-                yield "NPL003", f"{path}.ipBlock", f"ipBlock {block.cidr}{holes} admits the " \
-                    "whole address family"
+                yield "NPL003", f"{path}.ipBlock", f"ipBlock {block.cidr} admits all of " \
+                    f"{family}{holes}: the whole internet"
         elif peer.namespace_selector is not None and peer.namespace_selector.is_empty and (
                 peer.pod_selector is None or peer.pod_selector.is_empty):
             yield "NPL004", path, "empty namespaceSelector admits every pod of every namespace"

@@ -52,6 +52,8 @@ _RULES = (
              "an ipBlock of 0.0.0.0/0 or ::/0 admits the whole address family"),
     LintRule("NPL004", "all-namespaces-peer", "note",
              "an empty namespaceSelector without a podSelector admits every pod of the cluster"),
+    LintRule("NPL005", "duplicate-policy-name", "warning",
+             "another policy with the same namespace/name is in the set; only one can exist"),
     LintRule("NPL010", "no-default-deny", "warning",
              "no policy selects every pod of a namespace for this direction (no default-deny)"),
     LintRule("NPL011", "uncovered-workload", "warning",

@@ -14,6 +14,8 @@ port per region cut by the port entries and the declared ports. Within it the
 answer is exact. Matching is the engine's own (:class:`CompiledRule`,
 :meth:`PolicySet.selecting`).
 
+Policies with an empty podSelector are never reported redundant: they cover
+the pods created after the inventory was taken (default-deny is the point).
 Removal is greedy in reverse key order, so of two identical rules or policies
 the later one is reported and the earlier one is kept.
 """
@@ -83,6 +85,10 @@ class RedundancyCheck:
         gone_policies: set[str] = set()
         out: list[LintFinding] = []
         for cp in sorted(self.ps.policies, key=lambda c: c.policy.key, reverse=True):
+            # A namespace-wide policy (empty podSelector) also covers pods created
+            # later; today's inventory cannot prove it redundant.
+            if cp.policy.pod_selector.is_empty:
+                continue
             if self._policy_redundant(cp, gone_policies):
                 gone_policies.add(cp.policy.key)
                 file, line = locate.get(cp.policy.key, (None, None))
