@@ -115,6 +115,18 @@ class CompiledRule:
         """ "If this field is empty or missing, this rule matches all ports"."""
         return self.ports is None or any(p.matches(port, protocol, dst) for p in self.ports)
 
+    def matching_peers(self, ep: Endpoint) -> tuple[int, ...]:
+        """Indexes of the peers that admit ``ep``; () when the rule has no peer list.
+
+        For reports that count hits per peer (``netpol tighten``); the verdict
+        itself only needs :meth:`matches_peer`.
+        """
+        return tuple(i for i, p in enumerate(self.peers or ()) if p.matches(ep))
+
+    def matching_ports(self, port: int | None, protocol: str, dst: Endpoint) -> tuple[int, ...]:
+        """Indexes of the port entries that admit (port, protocol) towards ``dst``."""
+        return tuple(i for i, p in enumerate(self.ports or ()) if p.matches(port, protocol, dst))
+
 
 def compile_rules(policy: NetworkPolicy, direction: str) -> tuple[CompiledRule, ...]:
     """Compiled rules of one direction (``ingress``/``egress``); None and () both give ()."""

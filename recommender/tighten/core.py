@@ -1,0 +1,182 @@
+"""``tighten``: evidence + current policies -> a tighter set, its changes and its proof.
+
+Steps: judge every observation against the current set; count hits of the
+observations that count as use (allowed ones, plus widening candidates);
+prune and narrow (:mod:`recommender.tighten.propose`); list widenings and,
+only when accepted, add them (:mod:`recommender.tighten.widen`); then prove
+the result before anyone writes it:
+
+* every case the current set allows, the proposed set allows;
+* every case the current set denies, the proposed set denies, except the
+  observations of accepted widenings;
+* over the finite universe of :mod:`recommender.diff` (inventory workloads x
+  declared, policy-cut and observed ports, plus external probes), nothing
+  becomes allowed unless widening was accepted.
+
+A failed proof is a bug in tighten, never a property of the input: the
+result carries the violations and the command refuses to write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from recommender.diff import DiffResult, build_universe, diff_policies
+from recommender.errors import InputError
+from recommender.model import Inventory, NetworkPolicy
+from recommender.semantics import compile_policies
+from recommender.tighten.context import InventoryContext
+from recommender.tighten.evidence import Judged, Observed, build_evidence, judge
+from recommender.tighten.hits import HitTable, count_hits
+from recommender.tighten.propose import ProposeOptions, propose
+from recommender.tighten.text import Change, Note
+from recommender.tighten.widen import Widening, find_widenings, is_candidate, widen_policies
+
+
+@dataclass(frozen=True)
+class TightenOptions(ProposeOptions):
+    """:class:`ProposeOptions` plus ``accept_widening`` and ``semantic_diff``."""
+
+    accept_widening: bool = False
+    semantic_diff: bool = True
+
+
+@dataclass
+class SelfCheck:
+    """The guarantees, checked on the evidence (and the diff universe)."""
+
+    allowed_kept: int = 0  # cases allowed before and after
+    denied_kept: int = 0  # cases denied before and after
+    widened: int = 0  # cases denied before, allowed by accepted widenings
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no guarantee is broken."""
+        return not self.violations
+
+
+@dataclass
+class TightenResult:
+    """Everything ``netpol tighten`` reports and writes."""
+
+    current: list[NetworkPolicy]
+    proposed: list[NetworkPolicy]
+    changes: list[Change]
+    notes: list[Note]
+    widenings: list[Widening]
+    hits: HitTable
+    judged: list[Judged]
+    check: SelfCheck
+    options: TightenOptions
+    diff: DiffResult | None = None
+
+    @property
+    def window(self) -> tuple[str | None, str | None]:
+        """First and last time seen over the evidence."""
+        firsts = [j.observed.first_seen for j in self.judged if j.observed.first_seen]
+        lasts = [j.observed.last_seen for j in self.judged if j.observed.last_seen]
+        return (min(firsts) if firsts else None, max(lasts) if lasts else None)
+
+    def totals(self) -> dict[str, int]:
+        """Observation and connection counts by current verdict."""
+        out: dict[str, int] = {"observations": len(self.judged), "connections": 0}
+        for j in self.judged:
+            out["connections"] += j.observed.connections
+            key = f"{j.verdict}_connections"
+            out[key] = out.get(key, 0) + j.observed.connections
+        out["widening_candidates"] = sum(1 for j in self.judged if is_candidate(j))
+        return dict(sorted(out.items()))
+
+
+def check_unique(policies: Sequence[NetworkPolicy]) -> None:
+    """Two policies with one namespace/name cannot be written to one tree."""
+    seen: dict[str, str | None] = {}
+    for p in policies:
+        if p.key in seen:
+            raise InputError(p.source, f"policy {p.key} is defined twice (also in "
+                                       f"{seen[p.key] or 'another document'})")
+        seen[p.key] = p.source
+
+
+def tighten(policies: Sequence[NetworkPolicy], observations: pd.DataFrame,
+            inventory: Inventory, options: TightenOptions | None = None) -> TightenResult:
+    """Propose a tighter policy set from the observations of a window.
+
+    Parameters
+    ----------
+    policies
+        The current set (``policy_types`` defaulted, as ``load_policies`` gives).
+    observations
+        ``OBSERVATION_COLUMNS`` rows over the window (from the engine or the store).
+    inventory
+        The cluster the flows are resolved against and selectors are exact in.
+    options
+        Budget, DNS and widening choices.
+    """
+    opts = options or TightenOptions()
+    check_unique(policies)
+    current = list(policies)
+    ctx = InventoryContext.build(inventory)
+    evidence = build_evidence(observations, inventory)
+    compiled = compile_policies(current, inventory)
+    judged = judge(evidence, compiled)
+    uses = [j.observed.index for j in judged if j.any_allowed or is_candidate(j)]
+    hits = count_hits(judged, compiled, uses)
+    proposal = propose(current, hits, ctx, opts)
+    widenings = find_widenings(judged, ctx)
+    proposed = proposal.policies
+    if opts.accept_widening:
+        proposed = widen_policies(proposed, widenings)
+    accepted = {w.judged.observed.index for w in widenings if w.possible} \
+        if opts.accept_widening else set()
+    check = _verify(evidence, judged, proposed, inventory, accepted)
+    result = TightenResult(current, proposed, proposal.changes, proposal.notes, widenings, hits,
+                           judged, check, opts)
+    if opts.semantic_diff:
+        result.diff = _diff(result, inventory)
+    return result
+
+
+def _verify(evidence: Sequence[Observed], judged: Sequence[Judged],
+            proposed: Sequence[NetworkPolicy], inventory: Inventory,
+            accepted: set[int]) -> SelfCheck:
+    after = judge(evidence, compile_policies(proposed, inventory))
+    check = SelfCheck()
+    for before, now in zip(judged, after, strict=True):
+        o = before.observed
+        for a, b in zip(before.decisions, now.decisions, strict=True):
+            if a.verdict == "allowed" and b.verdict != "allowed":
+                check.violations.append(f"{o.src} -> {o.dst} {o.protocol}/{o.port}: allowed "
+                                        f"before, {b.verdict} after")
+            elif a.verdict == "denied" and b.verdict == "allowed":
+                if o.index in accepted:
+                    check.widened += 1
+                else:
+                    check.violations.append(f"{o.src} -> {o.dst} {o.protocol}/{o.port}: "
+                                            "denied before, allowed after without widening")
+            elif a.verdict == "allowed":
+                check.allowed_kept += 1
+            elif a.verdict == "denied":
+                check.denied_kept += 1
+    return check
+
+
+def _diff(result: TightenResult, inventory: Inventory) -> DiffResult:
+    ports = {(o.port, o.protocol) for o in (j.observed for j in result.judged)
+             if o.is_expressible and o.port is not None}
+    ips = {ep.ip for j in result.judged for case in j.observed.cases for ep in case
+           if ep.kind != "pod" and ep.ip}
+    universe = build_universe(result.current, result.proposed, inventory,
+                              observed_ports=ports, observed_ips=ips)
+    diff = diff_policies(result.current, result.proposed, inventory, universe=universe)
+    allowed = [c for c in diff.changes if c.change == "allowed"]
+    if allowed and not result.options.accept_widening:
+        first = allowed[0]
+        result.check.violations.append(
+            f"semantic diff: {len(allowed)} reachabilities newly allowed without widening, "
+            f"e.g. {first.src} -> {first.dst} {first.protocol}/{first.port}")
+    return diff
