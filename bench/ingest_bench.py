@@ -27,22 +27,40 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = (ROOT.parent / "shared" / "samples" / "hubble" / "cilium-1.20-kind-lab"
-            / "flows-pos-egress-named.ndjson")
+TEMPLATE = (
+    ROOT.parent
+    / "shared"
+    / "samples"
+    / "hubble"
+    / "cilium-1.20-kind-lab"
+    / "flows-pos-egress-named.ndjson"
+)
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def _endpoint(rng: random.Random, ns: str, app: str, idx: int) -> dict:
     rs_hash = "".join(rng.choice(_SAFE) for _ in range(10))
     pod = f"{app}-{rs_hash}-{''.join(rng.choice(_SAFE) for _ in range(5))}"
-    return {"ID": 100 + idx, "identity": 20000 + idx, "cluster_name": "default", "namespace": ns,
-            "labels": sorted([f"k8s:app={app}", f"k8s:app.kubernetes.io/name={app}",
-                              f"k8s:pod-template-hash={rs_hash}", f"k8s:tier=t{idx % 3}",
-                              f"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name={ns}",
-                              "k8s:io.cilium.k8s.policy.cluster=default",
-                              f"k8s:io.cilium.k8s.policy.serviceaccount={app}",
-                              f"k8s:io.kubernetes.pod.namespace={ns}"]),
-            "pod_name": pod, "workloads": [{"name": app, "kind": "Deployment"}]}
+    return {
+        "ID": 100 + idx,
+        "identity": 20000 + idx,
+        "cluster_name": "default",
+        "namespace": ns,
+        "labels": sorted(
+            [
+                f"k8s:app={app}",
+                f"k8s:app.kubernetes.io/name={app}",
+                f"k8s:pod-template-hash={rs_hash}",
+                f"k8s:tier=t{idx % 3}",
+                f"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name={ns}",
+                "k8s:io.cilium.k8s.policy.cluster=default",
+                f"k8s:io.cilium.k8s.policy.serviceaccount={app}",
+                f"k8s:io.kubernetes.pod.namespace={ns}",
+            ]
+        ),
+        "pod_name": pod,
+        "workloads": [{"name": app, "kind": "Deployment"}],
+    }
 
 
 class Generator:
@@ -78,21 +96,38 @@ class Generator:
         out = []
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
         for k, (point, direction, etype, node) in enumerate(
-                (("TO_OVERLAY", "EGRESS", 4, "node-a"), (None, "EGRESS", 5, "node-a"),
-                 ("TO_ENDPOINT", "INGRESS", 4, "node-b"))):
+            (
+                ("TO_OVERLAY", "EGRESS", 4, "node-a"),
+                (None, "EGRESS", 5, "node-a"),
+                ("TO_ENDPOINT", "INGRESS", 4, "node-b"),
+            )
+        ):
             if drop and k == 2:
                 break
             if to_world and k == 2:
                 break
             flow = dict(self.base["flow"])
-            flow.update({"time": f"{stamp}.{k:03d}{rng.randrange(10**6):06d}Z",
-                         "uuid": f"{rng.getrandbits(64):016x}", "node_name": node,
-                         "IP": {"source": cip, "destination": sip, "ipVersion": "IPv4"},
-                         "l4": {"TCP": {"source_port": sport, "destination_port": dport,
-                                        "flags": {"SYN": True}}},
-                         "source": cli, "destination": srv, "traffic_direction": direction,
-                         "event_type": {"type": etype}, "is_reply": False,
-                         "verdict": "DROPPED" if drop else "FORWARDED"})
+            flow.update(
+                {
+                    "time": f"{stamp}.{k:03d}{rng.randrange(10**6):06d}Z",
+                    "uuid": f"{rng.getrandbits(64):016x}",
+                    "node_name": node,
+                    "IP": {"source": cip, "destination": sip, "ipVersion": "IPv4"},
+                    "l4": {
+                        "TCP": {
+                            "source_port": sport,
+                            "destination_port": dport,
+                            "flags": {"SYN": True},
+                        }
+                    },
+                    "source": cli,
+                    "destination": srv,
+                    "traffic_direction": direction,
+                    "event_type": {"type": etype},
+                    "is_reply": False,
+                    "verdict": "DROPPED" if drop else "FORWARDED",
+                }
+            )
             if point:
                 flow["trace_observation_point"] = point
             if drop:
@@ -100,13 +135,26 @@ class Generator:
             out.append(self.line(flow))
         if not drop:
             reply = dict(self.base["flow"])
-            reply.update({"time": f"{stamp}.9{rng.randrange(10**8):08d}Z", "node_name": "node-b",
-                          "IP": {"source": sip, "destination": cip, "ipVersion": "IPv4"},
-                          "l4": {"TCP": {"source_port": dport, "destination_port": sport,
-                                         "flags": {"SYN": True, "ACK": True}}},
-                          "source": srv, "destination": cli, "traffic_direction": "INGRESS",
-                          "trace_observation_point": "TO_ENDPOINT", "is_reply": True,
-                          "event_type": {"type": 4}})
+            reply.update(
+                {
+                    "time": f"{stamp}.9{rng.randrange(10**8):08d}Z",
+                    "node_name": "node-b",
+                    "IP": {"source": sip, "destination": cip, "ipVersion": "IPv4"},
+                    "l4": {
+                        "TCP": {
+                            "source_port": dport,
+                            "destination_port": sport,
+                            "flags": {"SYN": True, "ACK": True},
+                        }
+                    },
+                    "source": srv,
+                    "destination": cli,
+                    "traffic_direction": "INGRESS",
+                    "trace_observation_point": "TO_ENDPOINT",
+                    "is_reply": True,
+                    "event_type": {"type": 4},
+                }
+            )
             out.append(self.line(reply))
         return out
 
@@ -152,8 +200,13 @@ print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n[0])
 
 
 def measure(code: str, path: Path) -> list[str]:
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                          text=True, cwd=ROOT, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     return proc.stdout.strip().splitlines()[-1].split()
 
 
@@ -169,16 +222,22 @@ def main() -> None:
     if not (args.keep and path.exists()):
         t = time.perf_counter()
         generate(path, args.flows)
-        print(f"generated {path} ({path.stat().st_size / 1e9:.2f} GB) in "
-              f"{time.perf_counter() - t:.0f} s")
+        print(
+            f"generated {path} ({path.stat().st_size / 1e9:.2f} GB) in "
+            f"{time.perf_counter() - t:.0f} s"
+        )
     ref = measure(DUCKDB_CHILD, path)
     ours = measure(ENGINE_CHILD, path)
     ref_rate, our_rate = args.flows / float(ref[0]), args.flows / float(ours[0])
-    print(f"bare duckdb read_ndjson group by: {float(ref[0]):.1f} s, {ref_rate:,.0f} flows/s, "
-          f"peak RSS {int(ref[1]) / 1024:.0f} MB, {ref[2]} groups")
-    print(f"netpol ingest+aggregate:          {float(ours[0]):.1f} s, {our_rate:,.0f} flows/s, "
-          f"peak RSS {int(ours[1]) / 1024:.0f} MB, {ours[2]} observations, "
-          f"{ours[3]} connections from {ours[4]} flow records")
+    print(
+        f"bare duckdb read_ndjson group by: {float(ref[0]):.1f} s, {ref_rate:,.0f} flows/s, "
+        f"peak RSS {int(ref[1]) / 1024:.0f} MB, {ref[2]} groups"
+    )
+    print(
+        f"netpol ingest+aggregate:          {float(ours[0]):.1f} s, {our_rate:,.0f} flows/s, "
+        f"peak RSS {int(ours[1]) / 1024:.0f} MB, {ours[2]} observations, "
+        f"{ours[3]} connections from {ours[4]} flow records"
+    )
     print(f"ratio to the limit: {our_rate / ref_rate:.2f}")
 
 

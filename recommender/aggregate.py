@@ -65,24 +65,30 @@ def bucket_interval(bucket: str) -> str:
 
 def workload_sql(s: str) -> str:
     """Readable workload of one end ``s`` (``src``/``dst``) of a record."""
-    app = (f"coalesce(json_extract_string({s}_labels, '$.\"app.kubernetes.io/name\"'), "
-           f"json_extract_string({s}_labels, '$.app'), json_extract_string({s}_labels, '$.\"k8s-app\"'))")
+    app = (
+        f"coalesce(json_extract_string({s}_labels, '$.\"app.kubernetes.io/name\"'), "
+        f"json_extract_string({s}_labels, '$.app'), "
+        f"json_extract_string({s}_labels, '$.\"k8s-app\"'))"
+    )
     pod = (
         f"coalesce(lower({s}_workload_kind) || '/' || {s}_workload_name, "
         f"'deployment/' || nullif(regexp_extract({s}_pod, {lit(DEPLOYMENT_POD_RE)}, 1), ''), "
         f"'pod/' || {s}_pod, 'app/' || {app}, 'pod/?')"
     )
     return (
-        f"CASE {s}_kind WHEN 'pod' THEN {pod} WHEN 'host' THEN coalesce('node/' || {s}_node, 'host') "
-        f"WHEN 'world' THEN 'world' WHEN 'cluster_infra' THEN coalesce({s}_detail, 'cluster_infra') "
+        f"CASE {s}_kind WHEN 'pod' THEN {pod} "
+        f"WHEN 'host' THEN coalesce('node/' || {s}_node, 'host') WHEN 'world' THEN 'world' "
+        f"WHEN 'cluster_infra' THEN coalesce({s}_detail, 'cluster_infra') "
         f"WHEN 'service' THEN 'service/' || coalesce({s}_service_name, '?') "
         f"ELSE 'unknown/' || coalesce({s}_detail, '?') END"
     )
 
 
 def _workload_rank_sql(s: str) -> str:
-    return (f"CASE WHEN {s}_workload_name IS NOT NULL THEN 3 WHEN regexp_matches(coalesce({s}_pod, "
-            f"''), {lit(DEPLOYMENT_POD_RE)}) THEN 2 WHEN {s}_pod IS NOT NULL THEN 1 ELSE 0 END")
+    return (
+        f"CASE WHEN {s}_workload_name IS NOT NULL THEN 3 WHEN regexp_matches(coalesce({s}_pod, "
+        f"''), {lit(DEPLOYMENT_POD_RE)}) THEN 2 WHEN {s}_pod IS NOT NULL THEN 1 ELSE 0 END"
+    )
 
 
 #: Field separator inside the identity string (never in names, labels or IPs; the raw
@@ -94,8 +100,10 @@ _ID_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra", "wlr", "w
 def _has_labels_sql(s: str) -> str:
     """Cheap test for "a pod with labels": any ``k8s:`` label in the raw string, or
     non-empty resolved labels."""
-    return (f"(CASE WHEN {s}_j IS NOT NULL THEN contains({s}_j, chr(31) || 'k8s:') "
-            f"ELSE coalesce({s}_labels, '{{}}') <> '{{}}' END)")
+    return (
+        f"(CASE WHEN {s}_j IS NOT NULL THEN contains({s}_j, chr(31) || 'k8s:') "
+        f"ELSE coalesce({s}_labels, '{{}}') <> '{{}}' END)"
+    )
 
 
 def identity_sql(s: str) -> str:
@@ -108,15 +116,29 @@ def identity_sql(s: str) -> str:
     """
     ranks = " ".join(f"WHEN {lit(k)} THEN '{v}'" for k, v in _KIND_RANK.items())
     has = _has_labels_sql(s)
-    rank = (f"CASE WHEN {s}_kind = 'pod' THEN CASE WHEN {has} THEN '6' ELSE '5' END "
-            f"ELSE CASE {s}_kind {ranks} ELSE '0' END END")
-    labels = (f"CASE WHEN {s}_kind = 'pod' THEN CASE WHEN {s}_j IS NOT NULL THEN 'R' || {s}_j "
-              f"ELSE 'J' || coalesce({s}_labels, '{{}}') END END")
-    extra = (f"CASE WHEN ({s}_kind = 'pod' AND NOT {has}) OR "
-             f"{s}_kind IN ('unknown', 'cluster_infra', 'service') THEN {s}_wl END")
-    parts = [rank, f"{s}_kind", f"{s}_cluster", f"{s}_namespace", labels,
-             f"CASE WHEN {s}_kind <> 'pod' THEN {s}_ip END", extra,
-             _workload_rank_sql(s), f"{s}_wl"]
+    rank = (
+        f"CASE WHEN {s}_kind = 'pod' THEN CASE WHEN {has} THEN '6' ELSE '5' END "
+        f"ELSE CASE {s}_kind {ranks} ELSE '0' END END"
+    )
+    labels = (
+        f"CASE WHEN {s}_kind = 'pod' THEN CASE WHEN {s}_j IS NOT NULL THEN 'R' || {s}_j "
+        f"ELSE 'J' || coalesce({s}_labels, '{{}}') END END"
+    )
+    extra = (
+        f"CASE WHEN ({s}_kind = 'pod' AND NOT {has}) OR "
+        f"{s}_kind IN ('unknown', 'cluster_infra', 'service') THEN {s}_wl END"
+    )
+    parts = [
+        rank,
+        f"{s}_kind",
+        f"{s}_cluster",
+        f"{s}_namespace",
+        labels,
+        f"CASE WHEN {s}_kind <> 'pod' THEN {s}_ip END",
+        extra,
+        _workload_rank_sql(s),
+        f"{s}_wl",
+    ]
     return "concat_ws(chr(30), " + ", ".join(f"coalesce(({p})::VARCHAR, '')" for p in parts) + ")"
 
 
@@ -128,45 +150,52 @@ def identity_field_sql(col: str, field: str) -> str:
 
 def _labels_json_sql(col: str) -> str:
     raw = identity_field_sql(col, "labels")
-    return (f"CASE WHEN starts_with({raw}, 'R') THEN {stable_labels_json_sql(f'substr({raw}, 2)')} "
-            f"ELSE substr({raw}, 2) END")
+    return (
+        f"CASE WHEN starts_with({raw}, 'R') THEN {stable_labels_json_sql(f'substr({raw}, 2)')} "
+        f"ELSE substr({raw}, 2) END"
+    )
 
 
 def _vrank_sql() -> str:
     r = VERDICT_RANK
-    return (f"CASE WHEN is_policy_drop THEN {r['policy_denied']} WHEN verdict = 'audit' THEN "
-            f"{r['audit']} WHEN verdict = 'allowed' THEN {r['allowed']} WHEN verdict = 'denied' "
-            f"THEN {r['denied']} WHEN verdict = 'error' THEN {r['error']} ELSE {r['unknown']} END")
+    return (
+        f"CASE WHEN is_policy_drop THEN {r['policy_denied']} WHEN verdict = 'audit' THEN "
+        f"{r['audit']} WHEN verdict = 'allowed' THEN {r['allowed']} WHEN verdict = 'denied' "
+        f"THEN {r['denied']} WHEN verdict = 'error' THEN {r['error']} ELSE {r['unknown']} END"
+    )
 
 
 def connections_sql(records: str, bucket: str | None = None) -> str:
     """Level 1: one row per connection (or per non-flow kind / reject reason)."""
-    bucket_expr = (f"CASE WHEN line_kind = 'flow' THEN time_bucket({bucket_interval(bucket)}, "
-                   "time_start) END" if bucket else "NULL::TIMESTAMP")
+    bucket_expr = (
+        f"CASE WHEN line_kind = 'flow' THEN time_bucket({bucket_interval(bucket)}, time_start) END"
+        if bucket
+        else "NULL::TIMESTAMP"
+    )
     req = "NOT coalesce(is_reply, false)"
     return f"""
 SELECT bucket, line_kind, reject_class, max(src_id) AS src_id, max(dst_id) AS dst_id, protocol,
        max(CASE WHEN {req} THEN server_port END) AS port, bool_or({req}) AS requested,
        min(time_start) AS first_seen, max(time_end) AS last_seen, min(vrank) AS vrank,
        count(*) AS records, count_if(coalesce(is_reply, false)) AS replies,
-       count_if(orientation = 'inferred') AS inferred, count_if(orientation = 'unknown') AS unoriented,
+       count_if(orientation = 'inferred') AS inferred,
+       count_if(orientation = 'unknown') AS unoriented,
        min(ord) AS ord, arg_min(raw_ref, ord) AS ref, max(names) AS names, sum(lost) AS lost,
        CASE WHEN line_kind = 'reject' THEN min({{'o': ord, 's': raw_ref || ': ' || reject_detail}},
             {MAX_REJECT_SAMPLES}) END AS samples
 FROM (SELECT *, {bucket_expr} AS bucket,
-             CASE WHEN line_kind = 'flow' THEN {identity_sql('src')} END AS src_id,
-             CASE WHEN line_kind = 'flow' THEN {identity_sql('dst')} END AS dst_id,
+             CASE WHEN line_kind = 'flow' THEN {identity_sql("src")} END AS src_id,
+             CASE WHEN line_kind = 'flow' THEN {identity_sql("dst")} END AS dst_id,
              {_vrank_sql()} AS vrank, file_id * 1099511627776 + line_no AS ord,
              CASE WHEN len(dst_names) > 0 THEN
                   array_to_string(list_sort(list_distinct(dst_names)), ',') END AS names,
-             CASE WHEN line_kind = 'reject' THEN {reject_class_sql('reject_detail')} END AS reject_class,
+             CASE WHEN line_kind = 'reject' THEN {reject_class_sql("reject_detail")} END
+                 AS reject_class,
              CASE WHEN line_kind = 'flow' AND (src_ip IS NULL OR dst_ip IS NULL)
                   THEN file_id * 1099511627776 + line_no END AS ukey
-      FROM (SELECT *, {workload_sql('src')} AS src_wl, {workload_sql('dst')} AS dst_wl
+      FROM (SELECT *, {workload_sql("src")} AS src_wl, {workload_sql("dst")} AS dst_wl
             FROM {records}))
 GROUP BY bucket, line_kind, reject_class, src_ip, src_port, dst_ip, server_port, protocol, ukey"""
-
-
 
 
 def _workload_pick_sql(col: str) -> str:
@@ -183,23 +212,28 @@ def observations_sql(connections: str) -> str:
     fields = []
     for side in ("src", "dst"):
         for f in _KEY_FIELDS:
-            expr = (_labels_json_sql(f"{side}_id") if f == "labels"
-                    else identity_field_sql(f"{side}_id", f))
+            expr = (
+                _labels_json_sql(f"{side}_id")
+                if f == "labels"
+                else identity_field_sql(f"{side}_id", f)
+            )
             fields.append(f"{expr} AS {side}_{f}")
     keys = ", ".join(f"{side}_{f}" for side in ("src", "dst") for f in _KEY_FIELDS)
     counts = ", ".join(
-        f"count_if(vrank = {VERDICT_RANK[v]}) AS v_{v}" for v in ("audit", "allowed", "error", "unknown")
+        f"count_if(vrank = {VERDICT_RANK[v]}) AS v_{v}"
+        for v in ("audit", "allowed", "error", "unknown")
     )
     return f"""
 SELECT bucket, line_kind, reject_class, requested, {keys}, port, protocol,
        count(*) AS connections, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-       count_if(vrank IN ({VERDICT_RANK['policy_denied']}, {VERDICT_RANK['denied']})) AS v_denied,
-       count_if(vrank = {VERDICT_RANK['policy_denied']}) AS v_policy_denied, {counts},
+       count_if(vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]})) AS v_denied,
+       count_if(vrank = {VERDICT_RANK["policy_denied"]}) AS v_policy_denied, {counts},
        arg_min(ref, ord, {MAX_REFS}) AS refs, list(DISTINCT names) AS names,
-       {_workload_pick_sql('src_id')} AS src_workload, {_workload_pick_sql('dst_id')} AS dst_workload,
+       {_workload_pick_sql("src_id")} AS src_workload,
+       {_workload_pick_sql("dst_id")} AS dst_workload,
        sum(records) AS records, sum(replies) AS replies, sum(inferred) AS inferred,
        sum(unoriented) AS unoriented, sum(lost) AS lost, max(samples) AS samples, min(ord) AS ord
-FROM (SELECT *, {', '.join(fields)} FROM {connections})
+FROM (SELECT *, {", ".join(fields)} FROM {connections})
 GROUP BY bucket, line_kind, reject_class, requested, {keys}, port, protocol"""
 
 
@@ -207,9 +241,22 @@ GROUP BY bucket, line_kind, reject_class, requested, {keys}, port, protocol"""
 # Finishing (pure pandas on the small level-2 table).
 # ---------------------------------------------------------------------------
 
-SORT_COLUMNS = ("src_kind", "src_cluster", "src_namespace", "src_workload", "src_labels", "src_ip",
-                "dst_kind", "dst_cluster", "dst_namespace", "dst_workload", "dst_labels", "dst_ip",
-                "port", "protocol")
+SORT_COLUMNS = (
+    "src_kind",
+    "src_cluster",
+    "src_namespace",
+    "src_workload",
+    "src_labels",
+    "src_ip",
+    "dst_kind",
+    "dst_cluster",
+    "dst_namespace",
+    "dst_workload",
+    "dst_labels",
+    "dst_ip",
+    "port",
+    "protocol",
+)
 
 
 def finish(groups: pd.DataFrame, with_bucket: bool) -> tuple[pd.DataFrame, IngestStats]:
@@ -224,9 +271,23 @@ def finish(groups: pd.DataFrame, with_bucket: bool) -> tuple[pd.DataFrame, Inges
 def _observation_frame(obs: pd.DataFrame, with_bucket: bool) -> pd.DataFrame:
     out = pd.DataFrame(
         {
-            **{c: obs[c] for c in ("src_kind", "src_cluster", "src_namespace", "src_workload",
-                                   "src_labels", "src_ip", "dst_kind", "dst_cluster",
-                                   "dst_namespace", "dst_workload", "dst_labels", "dst_ip")},
+            **{
+                c: obs[c]
+                for c in (
+                    "src_kind",
+                    "src_cluster",
+                    "src_namespace",
+                    "src_workload",
+                    "src_labels",
+                    "src_ip",
+                    "dst_kind",
+                    "dst_cluster",
+                    "dst_namespace",
+                    "dst_workload",
+                    "dst_labels",
+                    "dst_ip",
+                )
+            },
             "dst_names": [_names(v) for v in obs["names"]],
             "port": obs["port"].astype("Int64"),
             "protocol": obs["protocol"],
@@ -264,11 +325,11 @@ def _verdicts(row: Mapping[str, Any]) -> dict[str, int]:
 def _stats(groups: pd.DataFrame, flows: pd.DataFrame, obs: pd.DataFrame) -> IngestStats:
     non_flow = groups[~groups["line_kind"].isin(["flow", "reject"])]
     rejects = groups[groups["line_kind"] == "reject"]
-    samples = sorted(
-        (s["o"], s["s"]) for lst in rejects["samples"] if lst is not None for s in lst
-    )
-    unknown = flows[flows["requested"].astype(bool)
-                    & ((flows["src_kind"] == "unknown") | (flows["dst_kind"] == "unknown"))]
+    samples = sorted((s["o"], s["s"]) for lst in rejects["samples"] if lst is not None for s in lst)
+    unknown = flows[
+        flows["requested"].astype(bool)
+        & ((flows["src_kind"] == "unknown") | (flows["dst_kind"] == "unknown"))
+    ]
     reasons: dict[str, int] = {}
     for _, row in unknown.iterrows():
         for side in ("src", "dst"):
@@ -281,9 +342,13 @@ def _stats(groups: pd.DataFrame, flows: pd.DataFrame, obs: pd.DataFrame) -> Inge
         connections=int(obs["connections"].sum()),
         replies=int(flows["replies"].sum()),
         reply_only=int(flows.loc[~flows["requested"].astype(bool), "connections"].sum()),
-        non_flow={str(k): int(v) for k, v in non_flow.groupby("line_kind")["records"].sum().items()},
+        non_flow={
+            str(k): int(v) for k, v in non_flow.groupby("line_kind")["records"].sum().items()
+        },
         lost_events=int(groups["lost"].sum()),
-        rejects={str(k): int(v) for k, v in rejects.groupby("reject_class")["records"].sum().items()},
+        rejects={
+            str(k): int(v) for k, v in rejects.groupby("reject_class")["records"].sum().items()
+        },
         reject_samples=tuple(s for _, s in samples[:MAX_REJECT_SAMPLES]),
         unknown_peers=int(unknown["connections"].sum()),
         unknown_reasons=reasons,

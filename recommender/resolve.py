@@ -59,9 +59,15 @@ def is_live(pod: Pod) -> bool:
 
 def _pod_entry(ip: str, pod: Pod) -> IpEntry:
     return IpEntry(
-        ip=ip, kind="pod", namespace=pod.namespace, pod=pod.name,
-        labels=encode_labels(stable_labels(pod.labels)), workload_kind=pod.owner_kind,
-        workload_name=pod.owner_name, service_account=pod.service_account, node=pod.node,
+        ip=ip,
+        kind="pod",
+        namespace=pod.namespace,
+        pod=pod.name,
+        labels=encode_labels(stable_labels(pod.labels)),
+        workload_kind=pod.owner_kind,
+        workload_name=pod.owner_name,
+        service_account=pod.service_account,
+        node=pod.node,
     )
 
 
@@ -83,9 +89,15 @@ def _candidates(inventory: Inventory) -> dict[str, list[IpEntry]]:
         kind = "cluster_infra" if (svc.namespace, svc.name) == APISERVER else "service"
         for ip in svc.cluster_ips:
             if ip and ip != "None":
-                found[ip].append(IpEntry(ip=ip, kind=kind, service_namespace=svc.namespace,
-                                         service_name=svc.name, detail="kube-apiserver"
-                                         if kind == "cluster_infra" else None))
+                found[ip].append(
+                    IpEntry(
+                        ip=ip,
+                        kind=kind,
+                        service_namespace=svc.namespace,
+                        service_name=svc.name,
+                        detail="kube-apiserver" if kind == "cluster_infra" else None,
+                    )
+                )
     for eps in inventory.endpoint_slices:
         if (eps.namespace, eps.service) == APISERVER:
             for endpoint in eps.endpoints:
@@ -143,21 +155,33 @@ def resolved_columns(side: str, by_ip: str, by_name: str) -> dict[str, str]:
         f"AND ({by_ip}.kind = 'cluster_infra' OR {s}_kind IN ('host', 'world', 'unknown', 'pod')))"
     )
     # A template filled per field with str.replace: the SQL holds literal braces ('{}').
-    pick = f"CASE WHEN {use_ip} THEN {by_ip}.@F WHEN {s}_kind = 'pod' AND {named} " \
-           f"THEN {by_name}.@F END"
+    pick = (
+        f"CASE WHEN {use_ip} THEN {by_ip}.@F WHEN {s}_kind = 'pod' AND {named} "
+        f"THEN {by_name}.@F END"
+    )
     cols = {
         "kind": f"CASE WHEN {use_ip} THEN {by_ip}.kind ELSE {s}_kind END",
         "detail": f"CASE WHEN {use_ip} THEN {by_ip}.detail WHEN {s}_kind = 'unknown' AND "
-                  f"{by_ip}.kind IS NULL THEN 'not-in-inventory' ELSE {s}_detail END",
+        f"{by_ip}.kind IS NULL THEN 'not-in-inventory' ELSE {s}_detail END",
     }
-    for field in ("namespace", "pod", "service_account", "node", "service_namespace",
-                  "service_name"):
+    for field in (
+        "namespace",
+        "pod",
+        "service_account",
+        "node",
+        "service_namespace",
+        "service_name",
+    ):
         cols[field] = f"coalesce({pick.replace('@F', field)}, {s}_{field})"
-    cols["labels"] = (f"CASE WHEN {labelled} THEN {s}_labels ELSE "
-                      f"coalesce({pick.replace('@F', 'labels')}, {s}_labels) END")
+    cols["labels"] = (
+        f"CASE WHEN {labelled} THEN {s}_labels ELSE "
+        f"coalesce({pick.replace('@F', 'labels')}, {s}_labels) END"
+    )
     # The raw Hubble label string stays only while Hubble's labels are kept.
     cols["j"] = f"CASE WHEN {labelled} OR {pick.replace('@F', 'labels')} IS NULL THEN {s}_j END"
     for field in ("workload_kind", "workload_name"):
-        fill = f"coalesce({by_name}.{field}, CASE WHEN {by_ip}.kind = 'pod' THEN {by_ip}.{field} END)"
+        fill = (
+            f"coalesce({by_name}.{field}, CASE WHEN {by_ip}.kind = 'pod' THEN {by_ip}.{field} END)"
+        )
         cols[field] = f"coalesce({s}_{field}, CASE WHEN {use_ip} THEN {by_ip}.{field} END, {fill})"
     return cols

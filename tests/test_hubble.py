@@ -23,30 +23,61 @@ ENGINE = get_engine("embedded")
 # Helpers shared with test_aggregate / test_resolve.
 # ---------------------------------------------------------------------------
 
-POD_A = {"identity": 1001, "namespace": "shop", "pod_name": "web-7d4d858f75-j76f7",
-         "labels": ["k8s:app=web", "k8s:pod-template-hash=7d4d858f75",
-                    "k8s:io.kubernetes.pod.namespace=shop",
-                    "k8s:io.cilium.k8s.policy.serviceaccount=web",
-                    "k8s:io.cilium.k8s.namespace.labels.team=a"],
-         "workloads": [{"name": "web", "kind": "Deployment"}]}
-POD_B = {"identity": 1002, "namespace": "shop", "pod_name": "db-0",
-         "labels": ["k8s:app=db", "k8s:statefulset.kubernetes.io/pod-name=db-0",
-                    "k8s:io.kubernetes.pod.namespace=shop"],
-         "workloads": [{"name": "db", "kind": "StatefulSet"}]}
+POD_A = {
+    "identity": 1001,
+    "namespace": "shop",
+    "pod_name": "web-7d4d858f75-j76f7",
+    "labels": [
+        "k8s:app=web",
+        "k8s:pod-template-hash=7d4d858f75",
+        "k8s:io.kubernetes.pod.namespace=shop",
+        "k8s:io.cilium.k8s.policy.serviceaccount=web",
+        "k8s:io.cilium.k8s.namespace.labels.team=a",
+    ],
+    "workloads": [{"name": "web", "kind": "Deployment"}],
+}
+POD_B = {
+    "identity": 1002,
+    "namespace": "shop",
+    "pod_name": "db-0",
+    "labels": [
+        "k8s:app=db",
+        "k8s:statefulset.kubernetes.io/pod-name=db-0",
+        "k8s:io.kubernetes.pod.namespace=shop",
+    ],
+    "workloads": [{"name": "db", "kind": "StatefulSet"}],
+}
 
 
-def make_flow(src=None, dst=None, *, sip="10.0.0.1", dip="10.0.0.2", sport=40000, dport=5432,
-              proto="TCP", time="2026-01-01T00:00:00.000000001Z", verdict="FORWARDED",
-              wrap=True, **extra):
+def make_flow(
+    src=None,
+    dst=None,
+    *,
+    sip="10.0.0.1",
+    dip="10.0.0.2",
+    sport=40000,
+    dport=5432,
+    proto="TCP",
+    time="2026-01-01T00:00:00.000000001Z",
+    verdict="FORWARDED",
+    wrap=True,
+    **extra,
+):
     """A Hubble jsonpb line (dict) with sensible defaults; ``extra`` goes into the Flow."""
     l4 = {proto: {"source_port": sport, "destination_port": dport}}
     if proto.startswith("ICMP"):
         l4 = {proto: {"type": dport}}
-    flow = {"time": time, "verdict": verdict, "IP": {"source": sip, "destination": dip,
-                                                     "ipVersion": "IPv4"},
-            "l4": l4, "source": POD_A if src is None else src,
-            "destination": POD_B if dst is None else dst, "node_name": "node-1",
-            "Type": "L3_L4", **extra}
+    flow = {
+        "time": time,
+        "verdict": verdict,
+        "IP": {"source": sip, "destination": dip, "ipVersion": "IPv4"},
+        "l4": l4,
+        "source": POD_A if src is None else src,
+        "destination": POD_B if dst is None else dst,
+        "node_name": "node-1",
+        "Type": "L3_L4",
+        **extra,
+    }
     flow = {k: v for k, v in flow.items() if v is not None}
     return {"flow": flow, "node_name": "node-1", "time": time} if wrap else flow
 
@@ -112,15 +143,26 @@ def test_sample_parses_without_rejects(name):
     result = sample_result(name)
     s = result.stats
     assert s.lines == lines == len(path.read_text().splitlines())
-    assert s.flow_records == lines and s.rejected == 0 and not s.non_flow
+    assert s.flow_records == lines
+    assert s.rejected == 0
+    assert not s.non_flow
     assert (s.connections, s.replies, s.reply_only) == (conns, replies, reply_only)
     assert result.observations["connections"].sum() == conns
 
 
-@pytest.mark.parametrize("name", [n for n in SAMPLE_COUNTS if "basic-sample-10" not in n
-                                  and "legacy" not in n and "icmp" not in n
-                                  and "fieldmask" not in n and "400-tcp" not in n
-                                  and "400-udp" not in n])
+@pytest.mark.parametrize(
+    "name",
+    [
+        n
+        for n in SAMPLE_COUNTS
+        if "basic-sample-10" not in n
+        and "legacy" not in n
+        and "icmp" not in n
+        and "fieldmask" not in n
+        and "400-tcp" not in n
+        and "400-udp" not in n
+    ],
+)
 def test_reply_count_matches_hubble_is_reply(name):
     """Where Hubble sets is_reply on every line, replies are exactly those lines."""
     raw = [json.loads(line)["flow"] for line in (HUBBLE / name).read_text().splitlines()]
@@ -130,8 +172,16 @@ def test_reply_count_matches_hubble_is_reply(name):
 
 def _edges(name):
     obs = sample_result(name).observations
-    return {(r.src_workload, r.dst_workload, None if r.port is None or r.port != r.port
-             else int(r.port), r.protocol, int(r.connections)) for r in obs.itertuples()}
+    return {
+        (
+            r.src_workload,
+            r.dst_workload,
+            None if r.port is None or r.port != r.port else int(r.port),
+            r.protocol,
+            int(r.connections),
+        )
+        for r in obs.itertuples()
+    }
 
 
 def test_edges_cilium_120_pos_egress():
@@ -146,9 +196,12 @@ def test_edges_clustermesh_audit():
     obs = sample_result("cilium-1.20-kind-lab/flows-cache-from-poc2.ndjson")
     row = obs.observations.iloc[0]
     assert (row.src_cluster, row.dst_cluster) == ("poc2", "poc1")
-    assert row.verdicts["audit"] == 3 and row.verdicts["allowed"] == 0
-    assert decode_labels(row.dst_labels) == {"app.kubernetes.io/component": "server",
-                                             "app.kubernetes.io/name": "cache"}
+    assert row.verdicts["audit"] == 3
+    assert row.verdicts["allowed"] == 0
+    assert decode_labels(row.dst_labels) == {
+        "app.kubernetes.io/component": "server",
+        "app.kubernetes.io/name": "cache",
+    }
 
 
 def test_edges_legacy_equal_jsonpb():
@@ -162,37 +215,48 @@ def test_edges_legacy_equal_jsonpb():
 
 def test_edges_tke_reply_and_world():
     name = "docs-examples/tke-exporter-cilium-1.19.1.ndjson"
-    assert _edges(name) == {("node/10.10.21.241", "world", 9988, "TCP", 1),
-                            ("node/10.10.21.241", "world", 9922, "TCP", 1)}
+    assert _edges(name) == {
+        ("node/10.10.21.241", "world", 9988, "TCP", 1),
+        ("node/10.10.21.241", "world", 9922, "TCP", 1),
+    }
     frame, _ = flows_of(str(HUBBLE / name))
     reply = frame.iloc[0]  # kube-apiserver -> csi pod, is_reply: the ends swap
-    assert reply["is_reply"] and reply["src_kind"] == "pod" and reply["dst_kind"] == "cluster_infra"
+    assert reply["is_reply"]
+    assert reply["src_kind"] == "pod"
+    assert reply["dst_kind"] == "cluster_infra"
     assert reply["dst_port"] is None or reply["dst_port"] != reply["dst_port"]  # no port
 
 
 def test_edges_fieldmask_policy_drop_and_empty_endpoints():
     obs = sample_result("docs-examples/cilium-docs-exporter-fieldmask.ndjson")
     rows = {r.protocol: r for r in obs.observations.itertuples()}
-    assert rows["TCP"].verdicts["policy_denied"] == 1 and rows["TCP"].dst_workload == \
-        "deployment/deathstar"
-    assert rows["ICMPv6"].src_kind == "unknown" and rows["ICMPv6"].verdicts["policy_denied"] == 0
-    assert obs.stats.unknown_peers == 1 and obs.stats.unknown_reasons == {"no-identity": 2}
+    assert rows["TCP"].verdicts["policy_denied"] == 1
+    assert rows["TCP"].dst_workload == "deployment/deathstar"
+    assert rows["ICMPv6"].src_kind == "unknown"
+    assert rows["ICMPv6"].verdicts["policy_denied"] == 0
+    assert obs.stats.unknown_peers == 1
+    assert obs.stats.unknown_reasons == {"no-identity": 2}
 
 
 def test_edges_icmp_health():
     obs = sample_result("hubble-otel-testdata/basic-sample-400-icmpv4-flows.json")
-    got = sorted((r.src_workload, r.src_ip, r.dst_workload, r.dst_ip, r.protocol)
-                 for r in obs.observations.itertuples())
-    assert got == [("health", "10.244.0.160", "host", "10.244.1.29", "ICMPv4"),
-                   ("host", "10.244.0.148", "health", "10.244.1.204", "ICMPv4"),
-                   ("host", "10.244.1.29", "health", "10.244.0.160", "ICMPv4"),
-                   ("node/kind-control-plane", "10.244.0.148", "health", "10.244.0.160", "ICMPv4")]
+    got = sorted(
+        (r.src_workload, r.src_ip, r.dst_workload, r.dst_ip, r.protocol)
+        for r in obs.observations.itertuples()
+    )
+    assert got == [
+        ("health", "10.244.0.160", "host", "10.244.1.29", "ICMPv4"),
+        ("host", "10.244.0.148", "health", "10.244.1.204", "ICMPv4"),
+        ("host", "10.244.1.29", "health", "10.244.0.160", "ICMPv4"),
+        ("node/kind-control-plane", "10.244.0.148", "health", "10.244.0.160", "ICMPv4"),
+    ]
     assert obs.observations["port"].isna().all()  # ICMP has no port
 
 
 def test_l7_dns_sample_edge():
     assert _edges("hubble-otel-testdata/basic-sample-330-dns-flows.json") == {
-        ("pod/node-local-dns-r99x7", "deployment/kube-dns", 53, "TCP", 67)}
+        ("pod/node-local-dns-r99x7", "deployment/kube-dns", 53, "TCP", 67)
+    }
 
 
 def test_read_flows_columns_and_order():
@@ -202,7 +266,8 @@ def test_read_flows_columns_and_order():
     assert list(frame["raw_ref"]) == [f"{name}:{i}" for i in range(1, 401)]
     assert stats.connections == int(frame["conn_count"].sum()) == 57
     replies = frame[frame["is_reply"] == True]  # noqa: E712
-    assert replies["dst_port"].isna().all() and len(replies) == 136
+    assert replies["dst_port"].isna().all()
+    assert len(replies) == 136
 
 
 # ---------------------------------------------------------------------------
@@ -222,13 +287,15 @@ def test_labels_are_stable_and_prefix_stripped(tmp_path):
 def test_namespace_from_pseudo_label_when_absent(tmp_path):
     remote = {"identity": 5, "labels": ["k8s:app=api", "k8s:io.kubernetes.pod.namespace=prod"]}
     frame, _ = flows_of(write_lines(tmp_path / "f.json", [make_flow(dst=remote)]))
-    assert frame.iloc[0]["dst_namespace"] == "prod" and frame.iloc[0]["dst_kind"] == "pod"
+    assert frame.iloc[0]["dst_namespace"] == "prod"
+    assert frame.iloc[0]["dst_kind"] == "pod"
 
 
 def test_pod_name_wins_over_world_identity(tmp_path):
     l7 = {"identity": 2, "namespace": "shop", "pod_name": "db-0", "labels": ["reserved:world"]}
     frame, _ = flows_of(write_lines(tmp_path / "f.json", [make_flow(dst=l7)]))
-    assert frame.iloc[0]["dst_kind"] == "pod" and frame.iloc[0]["dst_pod"] == "db-0"
+    assert frame.iloc[0]["dst_kind"] == "pod"
+    assert frame.iloc[0]["dst_pod"] == "db-0"
 
 
 PEER_CASES = [
@@ -246,25 +313,33 @@ PEER_CASES = [
 
 
 def test_peer_kinds(tmp_path):
-    lines = [make_flow(dst={"labels": labels} | ({"identity": ident} if ident else {}),
-                       sport=40000 + i) for i, (_, labels, ident, _) in enumerate(PEER_CASES)]
+    lines = [
+        make_flow(dst={"labels": labels} | ({"identity": ident} if ident else {}), sport=40000 + i)
+        for i, (_, labels, ident, _) in enumerate(PEER_CASES)
+    ]
     frame, _ = flows_of(write_lines(tmp_path / "f.json", lines))
     got = dict(zip([c[0] for c in PEER_CASES], frame["dst_kind"], strict=True))
     assert got == {name: kind for name, _, _, kind in PEER_CASES}
 
 
 VERDICT_CASES = [
-    ("FORWARDED", None, "allowed", False), ("REDIRECTED", None, "allowed", False),
-    ("AUDIT", None, "audit", False), ("ERROR", None, "error", False),
-    ("DROPPED", "POLICY_DENIED", "denied", True), ("DROPPED", "POLICY_DENY", "denied", True),
+    ("FORWARDED", None, "allowed", False),
+    ("REDIRECTED", None, "allowed", False),
+    ("AUDIT", None, "audit", False),
+    ("ERROR", None, "error", False),
+    ("DROPPED", "POLICY_DENIED", "denied", True),
+    ("DROPPED", "POLICY_DENY", "denied", True),
     ("DROPPED", "AUTH_REQUIRED", "denied", True),
-    ("DROPPED", "CT_MISSING_TCP_ACK_FLAG", "denied", False), (None, None, "unknown", False),
+    ("DROPPED", "CT_MISSING_TCP_ACK_FLAG", "denied", False),
+    (None, None, "unknown", False),
 ]
 
 
 def test_verdict_mapping(tmp_path):
-    lines = [make_flow(verdict=v, drop_reason_desc=r, sport=40000 + i)
-             for i, (v, r, _, _) in enumerate(VERDICT_CASES)]
+    lines = [
+        make_flow(verdict=v, drop_reason_desc=r, sport=40000 + i)
+        for i, (v, r, _, _) in enumerate(VERDICT_CASES)
+    ]
     frame, stats = flows_of(write_lines(tmp_path / "f.json", lines))
     assert list(frame["verdict"]) == [c[2] for c in VERDICT_CASES]
     assert [bool(x) for x in frame["is_policy_drop"]] == [c[3] for c in VERDICT_CASES]
@@ -272,21 +347,41 @@ def test_verdict_mapping(tmp_path):
 
 
 def test_reply_swaps_ends_and_drops_port(tmp_path):
-    line = make_flow(sip="10.0.0.2", dip="10.0.0.1", sport=5432, dport=40000,
-                     src=POD_B, dst=POD_A, is_reply=True)
+    line = make_flow(
+        sip="10.0.0.2", dip="10.0.0.1", sport=5432, dport=40000, src=POD_B, dst=POD_A, is_reply=True
+    )
     frame, stats = flows_of(write_lines(tmp_path / "f.json", [line]))
     row = frame.iloc[0]
     assert (row["src_ip"], row["dst_ip"], row["src_port"]) == ("10.0.0.1", "10.0.0.2", 40000)
     assert row["dst_port"] != row["dst_port"] or row["dst_port"] is None
-    assert row["src_pod"] == POD_A["pod_name"] and stats.replies == 1
+    assert row["src_pod"] == POD_A["pod_name"]
+    assert stats.replies == 1
 
 
 ORIENTATION_CASES = [
     ("legacy-reply", {"reply": True}, 5432, 40000, True),
-    ("syn-ack", {"l4": {"TCP": {"source_port": 80, "destination_port": 33000,
-                                "flags": {"SYN": True, "ACK": True}}}}, 80, 33000, True),
-    ("syn", {"l4": {"TCP": {"source_port": 33001, "destination_port": 80,
-                            "flags": {"SYN": True}}}}, 33001, 80, False),
+    (
+        "syn-ack",
+        {
+            "l4": {
+                "TCP": {
+                    "source_port": 80,
+                    "destination_port": 33000,
+                    "flags": {"SYN": True, "ACK": True},
+                }
+            }
+        },
+        80,
+        33000,
+        True,
+    ),
+    (
+        "syn",
+        {"l4": {"TCP": {"source_port": 33001, "destination_port": 80, "flags": {"SYN": True}}}},
+        33001,
+        80,
+        False,
+    ),
     ("ports-reply", {}, 15020, 42044, True),
     ("ports-request", {}, 58698, 15090, False),
     ("ambiguous", {}, 1000, 2000, None),
@@ -300,24 +395,34 @@ def test_orientation_without_is_reply(tmp_path):
     frame, stats = flows_of(write_lines(tmp_path / "f.json", lines))
     got = [None if v is None or v != v else bool(v) for v in frame["is_reply"]]
     assert dict(zip([c[0] for c in ORIENTATION_CASES], got, strict=True)) == {
-        c[0]: c[4] for c in ORIENTATION_CASES}
-    assert stats.unknown_orientation == 1 and stats.inferred_orientation == 7
+        c[0]: c[4] for c in ORIENTATION_CASES
+    }
+    assert stats.unknown_orientation == 1
+    assert stats.inferred_orientation == 7
 
 
 def test_non_flow_lines_counted_and_lost_events_warned():
     stats = ENGINE.aggregate([str(FIXTURES / "hubble" / "exporter-mixed.ndjson")]).stats
-    assert stats.non_flow == {"agent_event": 1, "blank": 1, "debug_event": 1,
-                              "lost_events": 2, "node_status": 1}
-    assert stats.lost_events == 12 and stats.rejected == 0
+    assert stats.non_flow == {
+        "agent_event": 1,
+        "blank": 1,
+        "debug_event": 1,
+        "lost_events": 2,
+        "node_status": 1,
+    }
+    assert stats.lost_events == 12
+    assert stats.rejected == 0
     assert any("12 lost events" in w for w in stats.warnings())
-    assert stats.flow_records == 4 and stats.connections == 2
+    assert stats.flow_records == 4
+    assert stats.connections == 2
 
 
 def test_envelopes_are_unwrapped(tmp_path):
     inner = json.dumps(make_flow())
     lines = [f"2026-01-01T00:00:00.1Z stdout F {inner}", json.dumps({"log": inner + "\n"})]
     frame, stats = flows_of(write_lines(tmp_path / "f.log", lines))
-    assert len(frame) == 2 and stats.rejected == 0
+    assert len(frame) == 2
+    assert stats.rejected == 0
     assert set(frame["dst_pod"]) == {"db-0"}
 
 
@@ -335,24 +440,42 @@ def test_gzip_and_glob_and_stdin(tmp_path, monkeypatch):
 def test_bad_lines_are_counted_located_and_never_fatal(tmp_path):
     path = tmp_path / "bad.json"
     good = json.dumps(make_flow())
-    path.write_bytes("\n".join([good, "{not json", '["array"]', b"\xff\xfe".decode("latin-1"),
-                                json.dumps(make_flow(verdict="MAYBE")),
-                                json.dumps(make_flow(time="yesterday")),
-                                json.dumps({"hello": 1}), good]).encode("latin-1") + b"\n")
+    path.write_bytes(
+        "\n".join(
+            [
+                good,
+                "{not json",
+                '["array"]',
+                b"\xff\xfe".decode("latin-1"),
+                json.dumps(make_flow(verdict="MAYBE")),
+                json.dumps(make_flow(time="yesterday")),
+                json.dumps({"hello": 1}),
+                good,
+            ]
+        ).encode("latin-1")
+        + b"\n"
+    )
     frame, stats = flows_of(str(path))
     assert len(frame) == 2
-    assert stats.rejects == {"not valid JSON": 1, "not a JSON object": 1, "not UTF-8 text": 1,
-                             "unknown verdict": 1, "missing or invalid time": 1,
-                             "JSON object is not a Hubble flow or event": 1}
+    assert stats.rejects == {
+        "not valid JSON": 1,
+        "not a JSON object": 1,
+        "not UTF-8 text": 1,
+        "unknown verdict": 1,
+        "missing or invalid time": 1,
+        "JSON object is not a Hubble flow or event": 1,
+    }
     assert stats.reject_samples[0] == f"{path}:2: not valid JSON"
     assert stats.reject_samples[-1].startswith(f"{path}:6: ")
     agg = ENGINE.aggregate([str(path)]).stats
-    assert agg.rejects == stats.rejects and agg.reject_samples == stats.reject_samples
+    assert agg.rejects == stats.rejects
+    assert agg.reject_samples == stats.reject_samples
 
 
 def test_truncated_gzip_keeps_lines_read_and_rejects_the_tail(tmp_path):
-    data = gzip.compress("".join(json.dumps(make_flow(sport=40000 + i)) + "\n"
-                                 for i in range(200)).encode())
+    data = gzip.compress(
+        "".join(json.dumps(make_flow(sport=40000 + i)) + "\n" for i in range(200)).encode()
+    )
     path = tmp_path / "cut.json.gz"
     path.write_bytes(data[: len(data) // 2])
     stats = ENGINE.aggregate([str(path)]).stats
@@ -377,10 +500,22 @@ def test_missing_file_and_empty_glob(tmp_path):
         ENGINE.aggregate([str(tmp_path / "*.json")])
 
 
-_KEYS = ["app", "app.kubernetes.io/name", "pod-template-hash", "job-name", "job-names",
-         "controller-revision-hash", "statefulset.kubernetes.io/pod-name", "kubernetes.io/os",
-         "io.kubernetes.pod.namespace", "io.cilium.k8s.policy.cluster", "tier",
-         "failure-domain.beta.kubernetes.io/zone", "topology.kubernetes.io/zone", "a.b/c-d_e"]
+_KEYS = [
+    "app",
+    "app.kubernetes.io/name",
+    "pod-template-hash",
+    "job-name",
+    "job-names",
+    "controller-revision-hash",
+    "statefulset.kubernetes.io/pod-name",
+    "kubernetes.io/os",
+    "io.kubernetes.pod.namespace",
+    "io.cilium.k8s.policy.cluster",
+    "tier",
+    "failure-domain.beta.kubernetes.io/zone",
+    "topology.kubernetes.io/zone",
+    "a.b/c-d_e",
+]
 
 
 def test_sql_label_filter_equals_python_twin():
@@ -393,8 +528,10 @@ def test_sql_label_filter_equals_python_twin():
     from recommender.labels import encode_labels, stable_labels
 
     con = duckdb.connect()
-    sql = (f"SELECT {h.stable_labels_json_sql(h.joined_labels_sql('e'))} "
-           "FROM (SELECT {'labels': ?::VARCHAR[]} AS e)")
+    sql = (
+        f"SELECT {h.stable_labels_json_sql(h.joined_labels_sql('e'))} "
+        "FROM (SELECT {'labels': ?::VARCHAR[]} AS e)"
+    )
     value = st.text(alphabet="abcXYZ019-_.", max_size=6)
     extra = st.lists(st.sampled_from(["reserved:host", "cidr:1.2.3.4/32", "container:x=y"]))
 

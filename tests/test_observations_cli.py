@@ -21,9 +21,11 @@ def test_table_then_summary(capsys):
     assert main(["observations", "--flows", MIXED]) == 0
     out = capsys.readouterr().out
     assert out.index("shop/deployment/web {app=web}") < out.index("(1 observations)")
-    assert "non-flow lines: 6" in out and "lost_events: 2" in out
+    assert "non-flow lines: 6" in out
+    assert "lost_events: 2" in out
     assert "warning: Hubble reported 12 lost events" in out
-    assert "reply packets: 1" in out and "rejected lines: 0" in out
+    assert "reply packets: 1" in out
+    assert "rejected lines: 0" in out
 
 
 def test_json_rows_and_stats(tmp_path, capsys):
@@ -31,15 +33,33 @@ def test_json_rows_and_stats(tmp_path, capsys):
     assert main(["observations", "--flows", POS, "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     rows = doc["observations"]
-    assert len(rows) == 3 and doc["stats"]["connections"] == 4
+    assert len(rows) == 3
+    assert doc["stats"]["connections"] == 4
     assert {r["dst_workload"] for r in rows} == {"deployment/shop", "deployment/coredns", "world"}
     world = next(r for r in rows if r["dst_kind"] == "world")
-    assert world["dst_ip"] == "104.20.23.154" and world["src_labels"] == {
-        "app": "pos", "app.kubernetes.io/name": "pos"}
+    assert world["dst_ip"] == "104.20.23.154"
+    assert world["src_labels"] == {"app": "pos", "app.kubernetes.io/name": "pos"}
     assert world["first_seen"] == "2026-09-13T11:18:04.209601Z"
-    keys = {"src_kind", "src_namespace", "src_workload", "src_labels", "src_ip", "dst_kind",
-            "dst_namespace", "dst_workload", "dst_labels", "dst_ip", "dst_names", "port",
-            "protocol", "connections", "first_seen", "last_seen", "verdicts", "refs"}
+    keys = {
+        "src_kind",
+        "src_namespace",
+        "src_workload",
+        "src_labels",
+        "src_ip",
+        "dst_kind",
+        "dst_namespace",
+        "dst_workload",
+        "dst_labels",
+        "dst_ip",
+        "dst_names",
+        "port",
+        "protocol",
+        "connections",
+        "first_seen",
+        "last_seen",
+        "verdicts",
+        "refs",
+    }
     assert keys <= set(rows[0])
     # refuse to overwrite without --force, one line, exit 2
     assert main(["observations", "--flows", POS, "--json", str(out)]) == 2
@@ -67,23 +87,33 @@ def test_strict_first_reject_exit_2(capsys, tmp_path):
     path = write_lines(tmp_path / "f.json", [make_flow(), "garbage", "{"])
     assert main(["observations", "--flows", path]) == 0
     out = capsys.readouterr().out
-    assert "rejected lines: 2" in out and f"{path}:2: not valid JSON" in out
+    assert "rejected lines: 2" in out
+    assert f"{path}:2: not valid JSON" in out
     assert main(["observations", "--flows", path, "--strict"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: {path}:2: not valid JSON")
+    assert len(err) == 1
+    assert err[0].startswith(f"error: {path}:2: not valid JSON")
 
 
 def test_stdin_and_no_traceback_without_debug(tmp_path):
     data = json.dumps(make_flow()) + "\n" + "\x00\x01 junk\n"
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "observations", "--flows", "-",
-                           "--json", "-"], input=data, capture_output=True, text=True,
-                          cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "observations", "--flows", "-", "--json", "-"],
+        input=data,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["stats"]["rejects"] == {"not valid JSON": 1}
-    assert "-:2: not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+    assert "-:2: not valid JSON" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_spark_engine_reports_missing_dependency(capsys):
     code = main(["observations", "--flows", POS, "--engine", "spark"])
     err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert code == 2
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -26,19 +26,36 @@ HELP = "aggregate flow logs (Hubble JSON, .gz, globs, - for stdin) into observed
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol observations``."""
-    parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
-                        help="flow files, globs or - for stdin (plain or .gz)")
-    parser.add_argument("--inventory", nargs="+", metavar="FILE",
-                        help="kubectl get ... -o json List file(s) to resolve IPs")
+    parser.add_argument(
+        "--flows",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="flow files, globs or - for stdin (plain or .gz)",
+    )
+    parser.add_argument(
+        "--inventory",
+        nargs="+",
+        metavar="FILE",
+        help="kubectl get ... -o json List file(s) to resolve IPs",
+    )
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="write every row as JSON (- = stdout)")
     out.add_argument("--csv", metavar="OUT", help="write every row as CSV (- = stdout)")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with exit code 2 at the first rejected input line")
-    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"),
-                        help="aggregation engine (default: embedded)")
-    parser.add_argument("--bucket", metavar="WIDTH",
-                        help="count per time bucket, e.g. 1h (adds a bucket column)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit code 2 at the first rejected input line",
+    )
+    parser.add_argument(
+        "--engine",
+        default="embedded",
+        choices=("embedded", "spark"),
+        help="aggregation engine (default: embedded)",
+    )
+    parser.add_argument(
+        "--bucket", metavar="WIDTH", help="count per time bucket, e.g. 1h (adds a bucket column)"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
@@ -53,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
         inventory = read_inventory(args.inventory)
     result = get_engine(args.engine).aggregate(
-        args.flows, inventory, strict=args.strict, bucket=_bucket(args.bucket))
+        args.flows, inventory, strict=args.strict, bucket=_bucket(args.bucket)
+    )
     rows = observation_records(result.observations)
     if target:
         text = render_json(rows, result.stats) if args.json else render_csv(rows)
@@ -85,7 +103,7 @@ def _bucket(value: str | None) -> str | None:
 def _time(value: Any) -> str | None:
     if value is None or pd.isna(value):
         return None
-    return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return str(pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
 def _plain(value: Any) -> Any:
@@ -111,13 +129,19 @@ def observation_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def stats_record(stats: IngestStats) -> dict[str, Any]:
     """Statistics as a JSON-ready dict."""
     return {
-        "lines": stats.lines, "flow_records": stats.flow_records,
-        "connections": stats.connections, "replies": stats.replies,
-        "reply_only_connections": stats.reply_only, "non_flow": dict(sorted(stats.non_flow.items())),
-        "lost_events": stats.lost_events, "rejects": dict(sorted(stats.rejects.items())),
-        "reject_samples": list(stats.reject_samples), "unknown_peers": stats.unknown_peers,
+        "lines": stats.lines,
+        "flow_records": stats.flow_records,
+        "connections": stats.connections,
+        "replies": stats.replies,
+        "reply_only_connections": stats.reply_only,
+        "non_flow": dict(sorted(stats.non_flow.items())),
+        "lost_events": stats.lost_events,
+        "rejects": dict(sorted(stats.rejects.items())),
+        "reject_samples": list(stats.reject_samples),
+        "unknown_peers": stats.unknown_peers,
         "unknown_reasons": dict(sorted(stats.unknown_reasons.items())),
-        "policy_drops": stats.policy_drops, "warnings": stats.warnings(),
+        "policy_drops": stats.policy_drops,
+        "warnings": stats.warnings(),
     }
 
 
@@ -135,8 +159,14 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
-                         if isinstance(v, (list, dict)) else v for k, v in row.items()})
+        writer.writerow(
+            {
+                k: orjson.dumps(v, option=orjson.OPT_SORT_KEYS).decode()
+                if isinstance(v, (list, dict))
+                else v
+                for k, v in row.items()
+            }
+        )
     return buf.getvalue()
 
 
@@ -156,12 +186,15 @@ def render_table(rows: list[dict[str, Any]], out: TextIO | None = None) -> str:
     header = ("SOURCE", "DESTINATION", "PORT", "CONNS", "VERDICTS")
     body = []
     for row in rows:
-        port = f"{row['port']}/{row['protocol']}" if row["port"] is not None else str(row["protocol"])
+        port = (
+            f"{row['port']}/{row['protocol']}" if row["port"] is not None else str(row["protocol"])
+        )
         verdicts = ",".join(f"{k}={v}" for k, v in row["verdicts"].items() if v)
         body.append((_peer(row, "src"), _peer(row, "dst"), port, str(row["connections"]), verdicts))
     widths = [min(max([len(header[i])] + [len(r[i]) for r in body]), 70) for i in range(5)]
-    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip()
-             for r in (header, *body)]
+    lines = [
+        "  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in (header, *body)
+    ]
     return "\n".join(lines) + "\n" + f"({len(rows)} observations)\n"
 
 

@@ -58,16 +58,22 @@ class IngestStats:
         """Data-completeness and quality warnings for the user."""
         out = []
         if self.lost_events:
-            out.append(f"Hubble reported {self.lost_events:,} lost events: the capture is "
-                       "incomplete, so some connections may be missing")
+            out.append(
+                f"Hubble reported {self.lost_events:,} lost events: the capture is "
+                "incomplete, so some connections may be missing"
+            )
         if self.rejected:
             out.append(f"{self.rejected:,} input lines rejected ({_fmt(self.rejects)})")
         if self.unknown_peers:
-            out.append(f"{self.unknown_peers:,} connections have a peer of unknown kind "
-                       f"(reasons by peer end: {_fmt(self.unknown_reasons)}); they never widen a rule")
+            out.append(
+                f"{self.unknown_peers:,} connections have a peer of unknown kind "
+                f"(reasons by peer end: {_fmt(self.unknown_reasons)}); they never widen a rule"
+            )
         if self.unknown_orientation:
-            out.append(f"{self.unknown_orientation:,} records have no reply flag and no "
-                       "port/TCP-flag evidence; kept as observed (client = IP source)")
+            out.append(
+                f"{self.unknown_orientation:,} records have no reply flag and no "
+                "port/TCP-flag evidence; kept as observed (client = IP source)"
+            )
         return out
 
     def format(self) -> str:
@@ -79,7 +85,8 @@ class IngestStats:
             f"{self.reply_only:,}); policy drops: {self.policy_drops:,}",
             f"non-flow lines: {sum(self.non_flow.values()):,}"
             + (f" ({_fmt(self.non_flow)})" if self.non_flow else ""),
-            f"rejected lines: {self.rejected:,}" + (f" ({_fmt(self.rejects)})" if self.rejects else ""),
+            f"rejected lines: {self.rejected:,}"
+            + (f" ({_fmt(self.rejects)})" if self.rejects else ""),
             f"unknown peers: {self.unknown_peers:,}; direction inferred: "
             f"{self.inferred_orientation:,}, unknown: {self.unknown_orientation:,}",
         ]
@@ -188,6 +195,10 @@ def get_engine(name: str = "embedded") -> AggregationEngine:
         return EmbeddedEngine()
     if name == "spark":
         if importlib.util.find_spec("pyspark") is None:
-            raise MissingDependencyError("--engine spark", "pip install 'netpol-recommender[spark]'")
-        raise InputError(None, "the spark engine is not implemented yet", hint="use --engine embedded")
+            raise MissingDependencyError(
+                "--engine spark", "pip install 'netpol-recommender[spark]'"
+            )
+        raise InputError(
+            None, "the spark engine is not implemented yet", hint="use --engine embedded"
+        )
     raise InputError(None, f"unknown engine {name!r}", hint="choose embedded or spark")

@@ -35,15 +35,27 @@ from recommender.ingest.sources import LINE_SCHEMA, FlowSource, expand_paths, it
 from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.resolve import (
     IP_INDEX_COLUMNS,
+    IpEntry,
     build_ip_index,
     build_pod_index,
     resolved_columns,
 )
 
 DEFAULT_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_MEMORY_LIMIT", "512MB")
-_RESOLVED_FIELDS = ("kind", "detail", "namespace", "pod", "service_account", "node",
-                    "service_namespace", "service_name", "labels", "workload_kind", "workload_name",
-                    "j")
+_RESOLVED_FIELDS = (
+    "kind",
+    "detail",
+    "namespace",
+    "pod",
+    "service_account",
+    "node",
+    "service_namespace",
+    "service_name",
+    "labels",
+    "workload_kind",
+    "workload_name",
+    "j",
+)
 
 
 class EmbeddedEngine(AggregationEngine):
@@ -51,16 +63,26 @@ class EmbeddedEngine(AggregationEngine):
 
     name = "embedded"
 
-    def __init__(self, memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int | None = None,
-                 temp_directory: str | None = None) -> None:
+    def __init__(
+        self,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        threads: int | None = None,
+        temp_directory: str | None = None,
+    ) -> None:
         self.memory_limit = memory_limit
         self.threads = threads
         self.temp_directory = temp_directory
 
     # -- public API -------------------------------------------------------------
 
-    def aggregate(self, paths: Sequence[str], inventory: Inventory | None = None, *,
-                  strict: bool = False, bucket: str | None = None) -> IngestResult:
+    def aggregate(
+        self,
+        paths: Sequence[str],
+        inventory: Inventory | None = None,
+        *,
+        strict: bool = False,
+        bucket: str | None = None,
+    ) -> IngestResult:
         sources = expand_paths(paths)
         with self._connection() as con:
             errors = self._register_lines(con, sources)
@@ -74,8 +96,9 @@ class EmbeddedEngine(AggregationEngine):
             raise _strict_from_sample(stats.reject_samples[0], sources)
         return IngestResult(observations, stats)
 
-    def read_flows(self, paths: Sequence[str], inventory: Inventory | None = None, *,
-                   strict: bool = False) -> FlowTable:
+    def read_flows(
+        self, paths: Sequence[str], inventory: Inventory | None = None, *, strict: bool = False
+    ) -> FlowTable:
         sources = expand_paths(paths)
         box: list[IngestStats] = []
         return FlowTable(self._flow_batches(sources, inventory, strict, box), box)
@@ -95,8 +118,9 @@ class EmbeddedEngine(AggregationEngine):
             con.close()
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _register_lines(self, con: duckdb.DuckDBPyConnection,
-                        sources: list[FlowSource]) -> list[InputError]:
+    def _register_lines(
+        self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource]
+    ) -> list[InputError]:
         errors: list[InputError] = []
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -110,8 +134,9 @@ class EmbeddedEngine(AggregationEngine):
         con.register("lines", pa.RecordBatchReader.from_batches(LINE_SCHEMA, batches()))
         return errors
 
-    def _records(self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource],
-                 inventory: Inventory | None) -> str:
+    def _records(
+        self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource], inventory: Inventory | None
+    ) -> str:
         sql = records_sql("lines", [s.path for s in sources])
         if inventory is None:
             return sql
@@ -122,14 +147,19 @@ class EmbeddedEngine(AggregationEngine):
             cols = resolved_columns(side, ip_alias, name_alias)
             replace += [f"{cols[f]} AS {side}_{f}" for f in _RESOLVED_FIELDS]
         return f"""
-SELECT r.* REPLACE ({', '.join(replace)})
+SELECT r.* REPLACE ({", ".join(replace)})
 FROM ({sql}) r
 LEFT JOIN inv_ip si ON si.ip = r.src_ip LEFT JOIN inv_ip di ON di.ip = r.dst_ip
 LEFT JOIN inv_pod sn ON sn.namespace = r.src_namespace AND sn.pod = r.src_pod
 LEFT JOIN inv_pod dn ON dn.namespace = r.dst_namespace AND dn.pod = r.dst_pod"""
 
-    def _flow_batches(self, sources: list[FlowSource], inventory: Inventory | None, strict: bool,
-                      box: list[IngestStats]) -> Iterator[pd.DataFrame]:
+    def _flow_batches(
+        self,
+        sources: list[FlowSource],
+        inventory: Inventory | None,
+        strict: bool,
+        box: list[IngestStats],
+    ) -> Iterator[pd.DataFrame]:
         acc = _StatsAccumulator()
         with self._connection() as con:
             errors = self._register_lines(con, sources)
@@ -148,7 +178,7 @@ LEFT JOIN inv_pod dn ON dn.namespace = r.dst_namespace AND dn.pod = r.dst_pod"""
         box.append(acc.result())
 
 
-def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: list[object]) -> None:
+def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[IpEntry]) -> None:
     data = {c: [getattr(r, c) for r in rows] for c in IP_INDEX_COLUMNS}
     table = pa.table({c: pa.array(v, pa.string()) for c, v in data.items()})
     con.register(name, table)
@@ -156,21 +186,29 @@ def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: list[object
 
 def _flow_table_sql(records: str) -> str:
     """FLOW_COLUMNS in input order, ``conn_count`` 1 on each connection's first request record."""
-    key = ("line_kind, coalesce(is_reply, false), src_ip, src_port, dst_ip, server_port, protocol, "
-           "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN line_no END, "
-           "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN file_id END")
+    key = (
+        "line_kind, coalesce(is_reply, false), src_ip, src_port, dst_ip, server_port, protocol, "
+        "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN line_no END, "
+        "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN file_id END"
+    )
     first = f"row_number() OVER (PARTITION BY {key} ORDER BY file_id, line_no) = 1"
     cols = []
     for c in FLOW_COLUMNS:
         if c == "dst_port":
-            cols.append("CASE WHEN coalesce(is_reply, false) THEN NULL ELSE dst_port END AS dst_port")
+            cols.append(
+                "CASE WHEN coalesce(is_reply, false) THEN NULL ELSE dst_port END AS dst_port"
+            )
         elif c == "conn_count":
-            cols.append(f"CASE WHEN line_kind = 'flow' AND NOT coalesce(is_reply, false) AND {first}"
-                        " THEN 1 ELSE 0 END AS conn_count")
+            cols.append(
+                f"CASE WHEN line_kind = 'flow' AND NOT coalesce(is_reply, false) AND {first}"
+                " THEN 1 ELSE 0 END AS conn_count"
+            )
         else:
             cols.append(c)
-    extra = (f"line_kind, reject_detail, {reject_class_sql('reject_detail')} AS reject_class, lost, "
-             "orientation, src_detail, dst_detail, file_id, line_no")
+    extra = (
+        f"line_kind, reject_detail, {reject_class_sql('reject_detail')} AS reject_class, lost, "
+        "orientation, src_detail, dst_detail, file_id, line_no"
+    )
     return f"SELECT {', '.join(cols)}, {extra} FROM ({records}) ORDER BY file_id, line_no"
 
 
@@ -178,15 +216,16 @@ def _raise_first_reject(frame: pd.DataFrame, sources: list[FlowSource]) -> None:
     rejects = frame[frame["line_kind"] == "reject"]
     if len(rejects):
         row = rejects.iloc[0]
-        raise strict_error(sources[int(row["file_id"])].path, int(row["line_no"]),
-                           str(row["reject_detail"]))
+        raise strict_error(
+            sources[int(row["file_id"])].path, int(row["line_no"]), str(row["reject_detail"])
+        )
 
 
 def _strict_from_sample(sample: str, sources: list[FlowSource]) -> InputError:
     """Split ``path:line: reason`` using the known paths (a path may contain ':')."""
     for source in sorted(sources, key=lambda s: -len(s.path)):
         if sample.startswith(source.path + ":"):
-            line, _, reason = sample[len(source.path) + 1:].partition(": ")
+            line, _, reason = sample[len(source.path) + 1 :].partition(": ")
             return strict_error(source.path, int(line), reason)
     return strict_error(sample, None, "rejected line")
 
@@ -196,8 +235,19 @@ class _StatsAccumulator:
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(
-            ("lines", "flow_records", "connections", "replies", "lost_events", "unknown_peers",
-             "policy_drops", "inferred_orientation", "unknown_orientation"), 0)
+            (
+                "lines",
+                "flow_records",
+                "connections",
+                "replies",
+                "lost_events",
+                "unknown_peers",
+                "policy_drops",
+                "inferred_orientation",
+                "unknown_orientation",
+            ),
+            0,
+        )
         self.non_flow: dict[str, int] = {}
         self.rejects: dict[str, int] = {}
         self.unknown_reasons: dict[str, int] = {}
@@ -218,9 +268,12 @@ class _StatsAccumulator:
         for side in ("src", "dst"):
             unknown = firsts[firsts[f"{side}_kind"] == "unknown"]
             for reason, n in unknown[f"{side}_detail"].fillna("?").value_counts().items():
-                self.unknown_reasons[str(reason)] = self.unknown_reasons.get(str(reason), 0) + int(n)
-        c["unknown_peers"] += int(((firsts["src_kind"] == "unknown")
-                                   | (firsts["dst_kind"] == "unknown")).sum())
+                self.unknown_reasons[str(reason)] = self.unknown_reasons.get(str(reason), 0) + int(
+                    n
+                )
+        c["unknown_peers"] += int(
+            ((firsts["src_kind"] == "unknown") | (firsts["dst_kind"] == "unknown")).sum()
+        )
         others = frame[~frame["line_kind"].isin(["flow", "reject"])]
         _merge(self.non_flow, others["line_kind"].value_counts())
         rejects = frame[frame["line_kind"] == "reject"]
@@ -230,9 +283,13 @@ class _StatsAccumulator:
             self.samples.append(f"{row['raw_ref']}: {row['reject_detail']}")
 
     def result(self) -> IngestStats:
-        return IngestStats(**self.counts, non_flow=self.non_flow, rejects=self.rejects,
-                           reject_samples=tuple(self.samples),
-                           unknown_reasons=self.unknown_reasons)
+        return IngestStats(
+            **self.counts,
+            non_flow=self.non_flow,
+            rejects=self.rejects,
+            reject_samples=tuple(self.samples),
+            unknown_reasons=self.unknown_reasons,
+        )
 
 
 def _merge(into: dict[str, int], counts: pd.Series) -> None:

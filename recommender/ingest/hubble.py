@@ -23,9 +23,22 @@ from recommender.ingest.hubble_sql import DUCKDB, Dialect, lit
 
 #: Endpoint fields that are swapped together with the ends.
 END_FIELDS: tuple[str, ...] = (
-    "kind", "detail", "cluster", "namespace", "pod", "workload_kind", "workload_name",
-    "labels", "service_account", "node", "ip", "port", "names", "service_namespace",
-    "service_name", "j",
+    "kind",
+    "detail",
+    "cluster",
+    "namespace",
+    "pod",
+    "workload_kind",
+    "workload_name",
+    "labels",
+    "service_account",
+    "node",
+    "ip",
+    "port",
+    "names",
+    "service_namespace",
+    "service_name",
+    "j",
 )
 
 
@@ -39,16 +52,16 @@ def parsed_lines_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB
     return f"""
 SELECT file_id, line_no, raw_ref, line_kind, lost, source_format, f,
        CASE WHEN line_kind = 'reject' THEN
-            {h.reject_detail_sql('text', 'd', 'f', 'reject', 'payload', 'rr')} END AS reject_detail
+            {h.reject_detail_sql("text", "d", "f", "reject", "payload", "rr")} END AS reject_detail
 FROM (SELECT *, {paths_literal(paths)}[file_id + 1] || ':' || line_no AS raw_ref,
-       {h.line_kind_sql('text', 'd', 'f', 'reject', 'rr')} AS line_kind,
+       {h.line_kind_sql("text", "d", "f", "reject", "rr")} AS line_kind,
        coalesce(d.lost_events.num_events_lost, 0) AS lost,
        CASE WHEN d.flow IS NOT NULL THEN 'hubble_jsonpb' ELSE 'hubble_legacy_json' END
             AS source_format
-FROM (SELECT *, CASE WHEN f IS NOT NULL THEN {h.reject_reason_sql('f')} END AS rr
-FROM (SELECT *, {h.flow_struct_sql('d')} AS f
-      FROM (SELECT *, CASE WHEN reject IS NULL THEN {h.parsed_sql('payload', dialect)} END AS d
-            FROM (SELECT *, {h.payload_sql('text')} AS payload FROM {lines})))))"""
+FROM (SELECT *, CASE WHEN f IS NOT NULL THEN {h.reject_reason_sql("f")} END AS rr
+FROM (SELECT *, {h.flow_struct_sql("d")} AS f
+      FROM (SELECT *, CASE WHEN reject IS NULL THEN {h.parsed_sql("payload", dialect)} END AS d
+            FROM (SELECT *, {h.payload_sql("text")} AS payload FROM {lines})))))"""
 
 
 def _packet_columns(dialect: Dialect) -> list[str]:
@@ -60,7 +73,7 @@ def _packet_columns(dialect: Dialect) -> list[str]:
         "f.node_name AS observer",
         f"{h.reporter_sql('f')} AS reporter_raw",
         f"{h.protocol_sql('f')} AS protocol",
-        "coalesce(f.l4.\"ICMPv4\".type, f.l4.\"ICMPv6\".type) AS icmp_type",
+        'coalesce(f.l4."ICMPv4".type, f.l4."ICMPv6".type) AS icmp_type',
         "CASE f.\"IP\".\"ipVersion\" WHEN 'IPv4' THEN 4 WHEN 'IPv6' THEN 6 END AS ip_version",
         f"{h.verdict_sql('f')} AS verdict",
         "nullif(f.drop_reason_desc, '') AS drop_reason",
@@ -73,10 +86,12 @@ def _packet_columns(dialect: Dialect) -> list[str]:
         for name, expr in h.endpoint_columns(e, f"{side}_j", "f.node_name", f"{side}_k").items():
             cols.append(f"{expr} AS {side}_{name}")
     cols += [
-        "nullif(f.\"IP\".source, '') AS a_ip", "nullif(f.\"IP\".destination, '') AS b_ip",
+        "nullif(f.\"IP\".source, '') AS a_ip",
+        "nullif(f.\"IP\".destination, '') AS b_ip",
         f"{h.port_sql('f', 'source_port')} AS a_port",
         f"{h.port_sql('f', 'destination_port')} AS b_port",
-        "coalesce(f.source_names, []) AS a_names", "coalesce(f.destination_names, []) AS b_names",
+        "coalesce(f.source_names, []) AS a_names",
+        "coalesce(f.destination_names, []) AS b_names",
         "nullif(f.source_service.namespace, '') AS a_service_namespace",
         "nullif(f.source_service.name, '') AS a_service_name",
         "nullif(f.destination_service.namespace, '') AS b_service_namespace",
@@ -118,11 +133,11 @@ def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
         "drop_reason, is_policy_drop, policies, observation_point, event_type"
     )
     return f"""
-SELECT {passthrough}, {', '.join(_oriented_columns())}
+SELECT {passthrough}, {", ".join(_oriented_columns())}
 FROM (SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format, a_j, b_j,
-             {', '.join(_packet_columns(dialect))}
-      FROM (SELECT *, {h.peer_kind_sql('f.source', 'a_j')} AS a_k,
-                   {h.peer_kind_sql('f.destination', 'b_j')} AS b_k
-            FROM (SELECT *, {h.reply_sql('f')} AS rep, {h.joined_labels_sql('f.source')} AS a_j,
-                         {h.joined_labels_sql('f.destination')} AS b_j
+             {", ".join(_packet_columns(dialect))}
+      FROM (SELECT *, {h.peer_kind_sql("f.source", "a_j")} AS a_k,
+                   {h.peer_kind_sql("f.destination", "b_j")} AS b_k
+            FROM (SELECT *, {h.reply_sql("f")} AS rep, {h.joined_labels_sql("f.source")} AS a_j,
+                         {h.joined_labels_sql("f.destination")} AS b_j
                   FROM ({parsed_lines_sql(lines, paths, dialect)}))))"""

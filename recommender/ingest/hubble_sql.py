@@ -46,8 +46,15 @@ FLOW_SCHEMA: dict[str, object] = {
     "drop_reason": "UINTEGER",
     "drop_reason_desc": "VARCHAR",
     "IP": {"source": "VARCHAR", "destination": "VARCHAR", "ipVersion": "VARCHAR"},
-    "l4": {"TCP": _TCP, "UDP": _PORTS, "SCTP": _PORTS, "ICMPv4": _ICMP, "ICMPv6": _ICMP,
-           "VRRP": "JSON", "IGMP": "JSON"},
+    "l4": {
+        "TCP": _TCP,
+        "UDP": _PORTS,
+        "SCTP": _PORTS,
+        "ICMPv4": _ICMP,
+        "ICMPv6": _ICMP,
+        "VRRP": "JSON",
+        "IGMP": "JSON",
+    },
     "source": ENDPOINT_SCHEMA,
     "destination": ENDPOINT_SCHEMA,
     "Type": "VARCHAR",
@@ -84,8 +91,13 @@ NON_FLOW_KINDS: tuple[str, ...] = ("lost_events", "node_status", "agent_event", 
 #: Hubble verdict -> FlowRecord verdict (FORMATS.md 2.1.5). REDIRECTED = sent to
 #: the L7 proxy, allowed at L3/L4. Absent key = VERDICT_UNKNOWN (protojson omits 0).
 VERDICT_MAP: dict[str, str] = {
-    "FORWARDED": "allowed", "REDIRECTED": "allowed", "TRACED": "allowed",
-    "TRANSLATED": "allowed", "DROPPED": "denied", "AUDIT": "audit", "ERROR": "error",
+    "FORWARDED": "allowed",
+    "REDIRECTED": "allowed",
+    "TRACED": "allowed",
+    "TRANSLATED": "allowed",
+    "DROPPED": "denied",
+    "AUDIT": "audit",
+    "ERROR": "error",
     "VERDICT_UNKNOWN": "unknown",
 }
 #: Only these drop reasons say something about policy; the rest is datapath noise.
@@ -94,14 +106,25 @@ POLICY_DROP_CODES: tuple[int, ...] = (133, 181, 189)
 TRAFFIC_DIRECTIONS: tuple[str, ...] = ("INGRESS", "EGRESS", "TRAFFIC_DIRECTION_UNKNOWN")
 #: Per-connection verdict: the most telling record wins (lowest rank).
 VERDICT_RANK: dict[str, int] = {
-    "policy_denied": 0, "audit": 1, "allowed": 2, "denied": 3, "error": 4, "unknown": 5,
+    "policy_denied": 0,
+    "audit": 1,
+    "allowed": 2,
+    "denied": 3,
+    "error": 4,
+    "unknown": 5,
 }
 #: Linux default ``ip_local_port_range``: client ports of outgoing connections.
 EPHEMERAL_PORTS = (32768, 60999)
 #: Reserved numeric identities (pkg/identity/numericidentity.go) for field-masked endpoints.
 RESERVED_IDENTITY_KIND: dict[int, str] = {
-    1: "host", 2: "world", 4: "cluster_infra", 6: "host", 7: "cluster_infra",
-    8: "cluster_infra", 9: "world", 10: "world",
+    1: "host",
+    2: "world",
+    4: "cluster_infra",
+    6: "host",
+    7: "cluster_infra",
+    8: "cluster_infra",
+    9: "world",
+    10: "world",
 }
 LOCAL_CIDR_IDENTITY_MIN = 1 << 24
 #: Owner kinds guessed from a pod name ``<name>-<rs hash>-<suffix>`` (Deployment pods).
@@ -170,17 +193,19 @@ def parsed_sql(payload: str = "payload", dialect: Dialect = DUCKDB) -> str:
 
 def flow_struct_sql(d: str = "d") -> str:
     """The Flow struct of a parsed line, for both jsonpb and legacy shapes."""
-    fields = ", ".join(f"{lit(k)}: {d}.\"{k}\"" for k in FLOW_SCHEMA)
-    return f"CASE WHEN {d}.flow IS NOT NULL THEN {d}.flow WHEN {is_legacy_sql(d)} THEN {{{fields}}} END"
+    fields = ", ".join(f'{lit(k)}: {d}."{k}"' for k in FLOW_SCHEMA)
+    legacy = is_legacy_sql(d)
+    return f"CASE WHEN {d}.flow IS NOT NULL THEN {d}.flow WHEN {legacy} THEN {{{fields}}} END"
 
 
 def is_legacy_sql(d: str = "d") -> str:
     """A bare legacy Flow has flow keys at the top level."""
-    return f"({d}.verdict IS NOT NULL OR {d}.\"IP\" IS NOT NULL OR {d}.l4 IS NOT NULL)"
+    return f'({d}.verdict IS NOT NULL OR {d}."IP" IS NOT NULL OR {d}.l4 IS NOT NULL)'
 
 
-def line_kind_sql(text: str = "text", d: str = "d", f: str = "f", reject: str = "reject",
-                  rr: str = "rr") -> str:
+def line_kind_sql(
+    text: str = "text", d: str = "d", f: str = "f", reject: str = "reject", rr: str = "rr"
+) -> str:
     """``flow``, ``blank``, one of :data:`NON_FLOW_KINDS`, or ``reject``.
 
     ``rr`` is the column holding :func:`reject_reason_sql` of ``f``.
@@ -258,16 +283,17 @@ def is_policy_drop_sql(f: str = "f") -> str:
 def protocol_sql(f: str = "f") -> str:
     """TCP, UDP, SCTP, ICMPv4, ICMPv6, or ``IP:<number>`` for VRRP (112) and IGMP (2)."""
     return (
-        f"CASE WHEN {f}.l4.\"TCP\" IS NOT NULL THEN 'TCP' WHEN {f}.l4.\"UDP\" IS NOT NULL THEN 'UDP' "
-        f"WHEN {f}.l4.\"SCTP\" IS NOT NULL THEN 'SCTP' WHEN {f}.l4.\"ICMPv4\" IS NOT NULL "
+        f"CASE WHEN {f}.l4.\"TCP\" IS NOT NULL THEN 'TCP' "
+        f"WHEN {f}.l4.\"UDP\" IS NOT NULL THEN 'UDP' "
+        f'WHEN {f}.l4."SCTP" IS NOT NULL THEN \'SCTP\' WHEN {f}.l4."ICMPv4" IS NOT NULL '
         f"THEN 'ICMPv4' WHEN {f}.l4.\"ICMPv6\" IS NOT NULL THEN 'ICMPv6' "
-        f"WHEN {f}.l4.\"VRRP\" IS NOT NULL THEN 'IP:112' WHEN {f}.l4.\"IGMP\" IS NOT NULL "
+        f'WHEN {f}.l4."VRRP" IS NOT NULL THEN \'IP:112\' WHEN {f}.l4."IGMP" IS NOT NULL '
         f"THEN 'IP:2' END"
     )
 
 
 def port_sql(f: str, which: str) -> str:
-    return f"coalesce({f}.l4.\"TCP\".{which}, {f}.l4.\"UDP\".{which}, {f}.l4.\"SCTP\".{which})"
+    return f'coalesce({f}.l4."TCP".{which}, {f}.l4."UDP".{which}, {f}.l4."SCTP".{which})'
 
 
 def _ephemeral(port: str) -> str:
@@ -282,9 +308,9 @@ def reply_sql(f: str = "f") -> str:
     known), TCP SYN/SYN-ACK, ICMP echo request/reply, then the port heuristic
     (exactly one side in the ephemeral range is the client). NULL = unknown.
     """
-    syn, ack = f"{f}.l4.\"TCP\".flags.\"SYN\"", f"{f}.l4.\"TCP\".flags.\"ACK\""
+    syn, ack = f'{f}.l4."TCP".flags."SYN"', f'{f}.l4."TCP".flags."ACK"'
     sport, dport = port_sql(f, "source_port"), port_sql(f, "destination_port")
-    v4, v6 = f"{f}.l4.\"ICMPv4\".type", f"{f}.l4.\"ICMPv6\".type"
+    v4, v6 = f'{f}.l4."ICMPv4".type', f'{f}.l4."ICMPv6".type'
     return (
         f"CASE WHEN {f}.is_reply IS NOT NULL THEN {f}.is_reply WHEN {f}.reply THEN true "
         f"WHEN coalesce({syn}, false) THEN coalesce({ack}, false) "
@@ -311,10 +337,20 @@ def reporter_sql(f: str = "f") -> str:
 
 def policies_sql(f: str = "f", dialect: Dialect = DUCKDB) -> str:
     """``kind:namespace/name`` of every policy Hubble says allowed or denied the flow."""
-    parts = [f"coalesce({f}.{k}, [])" for k in (
-        "egress_allowed_by", "ingress_allowed_by", "egress_denied_by", "ingress_denied_by")]
-    fmt = dialect.lam("p", "coalesce(p.kind, '') || ':' || CASE WHEN coalesce(p.namespace, '') "
-                      "<> '' THEN p.namespace || '/' ELSE '' END || coalesce(p.name, '')")
+    parts = [
+        f"coalesce({f}.{k}, [])"
+        for k in (
+            "egress_allowed_by",
+            "ingress_allowed_by",
+            "egress_denied_by",
+            "ingress_denied_by",
+        )
+    ]
+    fmt = dialect.lam(
+        "p",
+        "coalesce(p.kind, '') || ':' || CASE WHEN coalesce(p.namespace, '') "
+        "<> '' THEN p.namespace || '/' ELSE '' END || coalesce(p.name, '')",
+    )
     return f"list_transform(list_concat({', '.join(parts)}), {fmt})"
 
 
@@ -334,8 +370,10 @@ def joined_labels_sql(e: str) -> str:
     ``=`` never occurs in label keys or values, and ``\x01`` sorts below every
     key character, so sorting ``key\x01value`` strings sorts by key.
     """
-    return (f"replace(chr(31) || array_to_string(coalesce({e}.labels, []), chr(31)) || chr(31), "
-            f"'=', chr(1))")
+    return (
+        f"replace(chr(31) || array_to_string(coalesce({e}.labels, []), chr(31)) || chr(31), "
+        f"'=', chr(1))"
+    )
 
 
 def _re_escape(text: str) -> str:
@@ -345,8 +383,9 @@ def _re_escape(text: str) -> str:
 def unstable_label_re() -> str:
     """Regex for a ``k8s:`` label whose key is unstable (twin of ``labels.is_ephemeral_key``)."""
     exact = [_re_escape(k) for k in sorted(EPHEMERAL_LABEL_KEYS)]
-    prefixes = [_re_escape(p) + "[^\x01\x1f]*"
-                for p in CILIUM_PSEUDO_PREFIXES + CILIUM_EXCLUDED_PREFIXES]
+    prefixes = [
+        _re_escape(p) + "[^\x01\x1f]*" for p in CILIUM_PSEUDO_PREFIXES + CILIUM_EXCLUDED_PREFIXES
+    ]
     contains = ["[^\x01\x1f]*beta\\.kubernetes\\.io[^\x01\x1f]*"]
     # k8s labels are always key=value, so the key ends at \x01: no prefix over-match.
     return "\x1fk8s:(?:" + "|".join(exact + prefixes + contains) + ")\x01[^\x1f]*"
@@ -367,9 +406,10 @@ def stable_labels_json_sql(j: str) -> str:
     cut = f"regexp_replace({j}, {lit(unstable_label_re())}, '', 'g')"
     kept = f"regexp_extract_all({cut}, {lit(chr(31) + 'k8s:([^' + chr(31) + ']*)')}, 1)"
     body = f"array_to_string(list_sort({kept}), chr(31))"
-    pairs = (f"regexp_replace({body}, {lit('([^' + chr(31) + chr(1) + ']*)(?:' + chr(1) + '([^' + chr(31) + ']*))?')}, "
-             f"'\"\\1\":\"\\2\"', 'g')")
-    return f"CASE WHEN len({kept}) = 0 THEN '{{}}' ELSE '{{' || replace({pairs}, chr(31), ',') || '}}' END"
+    pair_re = "([^\x1f\x01]*)(?:\x01([^\x1f]*))?"
+    pairs = f"regexp_replace({body}, {lit(pair_re)}, '\"\\1\":\"\\2\"', 'g')"
+    rendered = f"'{{' || replace({pairs}, chr(31), ',') || '}}'"
+    return f"CASE WHEN len({kept}) = 0 THEN '{{}}' ELSE {rendered} END"
 
 
 def has_label_sql(j: str, label: str) -> str:
@@ -431,14 +471,14 @@ def endpoint_columns(e: str, j: str, node: str, kind: str) -> dict[str, str]:
         "kind": kind,
         "detail": peer_detail_sql(e, j, kind),
         "cluster": f"coalesce(nullif({e}.cluster_name, ''), "
-                   f"{k8s_label_sql(j, 'io.cilium.k8s.policy.cluster')})",
+        f"{k8s_label_sql(j, 'io.cilium.k8s.policy.cluster')})",
         "namespace": f"coalesce(nullif({e}.namespace, ''), "
-                     f"{k8s_label_sql(j, 'io.kubernetes.pod.namespace')})",
+        f"{k8s_label_sql(j, 'io.kubernetes.pod.namespace')})",
         "pod": f"nullif({e}.pod_name, '')",
         "workload_kind": f"nullif({wl}.kind, '')",
         "workload_name": f"nullif({wl}.name, '')",
         "labels": f"CASE WHEN {kind} = 'pod' THEN {stable_labels_json_sql(j)} END",
         "service_account": k8s_label_sql(j, "io.cilium.k8s.policy.serviceaccount"),
         "node": f"CASE WHEN {has_label_sql(j, 'reserved:host')} THEN "
-                f"regexp_extract({node}, '[^/]*$') END",
+        f"regexp_extract({node}, '[^/]*$') END",
     }

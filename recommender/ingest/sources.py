@@ -104,7 +104,7 @@ def open_binary(source: FlowSource) -> BinaryIO:
             raw = open(source.path, "rb")  # noqa: SIM115 - closed by the caller
         except OSError as exc:
             raise InputError(source.path, f"cannot open: {exc.strerror}") from exc
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
     return buffered
