@@ -142,6 +142,9 @@ def _append_stream(args: argparse.Namespace, engine: Any, inventory: Any,
     appender = StreamAppender(args.store, engine, inventory, options, on_checkpoint)
     try:
         with _stop_on_signals() as stop:
+            print(f"observe: reading stdin into {args.store}; checkpoint every "
+                  f"{args.checkpoint_interval} or {options.max_lines:,} lines",
+                  file=sys.stderr, flush=True)
             ended = appender.run(sys.stdin.fileno(), stop, progress.update)
     finally:
         progress.done()

@@ -47,6 +47,7 @@ from recommender.store.write import AppendSummary, append_observations
 STDIN_NAME = "-"
 _READ_SIZE = 1 << 20
 _POLL_S = 0.25
+_DRAIN_READS = 64
 
 
 @dataclass(frozen=True)
@@ -190,9 +191,22 @@ class StreamAppender:
             if self._pending >= self.options.max_lines or time.monotonic() >= deadline:
                 self.checkpoint()
                 deadline = time.monotonic() + self.options.interval_s
+        if stop():  # a signal that came while reading wins over a simultaneous EOF
+            ended = "stopped"
+            self._drain(fd, reader)
         self.add_lines(reader.finish())
         self.checkpoint()
         return ended
+
+    def _drain(self, fd: int, reader: LineReader) -> None:
+        """After a stop, keep what is already waiting in the pipe (bounded: a live
+        stream never runs dry)."""
+        for _ in range(_DRAIN_READS):
+            ready, _, _ = select.select([fd], [], [], 0)
+            data = os.read(fd, _READ_SIZE) if ready else b""
+            if not data:
+                return
+            self.add_lines(reader.feed(data))
 
     # -- checkpoints ----------------------------------------------------------
 
