@@ -56,8 +56,7 @@ def _cover(a: IPNetwork, b: IPNetwork) -> IPNetwork:
     lo, hi = int(a.network_address), int(b.broadcast_address)
     bits = a.max_prefixlen
     prefix = bits - (lo ^ hi).bit_length()
-    net = ipaddress.ip_network((lo, prefix), strict=False)
-    return net  # type: ignore[return-value]
+    return ipaddress.ip_network((lo, prefix), strict=False)
 
 
 class _Family:

@@ -174,7 +174,7 @@ def _groups_in(ns: str, index: WorkloadIndex, edges: dict[str, dict[Edge, dict[s
     if not workloads:
         return []
     profiles = {w.key: frozenset(edges.get(w.key, {})) for w in workloads}
-    rows, _, matrix = build_profile_matrix(profiles)
+    rows, _, matrix = build_profile_matrix(profiles)  # type: ignore[arg-type]
     if matrix.shape[1] == 0:
         labels = [0] * len(rows)
     else:
@@ -240,13 +240,12 @@ def _group(ns: str, name: str, members: list[Workload], selector: LabelSelector,
     union: frozenset[Edge] = frozenset().union(*(profiles[m.key] for m in members))
     extra = tuple((m.name, tuple(sorted(union - profiles[m.key])))
                   for m in sorted(members, key=lambda w: w.name) if union - profiles[m.key])
-    ev = [edges.get(m.key, {}).get(e) for m in members for e in profiles[m.key]]
-    ev = [x for x in ev if x]
+    ev: list[dict[str, Any]] = [edges[m.key][e] for m in members for e in profiles[m.key]]
     return Group(
         ns, name, selector, tuple(sorted(members, key=lambda w: (w.name, w.key))), union, extra,
         connections=sum(int(x["connections"]) for x in ev),
-        first_seen=min((x["first_seen"] for x in ev), default=None),
-        last_seen=max((x["last_seen"] for x in ev), default=None),
+        first_seen=min((x["first_seen"] for x in ev if x["first_seen"]), default=None),
+        last_seen=max((x["last_seen"] for x in ev if x["last_seen"]), default=None),
         selector_method=how,
     )
 

@@ -14,6 +14,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -170,11 +171,11 @@ class RuleBuilder:
             wl = self.index.workloads.get(key)
             if wl is not None:
                 sets[(wl.namespace, self._port_specs(direction, wl, ports))].append(wl)
-        out = []
+        out: list[tuple[Peer, tuple[PolicyPort, ...]]] = []
         for (ns, specs), wls in sorted(sets.items(), key=lambda kv: (kv[0][0], sorted(
                 map(repr, kv[0][1])))):
-            ports = compact_ports(specs, self.opts.port_ranges)
-            out.extend((peer, ports) for peer in self._selector_peers(ns, wls))
+            policy_ports = compact_ports(specs, self.opts.port_ranges)
+            out.extend((peer, policy_ports) for peer in self._selector_peers(ns, wls))
         return out
 
     def _selector_peers(self, ns: str, wls: list[Workload]) -> list[Peer]:
@@ -244,8 +245,8 @@ class RuleBuilder:
         for version, cidr in ((4, "0.0.0.0/0"), (6, "::/0")):
             if version not in families:
                 continue
-            pod_nets = [n for n in self.index.pod_networks() if n.version == version]
-            except_ = tuple(str(n) for n in ipaddress.collapse_addresses(pod_nets))  # type: ignore[arg-type]
+            pod_nets: list[Any] = [n for n in self.index.pod_networks() if n.version == version]
+            except_ = tuple(str(n) for n in ipaddress.collapse_addresses(pod_nets))
             self.notes.public.append(f"{cidr} ({len(world)} external sources seen)")
             out.append((Peer(ip_block=IPBlock(cidr, except_)),
                         compact_ports(ports, self.opts.port_ranges)))

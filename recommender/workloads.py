@@ -109,7 +109,7 @@ class WorkloadIndex:
         """Pod CIDRs of the nodes, sorted."""
         nets = {ipaddress.ip_network(c, strict=False) for n in self.inventory.nodes
                 for c in n.pod_cidrs}
-        return sorted(nets, key=lambda n: (n.version, n))  # type: ignore[return-value]
+        return sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
 
     def backends(self, service: Service) -> list[Workload]:
         """Workloads behind a Service (selector, else EndpointSlice targets)."""
