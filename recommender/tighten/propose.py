@@ -211,13 +211,17 @@ def _narrow_selector(peer: Peer, ph: PeerHits, own_ns: str,
             or set(ctx.namespaces_matching(peer.namespace_selector)) <= set(by_ns)):
         return [peer], None  # every workload the peer selects talks: nothing to narrow
     for ns, targets in sorted(by_ns.items()):
+        ns_sel = _namespace_selector(peer.namespace_selector, ns, ctx)
+        if set(ctx.label_sets.get(ns, ())) <= set(targets):
+            # Every workload of this namespace talks: narrow the namespaces only.
+            out.append(Peer(pod_selector=peer.pod_selector, namespace_selector=ns_sel))
+            continue
         universe = sorted(set(ctx.label_sets.get(ns, ())) | set(targets))
         wanted = [decode_labels(t) for t in targets]
         cover = cover_selectors(wanted, [decode_labels(u) for u in universe])
         if len({i for _, ix in cover for i in ix}) < len(wanted):
             names = ", ".join(ctx.workload(ns, t) for t in targets)
             return [peer], ("no-exact-selector", f"no exact stable selector for {names}")
-        ns_sel = _namespace_selector(peer.namespace_selector, ns, ctx)
         out.extend(Peer(pod_selector=sel, namespace_selector=ns_sel) for sel, _ in cover)
     return out, None
 
