@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -29,6 +31,11 @@ from recommender.store import (
     read_store_stats,
     store_flow_table,
     store_info,
+)
+from recommender.store.options import (
+    add_store_arguments,
+    flow_table_from_args,
+    observations_from_args,
 )
 
 SAMPLE = ROOT / "data" / "sample" / "flows-train.jsonl.gz"
@@ -333,3 +340,46 @@ def test_foreign_duckdb_file(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(InputError, match="not a netpol store"):
         store_info(str(other))
+
+
+# -- --store for recommend / shadow / tighten ---------------------------------------
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flows", nargs="+")
+    add_store_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--flows", "f", "--store", "s"], "either --flows or --store"),
+    ([], "no flow input given"),
+    (["--flows", "f", "--since", "7d"], "need --store"),
+], ids=["both", "neither", "since-without-store"])
+def test_store_options_are_checked(argv: list[str], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        observations_from_args(_args(*argv))
+
+
+def test_store_options_read_the_store(store: str) -> None:
+    result = observations_from_args(_args("--store", store, "--since", "30m"))
+    pd.testing.assert_frame_equal(result.observations, read_store_observations(store, "30m"))
+    assert result.stats.lines == read_store_stats(store, "30m").lines
+    table = flow_table_from_args(_args("--store", store))
+    assert sum(int(b["conn_count"].sum()) for b in table) == read_store_observations(
+        store)["connections"].sum()
+
+
+def test_recommend_takes_store_observations_unchanged(store: str,
+                                                     hour_files: tuple[str, str]) -> None:
+    """Same policies from the store as from one aggregation (evidence counts aside)."""
+    from recommender.ingest.inventory import read_inventory
+    from recommender.recommend import recommend
+
+    inventory = read_inventory([str(ROOT / "data" / "sample" / "inventory.json")])
+    direct = recommend(get_engine().aggregate(list(hour_files), inventory).observations, inventory)
+    stored = recommend(read_store_observations(store), inventory)
+    strip = [replace(p, annotations=()) for p in direct.policies]
+    assert strip == [replace(p, annotations=()) for p in stored.policies]
+    assert len(strip) > 5
