@@ -177,4 +177,4 @@ def _time(value: Any) -> str:
         return "- (the store is empty)"
     import pandas as pd
 
-    return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%SZ"))

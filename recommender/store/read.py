@@ -15,19 +15,19 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import orjson
 import pandas as pd
 
 from recommender.aggregate import SORT_COLUMNS
-from recommender.engines.base import IngestStats
+from recommender.engines.base import MAX_REJECT_SAMPLES, IngestStats
 from recommender.errors import InputError
 from recommender.model import OBSERVATION_COLUMNS, VERDICTS
 from recommender.store.db import STORE_COLUMNS, VERDICT_COLUMNS, connect, merge_sql
 
-When = str | datetime | pd.Timestamp | None
+When: TypeAlias = str | datetime | pd.Timestamp | None
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -172,11 +172,15 @@ def _sum_stats(rows: pd.DataFrame) -> IngestStats:
             for k, v in orjson.loads(text).items():
                 into[k] = into.get(k, 0) + int(v)
         samples += orjson.loads(row["reject_samples"])
-    total = {c: int(rows[c].sum()) if len(rows) else 0 for c in (
-        "lines", "flow_records", "connections", "replies", "lost_events", "policy_drops",
-        "unknown_peers")}
-    return IngestStats(**total, non_flow=non_flow, rejects=rejects,
-                       reject_samples=tuple(samples[:5]))
+    def total(col: str) -> int:
+        return int(rows[col].sum()) if len(rows) else 0
+
+    return IngestStats(
+        lines=total("lines"), flow_records=total("flow_records"),
+        connections=total("connections"), replies=total("replies"),
+        lost_events=total("lost_events"), policy_drops=total("policy_drops"),
+        unknown_peers=total("unknown_peers"), non_flow=non_flow, rejects=rejects,
+        reject_samples=tuple(samples[:MAX_REJECT_SAMPLES]))
 
 
 @dataclass(frozen=True)

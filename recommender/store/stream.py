@@ -35,6 +35,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -250,7 +251,7 @@ class StreamAppender:
         samples = tuple(_rebase(s, path, offset) for s in result.stats.reject_samples)
         return IngestResult(obs, replace(result.stats, reject_samples=samples))
 
-    def _start_spool(self):  # type: ignore[no-untyped-def]
+    def _start_spool(self) -> BinaryIO:
         """A new spool file that starts with the overlap (the most recent lines)."""
         self._overlap = list(self._recent)
         with open(os.path.join(self._dir, "overlap.jsonl"), "wb") as fh:
