@@ -129,15 +129,18 @@ def _append_stream(args: argparse.Namespace, engine: Any, inventory: Any,
     options = StreamOptions(interval_s=interval, max_lines=args.checkpoint_lines,
                             overlap_lines=max(args.overlap_lines, 0), strict=args.strict)
     progress = Progress(f"observe {args.store}: lines")
+    note = [""]  # the last checkpoint, shown beside the count on a terminal
 
     def on_checkpoint(cp: Checkpoint) -> None:
         text = (f"checkpoint {cp.number}: +{cp.lines:,} lines ({cp.total_lines:,} in all), "
                 f"{cp.summary.delta_rows:,} rows merged, the store holds "
                 f"{cp.summary.store_rows:,}")
-        if progress.stream is None:
+        if progress.stream is None:  # a log, not a terminal: one line per checkpoint
             print(f"observe: {text}", file=sys.stderr, flush=True)
-        else:
-            progress.update(0, text)
+        note[0] = f"[checkpoint {cp.number}, store {cp.summary.store_rows:,} rows]"
+
+    def on_read(n: int) -> None:
+        progress.update(n, note[0])
 
     appender = StreamAppender(args.store, engine, inventory, options, on_checkpoint)
     try:
@@ -145,7 +148,7 @@ def _append_stream(args: argparse.Namespace, engine: Any, inventory: Any,
             print(f"observe: reading stdin into {args.store}; checkpoint every "
                   f"{args.checkpoint_interval} or {options.max_lines:,} lines",
                   file=sys.stderr, flush=True)
-            ended = appender.run(sys.stdin.fileno(), stop, progress.update)
+            ended = appender.run(sys.stdin.fileno(), stop, on_read)
     finally:
         progress.done()
         appender.close()
