@@ -6,11 +6,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import GOLDEN
 from fixtures.tighten.cluster import CURRENT, frame, inventory, observation, week
 
 from recommender.cli import main
+from recommender.ingest.inventory import read_inventory
 from recommender.io.policy_yaml import dump_policy_yaml, load_policies
 from recommender.model import IPBlock, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
 from recommender.semantics import compile_policies, endpoint_for_ip, endpoint_for_pod
@@ -192,16 +194,16 @@ def test_unknown_end_is_never_evidence():
     assert res.widenings == []
 
 
+def _ends(row, side):
+    if row[f"{side}_kind"] == "pod":
+        owner = row[f"{side}_workload"].split("/")[1]
+        return [endpoint_for_pod(p, INV) for p in INV.pods if p.owner_name == owner]
+    return [endpoint_for_ip(row[f"{side}_ip"], INV)]
+
+
 def _observed_cases():
-    cases = []
-    for row in week().to_dict(orient="records"):
-        def eps(side):
-            if row[f"{side}_kind"] == "pod":
-                owner = row[f"{side}_workload"].split("/")[1]
-                return [endpoint_for_pod(p, INV) for p in INV.pods if p.owner_name == owner]
-            return [endpoint_for_ip(row[f"{side}_ip"], INV)]
-        cases += [(s, d, row["port"], row["protocol"]) for s in eps("src") for d in eps("dst")]
-    return cases
+    return [(s, d, row["port"], row["protocol"]) for row in week().to_dict(orient="records")
+            for s in _ends(row, "src") for d in _ends(row, "dst")]
 
 
 def test_guarantees_on_the_evidence(result):
@@ -314,3 +316,79 @@ def test_cli_writes_the_recommend_layout(tmp_path, small_sim):
     report = json.loads(js.read_text())
     assert report["self_check"]["ok"] is True
     assert main(args) == 2  # the output exists: refused before any work without --force
+
+
+# ---------------------------------------------------------------------------
+# The bundled sample: a hand-broadened recommendation, tightened back
+# ---------------------------------------------------------------------------
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+BROADENED = Path(__file__).parent / "fixtures" / "tighten" / "webshop-broadened.yaml"
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """netpol tighten on the sample, then again on its own output (same evidence)."""
+    tmp = tmp_path_factory.mktemp("tighten-sample")
+    common = ["--inventory", str(SAMPLE / "inventory.json"), "--flows",
+              str(SAMPLE / "flows-train.jsonl.gz")]
+    assert main(["tighten", "--policies", str(BROADENED), *common, "--out", str(tmp / "one"),
+                 "--json", str(tmp / "one.json")]) == 0
+    assert main(["tighten", "--policies", str(tmp / "one"), *common, "--out", str(tmp / "two"),
+                 "--json", str(tmp / "two.json")]) == 0
+    return tmp
+
+
+@pytest.mark.slow
+def test_sample_broadened_set_is_tightened_back(sample_run):
+    from recommender.reachability import allowed_triples, workload_universe
+
+    report = json.loads((sample_run / "one.json").read_text())
+    kinds = {c["kind"] for c in report["changes"]}
+    assert {"narrow-peer", "narrow-ipblock", "narrow-ports"} <= kinds
+    assert report["self_check"]["ok"] is True
+    assert report["semantic_diff"]["newly_allowed"] == 0
+    assert report["semantic_diff"]["newly_denied"] > 0
+    inv = read_inventory([str(SAMPLE / "inventory.json")])
+    universe = workload_universe(inv)
+    broad = allowed_triples(compile_policies(load_policies([str(BROADENED)]).policies, inv),
+                            universe)
+    tight = allowed_triples(compile_policies(load_policies([str(sample_run / "one")]).policies,
+                                             inv), universe)
+    assert tight < broad
+    assert len(tight) <= len(broad) * 2 // 3
+
+
+@pytest.mark.slow
+def test_sample_second_run_is_byte_identical(sample_run):
+    one = {str(p.relative_to(sample_run / "one")): p.read_bytes()
+           for p in (sample_run / "one").rglob("*.yaml")}
+    two = {str(p.relative_to(sample_run / "two")): p.read_bytes()
+           for p in (sample_run / "two").rglob("*.yaml")}
+    assert one == two
+    assert json.loads((sample_run / "two.json").read_text())["changes"] == []
+
+
+def test_cli_store_window_decides_what_is_unused(tmp_path):
+    from recommender.engines.base import IngestStats
+    from recommender.store import append_observations
+
+    inv, current = _write_inputs(tmp_path)
+    store = str(tmp_path / "obs.duckdb")
+    recent = week()
+    recent["bucket"] = pd.Timestamp("2026-11-08 23:00:00")
+    old = frame([observation("job", "cache", 1234)])  # uses data/legacy-import, a month ago
+    old["first_seen"] = old["last_seen"] = pd.Timestamp("2026-10-01 12:00:00")
+    old["bucket"] = pd.Timestamp("2026-10-01 12:00:00")
+    append_observations(store, pd.concat([old, recent], ignore_index=True), IngestStats())
+    base = ["tighten", "--policies", current, "--inventory", inv, "--store", store]
+    assert main([*base, "--out", str(tmp_path / "all"), "--json", str(tmp_path / "all.json")]) == 0
+    assert main([*base, "--since", "7d", "--out", str(tmp_path / "week"),
+                 "--json", str(tmp_path / "week.json")]) == 0
+    pruned = {c["rule"] for c in json.loads((tmp_path / "week.json").read_text())["changes"]
+              if c["kind"] == "prune-rule"}
+    kept = {c["rule"] for c in json.loads((tmp_path / "all.json").read_text())["changes"]
+            if c["kind"] == "prune-rule"}
+    assert "data/legacy-import#ingress[0]" in pruned
+    assert "data/legacy-import#ingress[0]" not in kept
+    assert json.loads((tmp_path / "week.json").read_text())["inputs"]["since"] == "7d"
