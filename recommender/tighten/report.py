@@ -184,7 +184,9 @@ def _diff_md(diff: Mapping[str, Any] | None) -> list[str]:
     verdict = "equivalent" if diff["equivalent"] else "not equivalent"
     out += [f"- {verdict}: {diff['newly_allowed']} reachabilities newly allowed, "
             f"{diff['newly_denied']} newly denied",
-            f"- universe: {diff['universe']['definition']}", ""]
+            f"- universe: {diff['universe']['definition']}",
+            "- tighten probes no observed ports or addresses beyond these: the region probes "
+            "already decide every numeric port and ipBlock exactly", ""]
     rows = diff["changes"]
     if rows:
         out += ["| change | source | destination | ports | sides | policies before |",
