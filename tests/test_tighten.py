@@ -237,6 +237,13 @@ def test_second_run_changes_nothing(widen):
         dump_policy_yaml(p) for p in first.proposed]
 
 
+def test_empty_window_is_an_input_error_not_a_prune_everything():
+    from recommender.errors import InputError
+
+    with pytest.raises(InputError, match="no observations"):
+        _run(frame([]))
+
+
 def test_duplicate_policy_is_an_input_error():
     from recommender.errors import InputError
 

@@ -116,9 +116,18 @@ def tighten(policies: Sequence[NetworkPolicy], observations: pd.DataFrame,
         The cluster the flows are resolved against and selectors are exact in.
     options
         Budget, DNS and widening choices.
+
+    Raises
+    ------
+    InputError
+        No observations, or two policies with one namespace/name.
     """
     opts = options or TightenOptions()
     check_unique(policies)
+    if observations.empty:
+        # An empty window would make every rule "unused": refuse rather than prune all.
+        raise InputError(None, "no observations in the window: nothing to tighten from",
+                         hint="check the flow files, or the store and --since")
     current = list(policies)
     ctx = InventoryContext.build(inventory)
     evidence = build_evidence(observations, inventory)
