@@ -14,9 +14,9 @@ and judged by the semantics engine directly.
 
 from __future__ import annotations
 
+from fixtures.tighten.cluster import WORKLOADS, frame, inventory, observation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from fixtures.tighten.cluster import WORKLOADS, frame, inventory, observation
 
 from recommender.io.policy_yaml import dump_policy_yaml
 from recommender.model import IPBlock, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
