@@ -5,12 +5,13 @@ port, protocol) reachabilities change, decided by the exact semantics engine
 for both sets over the same universe:
 
 * every workload of the inventory (one representative pod each);
-* non-pod probes: one address per region of the address space that the two
-  sets' ipBlocks cut out, the external addresses seen in observations, one
-  host address per node and the apiserver endpoints;
-* per destination: its declared container ports, plus one port per region of
-  the port space that the two sets' port entries cut out, plus the ports seen
-  in observations.
+* every external address: one probe per region of the address space that the
+  two sets' ipBlocks cut out (a world endpoint is judged by its address alone,
+  so every address of a region, observed ones included, is judged alike); one
+  host address per node, observed node addresses and the apiserver endpoints;
+* every TCP/UDP/SCTP port: per (source, destination) pair, one probe per region
+  of the port space cut by the port entries of the policies on either side and
+  the destination's declared ports (named ports resolve there).
 
 Within that universe the answer is exact. Names, file layout and rule order
 never matter: the engine's verdict does not depend on them.
@@ -29,7 +30,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recommender.diff.universe import external_universe, port_probes, port_regions, protocol_order
+from recommender.diff.universe import (
+    POLICY_PROTOCOLS,
+    external_universe,
+    port_probes,
+    port_regions,
+    protocol_order,
+)
 from recommender.model import Inventory, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
 from recommender.reachability import WorkloadRep, workload_universe
 from recommender.semantics import Decision, Endpoint, PolicySet, compile_policies
@@ -89,11 +96,12 @@ class Universe:
 
 
 UNIVERSE_NOTE = (
-    "exact over: every inventory workload (one representative pod each) x its declared "
-    "container ports, plus one port per region cut by the policies' port entries, plus "
-    "observed ports; non-pod endpoints: one address per region cut by the policies' "
-    "ipBlocks, observed external addresses, one host address per node, apiserver endpoints. "
-    "Pods, ports and addresses outside this universe are not compared."
+    "exact over: every inventory workload (one representative pod each); every external "
+    "address (one probe per region the ipBlocks of either set cut out, which covers every "
+    "observed address); one host address per node, observed node addresses and apiserver "
+    "endpoints; every TCP/UDP/SCTP port (one probe per region cut by the port entries of "
+    "the policies on either side of a pair and the destination's declared ports). Pods not "
+    "in the inventory are not compared."
 )
 
 
@@ -198,15 +206,16 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
     uni = universe or build_universe(old, new, inventory)
     old_ps, new_ps = compiled or compile_pair(old, new, inventory)
     every = [*uni.workloads, *uni.externals]
+    sigs = _Signatures()
     changed = {
         side: {rep.key for rep in uni.workloads
-               if side_signature(old_ps, rep.endpoint, side)
-               != side_signature(new_ps, rep.endpoint, side)}
+               if sigs.of(old_ps, rep.endpoint, side) != sigs.of(new_ps, rep.endpoint, side)}
         for side in SIDES
     }
+    probes = _PairPorts((old_ps, new_ps), uni)
+    explained: dict[tuple[Decision, Decision], tuple[Any, ...]] = {}
     changes: list[ReachChange] = []
     pairs = decisions = 0
-    regions = port_regions(uni.ports)
     to_changed = [rep for rep in every if rep.key in changed["ingress"]]
     for src in every:
         targets = every if src.key in changed["egress"] else to_changed
@@ -214,21 +223,97 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
             if src.key == dst.key and src.namespace:
                 continue  # a pod cannot block access to itself
             pairs += 1
-            for port, proto in _ports_for(dst, uni):
+            for port, last, proto in probes.of(src, dst):
                 decisions += 1
                 a = old_ps.decide(src.endpoint, dst.endpoint, port, proto)
                 b = new_ps.decide(src.endpoint, dst.endpoint, port, proto)
                 if a.is_allowed != b.is_allowed:
-                    last = regions.get((port, proto), port)
-                    changes.append(_change(src.key, dst.key, (port, last, proto), a, b))
+                    why = explained.get((a, b))
+                    if why is None:
+                        why = explained[(a, b)] = _explain(a, b)
+                    changes.append(ReachChange(src.key, dst.key, port, proto, why[0], last,
+                                               *why[1:]))
         _forget(old_ps, new_ps)
     changes.sort(key=lambda c: (c.change, c.src, c.dst, protocol_order(c.protocol), c.port))
     return DiffResult(uni, changes, {s: len(v) for s, v in changed.items()}, pairs, decisions)
 
 
-def _ports_for(dst: WorkloadRep, uni: Universe) -> tuple[tuple[int, str], ...]:
-    # Declared ports are probes already (build_universe cuts the port space at them).
-    return uni.ports
+class _Signatures:
+    """:func:`side_signature` with each policy's canonical rules computed once."""
+
+    def __init__(self) -> None:
+        self._rules: dict[tuple[int, str], frozenset[str]] = {}
+
+    def of(self, ps: PolicySet, ep: Endpoint, side: str) -> object:
+        selecting = ps.selecting(ep, side)
+        rules: set[str] = set()
+        for cp in selecting:
+            key = (id(cp), side)
+            hit = self._rules.get(key)
+            if hit is None:
+                written = cp.policy.egress if side == "egress" else cp.policy.ingress
+                hit = self._rules[key] = frozenset(
+                    repr(_rule_key(cp.policy.namespace, r)) for r in written or ())
+            rules |= hit
+        return (bool(selecting), tuple(sorted(rules)))
+
+
+class _PairPorts:
+    """Port probes for one (source, destination) pair, with the region each stands for.
+
+    A pair's four side answers (old/new egress of the source, old/new ingress of
+    the destination) depend on the port only through the port entries of the
+    policies selecting those sides, the destination's declared ports (named
+    ports) and nothing else; cutting the port space there (plus at observed
+    ports) gives regions where every answer is constant, so one probe per region
+    is exact. Far fewer probes than the global cut set on large inventories.
+    """
+
+    def __init__(self, sets: tuple[PolicySet, PolicySet], uni: Universe) -> None:
+        self.sets = sets
+        # Observed ports need no probe of their own: each lies in a region.
+        self.base: set[tuple[int, str]] = {(1, p) for p in POLICY_PROTOCOLS}
+        self._policy_cuts: dict[tuple[int, str], frozenset[tuple[int, str]]] = {}
+        self._side_cuts: dict[tuple[str, str], frozenset[tuple[int, str]]] = {}
+        self._pairs: dict[tuple[frozenset[tuple[int, str]], frozenset[tuple[int, str]]],
+                          tuple[tuple[int, int, str], ...]] = {}
+
+    def _cuts(self, rep: WorkloadRep, side: str) -> frozenset[tuple[int, str]]:
+        hit = self._side_cuts.get((rep.key, side))
+        if hit is None:
+            cuts: set[tuple[int, str]] = set()
+            for ps in self.sets:
+                for cp in ps.selecting(rep.endpoint, side):
+                    cuts |= self._policy(cp.policy, side)
+            if side == "ingress":
+                cuts.update(c for port, proto in rep.ports for c in ((port, proto),
+                                                                     (port + 1, proto)))
+            hit = self._side_cuts[(rep.key, side)] = frozenset(cuts)
+        return hit
+
+    def _policy(self, policy: NetworkPolicy, side: str) -> frozenset[tuple[int, str]]:
+        key = (id(policy), side)
+        hit = self._policy_cuts.get(key)
+        if hit is None:
+            rules = (policy.egress if side == "egress" else policy.ingress) or ()
+            cuts = {(port, proto) for port, proto in port_probes(
+                [NetworkPolicy("", "", LabelSelector(), ("Ingress",), ingress=rules)])}
+            hit = self._policy_cuts[key] = frozenset(cuts)
+        return hit
+
+    def of(self, src: WorkloadRep, dst: WorkloadRep) -> tuple[tuple[int, int, str], ...]:
+        """(first port, last port, protocol) of every region for this pair."""
+        # Egress rules may name ports of the destination: its declared ports cut too.
+        key = (self._cuts(src, "egress"), self._cuts(dst, "ingress"))
+        hit = self._pairs.get(key)
+        if hit is None:
+            probes = sorted(self.base | key[0] | key[1], key=lambda p: (protocol_order(p[1]),
+                                                                        p[0]))
+            probes = [p for p in probes if 1 <= p[0] <= 65535]
+            regions = port_regions(probes)
+            hit = self._pairs[key] = tuple((port, regions[(port, proto)], proto)
+                                           for port, proto in probes)
+        return hit
 
 
 def _forget(*sets: PolicySet) -> None:
@@ -253,13 +338,13 @@ def _responsible(d: Decision, side: str) -> tuple[tuple[str, ...], tuple[str, ..
     return (), d.egress_policies if side == "egress" else d.ingress_policies
 
 
-def _change(src: str, dst: str, port: tuple[int, int, str], a: Decision,
-            b: Decision) -> ReachChange:
+def _explain(a: Decision, b: Decision) -> tuple[Any, ...]:
+    """(change, sides, old rules, new rules, old policies, new policies) of a verdict flip."""
     sides = tuple(s for s in SIDES if _side_ok(a, s) != _side_ok(b, s))
     old = [_responsible(a, s) for s in sides]
     new = [_responsible(b, s) for s in sides]
-    return ReachChange(
-        src, dst, port[0], port[2], "allowed" if b.is_allowed else "denied", port[1], sides,
+    return (
+        "allowed" if b.is_allowed else "denied", sides,
         tuple(sorted({r for rules, _ in old for r in rules})),
         tuple(sorted({r for rules, _ in new for r in rules})),
         tuple(sorted({p for _, ps in old for p in ps})),

@@ -1,4 +1,4 @@
-"""Diff report: one content model (JSON-able), rendered as text for terminals and Markdown for PRs."""
+"""Diff report: one JSON-able content model, rendered as text (terminal) and Markdown (PRs)."""
 
 from __future__ import annotations
 

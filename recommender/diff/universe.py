@@ -127,10 +127,12 @@ def external_universe(policies: Iterable[NetworkPolicy], inventory: Inventory,
                       observed_ips: Iterable[str] = ()) -> list[WorkloadRep]:
     """Non-pod endpoints to probe: ipBlock regions, observed addresses, nodes, apiserver.
 
-    Keys are ``world:<region>``, ``world:<ip>`` (observed), ``host:<node>`` and
-    ``cluster_infra:<ip>``; the namespace is empty and no ports are declared.
-    Observed addresses are classified against the inventory; pod addresses among
-    them are skipped (the pod is a workload of the universe already).
+    Keys are ``world:<region>``, ``host:<node or ip>`` and ``cluster_infra:<ip>``;
+    the namespace is empty and no ports are declared. Observed addresses are
+    classified against the inventory: an external one already lies in one of the
+    probed regions (a world endpoint is judged by its address alone, and every
+    address of a region is judged alike), so only node and apiserver addresses
+    are added; pod addresses are workloads of the universe already.
     """
     reps: dict[str, WorkloadRep] = {}
 
@@ -141,7 +143,7 @@ def external_universe(policies: Iterable[NetworkPolicy], inventory: Inventory,
         add(f"world:{region}", Endpoint("world", ip=ip))
     for ip in sorted(set(observed_ips)):
         ep = endpoint_for_ip(ip, inventory)
-        if ep.kind in ("world", "cluster_infra", "host"):
+        if ep.kind in ("cluster_infra", "host"):
             add(f"{ep.kind}:{ep.ip}", ep)
     for node in sorted(inventory.nodes, key=lambda n: n.name):
         if node.addresses:
