@@ -9,6 +9,7 @@ private temp directory, so big inputs spill to disk instead of growing RSS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from recommender.aggregate import connections_sql, finish, observations_sql
+from recommender.aggregate import aggregate_sql, finish
 from recommender.engines.base import (
     MAX_REJECT_SAMPLES,
     AggregationEngine,
@@ -87,11 +88,11 @@ class EmbeddedEngine(AggregationEngine):
         with self._connection() as con:
             errors = self._register_lines(con, sources)
             records = self._records(con, sources, inventory)
-            sql = observations_sql(f"({connections_sql(f'({records})', bucket)})")
+            sql = aggregate_sql(f"({records})", bucket)
             groups = con.execute(sql).df()
             if errors:
                 raise errors[0]
-        observations, stats = finish(groups, bucket is not None)
+        observations, stats = finish(groups, bucket is not None, [s.path for s in sources])
         if strict and stats.reject_samples:
             raise _strict_from_sample(stats.reject_samples[0], sources)
         return IngestResult(observations, stats)
@@ -110,7 +111,10 @@ class EmbeddedEngine(AggregationEngine):
         tmp = tempfile.mkdtemp(prefix="netpol-duckdb-", dir=self.temp_directory)
         con = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": tmp})
         try:
-            con.execute("SET enable_progress_bar = false")  # never draw on the user's terminal
+            with contextlib.suppress(duckdb.InvalidInputException):
+                # Never draw on the user's terminal. Inside Jupyter without ipywidgets
+                # DuckDB refuses the setting (and draws no bar either).
+                con.execute("SET enable_progress_bar = false")
             if self.threads:
                 con.execute(f"SET threads = {int(self.threads)}")
             yield con
