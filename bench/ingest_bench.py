@@ -200,13 +200,13 @@ print(dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n[0])
 
 
 def measure(code: str, path: Path) -> list[str]:
+    """Run ``code`` in a child process; its last stdout line holds the figures."""
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=ROOT,
+        check=False,
     )
+    if proc.returncode != 0:
+        sys.exit(f"measurement failed:\n{proc.stderr[-3000:]}")
     return proc.stdout.strip().splitlines()[-1].split()
 
 

@@ -30,7 +30,7 @@ name (``kube-apiserver``), ``service/<name>``, ``unknown/<reason>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -94,7 +94,9 @@ def _workload_rank_sql(s: str) -> str:
 #: Field separator inside the identity string (never in names, labels or IPs; the raw
 #: Hubble label string uses \x1f and \x01).
 ID_SEP = "\x1e"
-_ID_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra", "wlr", "wl")
+_ID_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra", "wlr", "wl", "names")
+_KEY_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra")
+ORD_SHIFT = 40  # ord = file_id << 40 | line_no
 
 
 def _has_labels_sql(s: str) -> str:
@@ -107,12 +109,12 @@ def _has_labels_sql(s: str) -> str:
 
 
 def identity_sql(s: str) -> str:
-    """One string whose ``max`` is the best identity of an end.
+    """The identity of one end of a record as one string: a rank digit, then
+    :data:`_ID_FIELDS` joined by :data:`ID_SEP`.
 
-    Fields (:data:`_ID_FIELDS`) after a rank digit, joined by :data:`ID_SEP`. Pod
-    labels travel as the raw Hubble string (``R…``) or resolved JSON (``J…``):
-    the costly stable-label rendering then runs once per connection, not per
-    record. A string max is much cheaper than a struct max. Needs ``{s}_wl``.
+    Pod labels travel as the raw Hubble string (``R…``) or resolved JSON
+    (``J…``); stable labels are rendered once per distinct identity, not per
+    record. Needs the columns ``{s}_wl`` and ``names``.
     """
     ranks = " ".join(f"WHEN {lit(k)} THEN '{v}'" for k, v in _KIND_RANK.items())
     has = _has_labels_sql(s)
@@ -128,6 +130,7 @@ def identity_sql(s: str) -> str:
         f"CASE WHEN ({s}_kind = 'pod' AND NOT {has}) OR "
         f"{s}_kind IN ('unknown', 'cluster_infra', 'service') THEN {s}_wl END"
     )
+    names = "names" if s == "dst" else "NULL"
     parts = [
         rank,
         f"{s}_kind",
@@ -138,6 +141,7 @@ def identity_sql(s: str) -> str:
         extra,
         _workload_rank_sql(s),
         f"{s}_wl",
+        names,
     ]
     return "concat_ws(chr(30), " + ", ".join(f"coalesce(({p})::VARCHAR, '')" for p in parts) + ")"
 
@@ -146,6 +150,19 @@ def identity_field_sql(col: str, field: str) -> str:
     """Field ``field`` back out of an identity string (NULL for '')."""
     index = _ID_FIELDS.index(field) + 2  # 1-based, after the rank
     return f"nullif(split_part({col}, chr(30), {index}), '')"
+
+
+def identity_code_sql(col: str) -> str:
+    """A UBIGINT that orders identities by rank, then workload rank, then a hash.
+
+    Connections keep ``max(code)`` (fixed-size state, spillable); the strings are
+    looked up once per distinct identity.
+    """
+    rank = (
+        f"split_part({col}, chr(30), 1)::UBIGINT * 4 + coalesce(try_cast("
+        f"{identity_field_sql(col, 'wlr')} AS UBIGINT), 0)"
+    )
+    return f"(({rank}) << 59) | (hash({col}) >> 5)"
 
 
 def _labels_json_sql(col: str) -> str:
@@ -165,76 +182,92 @@ def _vrank_sql() -> str:
     )
 
 
-def connections_sql(records: str, bucket: str | None = None) -> str:
-    """Level 1: one row per connection (or per non-flow kind / reject reason)."""
+def _prepared_sql(records: str, bucket: str | None) -> str:
+    """Per record: bucket, identities and their codes, verdict rank, input order."""
     bucket_expr = (
         f"CASE WHEN line_kind = 'flow' THEN time_bucket({bucket_interval(bucket)}, time_start) END"
         if bucket
         else "NULL::TIMESTAMP"
     )
-    req = "NOT coalesce(is_reply, false)"
+    ord_expr = f"(file_id::BIGINT << {ORD_SHIFT}) + line_no"
     return f"""
-SELECT bucket, line_kind, reject_class, max(src_id) AS src_id, max(dst_id) AS dst_id, protocol,
+SELECT *, CASE WHEN src_id IS NOT NULL THEN {identity_code_sql("src_id")} END AS src_code,
+          CASE WHEN dst_id IS NOT NULL THEN {identity_code_sql("dst_id")} END AS dst_code
+FROM (SELECT *, {bucket_expr} AS bucket,
+             CASE WHEN line_kind = 'flow' THEN {identity_sql("src")} END AS src_id,
+             CASE WHEN line_kind = 'flow' THEN {identity_sql("dst")} END AS dst_id,
+             {_vrank_sql()} AS vrank, {ord_expr} AS ord,
+             CASE WHEN line_kind = 'reject' THEN {ord_expr} END AS reject_ord,
+             CASE WHEN line_kind = 'reject' THEN {reject_class_sql("reject_detail")} END
+                 AS reject_class,
+             CASE WHEN line_kind = 'flow' AND (src_ip IS NULL OR dst_ip IS NULL)
+                  THEN {ord_expr} END AS ukey
+      FROM (SELECT *, {workload_sql("src")} AS src_wl, {workload_sql("dst")} AS dst_wl,
+                   CASE WHEN len(dst_names) > 0 THEN
+                        array_to_string(list_sort(list_distinct(dst_names)), ',') END AS names
+            FROM {records}))"""
+
+
+def _level1_sql(prepared: str) -> str:
+    """Connections (grouping set 3) plus the distinct identities (sets 1 and 2), in one pass.
+
+    Connection rows hold only fixed-size aggregate states, so DuckDB can spill them.
+    """
+    req = "NOT coalesce(is_reply, false)"
+    conn_key = (
+        "bucket, line_kind, reject_class, reject_detail, reject_ord, src_ip, src_port, "
+        "dst_ip, server_port, protocol, ukey"
+    )
+    return f"""
+SELECT GROUPING(src_id, dst_id) AS g, src_id, dst_id, bucket, line_kind, reject_class,
+       reject_detail, protocol, max(src_code) AS src_code, max(dst_code) AS dst_code,
        max(CASE WHEN {req} THEN server_port END) AS port, bool_or({req}) AS requested,
        min(time_start) AS first_seen, max(time_end) AS last_seen, min(vrank) AS vrank,
        count(*) AS records, count_if(coalesce(is_reply, false)) AS replies,
        count_if(orientation = 'inferred') AS inferred,
-       count_if(orientation = 'unknown') AS unoriented,
-       min(ord) AS ord, arg_min(raw_ref, ord) AS ref, max(names) AS names, sum(lost) AS lost,
-       CASE WHEN line_kind = 'reject' THEN min({{'o': ord, 's': raw_ref || ': ' || reject_detail}},
-            {MAX_REJECT_SAMPLES}) END AS samples
-FROM (SELECT *, {bucket_expr} AS bucket,
-             CASE WHEN line_kind = 'flow' THEN {identity_sql("src")} END AS src_id,
-             CASE WHEN line_kind = 'flow' THEN {identity_sql("dst")} END AS dst_id,
-             {_vrank_sql()} AS vrank, file_id * 1099511627776 + line_no AS ord,
-             CASE WHEN len(dst_names) > 0 THEN
-                  array_to_string(list_sort(list_distinct(dst_names)), ',') END AS names,
-             CASE WHEN line_kind = 'reject' THEN {reject_class_sql("reject_detail")} END
-                 AS reject_class,
-             CASE WHEN line_kind = 'flow' AND (src_ip IS NULL OR dst_ip IS NULL)
-                  THEN file_id * 1099511627776 + line_no END AS ukey
-      FROM (SELECT *, {workload_sql("src")} AS src_wl, {workload_sql("dst")} AS dst_wl
-            FROM {records}))
-GROUP BY bucket, line_kind, reject_class, src_ip, src_port, dst_ip, server_port, protocol, ukey"""
+       count_if(orientation = 'unknown') AS unoriented, min(ord) AS ord, sum(lost) AS lost
+FROM ({prepared})
+GROUP BY GROUPING SETS (({conn_key}), (src_id), (dst_id))"""
 
 
-def _workload_pick_sql(col: str) -> str:
-    """The best-ranked readable workload over a group of identity strings."""
-    wl = f"{identity_field_sql(col, 'wlr')} || chr(30) || {identity_field_sql(col, 'wl')}"
-    return f"split_part(max({wl}), chr(30), 2)"
-
-
-_KEY_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra")
-
-
-def observations_sql(connections: str) -> str:
-    """Level 2: observations, plus one row per non-flow kind and reject reason."""
-    fields = []
-    for side in ("src", "dst"):
-        for f in _KEY_FIELDS:
-            expr = (
-                _labels_json_sql(f"{side}_id")
-                if f == "labels"
-                else identity_field_sql(f"{side}_id", f)
-            )
-            fields.append(f"{expr} AS {side}_{f}")
-    keys = ", ".join(f"{side}_{f}" for side in ("src", "dst") for f in _KEY_FIELDS)
+def aggregate_sql(records: str, bucket: str | None = None) -> str:
+    """Records -> level-2 rows: observations, non-flow kinds, reject reasons."""
+    fields = ", ".join(
+        f"{_labels_json_sql('id') if f == 'labels' else identity_field_sql('id', f)} AS {f}"
+        for f in (*_KEY_FIELDS, "wlr", "wl", "names")
+    )
+    keys = [f"{side[0]}.{f}" for side in ("src", "dst") for f in _KEY_FIELDS]
+    select_keys = ", ".join(
+        f"{k} AS {side}_{k.split('.')[1]}"
+        for k, side in zip(keys, ["src"] * 6 + ["dst"] * 6, strict=True)
+    )
     counts = ", ".join(
-        f"count_if(vrank = {VERDICT_RANK[v]}) AS v_{v}"
+        f"count_if(c.vrank = {VERDICT_RANK[v]}) AS v_{v}"
         for v in ("audit", "allowed", "error", "unknown")
     )
+    wl = "split_part(max({t}.wlr || chr(30) || {t}.wl), chr(30), 2)"
     return f"""
-SELECT bucket, line_kind, reject_class, requested, {keys}, port, protocol,
-       count(*) AS connections, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-       count_if(vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]})) AS v_denied,
-       count_if(vrank = {VERDICT_RANK["policy_denied"]}) AS v_policy_denied, {counts},
-       arg_min(ref, ord, {MAX_REFS}) AS refs, list(DISTINCT names) AS names,
-       {_workload_pick_sql("src_id")} AS src_workload,
-       {_workload_pick_sql("dst_id")} AS dst_workload,
-       sum(records) AS records, sum(replies) AS replies, sum(inferred) AS inferred,
-       sum(unoriented) AS unoriented, sum(lost) AS lost, max(samples) AS samples, min(ord) AS ord
-FROM (SELECT *, {", ".join(fields)} FROM {connections})
-GROUP BY bucket, line_kind, reject_class, requested, {keys}, port, protocol"""
+WITH l1 AS MATERIALIZED ({_level1_sql(_prepared_sql(records, bucket))}),
+ids AS (SELECT DISTINCT ON (code) code, id FROM (
+        SELECT src_id AS id, {identity_code_sql("src_id")} AS code FROM l1 WHERE g = 1
+        UNION ALL
+        SELECT dst_id AS id, {identity_code_sql("dst_id")} AS code FROM l1 WHERE g = 2)
+        WHERE id IS NOT NULL ORDER BY code, id),
+dict AS (SELECT code, {fields} FROM ids)
+SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port, c.protocol,
+       count(*) AS connections, min(c.first_seen) AS first_seen, max(c.last_seen) AS last_seen,
+       count_if(c.vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]})) AS v_denied,
+       count_if(c.vrank = {VERDICT_RANK["policy_denied"]}) AS v_policy_denied, {counts},
+       min(c.ord, {MAX_REFS}) AS refs, list(DISTINCT d.names) AS names,
+       {wl.format(t="s")} AS src_workload, {wl.format(t="d")} AS dst_workload,
+       sum(c.records) AS records, sum(c.replies) AS replies, sum(c.inferred) AS inferred,
+       sum(c.unoriented) AS unoriented, sum(c.lost) AS lost, min(c.ord) AS ord,
+       min({{'o': c.ord, 's': c.reject_detail}}, {MAX_REJECT_SAMPLES})
+           FILTER (WHERE c.line_kind = 'reject') AS samples
+FROM (SELECT * FROM l1 WHERE g = 3) c
+LEFT JOIN dict s ON s.code = c.src_code LEFT JOIN dict d ON d.code = c.dst_code
+GROUP BY c.bucket, c.line_kind, c.reject_class, c.requested, {", ".join(keys)}, c.port,
+         c.protocol"""
 
 
 # ---------------------------------------------------------------------------
@@ -259,16 +292,28 @@ SORT_COLUMNS = (
 )
 
 
-def finish(groups: pd.DataFrame, with_bucket: bool) -> tuple[pd.DataFrame, IngestStats]:
+def ref_of(ord_value: int, paths: Sequence[str]) -> str:
+    """``path:line`` of an input-order number (see ``ORD_SHIFT``).
+
+    >>> ref_of((1 << 40) + 7, ["a.json", "b.json"])
+    'b.json:7'
+    """
+    file_id, line = divmod(int(ord_value), 1 << ORD_SHIFT)
+    return f"{paths[file_id]}:{line}"
+
+
+def finish(
+    groups: pd.DataFrame, with_bucket: bool, paths: Sequence[str]
+) -> tuple[pd.DataFrame, IngestStats]:
     """Split level-2 rows into the observation table and the statistics."""
     flows = groups[groups["line_kind"] == "flow"]
     obs = flows[flows["requested"].astype(bool)]
-    observations = _observation_frame(obs, with_bucket)
-    stats = _stats(groups, flows, observations)
+    observations = _observation_frame(obs, with_bucket, paths)
+    stats = _stats(groups, flows, observations, paths)
     return observations, stats
 
 
-def _observation_frame(obs: pd.DataFrame, with_bucket: bool) -> pd.DataFrame:
+def _observation_frame(obs: pd.DataFrame, with_bucket: bool, paths: Sequence[str]) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             **{
@@ -295,7 +340,7 @@ def _observation_frame(obs: pd.DataFrame, with_bucket: bool) -> pd.DataFrame:
             "first_seen": obs["first_seen"],
             "last_seen": obs["last_seen"],
             "verdicts": [_verdicts(r) for r in obs.to_dict("records")],
-            "refs": [list(v) for v in obs["refs"]],
+            "refs": [[ref_of(o, paths) for o in v] for v in obs["refs"]],
         }
     )
     columns = list(OBSERVATION_COLUMNS)
@@ -322,10 +367,17 @@ def _verdicts(row: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
-def _stats(groups: pd.DataFrame, flows: pd.DataFrame, obs: pd.DataFrame) -> IngestStats:
+def _stats(
+    groups: pd.DataFrame, flows: pd.DataFrame, obs: pd.DataFrame, paths: Sequence[str]
+) -> IngestStats:
     non_flow = groups[~groups["line_kind"].isin(["flow", "reject"])]
     rejects = groups[groups["line_kind"] == "reject"]
-    samples = sorted((s["o"], s["s"]) for lst in rejects["samples"] if lst is not None for s in lst)
+    samples = sorted(
+        (s["o"], f"{ref_of(s['o'], paths)}: {s['s']}")
+        for lst in rejects["samples"]
+        if lst is not None
+        for s in lst
+    )
     unknown = flows[
         flows["requested"].astype(bool)
         & ((flows["src_kind"] == "unknown") | (flows["dst_kind"] == "unknown"))
