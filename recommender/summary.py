@@ -28,6 +28,9 @@ def edge_text(edge: tuple[str, str, str, int], index: Any) -> str:
 
 def render_summary(rec: Any, check: Any = None) -> str:
     """The whole SUMMARY.md as text (deterministic for equal input)."""
+    by_ns: dict[str | None, list[dict[str, Any]]] = {}
+    for row in rec.excluded.to_dict("records"):
+        by_ns.setdefault(_row_namespace(row), []).append(row)
     lines = ["# netpol recommend: summary", ""]
     lines += _header(rec)
     lines += _section("Assumptions", _assumptions(rec))
@@ -36,8 +39,9 @@ def render_summary(rec: Any, check: Any = None) -> str:
         lines += _section("Scan findings (excluded unless --include-suspicious)",
                           [f.describe(peer_text(f.src_key, rec.index)) for f in rec.scans])
     for ns in rec.namespaces:
-        lines += _namespace(rec, ns)
-    lines += _excluded(rec, None, "## Excluded traffic outside the namespaces in scope")
+        lines += _namespace(rec, ns, by_ns.get(ns, []))
+    lines += _excluded(rec, None, by_ns.get(None, []),
+                       "## Excluded traffic outside the namespaces in scope")
     if check is not None:
         lines += _self_check(check)
     return "\n".join(lines).rstrip() + "\n"
@@ -88,10 +92,10 @@ def _assumptions(rec: Any) -> list[str]:
     return out
 
 
-def _namespace(rec: Any, ns: str) -> list[str]:
+def _namespace(rec: Any, ns: str, excluded: list[dict[str, Any]]) -> list[str]:
     lines = [f"## Namespace `{ns}`", ""]
     lines += [f"Policies: {', '.join(f'`{p.name}`' for p in rec.policies_in(ns))}", ""]
-    groups = [g for g in rec.groups if g.namespace == ns]
+    groups = [g for g in rec.groups if g.namespace == ns]  # few namespaces: a scan is fine
     lines += ["| group | members | selector | connections | first seen | last seen |",
               "|---|---|---|---|---|---|"]
     for g in groups:
@@ -103,7 +107,7 @@ def _namespace(rec: Any, ns: str) -> list[str]:
     lines.append("")
     for g in groups:
         lines += _group_notes(rec, g)
-    lines += _excluded(rec, ns, f"### Excluded traffic of `{ns}`")
+    lines += _excluded(rec, ns, excluded, f"### Excluded traffic of `{ns}`")
     return lines
 
 
@@ -135,8 +139,7 @@ def _row_namespace(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _excluded(rec: Any, ns: str | None, title: str) -> list[str]:
-    rows = [r for r in rec.excluded.to_dict("records") if _row_namespace(r) == ns]
+def _excluded(rec: Any, ns: str | None, rows: list[dict[str, Any]], title: str) -> list[str]:
     if not rows:
         return [title, "", "- none", ""] if ns is not None else []
     lines = [title, ""]

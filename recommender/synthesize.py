@@ -135,7 +135,6 @@ class RuleBuilder:
         self.index, self.opts, self.namespace = index, opts, namespace
         self.members, self.fqdns = list(members), fqdns
         self.notes = RuleNotes()
-        self._forbidden = index.cluster_ips()
 
     def rules(self, direction: str, peers: PeerPorts) -> tuple[Rule, ...]:
         """Rules for one direction: peers with equal port sets share a rule."""
@@ -225,7 +224,8 @@ class RuleBuilder:
         if direction == "ingress" and least and len(world) >= least:
             return self._public_peers(world)
         out = []
-        for block in group_cidrs(sorted(world), self.opts.cidr_budget, self._forbidden):
+        forbidden = self.index.cluster_ips() if self.opts.cidr_budget else ()
+        for block in group_cidrs(sorted(world), self.opts.cidr_budget, forbidden):
             ports: set[PortSpec] = set().union(*(world[m] for m in block.members))
             self.notes.cidr_blocks.append((direction, block))
             names = sorted({n for m in block.members for n in self.fqdns.get(m, ())})
@@ -273,11 +273,15 @@ def group_policy(namespace: str, name: str, selector: LabelSelector,
 
 
 def fqdn_annotation(fqdns: Mapping[str, Sequence[str]]) -> tuple[str, str] | None:
-    """``netpol-recommender.io/fqdns``: JSON map of ipBlock CIDR -> names, or None."""
+    """JSON map of ipBlock CIDR -> the names seen for it, or None.
+
+    The names are evidence: which names a window resolved depends on the DNS
+    traffic captured in it, so the key lives under :data:`EVIDENCE_PREFIX`.
+    """
     if not fqdns:
         return None
     text = orjson.dumps({k: sorted(v) for k, v in fqdns.items()}, option=orjson.OPT_SORT_KEYS)
-    return (f"{ANNOTATION_PREFIX}fqdns", text.decode())
+    return (f"{EVIDENCE_PREFIX}fqdns", text.decode())
 
 
 def without_evidence(policy: NetworkPolicy) -> NetworkPolicy:

@@ -91,6 +91,7 @@ class WorkloadIndex:
     node_ips: tuple[str, ...] = ()
     apiserver_ips: tuple[str, ...] = ()
     apiserver_ports: dict[tuple[str, int], int] = field(default_factory=dict)
+    _cluster_ips: list[str] | None = field(default=None, repr=False)
 
     def in_namespace(self, namespace: str) -> list[Workload]:
         """Workloads of a namespace, sorted by name then key."""
@@ -100,10 +101,11 @@ class WorkloadIndex:
         return self.ns_labels.get(namespace) or namespace_labels(namespace, None)
 
     def cluster_ips(self) -> list[str]:
-        """Every pod, node and Service address: a CIDR must not cover them."""
-        out = {ip for ip, _ in self.ip_workload.items()} | set(self.node_ips)
-        out |= set(self.services_by_ip)
-        return sorted(out)
+        """Every pod, node and Service address: a CIDR must not cover them (computed once)."""
+        if self._cluster_ips is None:
+            out = set(self.ip_workload) | set(self.node_ips) | set(self.services_by_ip)
+            self._cluster_ips = sorted(out)
+        return self._cluster_ips
 
     def pod_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """Pod CIDRs of the nodes, sorted."""

@@ -99,7 +99,7 @@ def test_apiserver_and_external_peers_are_exact_ipblocks_with_fqdn_annotation(re
     assert f"cidr: {APISERVER_IP}/32" in text
     assert "port: 6443" in text
     assert f"cidr: {PAYMENTS_IP}/32" in text
-    assert dict(worker.annotations)["netpol-recommender.io/fqdns"] == (
+    assert dict(worker.annotations)[f"{EVIDENCE_PREFIX}fqdns"] == (
         '{"203.0.113.10/32":["api.payments.example"]}')
 
 
