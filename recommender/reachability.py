@@ -67,7 +67,7 @@ def allowed_triples(policies: PolicySet, universe: Sequence[WorkloadRep],
             # does not apply.
             src_ep = replace(src.endpoint, ip=None) if src is dst else src.endpoint
             for port, proto in ports:
-                if policies.decide(src_ep, dst.endpoint, port, proto).verdict == "allowed":
+                if policies.decide_once(src_ep, dst.endpoint, port, proto).verdict == "allowed":
                     out.add((src.key, dst.key, port, proto))
     return out
 

@@ -231,7 +231,7 @@ def _port(value: Any) -> int | None:
 def _iso(ts: Any) -> str | None:
     if ts is None or (isinstance(ts, float) and math.isnan(ts)):
         return None
-    return pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return str(pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
 def run_shadow(batches: Iterable[pd.DataFrame], candidate: PolicySet, inventory: Inventory,

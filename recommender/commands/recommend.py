@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from recommender.errors import InputError
+from recommender.store.options import add_store_arguments, observations_from_args
 
 if TYPE_CHECKING:
     from recommender.recommend import Recommendation
@@ -38,8 +39,9 @@ def _budget(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol recommend``."""
-    parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
-                        help="flow files, globs or - for stdin (plain or .gz)")
+    parser.add_argument("--flows", nargs="+", metavar="FILE",
+                        help="flow files, globs or - for stdin (plain or .gz); or use --store")
+    add_store_arguments(parser)
     parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE",
                         help="kubectl get namespaces,pods,services,endpointslices -A -o json")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -72,7 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest, recommend, self-check, then write the tree atomically."""
-    from recommender.engines.base import get_engine
     from recommender.ingest.inventory import read_inventory
     from recommender.io.atomic import check_writable
     from recommender.io.policy_writer import write_recommendation
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.inventory[0], "the inventory holds no pods",
                          hint="dump it with kubectl get namespaces,pods,services,"
                               "endpointslices -A -o json")
-    result = get_engine(args.engine).aggregate(args.flows, inventory, strict=args.strict)
+    result = observations_from_args(args, inventory, strict=args.strict, engine=args.engine)
     options = RecommendOptions(
         namespaces=tuple(args.namespace), exclude_namespaces=tuple(args.exclude_namespace),
         merge_similar=args.merge_similar, cidr_budget=args.cidr_budget,

@@ -12,6 +12,7 @@ from recommender.engines.base import get_engine
 from recommender.errors import InputError
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.policy_yaml import load_policies
+from recommender.model import Inventory, NetworkPolicy
 from recommender.progress import Progress
 from recommender.reachability import workload_universe
 from recommender.score import Scorer, static_measures
@@ -55,6 +56,15 @@ def score(policies_paths: list[str], truth_path: str, flows: str,
     truth = load_truth(truth_path)
     inventory = read_inventory(inventory_paths)
     policies = load_policies(policies_paths).policies
+    result = score_policies(policies, truth, flows, inventory)
+    result["inputs"] = {"policies": policies_paths, "truth": truth_path, "flows": flows,
+                        "inventory": inventory_paths}
+    return result
+
+
+def score_policies(policies: list[NetworkPolicy], truth: dict[str, Any], flows: str,
+                   inventory: Inventory) -> dict[str, Any]:
+    """All measures for policies already in memory (used by bench/quality.py too)."""
     policy_set = compile_policies(policies, inventory)
     run = ShadowRun(policy_set, inventory)
     scorer = Scorer(truth, os.path.basename(flows))
@@ -66,8 +76,6 @@ def score(policies_paths: list[str], truth_path: str, flows: str,
     result = scorer.result()
     result.update(static_measures(policies, policy_set, workload_universe(inventory), truth,
                                  inventory))
-    result["inputs"] = {"policies": policies_paths, "truth": truth_path, "flows": flows,
-                        "inventory": inventory_paths}
     return result
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from recommender.engines.base import IngestStats, get_engine
+from recommender.engines.base import IngestStats
 from recommender.errors import GateFailed
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.policy_yaml import load_policies
@@ -26,6 +26,7 @@ from recommender.progress import Progress
 from recommender.semantics import PolicySet, compile_policies
 from recommender.shadow import ShadowRun, uncovered
 from recommender.shadow_report import build_report, render_markdown
+from recommender.store.options import add_store_arguments, flow_table_from_args
 
 NAME = "shadow"
 HELP = "replay flows against candidate policies offline and report what would be denied"
@@ -37,8 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="candidate policy files or directories (YAML/JSON)")
     parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE",
                         help="kubectl get ... -o json List file(s)")
-    parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
-                        help="flow files, globs or - for stdin (plain or .gz)")
+    parser.add_argument("--flows", nargs="+", metavar="FILE",
+                        help="flow files, globs or - for stdin (plain or .gz); or use --store "
+                             "(then each verdict line stands for one stored observation)")
+    add_store_arguments(parser)
     parser.add_argument("--baseline", nargs="+", metavar="PATH",
                         help="the policies enforced today, to report verdict changes")
     parser.add_argument("--verdicts", metavar="OUT.jsonl",
@@ -67,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
     baseline = None
     if args.baseline:
         baseline, _ = _compile(args.baseline, inventory, args.default_namespace)
-    table = get_engine(args.engine).read_flows(args.flows, inventory, strict=args.strict)
+    table = flow_table_from_args(args, inventory, strict=args.strict, engine=args.engine)
     shadow = ShadowRun(candidate, inventory, baseline)
     _judge_all(shadow, table, args.verdicts, args.force)
     stats = table.stats
     inputs: dict[str, Any] = {"policies": list(args.policies), "candidate policies": n_candidate,
-                              "flows": list(args.flows), "inventory": list(args.inventory)}
+                              "flows": list(args.flows) if args.flows else f"store {args.store}",
+                              "inventory": list(args.inventory)}
     if args.baseline:
         inputs["baseline"] = list(args.baseline)
     report = build_report(shadow, uncovered(candidate), inputs, _ingest_summary(stats))

@@ -172,6 +172,16 @@ class PolicySet:
             self._decisions[key] = hit
         return hit
 
+    def decide_once(self, src: Endpoint, dst: Endpoint, port: int | None,
+                    protocol: str) -> Decision:
+        """:meth:`decide` without remembering the decision.
+
+        For sweeps over every pair of a large universe (reachability, diff), where
+        each tuple is asked once and a cache would only grow memory.
+        """
+        return self._decisions.get((src, dst, port, protocol)) or self._decide(
+            src, dst, port, protocol.upper())
+
     def decide_many(self, tuples: Iterable[FlowTuple]) -> list[Decision]:
         """:meth:`decide` for each tuple; equal tuples are evaluated once."""
         # Flow tables repeat the same endpoint objects: memoise by identity first
