@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +97,9 @@ def run(args: argparse.Namespace) -> int:
 def _compile(paths: list[str], inventory: Inventory,
              default_ns: str | None) -> tuple[PolicySet, int]:
     loaded = load_policies(paths, default_namespace=default_ns)
-    skipped = Counter(kind.rsplit("/", 1)[-1] for _, kind in loaded.skipped)
-    if skipped:
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(skipped.items()))
-        print(f"note: skipped {sum(skipped.values())} documents that are not NetworkPolicies "
-              f"({kinds})", file=sys.stderr)
+    note = loaded.skipped_note()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     return compile_policies(loaded.policies, inventory), len(loaded.policies)
 
 

@@ -87,10 +87,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, "--since needs --store", hint="flow files are read whole")
     inventory = read_inventory(args.inventory)
     loaded = load_policies(args.policies, default_namespace=args.default_namespace)
-    for src, kind in loaded.skipped:
-        if kind.endswith("/Kustomization"):
-            continue  # the layout recommend and tighten write
-        print(f"note: {src}: skipped {kind} (not a NetworkPolicy)", file=sys.stderr)
+    note = loaded.skipped_note()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if not loaded.policies:
         raise InputError(args.policies[0], "no NetworkPolicy found")
     observations, warnings = _evidence(args, inventory)

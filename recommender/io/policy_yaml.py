@@ -20,6 +20,7 @@ lists stay apart in the model, so a round trip keeps what was written.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,6 +61,18 @@ class LoadResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     raw: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[tuple[str, Finding]] = field(default_factory=list)
+
+    def skipped_note(self) -> str | None:
+        """One line reporting the skipped objects by kind, or None when none were.
+
+        >>> LoadResult(skipped=[("a#1", "v1/Service"), ("b#1", "v1/Service")]).skipped_note()
+        'skipped 2 objects that are not NetworkPolicies (Service 2)'
+        """
+        if not self.skipped:
+            return None
+        kinds = Counter(kind.rsplit("/", 1)[-1] for _, kind in self.skipped)
+        shown = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+        return f"skipped {len(self.skipped)} objects that are not NetworkPolicies ({shown})"
 
 
 # ---------------------------------------------------------------------------
