@@ -19,7 +19,10 @@ What stays alone: DNS (port 53, any number of peers), and monitoring scrapers,
 which reach many peers on one or two *declared* ports (so they are never a
 port scan, never a port fan-out, and never a sweep), and usually with more
 than a few connections each. Only the probe edges of a scanner are flagged; its
-busy, ordinary edges are kept.
+busy, ordinary edges are kept. For the shapes defined by one kind of peer (an
+external fan-out, a sweep of in-cluster peers) only the probes to that kind of
+peer are flagged: a pod that beacons to many addresses may still have rare,
+legitimate in-cluster edges, and excluding those would break the app.
 """
 
 from __future__ import annotations
@@ -96,6 +99,16 @@ def _shape(probes: pd.DataFrame) -> tuple[str, int, int] | None:
     return None
 
 
+def _shape_probes(probes: pd.DataFrame, shape: str) -> pd.DataFrame:
+    """The probes that make up ``shape``: external ones for an external fan-out,
+    in-cluster ones for a sweep, all of them for port scans and port fan-outs."""
+    if shape == "external fan-out":
+        return probes[probes["dst_key"].astype(str).str.startswith("world:")]
+    if shape == "sweep":
+        return probes[probes["dst_in_cluster"].astype(bool)]
+    return probes
+
+
 def detect_scans(edges: pd.DataFrame) -> tuple[pd.Series, list[ScanFinding]]:
     """Flag the probe edges of scanning sources.
 
@@ -126,6 +139,7 @@ def detect_scans(edges: pd.DataFrame) -> tuple[pd.Series, list[ScanFinding]]:
         if shape is None:
             continue
         findings.append(ScanFinding(str(src), shape[0], shape[1], shape[2], len(group)))
+        group = _shape_probes(group, shape[0])
         keys = set(zip(group["dst_key"], group["port"], group["protocol"], strict=True))
         rows = edges["src_key"] == src
         hit = [

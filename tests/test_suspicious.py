@@ -98,3 +98,15 @@ def test_external_fanout_with_one_connection_each_is_flagged():
     assert [f.shape for f in findings] == ["external fan-out"]
     _, findings = s.detect_scans(_edges(rows[:-1]))
     assert findings == []
+
+
+def test_external_fan_out_flags_only_the_external_probes():
+    """A beaconing pod keeps its rare but ordinary in-cluster edges."""
+    rows = [{"src_key": "t/worker", "dst_key": f"world:203.0.113.{i}", "dst_in_cluster": False,
+             "port": 443, "protocol": "TCP", "connections": 1, "declared": False}
+            for i in range(10)]
+    rows.append({"src_key": "t/worker", "dst_key": "platform/kafka", "dst_in_cluster": True,
+                 "port": 9092, "protocol": "TCP", "connections": 2, "declared": True})
+    mask, findings = s.detect_scans(pd.DataFrame(rows))
+    assert [f.shape for f in findings] == ["external fan-out"]
+    assert mask.tolist() == [True] * 10 + [False]
