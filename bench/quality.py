@@ -92,7 +92,7 @@ def run_topology(name: str, seed: int) -> dict[str, Any]:
     return {
         "topology": name, "seed": seed, "data": str(data.relative_to(ROOT)),
         "workloads": len(truth["workloads"]), "pods": len(inv.pods),
-        "train_lines": sum(1 for _ in ()) or truth.get("line_counts", {}),
+        "lines": truth.get("line_counts", {}),
         "observations": len(train.observations),
         "seconds": {"aggregate": round(t1 - t0, 1), "recommend": round(t2 - t1, 1),
                     "self_check": round(t3 - t2, 1)},
@@ -107,6 +107,11 @@ def pct(t: dict[str, Any]) -> str:
     return "n/a" if not t["total"] else f"{100 * t['denied'] / t['total']:.2f}% ({t['denied']}/{t['total']})"
 
 
+def _lines(r: dict[str, Any], name: str) -> str:
+    value = (r.get("lines") or r.get("train_lines") or {}).get(name)
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
 def render(results: list[dict[str, Any]], command: str) -> str:
     out = ["# Recommendation quality", "",
            "Measured with the simulator's ground truth (DESIGN.md, \"How recommendations are "
@@ -119,11 +124,22 @@ def render(results: list[dict[str, Any]], command: str) -> str:
            "either window the policies allow; *unobserved triples* are (source workload, "
            "destination workload, port) triples allowed but never seen in training, with the "
            "namespace-wide DNS allowance counted apart; *extra addresses* are external addresses "
-           "admitted beyond those observed (egress).", ""]
+           "admitted beyond those observed (egress).", "",
+           "Baselines (`recommender/baselines.py`), built from the same filtered learning set "
+           "and sharing the recommendation's default-deny and DNS policies: *per-owner, exact pod "
+           "peers* writes one policy per owner workload whose peers are the exact pods seen (all "
+           "their labels, `pod-template-hash` included), the way a per-pod recorder would; "
+           "*per-namespace* writes one policy per namespace allowing the observed peer "
+           "namespaces on the ports seen between them.", "",
+           "Rollout stability is checked on the edges both windows saw: edges seen in one window "
+           "only (fresh-only edges, a CronJob that picked other object-store addresses) "
+           "legitimately change the rules, and are reported by shadow mode instead.", ""]
     for r in results:
         out += [f"## {r['topology']} (seed {r['seed']})", "",
-                f"{r['workloads']} workloads, {r['pods']} pods, {r['observations']:,} "
-                f"observations in training. Aggregation {r['seconds']['aggregate']} s, "
+                f"{r['workloads']} workloads, {r['pods']} pods, "
+                f"{_lines(r, 'flows-train.jsonl.gz')} training and "
+                f"{_lines(r, 'flows-fresh.jsonl.gz')} fresh flow lines, "
+                f"{r['observations']:,} observations in training. Aggregation {r['seconds']['aggregate']} s, "
                 f"recommendation {r['seconds']['recommend']} s, self-check "
                 f"{r['seconds']['self_check']} s (ok: {r['self_check_ok']}); peak RSS of the "
                 f"whole run {r['peak_rss_mb']} MB.", "",
@@ -158,7 +174,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--json", default=str(ROOT / "bench" / "work" / "quality.json"))
+    parser.add_argument("--render-from", nargs="+", metavar="JSON",
+                        help="only render --out from results saved by earlier runs")
     args = parser.parse_args()
+    if args.render_from:
+        saved = [r for path in args.render_from for r in json.loads(Path(path).read_text())]
+        commands = "; ".join(f"python bench/quality.py --topology {r['topology']}" for r in saved)
+        Path(args.out).write_text(render(saved, commands) + "\n")
+        return 0
     names = args.topology or list(TOPOLOGIES)
     results = []
     for name in names:
