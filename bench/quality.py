@@ -104,7 +104,9 @@ def run_topology(name: str, seed: int) -> dict[str, Any]:
 
 
 def pct(t: dict[str, Any]) -> str:
-    return "n/a" if not t["total"] else f"{100 * t['denied'] / t['total']:.2f}% ({t['denied']}/{t['total']})"
+    if not t["total"]:
+        return "n/a"
+    return f"{100 * t['denied'] / t['total']:.2f}% ({t['denied']}/{t['total']})"
 
 
 def _lines(r: dict[str, Any], name: str) -> str:
@@ -139,7 +141,8 @@ def render(results: list[dict[str, Any]], command: str) -> str:
                 f"{r['workloads']} workloads, {r['pods']} pods, "
                 f"{_lines(r, 'flows-train.jsonl.gz')} training and "
                 f"{_lines(r, 'flows-fresh.jsonl.gz')} fresh flow lines, "
-                f"{r['observations']:,} observations in training. Aggregation {r['seconds']['aggregate']} s, "
+                f"{r['observations']:,} observations in training. Aggregation "
+                f"{r['seconds']['aggregate']} s, "
                 f"recommendation {r['seconds']['recommend']} s, self-check "
                 f"{r['seconds']['self_check']} s (ok: {r['self_check_ok']}); peak RSS of the "
                 f"whole run {r['peak_rss_mb']} MB.", "",
