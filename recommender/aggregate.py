@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from recommender.engines.base import MAX_REJECT_SAMPLES, IngestStats
+from recommender.ingest.hubble import normalized_endpoints_sql
 from recommender.ingest.hubble_sql import (
     DEPLOYMENT_POD_RE,
     VERDICT_RANK,
@@ -108,13 +109,14 @@ def _has_labels_sql(s: str) -> str:
     )
 
 
-def identity_sql(s: str) -> str:
+def identity_sql(s: str, names: str = "NULL") -> str:
     """The identity of one end of a record as one string: a rank digit, then
     :data:`_ID_FIELDS` joined by :data:`ID_SEP`.
 
     Pod labels travel as the raw Hubble string (``R…``) or resolved JSON
     (``J…``); stable labels are rendered once per distinct identity, not per
-    record. Needs the columns ``{s}_wl`` and ``names``.
+    record. Needs the column ``{s}_wl``; ``names`` is the destination's FQDN string
+    (:func:`names_sql`), NULL for a source.
     """
     ranks = " ".join(f"WHEN {lit(k)} THEN '{v}'" for k, v in _KIND_RANK.items())
     has = _has_labels_sql(s)
@@ -130,7 +132,6 @@ def identity_sql(s: str) -> str:
         f"CASE WHEN ({s}_kind = 'pod' AND NOT {has}) OR "
         f"{s}_kind IN ('unknown', 'cluster_infra', 'service') THEN {s}_wl END"
     )
-    names = "names" if s == "dst" else "NULL"
     parts = [
         rank,
         f"{s}_kind",
@@ -182,8 +183,20 @@ def _vrank_sql() -> str:
     )
 
 
-def _prepared_sql(records: str, bucket: str | None) -> str:
-    """Per record: bucket, identities and their codes, verdict rank, input order."""
+def names_sql(names: str) -> str:
+    """A destination's FQDNs as one sorted ``,``-joined string (NULL when none)."""
+    return (
+        f"CASE WHEN len({names}) > 0 THEN "
+        f"array_to_string(list_sort(list_distinct({names})), ',') END"
+    )
+
+
+def _prepared_sql(packets: str, bucket: str | None) -> str:
+    """Per record: bucket, raw-endpoint hashes, verdict rank, input order.
+
+    ``packets`` is :func:`recommender.ingest.hubble.oriented_packets_sql`; nothing
+    here looks inside an endpoint (that happens once per distinct endpoint).
+    """
     bucket_expr = (
         f"CASE WHEN line_kind = 'flow' THEN time_bucket({bucket_interval(bucket)}, time_start) END"
         if bucket
@@ -191,47 +204,88 @@ def _prepared_sql(records: str, bucket: str | None) -> str:
     )
     ord_expr = f"(file_id::BIGINT << {ORD_SHIFT}) + line_no"
     return f"""
-SELECT *, CASE WHEN src_id IS NOT NULL THEN {identity_code_sql("src_id")} END AS src_code,
-          CASE WHEN dst_id IS NOT NULL THEN {identity_code_sql("dst_id")} END AS dst_code
-FROM (SELECT *, {bucket_expr} AS bucket,
-             CASE WHEN line_kind = 'flow' THEN {identity_sql("src")} END AS src_id,
-             CASE WHEN line_kind = 'flow' THEN {identity_sql("dst")} END AS dst_id,
+SELECT *, hash(src_e) AS src_h, hash(dst_e) AS dst_h
+FROM (SELECT *, {bucket_expr} AS bucket, src_ep.ip AS src_ip, dst_ep.ip AS dst_ip,
+             CASE WHEN line_kind = 'flow' THEN src_ep END AS src_e,
+             CASE WHEN line_kind = 'flow' THEN dst_ep END AS dst_e,
              {_vrank_sql()} AS vrank, {ord_expr} AS ord,
              CASE WHEN line_kind = 'reject' THEN {ord_expr} END AS reject_ord,
              CASE WHEN line_kind = 'reject' THEN {reject_class_sql("reject_detail")} END
                  AS reject_class,
-             CASE WHEN line_kind = 'flow' AND (src_ip IS NULL OR dst_ip IS NULL)
+             CASE WHEN line_kind = 'flow' AND (src_ep.ip IS NULL OR dst_ep.ip IS NULL)
                   THEN {ord_expr} END AS ukey
-      FROM (SELECT *, {workload_sql("src")} AS src_wl, {workload_sql("dst")} AS dst_wl,
-                   CASE WHEN len(dst_names) > 0 THEN
-                        array_to_string(list_sort(list_distinct(dst_names)), ',') END AS names
-            FROM {records}))"""
+      FROM {packets})"""
+
+
+_CONN_KEY = (
+    "bucket, line_kind, reject_class, reject_detail, reject_ord, src_ip, src_port, "
+    "dst_ip, server_port, protocol, ukey"
+)
 
 
 def _level1_sql(prepared: str) -> str:
-    """Connections (grouping set 3) plus the distinct identities (sets 1 and 2), in one pass.
+    """Connections split by raw endpoints (grouping set 3) plus the distinct raw
+    endpoints (sets 1 and 2), in one pass over the records.
 
     Connection rows hold only fixed-size aggregate states, so DuckDB can spill them.
     """
     req = "NOT coalesce(is_reply, false)"
-    conn_key = (
-        "bucket, line_kind, reject_class, reject_detail, reject_ord, src_ip, src_port, "
-        "dst_ip, server_port, protocol, ukey"
-    )
     return f"""
-SELECT GROUPING(src_id, dst_id) AS g, src_id, dst_id, bucket, line_kind, reject_class,
-       reject_detail, protocol, max(src_code) AS src_code, max(dst_code) AS dst_code,
+SELECT GROUPING(src_e, dst_e) AS g, src_e, dst_e, src_h, dst_h, {_CONN_KEY},
        max(CASE WHEN {req} THEN server_port END) AS port, bool_or({req}) AS requested,
        min(time_start) AS first_seen, max(time_end) AS last_seen, min(vrank) AS vrank,
        count(*) AS records, count_if(coalesce(is_reply, false)) AS replies,
        count_if(orientation = 'inferred') AS inferred,
        count_if(orientation = 'unknown') AS unoriented, min(ord) AS ord, sum(lost) AS lost
 FROM ({prepared})
-GROUP BY GROUPING SETS (({conn_key}), (src_id), (dst_id))"""
+GROUP BY GROUPING SETS (({_CONN_KEY}, src_h, dst_h), (src_e), (dst_e))"""
 
 
-def aggregate_sql(records: str, bucket: str | None = None) -> str:
-    """Records -> level-2 rows: observations, non-flow kinds, reject reasons."""
+def _endpoints_sql(level1: str, side: str, resolve: str | None) -> str:
+    """Each distinct raw endpoint of one end: its hash, identity string and code.
+
+    ``resolve`` wraps a relation with inventory resolution of the ``x_`` end
+    (or None without an inventory).
+    """
+    g = 1 if side == "src" else 2
+    distinct = f"(SELECT hash({side}_e) AS h, {side}_e AS ep FROM {level1} WHERE g = {g})"
+    norm = normalized_endpoints_sql(distinct, "ep", "x")
+    if resolve is not None:
+        norm = resolve(norm)
+    names = names_sql("x_names") if side == "dst" else "NULL"
+    return f"""
+SELECT h, id, {identity_code_sql("id")} AS code
+FROM (SELECT h, {identity_sql("x", names)} AS id
+      FROM (SELECT *, {workload_sql("x")} AS x_wl FROM ({norm})))"""
+
+
+def _connections_sql(level1: str) -> str:
+    """Connections: the raw-endpoint split of set 3 merged, each end's best identity code."""
+    return f"""
+SELECT c.bucket, c.line_kind, c.reject_class, c.reject_detail, c.protocol,
+       max(s.code) AS src_code, max(d.code) AS dst_code, max(c.port) AS port,
+       bool_or(c.requested) AS requested, min(c.first_seen) AS first_seen,
+       max(c.last_seen) AS last_seen, min(c.vrank) AS vrank, sum(c.records) AS records,
+       sum(c.replies) AS replies, sum(c.inferred) AS inferred, sum(c.unoriented) AS unoriented,
+       min(c.ord) AS ord, sum(c.lost) AS lost
+FROM (SELECT * FROM {level1} WHERE g = 3) c
+LEFT JOIN src_eps s ON s.h = c.src_h LEFT JOIN dst_eps d ON d.h = c.dst_h
+GROUP BY {", ".join(f"c.{k.strip()}" for k in _CONN_KEY.split(","))}"""
+
+
+def aggregate_sql(packets: str, bucket: str | None = None, resolve: Any = None) -> str:
+    """Oriented packets -> level-2 rows: observations, non-flow kinds, reject reasons.
+
+    Parameters
+    ----------
+    packets
+        :func:`recommender.ingest.hubble.oriented_packets_sql` (a relation).
+    bucket
+        Time bucket (``1h``) or None.
+    resolve
+        None, or a function wrapping a relation of normalized ``x_`` endpoints with
+        inventory resolution (see :func:`recommender.resolve.resolved_sql`).
+    """
     fields = ", ".join(
         f"{_labels_json_sql('id') if f == 'labels' else identity_field_sql('id', f)} AS {f}"
         for f in (*_KEY_FIELDS, "wlr", "wl", "names")
@@ -247,12 +301,12 @@ def aggregate_sql(records: str, bucket: str | None = None) -> str:
     )
     wl = "split_part(max({t}.wlr || chr(30) || {t}.wl), chr(30), 2)"
     return f"""
-WITH l1 AS MATERIALIZED ({_level1_sql(_prepared_sql(records, bucket))}),
+WITH l1 AS MATERIALIZED ({_level1_sql(_prepared_sql(packets, bucket))}),
+src_eps AS MATERIALIZED ({_endpoints_sql("l1", "src", resolve)}),
+dst_eps AS MATERIALIZED ({_endpoints_sql("l1", "dst", resolve)}),
 ids AS (SELECT DISTINCT ON (code) code, id FROM (
-        SELECT src_id AS id, {identity_code_sql("src_id")} AS code FROM l1 WHERE g = 1
-        UNION ALL
-        SELECT dst_id AS id, {identity_code_sql("dst_id")} AS code FROM l1 WHERE g = 2)
-        WHERE id IS NOT NULL ORDER BY code, id),
+        SELECT id, code FROM src_eps UNION ALL SELECT id, code FROM dst_eps)
+        ORDER BY code, id),
 dict AS (SELECT code, {fields} FROM ids)
 SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port, c.protocol,
        count(*) AS connections, min(c.first_seen) AS first_seen, max(c.last_seen) AS last_seen,
@@ -264,7 +318,7 @@ SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port
        sum(c.unoriented) AS unoriented, sum(c.lost) AS lost, min(c.ord) AS ord,
        min({{'o': c.ord, 's': c.reject_detail}}, {MAX_REJECT_SAMPLES})
            FILTER (WHERE c.line_kind = 'reject') AS samples
-FROM (SELECT * FROM l1 WHERE g = 3) c
+FROM ({_connections_sql("l1")}) c
 LEFT JOIN dict s ON s.code = c.src_code LEFT JOIN dict d ON d.code = c.dst_code
 GROUP BY c.bucket, c.line_kind, c.reject_class, c.requested, {", ".join(keys)}, c.port,
          c.protocol"""

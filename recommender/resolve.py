@@ -50,6 +50,21 @@ class IpEntry:
 
 
 IP_INDEX_COLUMNS: tuple[str, ...] = tuple(IpEntry.__dataclass_fields__)
+#: Endpoint fields the inventory may override (see :func:`resolved_columns`).
+RESOLVED_FIELDS: tuple[str, ...] = (
+    "kind",
+    "detail",
+    "namespace",
+    "pod",
+    "service_account",
+    "node",
+    "service_namespace",
+    "service_name",
+    "labels",
+    "workload_kind",
+    "workload_name",
+    "j",
+)
 
 
 def is_live(pod: Pod) -> bool:
@@ -185,3 +200,22 @@ def resolved_columns(side: str, by_ip: str, by_name: str) -> dict[str, str]:
         )
         cols[field] = f"coalesce({s}_{field}, CASE WHEN {use_ip} THEN {by_ip}.{field} END, {fill})"
     return cols
+
+
+def resolved_sql(relation: str, sides: tuple[str, ...], ip_index: str, pod_index: str) -> str:
+    """``relation`` with the ends ``sides`` (column prefixes) resolved against the inventory.
+
+    ``ip_index``/``pod_index`` name relations of :func:`build_ip_index` and
+    :func:`build_pod_index` rows.
+    """
+    replace, joins = [], []
+    for n, side in enumerate(sides):
+        ip_alias, name_alias = f"inv_ip_{n}", f"inv_pod_{n}"
+        cols = resolved_columns(side, ip_alias, name_alias)
+        replace += [f"{cols[f]} AS {side}_{f}" for f in RESOLVED_FIELDS]
+        joins.append(
+            f"LEFT JOIN {ip_index} {ip_alias} ON {ip_alias}.ip = r.{side}_ip "
+            f"LEFT JOIN {pod_index} {name_alias} ON {name_alias}.namespace = r.{side}_namespace "
+            f"AND {name_alias}.pod = r.{side}_pod"
+        )
+    return f"SELECT r.* REPLACE ({', '.join(replace)}) FROM ({relation}) r {' '.join(joins)}"

@@ -30,7 +30,7 @@ from recommender.engines.base import (
     strict_error,
 )
 from recommender.errors import InputError
-from recommender.ingest.hubble import records_sql
+from recommender.ingest.hubble import oriented_packets_sql, records_sql
 from recommender.ingest.hubble_sql import reject_class_sql
 from recommender.ingest.sources import LINE_SCHEMA, FlowSource, expand_paths, iter_line_batches
 from recommender.model import FLOW_COLUMNS, Inventory
@@ -39,24 +39,10 @@ from recommender.resolve import (
     IpEntry,
     build_ip_index,
     build_pod_index,
-    resolved_columns,
+    resolved_sql,
 )
 
 DEFAULT_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_MEMORY_LIMIT", "512MB")
-_RESOLVED_FIELDS = (
-    "kind",
-    "detail",
-    "namespace",
-    "pod",
-    "service_account",
-    "node",
-    "service_namespace",
-    "service_name",
-    "labels",
-    "workload_kind",
-    "workload_name",
-    "j",
-)
 
 
 class EmbeddedEngine(AggregationEngine):
@@ -87,9 +73,15 @@ class EmbeddedEngine(AggregationEngine):
         sources = expand_paths(paths)
         with self._connection() as con:
             errors = self._register_lines(con, sources)
-            records = self._records(con, sources, inventory)
-            sql = aggregate_sql(f"({records})", bucket)
-            groups = con.execute(sql).df()
+            packets = oriented_packets_sql("lines", [s.path for s in sources])
+            resolve = None
+            if inventory is not None:
+                _register_inventory(con, inventory)
+
+                def resolve(rel: str) -> str:
+                    return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
+
+            groups = con.execute(aggregate_sql(f"({packets})", bucket, resolve)).df()
             if errors:
                 raise errors[0]
         observations, stats = finish(groups, bucket is not None, [s.path for s in sources])
@@ -144,18 +136,8 @@ class EmbeddedEngine(AggregationEngine):
         sql = records_sql("lines", [s.path for s in sources])
         if inventory is None:
             return sql
-        _register_index(con, "inv_ip", build_ip_index(inventory))
-        _register_index(con, "inv_pod", build_pod_index(inventory))
-        replace = []
-        for side, ip_alias, name_alias in (("src", "si", "sn"), ("dst", "di", "dn")):
-            cols = resolved_columns(side, ip_alias, name_alias)
-            replace += [f"{cols[f]} AS {side}_{f}" for f in _RESOLVED_FIELDS]
-        return f"""
-SELECT r.* REPLACE ({", ".join(replace)})
-FROM ({sql}) r
-LEFT JOIN inv_ip si ON si.ip = r.src_ip LEFT JOIN inv_ip di ON di.ip = r.dst_ip
-LEFT JOIN inv_pod sn ON sn.namespace = r.src_namespace AND sn.pod = r.src_pod
-LEFT JOIN inv_pod dn ON dn.namespace = r.dst_namespace AND dn.pod = r.dst_pod"""
+        _register_inventory(con, inventory)
+        return resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
 
     def _flow_batches(
         self,
@@ -180,6 +162,11 @@ LEFT JOIN inv_pod dn ON dn.namespace = r.dst_namespace AND dn.pod = r.dst_pod"""
             if errors:
                 raise errors[0]
         box.append(acc.result())
+
+
+def _register_inventory(con: duckdb.DuckDBPyConnection, inventory: Inventory) -> None:
+    _register_index(con, "inv_ip", build_ip_index(inventory))
+    _register_index(con, "inv_pod", build_pod_index(inventory))
 
 
 def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[IpEntry]) -> None:

@@ -11,7 +11,12 @@ FlowRecord column (see :data:`recommender.model.FLOW_COLUMNS`) oriented from
 client to server: a reply packet (``is_reply``) has its ends swapped and
 ``dst_port`` NULL, so it never yields a port. Other lines carry ``line_kind``
 and, for rejects, ``reject_detail``. Internal columns (``src_detail``,
-``server_port``, ``orientation``, ``vrank`` …) serve resolution and aggregation.
+``server_port``, ``orientation`` …) serve resolution and aggregation.
+
+The aggregation path (:func:`oriented_packets_sql`) leaves each end raw
+(``src_ep``/``dst_ep``, see :func:`endpoint_input_sql`) so the endpoint
+normalization runs once per distinct endpoint; :func:`records_sql` applies the
+same :func:`endpoint_fields` to every record.
 """
 
 from __future__ import annotations
@@ -20,26 +25,6 @@ from collections.abc import Sequence
 
 from recommender.ingest import hubble_sql as h
 from recommender.ingest.hubble_sql import DUCKDB, Dialect, lit
-
-#: Endpoint fields that are swapped together with the ends.
-END_FIELDS: tuple[str, ...] = (
-    "kind",
-    "detail",
-    "cluster",
-    "namespace",
-    "pod",
-    "workload_kind",
-    "workload_name",
-    "labels",
-    "service_account",
-    "node",
-    "ip",
-    "port",
-    "names",
-    "service_namespace",
-    "service_name",
-    "j",
-)
 
 
 def paths_literal(paths: Sequence[str]) -> str:
@@ -64,9 +49,58 @@ FROM (SELECT *, {h.flow_struct_sql("d")} AS f
             FROM (SELECT *, {h.payload_sql("text")} AS payload FROM {lines})))))"""
 
 
+def endpoint_input_sql(f: str, side: str) -> str:
+    """The raw input of one packet end (``a`` = IP source, ``b`` = destination) as a struct.
+
+    Everything the endpoint normalization (:func:`endpoint_fields`) reads, and
+    nothing else, so equal structs normalize equally: the aggregation path
+    normalizes each distinct struct once instead of every record. The
+    observer's node name only matters for a ``reserved:host`` endpoint.
+    """
+    which = "source" if side == "a" else "destination"
+    e = f"{f}.{which}"
+    return (
+        f"{{'e': {e}, 'ip': nullif({f}.\"IP\".{which}, ''), "
+        f"'node': CASE WHEN list_contains(coalesce({e}.labels, []), 'reserved:host') "
+        f"THEN {f}.node_name END, 'names': coalesce({f}.{which}_names, []), "
+        f"'service_namespace': nullif({f}.{which}_service.namespace, ''), "
+        f"'service_name': nullif({f}.{which}_service.name, '')}}"
+    )
+
+
+def endpoint_fields(ep: str, j: str, kind: str) -> dict[str, str]:
+    """Per-endpoint FlowRecord fields (:data:`END_FIELDS` but ``port``) of a raw endpoint.
+
+    ``ep`` is an :func:`endpoint_input_sql` struct, ``j`` its
+    :func:`~recommender.ingest.hubble_sql.joined_labels_sql` and ``kind`` its
+    :func:`~recommender.ingest.hubble_sql.peer_kind_sql`.
+    """
+    cols = h.endpoint_columns(f"{ep}.e", j, f"{ep}.node", kind)
+    cols.update(
+        ip=f"{ep}.ip",
+        names=f"{ep}.names",
+        service_namespace=f"{ep}.service_namespace",
+        service_name=f"{ep}.service_name",
+        j=j,
+    )
+    return cols
+
+
+def normalized_endpoints_sql(relation: str, ep: str, prefix: str) -> str:
+    """``relation`` plus the normalized fields of its endpoint column ``ep`` as ``<prefix>_*``."""
+    j, k = f"{prefix}_j", f"{prefix}_kind"
+    fields = endpoint_fields(ep, j, k)
+    cols = ", ".join(f"{expr} AS {prefix}_{name}" for name, expr in fields.items()
+                     if name not in ("kind", "j"))
+    return f"""
+SELECT *, {cols}
+FROM (SELECT *, {h.peer_kind_sql(f"{ep}.e", j)} AS {k}
+      FROM (SELECT *, {h.joined_labels_sql(f"{ep}.e")} AS {j} FROM {relation}))"""
+
+
 def _packet_columns(dialect: Dialect) -> list[str]:
-    """Stage 2 columns: both packet ends as observed (``a`` = IP source, ``b`` = destination)."""
-    cols = [
+    """Stage 2 columns: everything about the packet but its ends' normalization."""
+    return [
         "rep",
         f"{h.orientation_sql('f', 'rep')} AS orientation",
         f"{h.time_sql('f')} AS time_start",
@@ -81,32 +115,41 @@ def _packet_columns(dialect: Dialect) -> list[str]:
         f"{h.policies_sql('f', dialect)} AS policies",
         "f.trace_observation_point AS observation_point",
         "f.event_type.type AS event_type",
-    ]
-    for side, e in (("a", "f.source"), ("b", "f.destination")):
-        for name, expr in h.endpoint_columns(e, f"{side}_j", "f.node_name", f"{side}_k").items():
-            cols.append(f"{expr} AS {side}_{name}")
-    cols += [
-        "nullif(f.\"IP\".source, '') AS a_ip",
-        "nullif(f.\"IP\".destination, '') AS b_ip",
+        f"{endpoint_input_sql('f', 'a')} AS a_ep",
+        f"{endpoint_input_sql('f', 'b')} AS b_ep",
         f"{h.port_sql('f', 'source_port')} AS a_port",
         f"{h.port_sql('f', 'destination_port')} AS b_port",
-        "coalesce(f.source_names, []) AS a_names",
-        "coalesce(f.destination_names, []) AS b_names",
-        "nullif(f.source_service.namespace, '') AS a_service_namespace",
-        "nullif(f.source_service.name, '') AS a_service_name",
-        "nullif(f.destination_service.namespace, '') AS b_service_namespace",
-        "nullif(f.destination_service.name, '') AS b_service_name",
     ]
-    return cols
 
 
-def _oriented_columns() -> list[str]:
-    """Stage 3 columns: client (``src_``) and server (``dst_``) after the reply swap."""
-    cols = []
-    for name in END_FIELDS:
-        cols.append(f"CASE WHEN coalesce(rep, false) THEN b_{name} ELSE a_{name} END AS src_{name}")
-        cols.append(f"CASE WHEN coalesce(rep, false) THEN a_{name} ELSE b_{name} END AS dst_{name}")
-    cols += [
+def packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
+    """One row per input line: line kind, packet fields, both raw ends ``a_ep``/``b_ep``."""
+    return f"""
+SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format,
+       {", ".join(_packet_columns(dialect))}
+FROM (SELECT *, {h.reply_sql("f")} AS rep FROM ({parsed_lines_sql(lines, paths, dialect)}))"""
+
+
+def _swap(a: str, b: str, name: str) -> list[str]:
+    """``src_<name>``/``dst_<name>``: the client and server ends after the reply swap."""
+    return [
+        f"CASE WHEN coalesce(rep, false) THEN {b} ELSE {a} END AS src_{name}",
+        f"CASE WHEN coalesce(rep, false) THEN {a} ELSE {b} END AS dst_{name}",
+    ]
+
+
+_CONNECTION_PASSTHROUGH = (
+    "file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format, rep, "
+    "orientation, time_start, observer, protocol, icmp_type, ip_version, verdict, "
+    "drop_reason, is_policy_drop, policies, observation_point, event_type"
+)
+
+
+def _connection_columns() -> list[str]:
+    """Orientation of everything but the endpoint normalization."""
+    return [
+        *_swap("a_ep", "b_ep", "ep"),
+        *_swap("a_port", "b_port", "port"),
         "rep AS is_reply",
         # The reporter is about the connection, so it does not flip with the packet.
         "reporter_raw AS reporter",
@@ -114,7 +157,17 @@ def _oriented_columns() -> list[str]:
         "CASE WHEN coalesce(rep, false) THEN a_port ELSE b_port END END AS server_port",
         "time_start AS time_end",
     ]
-    return cols
+
+
+def oriented_packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
+    """One row per line, oriented client -> server, ends still raw (``src_ep``/``dst_ep``).
+
+    The aggregation path: endpoints are normalized once per distinct ``src_ep``/``dst_ep``
+    with :func:`normalized_endpoints_sql`; :func:`records_sql` does it per record.
+    """
+    return f"""
+SELECT {_CONNECTION_PASSTHROUGH}, {", ".join(_connection_columns())}
+FROM ({packets_sql(lines, paths, dialect)})"""
 
 
 def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
@@ -127,17 +180,7 @@ def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
     paths
         Input paths by ``file_id``, as given on the command line (for ``raw_ref``).
     """
-    passthrough = (
-        "file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format, rep, "
-        "orientation, time_start, observer, protocol, icmp_type, ip_version, verdict, "
-        "drop_reason, is_policy_drop, policies, observation_point, event_type"
-    )
-    return f"""
-SELECT {passthrough}, {", ".join(_oriented_columns())}
-FROM (SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format, a_j, b_j,
-             {", ".join(_packet_columns(dialect))}
-      FROM (SELECT *, {h.peer_kind_sql("f.source", "a_j")} AS a_k,
-                   {h.peer_kind_sql("f.destination", "b_j")} AS b_k
-            FROM (SELECT *, {h.reply_sql("f")} AS rep, {h.joined_labels_sql("f.source")} AS a_j,
-                         {h.joined_labels_sql("f.destination")} AS b_j
-                  FROM ({parsed_lines_sql(lines, paths, dialect)}))))"""
+    oriented = oriented_packets_sql(lines, paths, dialect)
+    src = normalized_endpoints_sql(f"({oriented})", "src_ep", "src")
+    both = normalized_endpoints_sql(f"({src})", "dst_ep", "dst")
+    return f"SELECT * EXCLUDE (src_ep, dst_ep) FROM ({both})"

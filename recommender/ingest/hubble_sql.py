@@ -188,7 +188,9 @@ def payload_sql(text: str = "text") -> str:
 
 
 def parsed_sql(payload: str = "payload", dialect: Dialect = DUCKDB) -> str:
-    return f"CASE WHEN trim({payload}) <> '' THEN {dialect.parse_json(payload, TOP_SCHEMA)} END"
+    """The parsed line, NULL for a blank one. (``trim`` copies the line: only when needed.)"""
+    not_blank = f"CASE WHEN starts_with({payload}, '{{') THEN true ELSE trim({payload}) <> '' END"
+    return f"CASE WHEN {not_blank} THEN {dialect.parse_json(payload, TOP_SCHEMA)} END"
 
 
 def flow_struct_sql(d: str = "d") -> str:
@@ -211,11 +213,11 @@ def line_kind_sql(
     ``rr`` is the column holding :func:`reject_reason_sql` of ``f``.
     """
     non_flow = " ".join(f"WHEN {d}.{k} IS NOT NULL THEN {lit(k)}" for k in NON_FLOW_KINDS)
+    # A parsed line is never blank, so the (copying) trim runs only for unparsed lines.
     return (
-        f"CASE WHEN {reject} IS NOT NULL THEN 'reject' WHEN trim({text}) = '' THEN 'blank' "
-        f"WHEN {d} IS NULL THEN 'reject' WHEN {f} IS NOT NULL THEN "
+        f"CASE WHEN {reject} IS NOT NULL THEN 'reject' WHEN {f} IS NOT NULL THEN "
         f"CASE WHEN {rr} IS NULL THEN 'flow' ELSE 'reject' END "
-        f"{non_flow} ELSE 'reject' END"
+        f"{non_flow} WHEN {d} IS NULL AND trim({text}) = '' THEN 'blank' ELSE 'reject' END"
     )
 
 
