@@ -3,6 +3,7 @@
 Lines are split in bulk (numpy over byte blocks) and handed to the engine as
 Arrow record batches of ``(file_id, line_no, text, reject)``, so no Python code
 runs per line and memory stays bounded by the block size whatever the input.
+``text`` is an Arrow string view into the block: the line bytes are never copied.
 Line numbers are physical, 1-based, counted by ``\\n``, like ``wc -l``/editors.
 
 Bad bytes never stop a run: a line that is not UTF-8 and the tail of a
@@ -11,6 +12,7 @@ truncated ``.gz`` become rows with a ``reject`` reason that the engine counts.
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import io
@@ -37,7 +39,7 @@ LINE_SCHEMA = pa.schema(
     [
         ("file_id", pa.int32()),
         ("line_no", pa.int64()),
-        ("text", pa.large_string()),
+        ("text", pa.string_view()),
         ("reject", pa.string()),
     ]
 )
@@ -182,12 +184,13 @@ class _LineSplitter:
                 yield self._single(f"line longer than {MAX_LINE_BYTES} bytes")
             return
         self.rest = buf[last_nl + 1 :]
-        yield self._batch(buf[: last_nl + 1])
+        yield self._batch(buf, last_nl + 1)
 
     def flush(self) -> Iterator[pa.RecordBatch]:
         if self.rest:
             tail, self.rest = self.rest, b""
-            yield self._batch(tail + b"\n")
+            data = tail + b"\n"
+            yield self._batch(data, len(data))
 
     def error_row(self, reason: str) -> pa.RecordBatch:
         """A reject row at the next line number; drops the pending partial line."""
@@ -199,7 +202,7 @@ class _LineSplitter:
             [
                 pa.array([self.file_id], pa.int32()),
                 pa.array([self.next_line], pa.int64()),
-                pa.array([""], pa.large_string()),
+                pa.array([""], pa.string_view()),
                 pa.array([reason], pa.string()),
             ],
             schema=LINE_SCHEMA,
@@ -207,9 +210,9 @@ class _LineSplitter:
         self.next_line += 1
         return batch
 
-    def _batch(self, data: bytes) -> pa.RecordBatch:
-        """``data`` ends with ``\\n``; build the string array with numpy, not per line."""
-        texts, rejects = _strings(data)
+    def _batch(self, data: bytes, end: int) -> pa.RecordBatch:
+        """The lines of ``data[:end]`` (ending with ``\\n``), built with numpy, not per line."""
+        texts, rejects = _strings(data, end)
         n = len(texts)
         line_no = np.arange(self.next_line, self.next_line + n, dtype=np.int64)
         self.next_line += n
@@ -219,32 +222,50 @@ class _LineSplitter:
         )
 
 
-def _strings(data: bytes) -> tuple[pa.Array, pa.Array]:
-    """Arrow strings for the ``\\n``-terminated lines of ``data`` (``\\r\\n`` too).
+def _strings(data: bytes, end: int | None = None) -> tuple[pa.Array, pa.Array]:
+    """Arrow strings for the ``\\n``-terminated lines of ``data[:end]`` (``\\r\\n`` too).
 
-    A line that is not UTF-8 becomes an empty string with a reject reason.
+    The strings are Arrow *string views* into ``data`` itself (no copy of the
+    text): 16 bytes per line, built with numpy. A line that is not UTF-8
+    becomes an empty string with a reject reason.
     """
     rejects: list[str | None] | None = None
+    end = len(data) if end is None else end
     try:
-        data.decode("utf-8")
+        codecs.utf_8_decode(memoryview(data)[:end], None, True)
     except UnicodeDecodeError:
-        data, rejects = _blank_bad_lines(data)
-    arr = np.frombuffer(data, dtype=np.uint8)
+        data, rejects = _blank_bad_lines(data[:end])
+        end = len(data)
+    arr = np.frombuffer(data, dtype=np.uint8, count=end)
     ends = np.flatnonzero(arr == 10)
     n = len(ends)
     starts = np.zeros(n, dtype=np.int64)
     starts[1:] = ends[:-1] + 1
-    cr = ends[(ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)] - 1
     lengths = ends - starts
-    lengths[np.searchsorted(ends, cr)] -= 1
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    keep = np.ones(len(arr), dtype=bool)
-    keep[ends] = False
-    keep[cr] = False
-    body = arr[keep]
-    texts = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(body))
-    return texts, pa.array(rejects if rejects is not None else [None] * n, pa.string())
+    lengths -= (lengths > 0) & (arr[np.maximum(ends - 1, 0)] == 13)
+    texts = pa.Array.from_buffers(
+        pa.string_view(), n, [None, pa.py_buffer(_views(arr, starts, lengths)), pa.py_buffer(data)]
+    )
+    reject = pa.array(rejects, pa.string()) if rejects is not None else pa.nulls(n, pa.string())
+    return texts, reject
+
+
+#: Arrow string views keep strings up to this many bytes inline.
+_INLINE = 12
+
+
+def _views(arr: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Arrow string-view structs (length, inline bytes or prefix + buffer 0 + offset)."""
+    n = len(starts)
+    views = np.zeros((n, 4), dtype=np.int32)
+    views[:, 0] = lengths
+    head = arr[np.minimum(starts[:, None] + np.arange(_INLINE), len(arr) - 1)]
+    head[np.arange(_INLINE)[None, :] >= lengths[:, None]] = 0  # inline padding must be zero
+    views.view(np.uint8).reshape(n, 16)[:, 4:] = head
+    long = lengths > _INLINE
+    views[long, 2] = 0  # data buffer index
+    views[long, 3] = starts[long]
+    return views
 
 
 def _blank_bad_lines(data: bytes) -> tuple[bytes, list[str | None]]:
