@@ -58,24 +58,28 @@ def endpoint_input_sql(f: str, side: str) -> str:
     observer's node name only matters for a ``reserved:host`` endpoint.
     """
     which = "source" if side == "a" else "destination"
-    e = f"{f}.{which}"
+    e = f"{f}.{which}"  # JSON text
+    # The node is needed only for a reserved:host label; any text that could hold
+    # one (also \\u-escaped) keeps it, the normalization decides.
+    host = f"(contains({e}, 'host') OR contains({e}, '\\'))"
     return (
         f"{{'e': {e}, 'ip': nullif({f}.\"IP\".{which}, ''), "
-        f"'node': CASE WHEN list_contains(coalesce({e}.labels, []), 'reserved:host') "
-        f"THEN {f}.node_name END, 'names': coalesce({f}.{which}_names, []), "
+        f"'node': CASE WHEN {host} THEN {f}.node_name END, "
+        f"'names': coalesce({f}.{which}_names, []), "
         f"'service_namespace': nullif({f}.{which}_service.namespace, ''), "
         f"'service_name': nullif({f}.{which}_service.name, '')}}"
     )
 
 
-def endpoint_fields(ep: str, j: str, kind: str) -> dict[str, str]:
+def endpoint_fields(ep: str, e: str, j: str, kind: str) -> dict[str, str]:
     """Per-endpoint FlowRecord fields (:data:`END_FIELDS` but ``port``) of a raw endpoint.
 
-    ``ep`` is an :func:`endpoint_input_sql` struct, ``j`` its
+    ``ep`` is an :func:`endpoint_input_sql` struct, ``e`` its parsed endpoint
+    (:func:`~recommender.ingest.hubble_sql.endpoint_struct_sql`), ``j`` its
     :func:`~recommender.ingest.hubble_sql.joined_labels_sql` and ``kind`` its
     :func:`~recommender.ingest.hubble_sql.peer_kind_sql`.
     """
-    cols = h.endpoint_columns(f"{ep}.e", j, f"{ep}.node", kind)
+    cols = h.endpoint_columns(e, j, f"{ep}.node", kind)
     cols.update(
         ip=f"{ep}.ip",
         names=f"{ep}.names",
@@ -88,14 +92,15 @@ def endpoint_fields(ep: str, j: str, kind: str) -> dict[str, str]:
 
 def normalized_endpoints_sql(relation: str, ep: str, prefix: str) -> str:
     """``relation`` plus the normalized fields of its endpoint column ``ep`` as ``<prefix>_*``."""
-    j, k = f"{prefix}_j", f"{prefix}_kind"
-    fields = endpoint_fields(ep, j, k)
+    e, j, k = f"{prefix}_e", f"{prefix}_j", f"{prefix}_kind"
+    fields = endpoint_fields(ep, e, j, k)
     cols = ", ".join(f"{expr} AS {prefix}_{name}" for name, expr in fields.items()
                      if name not in ("kind", "j"))
     return f"""
-SELECT *, {cols}
-FROM (SELECT *, {h.peer_kind_sql(f"{ep}.e", j)} AS {k}
-      FROM (SELECT *, {h.joined_labels_sql(f"{ep}.e")} AS {j} FROM {relation}))"""
+SELECT * EXCLUDE ({e}), {cols}
+FROM (SELECT *, {h.peer_kind_sql(e, j)} AS {k}
+      FROM (SELECT *, {h.joined_labels_sql(e)} AS {j}
+            FROM (SELECT *, {h.endpoint_struct_sql(f"{ep}.e")} AS {e} FROM {relation})))"""
 
 
 def _packet_columns(dialect: Dialect) -> list[str]:

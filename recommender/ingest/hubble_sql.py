@@ -73,14 +73,19 @@ FLOW_SCHEMA: dict[str, object] = {
     "egress_denied_by": _POLICY,
     "ingress_denied_by": _POLICY,
 }
+#: The Flow as parsed per line: the two endpoints stay JSON text (``e`` in
+#: :func:`endpoint_struct_sql`). They are parsed with :data:`ENDPOINT_SCHEMA` once per
+#: distinct endpoint, not on every line. ``from_json`` is lenient (a mismatched
+#: type gives NULL, never an error), so parsing later gives the same values.
+LINE_FLOW_SCHEMA: dict[str, object] = {**FLOW_SCHEMA, "source": "JSON", "destination": "JSON"}
 #: jsonpb/exporter lines wrap the Flow; legacy lines ARE the Flow (same keys at top).
 TOP_SCHEMA: dict[str, object] = {
-    "flow": FLOW_SCHEMA,
+    "flow": LINE_FLOW_SCHEMA,
     "lost_events": {"num_events_lost": "UBIGINT"},
     "node_status": "JSON",
     "agent_event": "JSON",
     "debug_event": "JSON",
-    **FLOW_SCHEMA,
+    **LINE_FLOW_SCHEMA,
 }
 NON_FLOW_KINDS: tuple[str, ...] = ("lost_events", "node_status", "agent_event", "debug_event")
 
@@ -195,7 +200,7 @@ def parsed_sql(payload: str = "payload", dialect: Dialect = DUCKDB) -> str:
 
 def flow_struct_sql(d: str = "d") -> str:
     """The Flow struct of a parsed line, for both jsonpb and legacy shapes."""
-    fields = ", ".join(f'{lit(k)}: {d}."{k}"' for k in FLOW_SCHEMA)
+    fields = ", ".join(f'{lit(k)}: {d}."{k}"' for k in LINE_FLOW_SCHEMA)
     legacy = is_legacy_sql(d)
     return f"CASE WHEN {d}.flow IS NOT NULL THEN {d}.flow WHEN {legacy} THEN {{{fields}}} END"
 
@@ -461,6 +466,12 @@ def peer_detail_sql(e: str, j: str, kind: str) -> str:
         f"WHEN len(coalesce({e}.labels, [])) = 0 AND coalesce({e}.identity, 0) = 0 "
         f"THEN 'no-identity' ELSE 'unclassified-identity' END END"
     )
+
+
+def endpoint_struct_sql(text: str, dialect: Dialect = DUCKDB) -> str:
+    """An endpoint's JSON text (see :data:`LINE_FLOW_SCHEMA`) as a struct of
+    :data:`ENDPOINT_SCHEMA` (NULL when absent or not an object)."""
+    return f"CASE WHEN {text} IS NOT NULL THEN {dialect.parse_json(text, ENDPOINT_SCHEMA)} END"
 
 
 def endpoint_columns(e: str, j: str, node: str, kind: str) -> dict[str, str]:
