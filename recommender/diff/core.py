@@ -37,6 +37,7 @@ from recommender.diff.universe import (
     port_regions,
     protocol_order,
 )
+from recommender.labels import matches_selector
 from recommender.model import Inventory, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
 from recommender.reachability import WorkloadRep, workload_universe
 from recommender.semantics import Decision, Endpoint, PolicySet, compile_policies
@@ -213,6 +214,7 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
         for side in SIDES
     }
     probes = _PairPorts((old_ps, new_ps), uni)
+    check = _Sides(old_ps, new_ps, every)
     explained: dict[tuple[Decision, Decision], tuple[Any, ...]] = {}
     changes: list[ReachChange] = []
     pairs = decisions = 0
@@ -223,7 +225,11 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
             if src.key == dst.key and src.namespace:
                 continue  # a pod cannot block access to itself
             pairs += 1
+            sides = [side for side, rep in (("egress", src), ("ingress", dst))
+                     if rep.key in changed[side]]
             for port, last, proto in probes.of(src, dst):
+                if not any(check.differ(side, src, dst, port, proto) for side in sides):
+                    continue  # the unchanged side answers alike: the verdict cannot flip
                 decisions += 1
                 a = old_ps.decide(src.endpoint, dst.endpoint, port, proto)
                 b = new_ps.decide(src.endpoint, dst.endpoint, port, proto)
@@ -236,6 +242,78 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
         _forget(old_ps, new_ps)
     changes.sort(key=lambda c: (c.change, c.src, c.dst, protocol_order(c.protocol), c.port))
     return DiffResult(uni, changes, {s: len(v) for s, v in changed.items()}, pairs, decisions)
+
+
+class _Sides:
+    """One side of :meth:`PolicySet.decide`, from the engine's own selection and rules.
+
+    "A pod is isolated for egress [ingress] if there is any NetworkPolicy that both
+    selects the pod and has Egress [Ingress] in its policyTypes"; an isolated side
+    needs a rule of one of those policies admitting the peer on (port, protocol).
+    Used as a cheap pre-check: only a probe where a changed side answers
+    differently in the two sets can flip the verdict, and only those go to
+    :meth:`PolicySet.decide`.
+
+    Peer matching is the engine's (:meth:`CompiledPeer.matches`); it is only
+    narrowed first to the candidates that can match (selector peers select pods
+    of their own or of the selected namespaces), and cached per rule over the
+    universe, so policies with hundreds of rules stay cheap.
+    """
+
+    def __init__(self, old: PolicySet, new: PolicySet, every: Sequence[WorkloadRep]) -> None:
+        self.sets = (old, new)
+        self.every = every
+        self.by_ns: dict[str, list[WorkloadRep]] = {}
+        for rep in every:
+            if rep.endpoint.kind == "pod" and rep.endpoint.namespace:
+                self.by_ns.setdefault(rep.endpoint.namespace, []).append(rep)
+        self.ns_labels = {ns: reps[0].endpoint.namespace_label_map
+                          for ns, reps in self.by_ns.items()}
+        self._admits: dict[tuple[int, str], dict[str, tuple[Any, ...]]] = {}
+
+    def _rules_for(self, cp: Any, side: str) -> dict[str, tuple[Any, ...]]:
+        """Universe endpoint key -> the rules of ``cp`` on ``side`` that admit it."""
+        key = (id(cp), side)
+        hit = self._admits.get(key)
+        if hit is None:
+            index: dict[str, list[Any]] = {}
+            for rule in cp.rules(side) or ():
+                for peer_key in self._admitted(rule):
+                    index.setdefault(peer_key, []).append(rule)
+            hit = self._admits[key] = {k: tuple(v) for k, v in index.items()}
+        return hit
+
+    def _admitted(self, rule: Any) -> frozenset[str]:
+        if rule.peers is None:
+            return frozenset(rep.key for rep in self.every)  # "matches all"
+        out: set[str] = set()
+        for peer in rule.peers:
+            if peer.network is not None:
+                candidates: Sequence[WorkloadRep] = self.every
+            elif peer.namespace_selector is None:
+                candidates = self.by_ns.get(peer.own_namespace, [])
+            else:
+                candidates = [rep for ns, labels in self.ns_labels.items()
+                              if matches_selector(peer.namespace_selector, labels)
+                              for rep in self.by_ns[ns]]
+            out.update(rep.key for rep in candidates if peer.matches(rep.endpoint))
+        return frozenset(out)
+
+    def _allows(self, ps: PolicySet, side: str, src: WorkloadRep, dst: WorkloadRep, port: int,
+                proto: str) -> bool:
+        own, peer = (src, dst) if side == "egress" else (dst, src)
+        isolating = ps.selecting(own.endpoint, side)
+        if not isolating:
+            return True
+        return any(rule.matches_port(port, proto, dst.endpoint) for cp in isolating
+                   for rule in self._rules_for(cp, side).get(peer.key, ()))
+
+    def differ(self, side: str, src: WorkloadRep, dst: WorkloadRep, port: int,
+               proto: str) -> bool:
+        """True when ``side`` answers differently in the two sets."""
+        old, new = self.sets
+        return self._allows(old, side, src, dst, port, proto) != \
+            self._allows(new, side, src, dst, port, proto)
 
 
 class _Signatures:
