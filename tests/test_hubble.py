@@ -543,3 +543,65 @@ def test_sql_label_filter_equals_python_twin():
         assert got == encode_labels(stable_labels(labels))
 
     check()
+
+
+# ---------------------------------------------------------------------------
+# Line splitting (string views) and the background reader.
+# ---------------------------------------------------------------------------
+
+
+def test_line_views_equal_python_split():
+    """Arrow string views over the block give exactly Python's lines (CRLF, short, long, bad)."""
+    from recommender.ingest.sources import _strings
+
+    lines = [b"", b"a", b"\r", b"x" * 12, b"y" * 13, "é€".encode(), b'{"flow": {}}']
+    lines += [b"\xff\xfe", b"z"]
+    data = b"".join(line + (b"\r\n" if i % 2 else b"\n") for i, line in enumerate(lines))
+    texts, rejects = _strings(data + b"partial", len(data))
+    texts.validate(full=True)
+    expected = [line.removesuffix(b"\r") if i % 2 == 0 else line for i, line in enumerate(lines)]
+    assert texts.to_pylist()[:7] == [e.decode() for e in expected[:7]]
+    assert texts.to_pylist()[7:] == ["", "z"]
+    assert rejects.to_pylist() == [None] * 7 + ["not UTF-8 text (byte 1)", None]
+
+
+def test_prefetched_keeps_order_and_reraises():
+    from recommender.ingest.sources import prefetched
+
+    def items():
+        yield from range(5)
+        raise InputError("x.json", "boom")
+
+    got: list[int] = []
+
+    def consume():
+        got.extend(prefetched(items(), depth=2))
+
+    with pytest.raises(InputError, match="boom"):
+        consume()
+    assert got == [], "extend() never ran: the error came after the items"
+    gen = prefetched(items(), depth=2)
+    assert [next(gen) for _ in range(5)] == [0, 1, 2, 3, 4]
+    with pytest.raises(InputError, match="boom"):
+        next(gen)
+
+
+def test_prefetched_stops_producer_when_consumer_leaves():
+    import threading
+
+    from recommender.ingest.sources import prefetched
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    gen = prefetched(endless(), depth=1)
+    assert [next(gen) for _ in range(3)] == [0, 1, 2]
+    gen.close()
+    assert not any(t.name == "netpol-line-reader" for t in threading.enumerate())
+    assert len(produced) <= 6, "the producer runs at most depth (+1 in hand) ahead"

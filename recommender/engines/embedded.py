@@ -32,7 +32,13 @@ from recommender.engines.base import (
 from recommender.errors import InputError
 from recommender.ingest.hubble import oriented_packets_sql, records_sql
 from recommender.ingest.hubble_sql import reject_class_sql
-from recommender.ingest.sources import LINE_SCHEMA, FlowSource, expand_paths, iter_line_batches
+from recommender.ingest.sources import (
+    LINE_SCHEMA,
+    FlowSource,
+    expand_paths,
+    iter_line_batches,
+    prefetched,
+)
 from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.resolve import (
     IP_INDEX_COLUMNS,
@@ -127,7 +133,8 @@ class EmbeddedEngine(AggregationEngine):
                     errors.append(exc)
                     return
 
-        con.register("lines", pa.RecordBatchReader.from_batches(LINE_SCHEMA, batches()))
+        reader = pa.RecordBatchReader.from_batches(LINE_SCHEMA, prefetched(batches()))
+        con.register("lines", reader)
         return errors
 
     def _records(

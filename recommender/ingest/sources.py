@@ -17,11 +17,13 @@ import glob
 import gzip
 import io
 import os
+import queue
 import sys
+import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -280,3 +282,50 @@ def _blank_bad_lines(data: bytes) -> tuple[bytes, list[str | None]]:
             rejects.append(f"not UTF-8 text (byte {exc.start + 1})")
             lines[i] = b""
     return b"\n".join(lines) + b"\n", rejects
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Produce ``items`` in a background thread, at most ``depth`` ahead (bounded memory).
+
+    Reading, gunzipping and splitting then overlap with the engine's work on the
+    previous batch. An exception in the producer is re-raised here, in order.
+    """
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not _put(slots, stop, item):
+                    return
+            _put(slots, stop, _DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            _put(slots, stop, exc)
+
+    worker = threading.Thread(target=produce, name="netpol-line-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _put(slots: queue.Queue[Any], stop: threading.Event, item: Any) -> bool:
+    """Put unless the consumer has gone; False when it has."""
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
