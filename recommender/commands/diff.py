@@ -19,8 +19,9 @@ from recommender.errors import GateFailed, PolicyError
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.policy_yaml import load_policies
 from recommender.lint.source import locate_error
-from recommender.model import NetworkPolicy
+from recommender.model import Inventory, NetworkPolicy
 from recommender.progress import Progress
+from recommender.semantics import PolicySet
 
 NAME = "diff"
 HELP = "semantic diff of two policy sets: which reachabilities and observed flows change"
@@ -84,14 +85,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay(flows: Sequence[str], compiled: tuple[object, object], inventory: object,
+def _replay(flows: Sequence[str], compiled: tuple[PolicySet, PolicySet], inventory: Inventory,
             args: argparse.Namespace) -> FlowReplay:
     from recommender.engines.base import get_engine
 
     old_ps, new_ps = compiled
-    replay = FlowReplay(old_ps, new_ps, inventory)  # type: ignore[arg-type]
+    replay = FlowReplay(old_ps, new_ps, inventory)
     table = get_engine(args.engine).read_flows(list(flows), inventory, strict=args.strict)
-    progress = Progress("diff: flow records")
+    progress = Progress("diff: flow records", stream=sys.stderr)  # the current stderr
     for batch in table:
         replay.add(batch)
         progress.update(len(batch))

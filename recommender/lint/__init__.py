@@ -7,7 +7,7 @@ then :func:`lint_docs` runs every check against an inventory. The ids are in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from recommender.lint.checks import InventoryView, check_policy
@@ -58,7 +58,7 @@ def lint_docs(docs: Sequence[PolicyDoc], inventory: Inventory,
     findings += _duplicates(valid)
     for d in valid:
         assert d.policy is not None
-        findings += check_policy(d.policy, view, d.file, lambda p, d=d: d.line(d.prefix + p))
+        findings += check_policy(d.policy, view, d.file, _locator(d))
     ps = compile_policies(policies, inventory)
     scope = None if namespaces is None else set(namespaces)
     workloads = [w for w in workload_universe(inventory) if scope is None or w.namespace in scope]
@@ -72,6 +72,11 @@ def lint_docs(docs: Sequence[PolicyDoc], inventory: Inventory,
     findings.sort(key=lambda f: f.sort_key)
     files = sorted({d.file for d in docs})
     return LintReport(findings, files, len(policies), len(docs) - len(valid))
+
+
+def _locator(d: PolicyDoc) -> Callable[[str], int | None]:
+    """Field path (relative to the policy) -> line."""
+    return lambda path: d.line(d.prefix + path)
 
 
 def _validation(docs: Sequence[PolicyDoc]) -> Iterable[LintFinding]:

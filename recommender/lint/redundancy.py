@@ -70,7 +70,7 @@ class RedundancyCheck:
         key = (rule.rule_id, w.key)
         hit = self._admitted.get(key)
         if hit is None:
-            out = set()
+            out: set[tuple[int, int]] = set()
             for i, peer in enumerate(self.uni.peers):
                 if peer.key == w.key or not rule.matches_peer(peer.endpoint):
                     continue  # a pod cannot block access to itself
