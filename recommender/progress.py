@@ -14,12 +14,16 @@ class Progress:
     >>> p.update(10); p.done()
     """
 
-    def __init__(self, label: str, total: int | None = None, stream: TextIO | None = sys.stderr,
+    def __init__(self, label: str, total: int | None = None, stream: TextIO | None | bool = True,
                  interval: float = 0.5) -> None:
         self.label = label
         self.total = total
         self.count = 0
-        self.stream = stream if stream is not None and stream.isatty() else None
+        # True means "the current sys.stderr", looked up now, not at import time
+        # (pytest and others swap sys.stderr after modules are imported).
+        chosen = sys.stderr if stream is True else stream
+        is_tty = getattr(chosen, "isatty", None)
+        self.stream: TextIO | None = chosen if callable(is_tty) and is_tty() else None  # type: ignore[assignment]
         self.interval = interval
         self._last = 0.0
         self._start = time.monotonic()
