@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from recommender.selfcheck import SelfCheck
 
 NAME = "recommend"
+#: Warnings printed on the terminal; SUMMARY.md lists them all.
+MAX_WARNINGS_SHOWN = 10
 HELP = "learn least-privilege NetworkPolicies from flows and an inventory"
 
 
@@ -111,5 +113,8 @@ def _report(rec: Recommendation, check: SelfCheck, path: str) -> None:
           f"self-check: {check.checked_learned} learned observations allowed")
     for allowed in check.allowed_excluded:
         print(f"warning: the output would allow excluded traffic: {allowed}", file=sys.stderr)
-    for warning in rec.warnings:
+    for warning in rec.warnings[:MAX_WARNINGS_SHOWN]:
         print(f"warning: {warning}", file=sys.stderr)
+    if len(rec.warnings) > MAX_WARNINGS_SHOWN:
+        print(f"warning: ... and {len(rec.warnings) - MAX_WARNINGS_SHOWN} more; every warning "
+              f"is listed in {path}/SUMMARY.md", file=sys.stderr)
