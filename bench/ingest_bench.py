@@ -2,8 +2,10 @@
 
 Usage::
 
-    .venv/bin/python bench/ingest_bench.py --flows 1000000 --out /tmp/bench
-    .venv/bin/python bench/ingest_bench.py --flows 10000000 --out /tmp/bench --keep
+    .venv/bin/python bench/ingest_bench.py --flows 1000000
+    .venv/bin/python bench/ingest_bench.py --flows 10000000 --keep
+
+Generated files go to ``bench/work/ingest/`` (gitignored); ``--keep`` reuses one.
 
 The generator uses a real Cilium 1.20 flow line (shared samples) as template
 and varies pods, labels (incl. pod-template-hash), IPs, ports and times. Each
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -213,7 +216,7 @@ def measure(code: str, path: Path) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=1_000_000)
-    parser.add_argument("--out", default="/tmp/netpol-bench")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "work" / "ingest"))
     parser.add_argument("--keep", action="store_true", help="reuse an existing generated file")
     args = parser.parse_args()
     out = Path(args.out)
@@ -226,8 +229,10 @@ def main() -> None:
             f"generated {path} ({path.stat().st_size / 1e9:.2f} GB) in "
             f"{time.perf_counter() - t:.0f} s"
         )
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
     ref = measure(DUCKDB_CHILD, path)
     ours = measure(ENGINE_CHILD, path)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     ref_rate, our_rate = args.flows / float(ref[0]), args.flows / float(ours[0])
     print(
         f"bare duckdb read_ndjson group by: {float(ref[0]):.1f} s, {ref_rate:,.0f} flows/s, "

@@ -30,7 +30,7 @@ name (``kube-apiserver``), ``service/<name>``, ``unknown/<reason>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -393,8 +393,8 @@ def _observation_frame(obs: pd.DataFrame, with_bucket: bool, paths: Sequence[str
             "connections": obs["connections"].astype("int64"),
             "first_seen": obs["first_seen"],
             "last_seen": obs["last_seen"],
-            "verdicts": [_verdicts(r) for r in obs.to_dict("records")],
-            "refs": [[ref_of(o, paths) for o in v] for v in obs["refs"]],
+            "verdicts": _verdicts(obs),
+            "refs": _refs(obs["refs"], paths),
         }
     )
     columns = list(OBSERVATION_COLUMNS)
@@ -415,10 +415,19 @@ def _names(values: Any) -> list[str]:
     return sorted(found)
 
 
-def _verdicts(row: Mapping[str, Any]) -> dict[str, int]:
-    counts = {v: int(row[f"v_{v}"]) for v in VERDICTS}
-    counts["policy_denied"] = int(row["v_policy_denied"])
-    return counts
+def _verdicts(obs: pd.DataFrame) -> list[dict[str, int]]:
+    """Per row ``{verdict: connections, ..., "policy_denied": n}`` (column-wise, no row dicts)."""
+    keys = [*VERDICTS, "policy_denied"]
+    columns = [obs[f"v_{k}"].astype("int64").tolist() for k in keys]
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _refs(values: pd.Series, paths: Sequence[str]) -> list[list[str]]:
+    """``path:line`` lists from input-order numbers (see :func:`ref_of`)."""
+    mask = (1 << ORD_SHIFT) - 1
+    return [
+        [f"{paths[o >> ORD_SHIFT]}:{o & mask}" for o in (int(x) for x in v)] for v in values
+    ]
 
 
 def _stats(
