@@ -6,6 +6,7 @@ backend is already chosen (a notebook's inline backend is kept).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from recommender.recommend import Recommendation
 
 
-def workload_profiles(rec: Recommendation) -> dict[str, frozenset[Any]]:
+def workload_profiles(rec: Recommendation) -> dict[Hashable, frozenset[Hashable]]:
     """Each in-scope workload's learned edge set (its communication profile)."""
     edges = edges_of(rec.table, rec.namespaces)
     return {key: frozenset(e) for key, e in edges.items()}

@@ -240,7 +240,7 @@ def learned_attacks(policy_set: Any, universe: Sequence[WorkloadRep],
     """
     reps = {w.key: w for w in universe}
     allowed: dict[str, int] = {}
-    examples = []
+    examples: list[dict[str, Any]] = []
     total = 0
     for e in truth["illegitimate"].get("edges", ()):
         src = reps.get(pod_key(e["src"]) or "")

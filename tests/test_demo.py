@@ -32,4 +32,5 @@ def test_demo_refuses_existing_output_without_force(small_sim, tmp_path, capsys)
 def test_demo_names_missing_data(tmp_path, capsys):
     assert main(["demo", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "missing" in err and "--simulate" in err
+    assert "missing" in err
+    assert "--simulate" in err

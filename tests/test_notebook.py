@@ -13,7 +13,8 @@ def test_notebook_is_committed_without_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
+            assert cell.outputs == []
+            assert cell.execution_count is None
 
 
 def test_notebook_runs_top_to_bottom():

@@ -125,7 +125,8 @@ def test_cli_writes_verdicts_report_and_json(small_sim, tmp_path, capsys):
 def test_fail_on_deny_exits_3(small_sim, tmp_path, capsys):
     assert _shadow(small_sim, tmp_path, "--fail-on-deny") == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: shadow: ") and "would be denied" in err[-1]
+    assert err[-1].startswith("error: shadow: ")
+    assert "would be denied" in err[-1]
 
 
 def test_baseline_equal_to_candidate_passes_the_gate(small_sim, tmp_path, capsys):
@@ -165,7 +166,9 @@ def test_invalid_policy_is_one_located_line(small_sim, tmp_path, capsys):
                str(small_sim / "flows-fresh.jsonl.gz")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
-    assert len(err) == 1 and str(bad) in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1
+    assert str(bad) in err[0]
+    assert "Traceback" not in err[0]
 
 
 def test_missing_flow_file_is_exit_2(small_sim, tmp_path, capsys):
@@ -192,7 +195,8 @@ def test_unresolvable_endpoints_are_unknown_never_guessed(small_sim, tmp_path):
                "--verdicts", str(out)])
     assert rc == 0
     row = orjson.loads(out.read_bytes())
-    assert row["verdict"] == "unknown" and row["denied_by"] is None
+    assert row["verdict"] == "unknown"
+    assert row["denied_by"] is None
 
 
 def test_golden_report(small_sim, update_golden):
