@@ -13,6 +13,7 @@ import numpy as np
 
 from recommender.cluster import build_profile_matrix, jaccard_distances
 from recommender.recommend_steps import edges_of
+from recommender.summary import peer_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -56,7 +57,7 @@ def plot_profile_similarity(rec: Recommendation, title: str | None = None) -> Fi
     rows, _, matrix = build_profile_matrix(workload_profiles(rec))
     similarity = 1.0 - jaccard_distances(matrix)
     order = similarity_order(1.0 - similarity)
-    labels = [_readable(rec, str(rows[i])) for i in order]
+    labels = [peer_text(str(rows[i]), rec.index) for i in order]
     size = max(4.0, 0.28 * len(rows) + 2)
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     image = ax.imshow(similarity[np.ix_(order, order)], cmap="Blues", vmin=0, vmax=1)
@@ -67,8 +68,3 @@ def plot_profile_similarity(rec: Recommendation, title: str | None = None) -> Fi
     fig.subplots_adjust(left=0.3, bottom=0.3)
     return fig
 
-
-def _readable(rec: Recommendation, key: str) -> str:
-    """``namespace/name`` of a workload key (``namespace/{labels}``)."""
-    workload = rec.index.workloads.get(key) if rec.index is not None else None
-    return f"{workload.namespace}/{workload.name}" if workload is not None else key
