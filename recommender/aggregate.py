@@ -296,7 +296,7 @@ def aggregate_sql(packets: str, bucket: str | None = None, resolve: Any = None) 
         for k, side in zip(keys, ["src"] * 6 + ["dst"] * 6, strict=True)
     )
     counts = ", ".join(
-        f"count_if(c.vrank = {VERDICT_RANK[v]}) AS v_{v}"
+        f"count_if(c.vrank = {VERDICT_RANK[v]})::BIGINT AS v_{v}"
         for v in ("audit", "allowed", "error", "unknown")
     )
     wl = "split_part(max({t}.wlr || chr(30) || {t}.wl), chr(30), 2)"
@@ -310,12 +310,14 @@ ids AS (SELECT DISTINCT ON (code) code, id FROM (
 dict AS (SELECT code, {fields} FROM ids)
 SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port, c.protocol,
        count(*) AS connections, min(c.first_seen) AS first_seen, max(c.last_seen) AS last_seen,
-       count_if(c.vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]})) AS v_denied,
-       count_if(c.vrank = {VERDICT_RANK["policy_denied"]}) AS v_policy_denied, {counts},
+       count_if(c.vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]}))::BIGINT
+           AS v_denied,
+       count_if(c.vrank = {VERDICT_RANK["policy_denied"]})::BIGINT AS v_policy_denied, {counts},
        min(c.ord, {MAX_REFS}) AS refs, list(DISTINCT d.names) AS names,
        {wl.format(t="s")} AS src_workload, {wl.format(t="d")} AS dst_workload,
-       sum(c.records) AS records, sum(c.replies) AS replies, sum(c.inferred) AS inferred,
-       sum(c.unoriented) AS unoriented, sum(c.lost) AS lost, min(c.ord) AS ord,
+       sum(c.records)::BIGINT AS records, sum(c.replies)::BIGINT AS replies,
+       sum(c.inferred)::BIGINT AS inferred, sum(c.unoriented)::BIGINT AS unoriented,
+       sum(c.lost)::BIGINT AS lost, min(c.ord) AS ord,
        min({{'o': c.ord, 's': c.reject_detail}}, {MAX_REJECT_SAMPLES})
            FILTER (WHERE c.line_kind = 'reject') AS samples
 FROM ({_connections_sql("l1")}) c

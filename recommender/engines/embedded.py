@@ -87,9 +87,11 @@ class EmbeddedEngine(AggregationEngine):
                 def resolve(rel: str) -> str:
                     return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
 
-            groups = con.execute(aggregate_sql(f"({packets})", bucket, resolve)).df()
+            table = _fetch_small(con, aggregate_sql(f"({packets})", bucket, resolve))
             if errors:
                 raise errors[0]
+        groups = _to_pandas(table)  # after DuckDB closed: its buffers are gone
+        del table
         observations, stats = finish(groups, bucket is not None, [s.path for s in sources])
         if strict and stats.reject_samples:
             raise _strict_from_sample(stats.reject_samples[0], sources)
@@ -169,6 +171,29 @@ class EmbeddedEngine(AggregationEngine):
             if errors:
                 raise errors[0]
         box.append(acc.result())
+
+
+#: DuckDB's memory limit while the (small) result is converted to pandas.
+_FETCH_MEMORY_LIMIT = "64MB"
+
+
+def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run ``sql`` into a temp table, let DuckDB give its working memory back, then
+    fetch it as Arrow (compact: no Python string per value)."""
+    con.execute(f"CREATE TEMP TABLE netpol_result AS {sql}")
+    con.execute(f"SET memory_limit = '{_FETCH_MEMORY_LIMIT}'")
+    return con.sql("SELECT * FROM netpol_result").to_arrow_table()
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """The level-2 table as pandas; an all-NULL text column holds ``None`` (object),
+    as DuckDB's own ``df()`` gives it, so the observation table is unchanged."""
+    frame = table.to_pandas()
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_string(column.type) and column.null_count == len(column):
+            frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return frame
 
 
 def _register_inventory(con: duckdb.DuckDBPyConnection, inventory: Inventory) -> None:
