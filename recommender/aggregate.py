@@ -273,8 +273,9 @@ LEFT JOIN src_eps s ON s.h = c.src_h LEFT JOIN dst_eps d ON d.h = c.dst_h
 GROUP BY {", ".join(f"c.{k.strip()}" for k in _CONN_KEY.split(","))}"""
 
 
-def aggregate_sql(packets: str, bucket: str | None = None, resolve: Any = None) -> str:
-    """Oriented packets -> level-2 rows: observations, non-flow kinds, reject reasons.
+def level1_sql(packets: str, bucket: str | None = None) -> str:
+    """The one pass over the input: connections split by raw endpoint, and the distinct
+    raw endpoints. Engines store it (a spillable table) for :func:`aggregate_sql`.
 
     Parameters
     ----------
@@ -282,6 +283,17 @@ def aggregate_sql(packets: str, bucket: str | None = None, resolve: Any = None) 
         :func:`recommender.ingest.hubble.oriented_packets_sql` (a relation).
     bucket
         Time bucket (``1h``) or None.
+    """
+    return _level1_sql(_prepared_sql(packets, bucket))
+
+
+def aggregate_sql(level1: str, resolve: Any = None) -> str:
+    """Level-1 rows -> level-2 rows: observations, non-flow kinds, reject reasons.
+
+    Parameters
+    ----------
+    level1
+        A table holding :func:`level1_sql`.
     resolve
         None, or a function wrapping a relation of normalized ``x_`` endpoints with
         inventory resolution (see :func:`recommender.resolve.resolved_sql`).
@@ -301,9 +313,8 @@ def aggregate_sql(packets: str, bucket: str | None = None, resolve: Any = None) 
     )
     wl = "split_part(max({t}.wlr || chr(30) || {t}.wl), chr(30), 2)"
     return f"""
-WITH l1 AS MATERIALIZED ({_level1_sql(_prepared_sql(packets, bucket))}),
-src_eps AS MATERIALIZED ({_endpoints_sql("l1", "src", resolve)}),
-dst_eps AS MATERIALIZED ({_endpoints_sql("l1", "dst", resolve)}),
+WITH src_eps AS MATERIALIZED ({_endpoints_sql(level1, "src", resolve)}),
+dst_eps AS MATERIALIZED ({_endpoints_sql(level1, "dst", resolve)}),
 ids AS (SELECT DISTINCT ON (code) code, id FROM (
         SELECT id, code FROM src_eps UNION ALL SELECT id, code FROM dst_eps)
         ORDER BY code, id),
@@ -320,7 +331,7 @@ SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port
        sum(c.lost)::BIGINT AS lost, min(c.ord) AS ord,
        min({{'o': c.ord, 's': c.reject_detail}}, {MAX_REJECT_SAMPLES})
            FILTER (WHERE c.line_kind = 'reject') AS samples
-FROM ({_connections_sql("l1")}) c
+FROM ({_connections_sql(level1)}) c
 LEFT JOIN dict s ON s.code = c.src_code LEFT JOIN dict d ON d.code = c.dst_code
 GROUP BY c.bucket, c.line_kind, c.reject_class, c.requested, {", ".join(keys)}, c.port,
          c.protocol"""
@@ -427,9 +438,7 @@ def _verdicts(obs: pd.DataFrame) -> list[dict[str, int]]:
 def _refs(values: pd.Series, paths: Sequence[str]) -> list[list[str]]:
     """``path:line`` lists from input-order numbers (see :func:`ref_of`)."""
     mask = (1 << ORD_SHIFT) - 1
-    return [
-        [f"{paths[o >> ORD_SHIFT]}:{o & mask}" for o in (int(x) for x in v)] for v in values
-    ]
+    return [[f"{paths[o >> ORD_SHIFT]}:{o & mask}" for o in (int(x) for x in v)] for v in values]
 
 
 def _stats(

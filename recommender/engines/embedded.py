@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from recommender.aggregate import aggregate_sql, finish
+from recommender.aggregate import aggregate_sql, finish, level1_sql
 from recommender.engines.base import (
     MAX_REJECT_SAMPLES,
     AggregationEngine,
@@ -87,7 +87,12 @@ class EmbeddedEngine(AggregationEngine):
                 def resolve(rel: str) -> str:
                     return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
 
-            table = _fetch_small(con, aggregate_sql(f"({packets})", bucket, resolve))
+            # Results are sorted in finish(): no need to keep insertion order (less memory).
+            con.execute("SET preserve_insertion_order = false")
+            # The single pass over the input lands in a temp table, which spills to the
+            # temp directory (a materialized CTE could not, and ran out of memory at 10M).
+            con.execute(f"CREATE TEMP TABLE netpol_l1 AS {level1_sql(f'({packets})', bucket)}")
+            table = _fetch_small(con, aggregate_sql("netpol_l1", resolve))
             if errors:
                 raise errors[0]
         groups = _to_pandas(table)  # after DuckDB closed: its buffers are gone

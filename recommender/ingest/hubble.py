@@ -94,8 +94,9 @@ def normalized_endpoints_sql(relation: str, ep: str, prefix: str) -> str:
     """``relation`` plus the normalized fields of its endpoint column ``ep`` as ``<prefix>_*``."""
     e, j, k = f"{prefix}_e", f"{prefix}_j", f"{prefix}_kind"
     fields = endpoint_fields(ep, e, j, k)
-    cols = ", ".join(f"{expr} AS {prefix}_{name}" for name, expr in fields.items()
-                     if name not in ("kind", "j"))
+    cols = ", ".join(
+        f"{expr} AS {prefix}_{name}" for name, expr in fields.items() if name not in ("kind", "j")
+    )
     return f"""
 SELECT * EXCLUDE ({e}), {cols}
 FROM (SELECT *, {h.peer_kind_sql(e, j)} AS {k}
