@@ -177,7 +177,8 @@ def _id_order(edge_id: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, edge_id)
 
 
-def over_permissiveness(policies: Sequence[NetworkPolicy], allowed: set[tuple[str, str, int, str]],
+def over_permissiveness(policies: Sequence[NetworkPolicy],
+                        allowed: set[tuple[str, str, int, str]] | None,
                         truth: Mapping[str, Any], dns_workloads: Iterable[str]) -> dict[str, Any]:
     """Allowed-but-unobserved triples (DNS apart) and external space beyond observed IPs."""
     observed = set()
@@ -196,6 +197,8 @@ def over_permissiveness(policies: Sequence[NetworkPolicy], allowed: set[tuple[st
                 if "cidr" in peer:
                     legit_cidrs[direction].append(str(peer["cidr"]))
     dns = set(dns_workloads)
+    swept = allowed is not None
+    allowed = allowed or set()
     extra = sorted(t for t in allowed - observed if not (t[1] in dns and t[2] == DNS_PORT))
     dns_allowed = sorted(t for t in allowed - observed if t[1] in dns and t[2] == DNS_PORT)
     admitted, beyond = admitted_external(policies, external_ips["egress"], "egress",
@@ -203,12 +206,12 @@ def over_permissiveness(policies: Sequence[NetworkPolicy], allowed: set[tuple[st
     in_admitted, in_beyond = admitted_external(policies, external_ips["ingress"], "ingress",
                                                legit_cidrs["ingress"])
     return {
-        "unobserved_allowed_triples": len(extra),
+        "unobserved_allowed_triples": len(extra) if swept else None,
         "examples": [list(t) for t in extra[:20]],
-        "dns_allowance_triples": len(dns_allowed),
-        "allowed_triples": len(allowed),
+        "dns_allowance_triples": len(dns_allowed) if swept else None,
+        "allowed_triples": len(allowed) if swept else None,
         "observed_triples": len(observed),
-        "observed_allowed": len(observed & allowed),
+        "observed_allowed": len(observed & allowed) if swept else None,
         "external_addresses_admitted": admitted,
         "external_addresses_beyond_observed": beyond,
         "ingress_external_addresses_admitted": in_admitted,
@@ -266,7 +269,7 @@ def learned_attacks(policy_set: Any, universe: Sequence[WorkloadRep],
 
 def static_measures(policies: Sequence[NetworkPolicy], policy_set: Any,
                     universe: Sequence[WorkloadRep], truth: Mapping[str, Any],
-                    inventory: Inventory) -> dict[str, Any]:
+                    inventory: Inventory, reachability: bool = True) -> dict[str, Any]:
     """The measures that need no flows: over-permissiveness and compactness.
 
     Workload pairs are enumerated when at least one end is in an application
@@ -274,7 +277,7 @@ def static_measures(policies: Sequence[NetworkPolicy], policy_set: Any,
     the recommendation's scope, so traffic among them alone is not counted).
     """
     scope = {w["namespace"] for w in truth.get("workloads", ())} - SYSTEM_NAMESPACES
-    allowed = allowed_triples(policy_set, universe, namespaces=scope)
+    allowed = allowed_triples(policy_set, universe, namespaces=scope) if reachability else None
     return {"over_permissiveness": over_permissiveness(policies, allowed, truth,
                                                        dns_workload_keys(universe)),
             "learned_attacks": learned_attacks(policy_set, universe, truth, inventory),

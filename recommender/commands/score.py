@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
+import pandas as pd
 
 from recommender.engines.base import get_engine
 from recommender.errors import InputError
@@ -63,19 +65,25 @@ def score(policies_paths: list[str], truth_path: str, flows: str,
 
 
 def score_policies(policies: list[NetworkPolicy], truth: dict[str, Any], flows: str,
-                   inventory: Inventory) -> dict[str, Any]:
-    """All measures for policies already in memory (used by bench/quality.py too)."""
+                   inventory: Inventory, batches: Iterable[pd.DataFrame] | None = None,
+                   reachability: bool = True) -> dict[str, Any]:
+    """All measures for policies already in memory (used by bench/quality.py too).
+
+    ``batches`` are the flow records of ``flows`` when the caller has read them
+    already; ``reachability=False`` skips the workload-pair sweep (the
+    unobserved-triples measure is then None).
+    """
     policy_set = compile_policies(policies, inventory)
     run = ShadowRun(policy_set, inventory)
     scorer = Scorer(truth, os.path.basename(flows))
     progress = Progress("score: records")
-    for batch in get_engine().read_flows([flows], inventory):
+    for batch in batches if batches is not None else get_engine().read_flows([flows], inventory):
         scorer.add(batch, run.evaluate(batch))
         progress.update(len(batch))
     progress.done()
     result = scorer.result()
     result.update(static_measures(policies, policy_set, workload_universe(inventory), truth,
-                                 inventory))
+                                 inventory, reachability))
     return result
 
 
@@ -97,7 +105,7 @@ def format_table(result: dict[str, Any]) -> str:
         ("block rate, illegitimate", f"{pct(blk)} ({blk['denied']:,}/{blk['total']:,})"),
         ("illegitimate edges allowed", f"{result['learned_attacks']['allowed']}"
          f"/{result['learned_attacks']['edges']}"),
-        ("allowed, unobserved triples", f"{over['unobserved_allowed_triples']:,}"
+        ("allowed, unobserved triples", f"{over['unobserved_allowed_triples'] or 0:,}"
          f" (+{over['dns_allowance_triples']:,} from the DNS allowance)"),
         ("external addresses beyond observed",
          f"egress {over['external_addresses_beyond_observed']:,}, "
