@@ -259,8 +259,23 @@ FROM (SELECT h, {identity_sql("x", names)} AS id
       FROM (SELECT *, {workload_sql("x")} AS x_wl FROM ({norm})))"""
 
 
-def _connections_sql(level1: str) -> str:
-    """Connections: the raw-endpoint split of set 3 merged, each end's best identity code."""
+def endpoints_sql(level1: str, resolve: Any = None) -> str:
+    """Each distinct raw endpoint of either end (``side``): hash, identity string, code.
+
+    ``resolve`` is None, or a function wrapping a relation of normalized ``x_``
+    endpoints with inventory resolution (see :func:`recommender.resolve.resolved_sql`).
+    """
+    return (
+        f"SELECT 'src' AS side, * FROM ({_endpoints_sql(level1, 'src', resolve)}) "
+        f"UNION ALL SELECT 'dst' AS side, * FROM ({_endpoints_sql(level1, 'dst', resolve)})"
+    )
+
+
+def connections_sql(level1: str, endpoints: str) -> str:
+    """Connections: the raw-endpoint split of set 3 merged, each end's best identity code.
+
+    Only fixed-size aggregate states, so the engine can spill them.
+    """
     return f"""
 SELECT c.bucket, c.line_kind, c.reject_class, c.reject_detail, c.protocol,
        max(s.code) AS src_code, max(d.code) AS dst_code, max(c.port) AS port,
@@ -269,13 +284,14 @@ SELECT c.bucket, c.line_kind, c.reject_class, c.reject_detail, c.protocol,
        sum(c.replies) AS replies, sum(c.inferred) AS inferred, sum(c.unoriented) AS unoriented,
        min(c.ord) AS ord, sum(c.lost) AS lost
 FROM (SELECT * FROM {level1} WHERE g = 3) c
-LEFT JOIN src_eps s ON s.h = c.src_h LEFT JOIN dst_eps d ON d.h = c.dst_h
+LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'src') s ON s.h = c.src_h
+LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'dst') d ON d.h = c.dst_h
 GROUP BY {", ".join(f"c.{k.strip()}" for k in _CONN_KEY.split(","))}"""
 
 
 def level1_sql(packets: str, bucket: str | None = None) -> str:
     """The one pass over the input: connections split by raw endpoint, and the distinct
-    raw endpoints. Engines store it (a spillable table) for :func:`aggregate_sql`.
+    raw endpoints. Engines store it in a (spillable) table, see :func:`aggregate_sql`.
 
     Parameters
     ----------
@@ -287,16 +303,11 @@ def level1_sql(packets: str, bucket: str | None = None) -> str:
     return _level1_sql(_prepared_sql(packets, bucket))
 
 
-def aggregate_sql(level1: str, resolve: Any = None) -> str:
-    """Level-1 rows -> level-2 rows: observations, non-flow kinds, reject reasons.
+def aggregate_sql(connections: str, endpoints: str) -> str:
+    """Connections -> level-2 rows: observations, non-flow kinds, reject reasons.
 
-    Parameters
-    ----------
-    level1
-        A table holding :func:`level1_sql`.
-    resolve
-        None, or a function wrapping a relation of normalized ``x_`` endpoints with
-        inventory resolution (see :func:`recommender.resolve.resolved_sql`).
+    Engines run, each into a (spillable) table: :func:`level1_sql` over the input,
+    :func:`endpoints_sql` and :func:`connections_sql` over it, then this.
     """
     fields = ", ".join(
         f"{_labels_json_sql('id') if f == 'labels' else identity_field_sql('id', f)} AS {f}"
@@ -313,11 +324,7 @@ def aggregate_sql(level1: str, resolve: Any = None) -> str:
     )
     wl = "split_part(max({t}.wlr || chr(30) || {t}.wl), chr(30), 2)"
     return f"""
-WITH src_eps AS MATERIALIZED ({_endpoints_sql(level1, "src", resolve)}),
-dst_eps AS MATERIALIZED ({_endpoints_sql(level1, "dst", resolve)}),
-ids AS (SELECT DISTINCT ON (code) code, id FROM (
-        SELECT id, code FROM src_eps UNION ALL SELECT id, code FROM dst_eps)
-        ORDER BY code, id),
+WITH ids AS (SELECT DISTINCT ON (code) code, id FROM {endpoints} ORDER BY code, id),
 dict AS (SELECT code, {fields} FROM ids)
 SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port, c.protocol,
        count(*) AS connections, min(c.first_seen) AS first_seen, max(c.last_seen) AS last_seen,
@@ -331,7 +338,7 @@ SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port
        sum(c.lost)::BIGINT AS lost, min(c.ord) AS ord,
        min({{'o': c.ord, 's': c.reject_detail}}, {MAX_REJECT_SAMPLES})
            FILTER (WHERE c.line_kind = 'reject') AS samples
-FROM ({_connections_sql(level1)}) c
+FROM {connections} c
 LEFT JOIN dict s ON s.code = c.src_code LEFT JOIN dict d ON d.code = c.dst_code
 GROUP BY c.bucket, c.line_kind, c.reject_class, c.requested, {", ".join(keys)}, c.port,
          c.protocol"""

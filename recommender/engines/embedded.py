@@ -20,7 +20,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from recommender.aggregate import aggregate_sql, finish, level1_sql
+from recommender.aggregate import (
+    aggregate_sql,
+    connections_sql,
+    endpoints_sql,
+    finish,
+    level1_sql,
+)
 from recommender.engines.base import (
     MAX_REJECT_SAMPLES,
     AggregationEngine,
@@ -89,10 +95,17 @@ class EmbeddedEngine(AggregationEngine):
 
             # Results are sorted in finish(): no need to keep insertion order (less memory).
             con.execute("SET preserve_insertion_order = false")
-            # The single pass over the input lands in a temp table, which spills to the
-            # temp directory (a materialized CTE could not, and ran out of memory at 10M).
+            # Each stage lands in a temp table, which spills to the temp directory
+            # (materialized CTEs could not, and ran out of memory at 10M flows).
             con.execute(f"CREATE TEMP TABLE netpol_l1 AS {level1_sql(f'({packets})', bucket)}")
-            table = _fetch_small(con, aggregate_sql("netpol_l1", resolve))
+            con.execute(f"CREATE TEMP TABLE netpol_eps AS {endpoints_sql('netpol_l1', resolve)}")
+            sql = connections_sql("netpol_l1", "netpol_eps")
+            con.execute(f"CREATE TEMP TABLE netpol_conn AS {sql}")
+            con.execute("DROP TABLE netpol_l1")
+            # The last stage keeps per-observation lists (refs, names, samples), which do
+            # not spill: one thread holds one set of them, not one per thread.
+            con.execute("SET threads = 1")
+            table = _fetch_small(con, aggregate_sql("netpol_conn", "netpol_eps"))
             if errors:
                 raise errors[0]
         groups = _to_pandas(table)  # after DuckDB closed: its buffers are gone
