@@ -231,13 +231,15 @@ def main() -> None:
         )
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     ref = measure(DUCKDB_CHILD, path)
-    ours = measure(ENGINE_CHILD, path)
-    print(f"load average after: {os.getloadavg()[0]:.1f}")
-    ref_rate, our_rate = args.flows / float(ref[0]), args.flows / float(ours[0])
+    ref_rate = args.flows / float(ref[0])
     print(
         f"bare duckdb read_ndjson group by: {float(ref[0]):.1f} s, {ref_rate:,.0f} flows/s, "
-        f"peak RSS {int(ref[1]) / 1024:.0f} MB, {ref[2]} groups"
+        f"peak RSS {int(ref[1]) / 1024:.0f} MB, {ref[2]} groups",
+        flush=True,
     )
+    ours = measure(ENGINE_CHILD, path)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    our_rate = args.flows / float(ours[0])
     print(
         f"netpol ingest+aggregate:          {float(ours[0]):.1f} s, {our_rate:,.0f} flows/s, "
         f"peak RSS {int(ours[1]) / 1024:.0f} MB, {ours[2]} observations, "

@@ -55,6 +55,8 @@ from recommender.resolve import (
 )
 
 DEFAULT_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_MEMORY_LIMIT", "512MB")
+#: The observation stage's limit (its list states do not spill; see ``aggregate``).
+LAST_STAGE_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_LAST_STAGE_MEMORY_LIMIT", "768MB")
 
 
 class EmbeddedEngine(AggregationEngine):
@@ -103,8 +105,10 @@ class EmbeddedEngine(AggregationEngine):
             con.execute(f"CREATE TEMP TABLE netpol_conn AS {sql}")
             con.execute("DROP TABLE netpol_l1")
             # The last stage keeps per-observation lists (refs, names, samples), which do
-            # not spill: one thread holds one set of them, not one per thread.
+            # not spill: one thread holds one set of them, not one per thread, with more room
+            # (the earlier stages' tables are evicted to the temp directory meanwhile).
             con.execute("SET threads = 1")
+            con.execute(f"SET memory_limit = '{LAST_STAGE_MEMORY_LIMIT}'")
             table = _fetch_small(con, aggregate_sql("netpol_conn", "netpol_eps"))
             if errors:
                 raise errors[0]
