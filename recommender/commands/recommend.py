@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from recommender.commands._args import non_negative_int
 from recommender.errors import InputError
 from recommender.store.options import add_store_arguments, observations_from_args
 
@@ -29,16 +30,6 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _budget(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol recommend``."""
     parser.add_argument("--flows", nargs="+", metavar="FILE",
@@ -54,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write no policies for NS (repeatable)")
     parser.add_argument("--merge-similar", type=_threshold, metavar="T",
                         help="merge groups whose edge sets are closer than Jaccard distance T")
-    parser.add_argument("--cidr-budget", type=_budget, default=0, metavar="N",
+    parser.add_argument("--cidr-budget", type=non_negative_int, default=0, metavar="N",
                         help="external addresses a CIDR may admit beyond those seen, per group "
                              "and direction (default 0: exact /32 and /128)")
     parser.add_argument("--named-ports", action="store_true",
@@ -63,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write runs of consecutive ports as port/endPort ranges")
     parser.add_argument("--allow-host", action="store_true",
                         help="allow ingress from node addresses (kubelet probes)")
-    parser.add_argument("--public-ingress-min-sources", type=_budget, default=16, metavar="N",
+    parser.add_argument("--public-ingress-min-sources", type=non_negative_int, default=16,
+                        metavar="N",
                         help="ingress from N+ distinct external addresses becomes 0.0.0.0/0 "
                              "minus pod networks (a public endpoint); 0 = never (default 16)")
     parser.add_argument("--include-suspicious", action="store_true",

@@ -16,20 +16,11 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from recommender.commands._args import non_negative_int
 from recommender.errors import InputError
 
 NAME = "tighten"
 HELP = "prune and narrow current policies to what a window of evidence uses"
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,10 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--force", action="store_true", help="replace an existing DIR / --json")
     parser.add_argument("--json", metavar="OUT.json", help="the report as JSON")
-    parser.add_argument("--cidr-budget", type=_count, default=0, metavar="N",
+    parser.add_argument("--cidr-budget", type=non_negative_int, default=0, metavar="N",
                         help="addresses a narrowed ipBlock may admit beyond those seen "
                              "(default 0: exact /32 and /128)")
-    parser.add_argument("--public-ingress-min-sources", type=_count, default=16, metavar="N",
+    parser.add_argument("--public-ingress-min-sources", type=non_negative_int, default=16,
+                        metavar="N",
                         help="an ingress ipBlock hit by N+ external sources is a public "
                              "endpoint and is not narrowed; 0 = always narrow (default 16)")
     parser.add_argument("--prune-dns", action="store_true",
