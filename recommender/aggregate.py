@@ -30,7 +30,7 @@ name (``kube-apiserver``), ``service/<name>``, ``unknown/<reason>``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -241,7 +241,7 @@ FROM ({prepared})
 GROUP BY GROUPING SETS (({_CONN_KEY}, src_h, dst_h), (src_e), (dst_e))"""
 
 
-def _endpoints_sql(level1: str, side: str, resolve: str | None) -> str:
+def _endpoints_sql(level1: str, side: str, resolve: Callable[[str], str] | None) -> str:
     """Each distinct raw endpoint of one end: its hash, identity string and code.
 
     ``resolve`` wraps a relation with inventory resolution of the ``x_`` end
