@@ -19,20 +19,11 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from recommender.commands._args import positive_int
 from recommender.errors import InputError
 
 NAME = "observe"
 HELP = "append flows (files, or a live stream on stdin) to the long-window observation store"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kubectl get ... -o json List file(s) to resolve IPs at ingest")
     parser.add_argument("--checkpoint-interval", default="60s", metavar="DURATION",
                         help="stdin: commit at least this often (default 60s)")
-    parser.add_argument("--checkpoint-lines", type=_positive_int, default=50_000, metavar="N",
+    parser.add_argument("--checkpoint-lines", type=positive_int, default=50_000, metavar="N",
                         help="stdin: commit after N lines at the latest (default 50000)")
     parser.add_argument("--overlap-lines", type=int, default=5_000, metavar="N",
                         help="stdin: lines re-read across a checkpoint so a connection that "

@@ -215,13 +215,14 @@ def load_policies(paths: Sequence[str], default_namespace: str | None = None) ->
         A NetworkPolicy is invalid.
     """
     result = LoadResult()
-    for path in _expand(paths):
+    for path in policy_files(paths):
         for doc, obj in _documents(path):
             _collect(result, obj, path, doc, default_namespace, prefix="")
     return result
 
 
-def _expand(paths: Sequence[str]) -> Iterator[str]:
+def policy_files(paths: Sequence[str]) -> Iterator[str]:
+    """Files to read, directories walked in sorted order (``*.yaml``, ``*.yml``, ``*.json``)."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():

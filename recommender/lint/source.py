@@ -8,9 +8,8 @@ line of the field it is about (:func:`locate`).
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import yaml
 
 from recommender.errors import InputError, PolicyError
-from recommender.io.policy_yaml import ACCEPTED_API_VERSIONS, POLICY_FILE_SUFFIXES, parse_policy
+from recommender.io.policy_yaml import ACCEPTED_API_VERSIONS, parse_policy, policy_files
 from recommender.model import NetworkPolicy
 from recommender.validate import Finding, check_policy_dict
 
@@ -84,22 +83,6 @@ def _child(node: Any, key: str, bracket: bool) -> tuple[int, Any] | None:
             if getattr(k, "value", None) == key:
                 return int(k.start_mark.line), v
     return None
-
-
-def policy_files(paths: Sequence[str]) -> Iterator[str]:
-    """Files to read, directories walked in sorted order (``*.yaml``, ``*.yml``, ``*.json``)."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if name.endswith(POLICY_FILE_SUFFIXES):
-                        yield str(Path(root) / name)
-        elif path.is_file():
-            yield str(path)
-        else:
-            raise InputError(str(path), "no such file or directory")
 
 
 def file_nodes(path: str) -> list[tuple[int, Any, Any]]:
