@@ -303,16 +303,26 @@ def level1_sql(packets: str, bucket: str | None = None) -> str:
     return _level1_sql(_prepared_sql(packets, bucket))
 
 
-def aggregate_sql(connections: str, endpoints: str) -> str:
-    """Connections -> level-2 rows: observations, non-flow kinds, reject reasons.
+def identities_sql(endpoints: str) -> str:
+    """One row per identity code: the identity's fields (labels rendered as JSON).
 
-    Engines run, each into a (spillable) table: :func:`level1_sql` over the input,
-    :func:`endpoints_sql` and :func:`connections_sql` over it, then this.
+    Two distinct identity strings could share a code only on a hash collision; the
+    smallest string wins then, deterministically.
     """
     fields = ", ".join(
         f"{_labels_json_sql('id') if f == 'labels' else identity_field_sql('id', f)} AS {f}"
         for f in (*_KEY_FIELDS, "wlr", "wl", "names")
     )
+    return f"""
+SELECT code, {fields}
+FROM (SELECT code, min(id) AS id FROM {endpoints} GROUP BY code)"""
+
+
+def aggregate_sql(connections: str, identities: str) -> str:
+    """Connections -> level-2 rows: observations, non-flow kinds, reject reasons.
+
+    ``identities`` is :func:`identities_sql`; see :func:`aggregation_stages`.
+    """
     keys = [f"{side[0]}.{f}" for side in ("src", "dst") for f in _KEY_FIELDS]
     select_keys = ", ".join(
         f"{k} AS {side}_{k.split('.')[1]}"
@@ -324,8 +334,6 @@ def aggregate_sql(connections: str, endpoints: str) -> str:
     )
     wl = "split_part(max({t}.wlr || chr(30) || {t}.wl), chr(30), 2)"
     return f"""
-WITH ids AS (SELECT DISTINCT ON (code) code, id FROM {endpoints} ORDER BY code, id),
-dict AS (SELECT code, {fields} FROM ids)
 SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port, c.protocol,
        count(*) AS connections, min(c.first_seen) AS first_seen, max(c.last_seen) AS last_seen,
        count_if(c.vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]}))::BIGINT
@@ -339,9 +347,49 @@ SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port
        min({{'o': c.ord, 's': c.reject_detail}}, {MAX_REJECT_SAMPLES})
            FILTER (WHERE c.line_kind = 'reject') AS samples
 FROM {connections} c
-LEFT JOIN dict s ON s.code = c.src_code LEFT JOIN dict d ON d.code = c.dst_code
+LEFT JOIN {identities} s ON s.code = c.src_code LEFT JOIN {identities} d ON d.code = c.dst_code
 GROUP BY c.bucket, c.line_kind, c.reject_class, c.requested, {", ".join(keys)}, c.port,
          c.protocol"""
+
+
+#: Temp-table names of the stages, in order (engines may key settings on them).
+STAGE_LEVEL1 = "netpol_l1"
+STAGE_ENDPOINTS = "netpol_eps"
+STAGE_CONNECTIONS = "netpol_conn"
+STAGE_IDENTITIES = "netpol_ids"
+
+
+def aggregation_stages(
+    packets: str, resolve: Callable[[str], str] | None, bucket: str | None
+) -> tuple[list[tuple[str, str]], str]:
+    """The whole aggregation as SQL stages, the contract every engine runs.
+
+    Parameters
+    ----------
+    packets
+        A relation (parenthesized query or table name) of
+        :func:`recommender.ingest.hubble.oriented_packets_sql`.
+    resolve
+        None, or a function wrapping a relation of normalized ``x_`` endpoints with
+        inventory resolution (see :func:`recommender.resolve.resolved_sql`).
+    bucket
+        Time bucket (``1h``) or None.
+
+    Returns
+    -------
+    tuple
+        ``([(temp_table_name, SELECT sql), ...], final SELECT sql)``: each stage reads
+        only the input and earlier stages' tables; the final SELECT gives the level-2
+        rows that :func:`finish` turns into observations and statistics. The SQL holds
+        no settings or pragmas (engines put those between stages).
+    """
+    stages = [
+        (STAGE_LEVEL1, level1_sql(packets, bucket)),
+        (STAGE_ENDPOINTS, endpoints_sql(STAGE_LEVEL1, resolve)),
+        (STAGE_CONNECTIONS, connections_sql(STAGE_LEVEL1, STAGE_ENDPOINTS)),
+        (STAGE_IDENTITIES, identities_sql(STAGE_ENDPOINTS)),
+    ]
+    return stages, aggregate_sql(STAGE_CONNECTIONS, STAGE_IDENTITIES)
 
 
 # ---------------------------------------------------------------------------

@@ -21,11 +21,10 @@ import pandas as pd
 import pyarrow as pa
 
 from recommender.aggregate import (
-    aggregate_sql,
-    connections_sql,
-    endpoints_sql,
+    STAGE_CONNECTIONS,
+    STAGE_LEVEL1,
+    aggregation_stages,
     finish,
-    level1_sql,
 )
 from recommender.engines.base import (
     MAX_REJECT_SAMPLES,
@@ -97,19 +96,8 @@ class EmbeddedEngine(AggregationEngine):
 
             # Results are sorted in finish(): no need to keep insertion order (less memory).
             con.execute("SET preserve_insertion_order = false")
-            # Each stage lands in a temp table, which spills to the temp directory
-            # (materialized CTEs could not, and ran out of memory at 10M flows).
-            con.execute(f"CREATE TEMP TABLE netpol_l1 AS {level1_sql(f'({packets})', bucket)}")
-            con.execute(f"CREATE TEMP TABLE netpol_eps AS {endpoints_sql('netpol_l1', resolve)}")
-            sql = connections_sql("netpol_l1", "netpol_eps")
-            con.execute(f"CREATE TEMP TABLE netpol_conn AS {sql}")
-            con.execute("DROP TABLE netpol_l1")
-            # The last stage keeps per-observation lists (refs, names, samples), which do
-            # not spill: one thread holds one set of them, not one per thread, with more room
-            # (the earlier stages' tables are evicted to the temp directory meanwhile).
-            con.execute("SET threads = 1")
-            con.execute(f"SET memory_limit = '{LAST_STAGE_MEMORY_LIMIT}'")
-            table = _fetch_small(con, aggregate_sql("netpol_conn", "netpol_eps"))
+            stages, final = aggregation_stages(f"({packets})", resolve, bucket)
+            table = _run_stages(con, stages, final)
             if errors:
                 raise errors[0]
         groups = _to_pandas(table)  # after DuckDB closed: its buffers are gone
@@ -193,6 +181,23 @@ class EmbeddedEngine(AggregationEngine):
             if errors:
                 raise errors[0]
         box.append(acc.result())
+
+
+def _run_stages(
+    con: duckdb.DuckDBPyConnection, stages: Sequence[tuple[str, str]], final: str
+) -> pa.Table:
+    """Each stage into a temp table, which spills to the temp directory (materialized
+    CTEs could not, and ran out of memory at 10M flows); then the final SELECT."""
+    for name, sql in stages:
+        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        if name == STAGE_CONNECTIONS:
+            con.execute(f"DROP TABLE {STAGE_LEVEL1}")
+    # The last stage keeps per-observation lists (refs, names, samples), which do
+    # not spill: one thread holds one set of them, not one per thread, with more room
+    # (the earlier stages' tables are evicted to the temp directory meanwhile).
+    con.execute("SET threads = 1")
+    con.execute(f"SET memory_limit = '{LAST_STAGE_MEMORY_LIMIT}'")
+    return _fetch_small(con, final)
 
 
 #: DuckDB's memory limit while the (small) result is converted to pandas.
