@@ -42,6 +42,7 @@ from recommender.ingest.hubble_sql import (
     VERDICT_RANK,
     lit,
     reject_class_sql,
+    stable_hash_sql,
     stable_labels_json_sql,
 )
 from recommender.model import OBSERVATION_COLUMNS, VERDICTS
@@ -154,16 +155,18 @@ def identity_field_sql(col: str, field: str) -> str:
 
 
 def identity_code_sql(col: str) -> str:
-    """A UBIGINT that orders identities by rank, then workload rank, then a hash.
+    """A BIGINT that orders identities by rank, then workload rank, then a hash.
 
     Connections keep ``max(code)`` (fixed-size state, spillable); the strings are
     looked up once per distinct identity.
     """
     rank = (
-        f"split_part({col}, chr(30), 1)::UBIGINT * 4 + coalesce(try_cast("
-        f"{identity_field_sql(col, 'wlr')} AS UBIGINT), 0)"
+        f"split_part({col}, chr(30), 1)::BIGINT * 4 + coalesce(try_cast("
+        f"{identity_field_sql(col, 'wlr')} AS BIGINT), 0)"
     )
-    return f"(({rank}) << 59) | (hash({col}) >> 5)"
+    # rank <= 27 fits 5 bits above the 56-bit hash: a signed BIGINT in every engine.
+    # The hash must be the same in every engine: it breaks ties between identities.
+    return f"(({rank}) << 58) | {stable_hash_sql(col)}"
 
 
 def _labels_json_sql(col: str) -> str:
@@ -304,7 +307,9 @@ def level1_sql(packets: str, bucket: str | None = None) -> str:
 
 
 def identities_sql(endpoints: str) -> str:
-    """One row per identity code: the identity's fields (labels rendered as JSON).
+    """One row per identity code: its observation key as a dense ``key_id``, the key
+    fields (labels rendered as JSON), the workload ``wls`` (``wlr`` + ``wl``) with its
+    rank ``wl_rank`` (NULL when there is no workload) and the destination names.
 
     Two distinct identity strings could share a code only on a hash collision; the
     smallest string wins then, deterministically.
@@ -313,43 +318,118 @@ def identities_sql(endpoints: str) -> str:
         f"{_labels_json_sql('id') if f == 'labels' else identity_field_sql('id', f)} AS {f}"
         for f in (*_KEY_FIELDS, "wlr", "wl", "names")
     )
+    key = ", ".join(f"{f} NULLS FIRST" for f in _KEY_FIELDS)
     return f"""
-SELECT code, {fields}
-FROM (SELECT code, min(id) AS id FROM {endpoints} GROUP BY code)"""
+SELECT code, dense_rank() OVER (ORDER BY {key}) AS key_id, {", ".join(_KEY_FIELDS)}, wls,
+       CASE WHEN wls IS NOT NULL THEN dense_rank() OVER (ORDER BY wls NULLS FIRST) END
+           AS wl_rank, names
+FROM (SELECT *, wlr || chr(30) || wl AS wls
+      FROM (SELECT code, {fields}
+            FROM (SELECT code, min(id) AS id FROM {endpoints} GROUP BY code)))"""
 
 
-def aggregate_sql(connections: str, identities: str) -> str:
-    """Connections -> level-2 rows: observations, non-flow kinds, reject reasons.
+#: An observation (level-2 row): these columns of a keyed connection.
+_GROUP_KEY = (
+    "bucket",
+    "line_kind",
+    "reject_class",
+    "requested",
+    "src_key",
+    "dst_key",
+    "port",
+    "protocol",
+)
 
-    ``identities`` is :func:`identities_sql`; see :func:`aggregation_stages`.
+
+def keyed_sql(connections: str, identities: str) -> str:
+    """Connections with each end's ``key_id`` and workload rank, the destination's
+    names, and per observation: ``gid`` (its first connection's ``ord``, unique) and
+    ``rn`` (the connection's rank in input order).
+
+    Only sorting and fixed-size values: the engine can spill it.
     """
-    keys = [f"{side[0]}.{f}" for side in ("src", "dst") for f in _KEY_FIELDS]
-    select_keys = ", ".join(
-        f"{k} AS {side}_{k.split('.')[1]}"
-        for k, side in zip(keys, ["src"] * 6 + ["dst"] * 6, strict=True)
-    )
+    window = f"PARTITION BY {', '.join(_GROUP_KEY)} ORDER BY ord"
+    return f"""
+SELECT *, min(ord) OVER ({window}) AS gid, row_number() OVER ({window}) AS rn
+FROM (SELECT c.bucket, c.line_kind, c.reject_class, c.reject_detail, c.requested,
+             s.key_id AS src_key, d.key_id AS dst_key, s.wl_rank AS src_wl_rank,
+             d.wl_rank AS dst_wl_rank, d.names AS dst_names, c.port, c.protocol,
+             c.first_seen, c.last_seen, c.vrank, c.records, c.replies, c.inferred,
+             c.unoriented, c.lost, c.ord
+      FROM {connections} c
+      LEFT JOIN {identities} s ON s.code = c.src_code
+      LEFT JOIN {identities} d ON d.code = c.dst_code)"""
+
+
+def groups_sql(keyed: str) -> str:
+    """Keyed connections -> level-2 rows with fixed-size state only (spillable).
+
+    The first :data:`MAX_REFS` connections in input order give ``ref_1``…; the first
+    :data:`MAX_REJECT_SAMPLES` rejects give ``sample_ord_1``/``sample_1``….
+    """
     counts = ", ".join(
-        f"count_if(c.vrank = {VERDICT_RANK[v]})::BIGINT AS v_{v}"
+        f"count_if(vrank = {VERDICT_RANK[v]}) AS v_{v}"
         for v in ("audit", "allowed", "error", "unknown")
     )
-    wl = "split_part(max({t}.wlr || chr(30) || {t}.wl), chr(30), 2)"
+    refs = ", ".join(
+        f"min(CASE WHEN rn = {i} THEN ord END) AS ref_{i}" for i in range(1, MAX_REFS + 1)
+    )
+    samples = ", ".join(
+        f"min(CASE WHEN rn = {i} AND line_kind = 'reject' THEN ord END) AS sample_ord_{i}, "
+        f"min(CASE WHEN rn = {i} AND line_kind = 'reject' THEN reject_detail END) AS sample_{i}"
+        for i in range(1, MAX_REJECT_SAMPLES + 1)
+    )
     return f"""
-SELECT c.bucket, c.line_kind, c.reject_class, c.requested, {select_keys}, c.port, c.protocol,
-       count(*) AS connections, min(c.first_seen) AS first_seen, max(c.last_seen) AS last_seen,
-       count_if(c.vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]}))::BIGINT
-           AS v_denied,
-       count_if(c.vrank = {VERDICT_RANK["policy_denied"]})::BIGINT AS v_policy_denied, {counts},
-       min(c.ord, {MAX_REFS}) AS refs, list(DISTINCT d.names) AS names,
-       {wl.format(t="s")} AS src_workload, {wl.format(t="d")} AS dst_workload,
-       sum(c.records)::BIGINT AS records, sum(c.replies)::BIGINT AS replies,
-       sum(c.inferred)::BIGINT AS inferred, sum(c.unoriented)::BIGINT AS unoriented,
-       sum(c.lost)::BIGINT AS lost, min(c.ord) AS ord,
-       min({{'o': c.ord, 's': c.reject_detail}}, {MAX_REJECT_SAMPLES})
-           FILTER (WHERE c.line_kind = 'reject') AS samples
-FROM {connections} c
-LEFT JOIN {identities} s ON s.code = c.src_code LEFT JOIN {identities} d ON d.code = c.dst_code
-GROUP BY c.bucket, c.line_kind, c.reject_class, c.requested, {", ".join(keys)}, c.port,
-         c.protocol"""
+SELECT gid, {", ".join(_GROUP_KEY)}, count(*) AS connections, min(first_seen) AS first_seen,
+       max(last_seen) AS last_seen,
+       count_if(vrank IN ({VERDICT_RANK["policy_denied"]}, {VERDICT_RANK["denied"]})) AS v_denied,
+       count_if(vrank = {VERDICT_RANK["policy_denied"]}) AS v_policy_denied, {counts},
+       max(src_wl_rank) AS src_wl_rank, max(dst_wl_rank) AS dst_wl_rank,
+       sum(records) AS records, sum(replies) AS replies, sum(inferred) AS inferred,
+       sum(unoriented) AS unoriented, sum(lost) AS lost, {refs}, {samples}
+FROM {keyed}
+GROUP BY gid, {", ".join(_GROUP_KEY)}"""
+
+
+def names_of_groups_sql(keyed: str) -> str:
+    """The distinct destination-name strings of each level-2 row (``gid``)."""
+    return f"""
+SELECT gid, dst_names AS names FROM {keyed} WHERE dst_names IS NOT NULL
+GROUP BY gid, dst_names"""
+
+
+def aggregate_sql(groups: str, identities: str, names: str) -> str:
+    """Level-2 rows with their identity fields, workloads and names spelled out.
+
+    Observations, non-flow kinds and reject reasons; see :func:`aggregation_stages`.
+    """
+    keys = f"SELECT DISTINCT key_id, {', '.join(_KEY_FIELDS)} FROM {identities}"
+    wls = f"SELECT DISTINCT wl_rank, wls FROM {identities} WHERE wl_rank IS NOT NULL"
+    ends = ", ".join(
+        f"{t}.{f} AS {side}_{f}" for side, t in (("src", "s"), ("dst", "d")) for f in _KEY_FIELDS
+    )
+    counts = ", ".join(
+        f"CAST(g.v_{v} AS BIGINT) AS v_{v}"
+        for v in ("denied", "policy_denied", "audit", "allowed", "error", "unknown")
+    )
+    sums = ", ".join(
+        f"CAST(g.{c} AS BIGINT) AS {c}"
+        for c in ("records", "replies", "inferred", "unoriented", "lost")
+    )
+    extra = ", ".join(
+        [f"g.ref_{i}" for i in range(1, MAX_REFS + 1)]
+        + [f"g.sample_ord_{i}, g.sample_{i}" for i in range(1, MAX_REJECT_SAMPLES + 1)]
+    )
+    return f"""
+SELECT g.bucket, g.line_kind, g.reject_class, g.requested, {ends}, g.port, g.protocol,
+       g.connections, g.first_seen, g.last_seen, {counts},
+       split_part(sw.wls, chr(30), 2) AS src_workload,
+       split_part(dw.wls, chr(30), 2) AS dst_workload, n.names, {sums}, g.gid AS ord, {extra}
+FROM {groups} g
+LEFT JOIN ({keys}) s ON s.key_id = g.src_key LEFT JOIN ({keys}) d ON d.key_id = g.dst_key
+LEFT JOIN ({wls}) sw ON sw.wl_rank = g.src_wl_rank
+LEFT JOIN ({wls}) dw ON dw.wl_rank = g.dst_wl_rank
+LEFT JOIN (SELECT gid, list(names) AS names FROM {names} GROUP BY gid) n ON n.gid = g.gid"""
 
 
 #: Temp-table names of the stages, in order (engines may key settings on them).
@@ -357,6 +437,9 @@ STAGE_LEVEL1 = "netpol_l1"
 STAGE_ENDPOINTS = "netpol_eps"
 STAGE_CONNECTIONS = "netpol_conn"
 STAGE_IDENTITIES = "netpol_ids"
+STAGE_KEYED = "netpol_keyed"
+STAGE_GROUPS = "netpol_groups"
+STAGE_NAMES = "netpol_names"
 
 
 def aggregation_stages(
@@ -381,15 +464,20 @@ def aggregation_stages(
         ``([(temp_table_name, SELECT sql), ...], final SELECT sql)``: each stage reads
         only the input and earlier stages' tables; the final SELECT gives the level-2
         rows that :func:`finish` turns into observations and statistics. The SQL holds
-        no settings or pragmas (engines put those between stages).
+        no settings or pragmas (engines put those between stages). Every stage keeps
+        only fixed-size state per group (or sorts), so an engine can spill all of them;
+        the lists (names) are built in the final SELECT over a small table.
     """
     stages = [
         (STAGE_LEVEL1, level1_sql(packets, bucket)),
         (STAGE_ENDPOINTS, endpoints_sql(STAGE_LEVEL1, resolve)),
         (STAGE_CONNECTIONS, connections_sql(STAGE_LEVEL1, STAGE_ENDPOINTS)),
         (STAGE_IDENTITIES, identities_sql(STAGE_ENDPOINTS)),
+        (STAGE_KEYED, keyed_sql(STAGE_CONNECTIONS, STAGE_IDENTITIES)),
+        (STAGE_GROUPS, groups_sql(STAGE_KEYED)),
+        (STAGE_NAMES, names_of_groups_sql(STAGE_KEYED)),
     ]
-    return stages, aggregate_sql(STAGE_CONNECTIONS, STAGE_IDENTITIES)
+    return stages, aggregate_sql(STAGE_GROUPS, STAGE_IDENTITIES, STAGE_NAMES)
 
 
 # ---------------------------------------------------------------------------
@@ -462,7 +550,7 @@ def _observation_frame(obs: pd.DataFrame, with_bucket: bool, paths: Sequence[str
             "first_seen": obs["first_seen"],
             "last_seen": obs["last_seen"],
             "verdicts": _verdicts(obs),
-            "refs": _refs(obs["refs"], paths),
+            "refs": _refs(obs, paths),
         }
     )
     columns = list(OBSERVATION_COLUMNS)
@@ -490,10 +578,14 @@ def _verdicts(obs: pd.DataFrame) -> list[dict[str, int]]:
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def _refs(values: pd.Series, paths: Sequence[str]) -> list[list[str]]:
-    """``path:line`` lists from input-order numbers (see :func:`ref_of`)."""
+def _refs(obs: pd.DataFrame, paths: Sequence[str]) -> list[list[str]]:
+    """``path:line`` lists from the input-order numbers ``ref_1``… (see :func:`ref_of`)."""
     mask = (1 << ORD_SHIFT) - 1
-    return [[f"{paths[o >> ORD_SHIFT]}:{o & mask}" for o in (int(x) for x in v)] for v in values]
+    columns = [obs[f"ref_{i}"].tolist() for i in range(1, MAX_REFS + 1)]
+    return [
+        [f"{paths[int(o) >> ORD_SHIFT]}:{int(o) & mask}" for o in row if not pd.isna(o)]
+        for row in zip(*columns, strict=True)
+    ]
 
 
 def _stats(
@@ -502,10 +594,10 @@ def _stats(
     non_flow = groups[~groups["line_kind"].isin(["flow", "reject"])]
     rejects = groups[groups["line_kind"] == "reject"]
     samples = sorted(
-        (s["o"], f"{ref_of(s['o'], paths)}: {s['s']}")
-        for lst in rejects["samples"]
-        if lst is not None
-        for s in lst
+        (int(o), f"{ref_of(o, paths)}: {s}")
+        for i in range(1, MAX_REJECT_SAMPLES + 1)
+        for o, s in zip(rejects[f"sample_ord_{i}"], rejects[f"sample_{i}"], strict=True)
+        if not pd.isna(o)
     )
     unknown = flows[
         flows["requested"].astype(bool)

@@ -22,7 +22,9 @@ import pyarrow as pa
 
 from recommender.aggregate import (
     STAGE_CONNECTIONS,
+    STAGE_KEYED,
     STAGE_LEVEL1,
+    STAGE_NAMES,
     aggregation_stages,
     finish,
 )
@@ -54,8 +56,6 @@ from recommender.resolve import (
 )
 
 DEFAULT_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_MEMORY_LIMIT", "512MB")
-#: The observation stage's limit (its list states do not spill; see ``aggregate``).
-LAST_STAGE_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_LAST_STAGE_MEMORY_LIMIT", "768MB")
 
 
 class EmbeddedEngine(AggregationEngine):
@@ -190,14 +190,17 @@ def _run_stages(
     CTEs could not, and ran out of memory at 10M flows); then the final SELECT."""
     for name, sql in stages:
         con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
-        if name == STAGE_CONNECTIONS:
-            con.execute(f"DROP TABLE {STAGE_LEVEL1}")
-    # The last stage keeps per-observation lists (refs, names, samples), which do
-    # not spill: one thread holds one set of them, not one per thread, with more room
-    # (the earlier stages' tables are evicted to the temp directory meanwhile).
-    con.execute("SET threads = 1")
-    con.execute(f"SET memory_limit = '{LAST_STAGE_MEMORY_LIMIT}'")
+        for done in _DROP_AFTER.get(name, ()):
+            con.execute(f"DROP TABLE {done}")
     return _fetch_small(con, final)
+
+
+#: Stage tables no longer needed once a stage is stored (their space is given back).
+_DROP_AFTER = {
+    STAGE_CONNECTIONS: (STAGE_LEVEL1,),
+    STAGE_KEYED: (STAGE_CONNECTIONS,),
+    STAGE_NAMES: (STAGE_KEYED,),
+}
 
 
 #: DuckDB's memory limit while the (small) result is converted to pandas.
