@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recommender.engines.base import MAX_REJECT_SAMPLES, IngestStats
@@ -402,6 +403,7 @@ def aggregate_sql(groups: str, identities: str, names: str) -> str:
     """Level-2 rows with their identity fields, workloads and names spelled out.
 
     Observations, non-flow kinds and reject reasons; see :func:`aggregation_stages`.
+    Observations come first, in output order (:func:`finish` then needs no copy).
     """
     keys = f"SELECT DISTINCT key_id, {', '.join(_KEY_FIELDS)} FROM {identities}"
     wls = f"SELECT DISTINCT wl_rank, wls FROM {identities} WHERE wl_rank IS NOT NULL"
@@ -420,7 +422,9 @@ def aggregate_sql(groups: str, identities: str, names: str) -> str:
         [f"g.ref_{i}" for i in range(1, MAX_REFS + 1)]
         + [f"g.sample_ord_{i}, g.sample_{i}" for i in range(1, MAX_REJECT_SAMPLES + 1)]
     )
+    order = ", ".join(f"{c} NULLS FIRST" for c in ("bucket", *SORT_COLUMNS))
     return f"""
+SELECT * FROM (
 SELECT g.bucket, g.line_kind, g.reject_class, g.requested, {ends}, g.port, g.protocol,
        g.connections, g.first_seen, g.last_seen, {counts},
        split_part(sw.wls, chr(30), 2) AS src_workload,
@@ -429,7 +433,8 @@ FROM {groups} g
 LEFT JOIN ({keys}) s ON s.key_id = g.src_key LEFT JOIN ({keys}) d ON d.key_id = g.dst_key
 LEFT JOIN ({wls}) sw ON sw.wl_rank = g.src_wl_rank
 LEFT JOIN ({wls}) dw ON dw.wl_rank = g.dst_wl_rank
-LEFT JOIN (SELECT gid, list(names) AS names FROM {names} GROUP BY gid) n ON n.gid = g.gid"""
+LEFT JOIN (SELECT gid, list(names) AS names FROM {names} GROUP BY gid) n ON n.gid = g.gid)
+ORDER BY coalesce(line_kind = 'flow' AND requested, false) DESC, {order}, ord"""
 
 
 #: Temp-table names of the stages, in order (engines may key settings on them).
@@ -515,57 +520,51 @@ def ref_of(ord_value: int, paths: Sequence[str]) -> str:
 def finish(
     groups: pd.DataFrame, with_bucket: bool, paths: Sequence[str]
 ) -> tuple[pd.DataFrame, IngestStats]:
-    """Split level-2 rows into the observation table and the statistics."""
-    flows = groups[groups["line_kind"] == "flow"]
-    obs = flows[flows["requested"].astype(bool)]
-    observations = _observation_frame(obs, with_bucket, paths)
-    stats = _stats(groups, flows, observations, paths)
+    """Split level-2 rows into the observation table and the statistics.
+
+    Works on row masks and single columns, no copy of the whole level-2 frame (the
+    biggest object of a run); when the rows come in output order (as
+    :func:`aggregate_sql` gives them) the text columns are shared, not copied.
+    """
+    is_flow = (groups["line_kind"] == "flow").to_numpy()
+    requested = groups["requested"].astype(bool).to_numpy()
+    observations = _observation_frame(groups, is_flow & requested, with_bucket, paths)
+    stats = _stats(groups, is_flow, requested, observations, paths)
     return observations, stats
 
 
-def _observation_frame(obs: pd.DataFrame, with_bucket: bool, paths: Sequence[str]) -> pd.DataFrame:
-    out = pd.DataFrame(
-        {
-            **{
-                c: obs[c]
-                for c in (
-                    "src_kind",
-                    "src_cluster",
-                    "src_namespace",
-                    "src_workload",
-                    "src_labels",
-                    "src_ip",
-                    "dst_kind",
-                    "dst_cluster",
-                    "dst_namespace",
-                    "dst_workload",
-                    "dst_labels",
-                    "dst_ip",
-                )
-            },
-            "dst_names": [_names(v) for v in obs["names"]],
-            "port": obs["port"].astype("Int64"),
-            "protocol": obs["protocol"],
-            "connections": obs["connections"].astype("int64"),
-            "first_seen": obs["first_seen"],
-            "last_seen": obs["last_seen"],
-            "verdicts": _verdicts(obs),
-            "refs": _refs(obs, paths),
-        }
-    )
-    columns = list(OBSERVATION_COLUMNS)
-    if with_bucket:
-        out.insert(0, "bucket", obs["bucket"])
-        columns = ["bucket", *columns]
-    out = out[columns]
-    order = (["bucket"] if with_bucket else []) + list(SORT_COLUMNS)
-    out = out.sort_values(order, na_position="first", kind="mergesort", ignore_index=True)
-    return out
+def _observation_frame(
+    groups: pd.DataFrame, mask: Any, with_bucket: bool, paths: Sequence[str]
+) -> pd.DataFrame:
+    """The observation rows of ``groups`` (``mask``), sorted by :data:`SORT_COLUMNS`."""
+    by = (["bucket"] if with_bucket else []) + list(SORT_COLUMNS)
+    rows = np.flatnonzero(mask)
+    keys = groups[by].take(rows).reset_index(drop=True)
+    rows = rows[keys.sort_values(by, na_position="first", kind="mergesort").index.to_numpy()]
+    del keys
+    if np.array_equal(rows, np.arange(len(rows))):
+        obs = groups.iloc[: len(rows)]  # already in order: slices, no copy
+    else:
+        obs = groups.take(rows)
+    obs = obs.reset_index(drop=True)
+    out = {
+        **{c: obs[c] for c in OBSERVATION_COLUMNS if c in obs.columns and c != "refs"},
+        "bucket": obs["bucket"],
+        "dst_names": [_names(v) for v in obs["names"]],
+        "port": obs["port"].astype("Int64"),
+        "connections": obs["connections"].astype("int64"),
+        "verdicts": _verdicts(obs),
+        "refs": _refs(obs, paths),
+    }
+    columns = (["bucket"] if with_bucket else []) + list(OBSERVATION_COLUMNS)
+    return pd.DataFrame({c: out[c] for c in columns})
 
 
 def _names(values: Any) -> list[str]:
     found: set[str] = set()
-    for v in values if values is not None else []:
+    if values is None or values is pd.NA:
+        return []
+    for v in values:
         if v:
             found.update(n for n in str(v).split(",") if n)
     return sorted(found)
@@ -589,19 +588,26 @@ def _refs(obs: pd.DataFrame, paths: Sequence[str]) -> list[list[str]]:
 
 
 def _stats(
-    groups: pd.DataFrame, flows: pd.DataFrame, obs: pd.DataFrame, paths: Sequence[str]
+    groups: pd.DataFrame, is_flow: Any, requested: Any, obs: pd.DataFrame, paths: Sequence[str]
 ) -> IngestStats:
-    non_flow = groups[~groups["line_kind"].isin(["flow", "reject"])]
-    rejects = groups[groups["line_kind"] == "reject"]
+    kind = groups["line_kind"]
+    non_flow = groups.loc[~kind.isin(["flow", "reject"]).to_numpy(), ["line_kind", "records"]]
+    sample_columns = [
+        c for i in range(1, MAX_REJECT_SAMPLES + 1) for c in (f"sample_ord_{i}", f"sample_{i}")
+    ]
+    rejects = groups.loc[
+        (kind == "reject").to_numpy(), ["reject_class", "records", *sample_columns]
+    ]
     samples = sorted(
         (int(o), f"{ref_of(o, paths)}: {s}")
         for i in range(1, MAX_REJECT_SAMPLES + 1)
         for o, s in zip(rejects[f"sample_ord_{i}"], rejects[f"sample_{i}"], strict=True)
         if not pd.isna(o)
     )
-    unknown = flows[
-        flows["requested"].astype(bool)
-        & ((flows["src_kind"] == "unknown") | (flows["dst_kind"] == "unknown"))
+    unknown_kind = (groups["src_kind"] == "unknown") | (groups["dst_kind"] == "unknown")
+    unknown = groups.loc[
+        is_flow & requested & unknown_kind.to_numpy(),
+        ["src_kind", "dst_kind", "src_extra", "dst_extra", "connections"],
     ]
     reasons: dict[str, int] = {}
     for _, row in unknown.iterrows():
@@ -609,12 +615,16 @@ def _stats(
             if row[f"{side}_kind"] == "unknown":
                 key = str(row[f"{side}_extra"]).removeprefix("unknown/")
                 reasons[key] = reasons.get(key, 0) + int(row["connections"])
+
+    def flow_sum(column: str, mask: Any = is_flow) -> int:
+        return int(groups[column].to_numpy()[mask].sum())
+
     return IngestStats(
         lines=int(groups["records"].sum()),
-        flow_records=int(flows["records"].sum()),
+        flow_records=flow_sum("records"),
         connections=int(obs["connections"].sum()),
-        replies=int(flows["replies"].sum()),
-        reply_only=int(flows.loc[~flows["requested"].astype(bool), "connections"].sum()),
+        replies=flow_sum("replies"),
+        reply_only=flow_sum("connections", is_flow & ~requested),
         non_flow={
             str(k): int(v) for k, v in non_flow.groupby("line_kind")["records"].sum().items()
         },
@@ -625,7 +635,7 @@ def _stats(
         reject_samples=tuple(s for _, s in samples[:MAX_REJECT_SAMPLES]),
         unknown_peers=int(unknown["connections"].sum()),
         unknown_reasons=reasons,
-        policy_drops=int(flows["v_policy_denied"].sum()),
-        inferred_orientation=int(flows["inferred"].sum()),
-        unknown_orientation=int(flows["unoriented"].sum()),
+        policy_drops=flow_sum("v_policy_denied"),
+        inferred_orientation=flow_sum("inferred"),
+        unknown_orientation=flow_sum("unoriented"),
     )

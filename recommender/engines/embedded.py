@@ -210,6 +210,7 @@ _FETCH_MEMORY_LIMIT = "64MB"
 def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """Run ``sql`` into a temp table, let DuckDB give its working memory back, then
     fetch it as Arrow (compact: no Python string per value)."""
+    con.execute("SET preserve_insertion_order = true")  # the result comes ordered
     con.execute(f"CREATE TEMP TABLE netpol_result AS {sql}")
     con.execute(f"SET memory_limit = '{_FETCH_MEMORY_LIMIT}'")
     return con.sql("SELECT * FROM netpol_result").to_arrow_table()
@@ -218,11 +219,17 @@ def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 def _to_pandas(table: pa.Table) -> pd.DataFrame:
     """The level-2 table as pandas; an all-NULL text column holds ``None`` (object),
     as DuckDB's own ``df()`` gives it, so the observation table is unchanged."""
-    frame = table.to_pandas()
-    for name in table.column_names:
-        column = table.column(name)
-        if pa.types.is_string(column.type) and column.null_count == len(column):
-            frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    empty = [
+        name
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if pa.types.is_string(column.type) and column.null_count == len(column)
+    ]
+    # Arrow buffers are released column by column while pandas is built (lower peak);
+    # the caller must not use ``table`` afterwards.
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    pa.default_memory_pool().release_unused()  # the freed Arrow buffers, back to the OS
+    for name in empty:
+        frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     return frame
 
 
