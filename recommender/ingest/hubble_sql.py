@@ -165,6 +165,12 @@ def lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def stable_hash_sql(text: str) -> str:
+    """56 bits of the MD5 of ``text`` as a BIGINT: the same number in every engine
+    (engines' own ``hash`` functions differ), for deterministic tie-breaks."""
+    return f"('0x' || substr(md5({text}), 1, 14))::BIGINT"
+
+
 def in_list(expr: str, values: tuple[str, ...] | list[str]) -> str:
     """``expr IN ('a', 'b')``."""
     return f"{expr} IN ({', '.join(lit(v) for v in values)})"
@@ -413,7 +419,8 @@ def stable_labels_json_sql(j: str) -> str:
     cut = f"regexp_replace({j}, {lit(unstable_label_re())}, '', 'g')"
     kept = f"regexp_extract_all({cut}, {lit(chr(31) + 'k8s:([^' + chr(31) + ']*)')}, 1)"
     body = f"array_to_string(list_sort({kept}), chr(31))"
-    pair_re = "([^\x1f\x01]*)(?:\x01([^\x1f]*))?"
+    # "+": an empty match would be replaced too by Java regexes (RE2 skips it).
+    pair_re = "([^\x1f\x01]+)(?:\x01([^\x1f]*))?"
     pairs = f"regexp_replace({body}, {lit(pair_re)}, '\"\\1\":\"\\2\"', 'g')"
     rendered = f"'{{' || replace({pairs}, chr(31), ',') || '}}'"
     return f"CASE WHEN len({kept}) = 0 THEN '{{}}' ELSE {rendered} END"

@@ -1,0 +1,373 @@
+"""The Spark engine: the same normalization and aggregation SQL, run by Apache Spark.
+
+Aggregation is the one stage whose input grows with traffic; this engine runs it
+where the flow logs are (object storage, HDFS) on any Spark master, while what
+comes out (the observation table) is small and goes on as with the embedded
+engine. It runs the SQL of :mod:`recommender.ingest.hubble`,
+:mod:`recommender.resolve` and :mod:`recommender.aggregate` through the dialect
+layer :mod:`recommender.engines.spark_sql`: there is one definition of every rule.
+
+Inputs: Hubble JSON lines (plain or gzip) on any Hadoop filesystem path
+(``s3a://``, ``hdfs://``, ``file://`` or a local path), with globs, and Parquet
+written by ``netpol convert`` (see :mod:`recommender.ingest.parquet`).
+
+Lines keep their physical, 1-based numbers for ``file:line`` references, without
+a pass through Python: Spark numbers each file split's rows
+(``monotonically_increasing_id``), and the split's first line number is the sum
+of the earlier splits' line counts (``_metadata.file_block_start`` orders them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from recommender.aggregate import aggregation_stages, finish
+from recommender.engines.base import AggregationEngine, FlowTable, IngestResult, IngestStats
+from recommender.engines.spark_sql import SESSION_CONF, to_spark
+from recommender.errors import InputError
+from recommender.ingest.hubble import oriented_packets_sql, records_sql
+from recommender.ingest.sources import STDIN, expand_paths
+from recommender.model import FLOW_COLUMNS, Inventory
+from recommender.resolve import IP_INDEX_COLUMNS, build_ip_index, build_pod_index, resolved_sql
+
+DEFAULT_MASTER = "local[*]"
+#: A URI scheme (``s3a://``, ``hdfs://``, ``file:/``): such paths go to Hadoop as they are.
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+_LINES_SCHEMA = {"file_id": "INTEGER", "line_no": "BIGINT", "text": "VARCHAR", "reject": "VARCHAR"}
+_INDEX_SCHEMA = {c: "VARCHAR" for c in IP_INDEX_COLUMNS}
+
+
+@dataclass(frozen=True)
+class SparkInput:
+    """One input file: ``path`` as shown in ``file:line`` references, ``uri`` for Hadoop."""
+
+    path: str
+    uri: str
+
+
+class SparkEngine(AggregationEngine):
+    """Aggregation on Apache Spark (``pip install 'netpol-recommender[spark]'``).
+
+    Parameters
+    ----------
+    master
+        ``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``, ``k8s://…``.
+    conf
+        Extra Spark settings (``spark.executor.memory`` …), applied when this
+        engine creates the session.
+    session
+        An existing ``SparkSession`` to use (``spark-submit``, notebooks, tests).
+    """
+
+    name = "spark"
+
+    def __init__(
+        self,
+        master: str | None = None,
+        conf: Mapping[str, str] | None = None,
+        session: Any = None,
+    ) -> None:
+        self.master = master or DEFAULT_MASTER
+        self.conf = dict(conf or {})
+        self._session = session
+
+    # -- public API -------------------------------------------------------------
+
+    def aggregate(
+        self,
+        paths: Sequence[str],
+        inventory: Inventory | None = None,
+        *,
+        strict: bool = False,
+        bucket: str | None = None,
+    ) -> IngestResult:
+        spark = self.session()
+        inputs = self.expand(paths)
+        shown = [i.path for i in inputs]
+        schema = self._register_lines(spark, inputs)
+        packets = oriented_packets_sql("lines", shown)
+        resolve = None
+        if inventory is not None:
+            schema.update(_register_inventory(spark, inventory))
+
+            def resolve(rel: str) -> str:
+                return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
+
+        stages, final = aggregation_stages(f"({packets})", resolve, bucket)
+        cached = []
+        try:
+            with _read_errors(inputs):
+                for name, sql in stages:
+                    # Each stage is kept (memory, then disk): later stages read it twice.
+                    frame = spark.sql(to_spark(sql, schema)).persist(_storage_level())
+                    frame.createOrReplaceTempView(name)
+                    cached.append(frame)
+                    schema[name] = {f.name: "VARCHAR" for f in frame.schema.fields}
+                groups = _to_pandas(spark.sql(to_spark(final, schema)))
+        finally:
+            for frame in cached:
+                frame.unpersist()
+            for view in schema:
+                spark.catalog.dropTempView(view)
+        observations, stats = finish(groups, bucket is not None, shown)
+        if strict and stats.reject_samples:
+            from recommender.engines.embedded import _strict_from_sample
+
+            raise _strict_from_sample(stats.reject_samples[0], _as_sources(shown))
+        return IngestResult(observations, stats)
+
+    def read_flows(
+        self, paths: Sequence[str], inventory: Inventory | None = None, *, strict: bool = False
+    ) -> FlowTable:
+        box: list[IngestStats] = []
+        return FlowTable(self._flow_batches(paths, inventory, strict, box), box)
+
+    # -- session and inputs ----------------------------------------------------
+
+    def session(self) -> Any:
+        """The SparkSession: the given one, the active one, or a new one."""
+        if self._session is not None:
+            return self._session
+        from pyspark.sql import SparkSession
+
+        builder = SparkSession.builder.master(self.master).appName("netpol-recommender")
+        builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        for key, value in self.conf.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        for key, value in SESSION_CONF.items():
+            spark.conf.set(key, value)
+        self._session = spark
+        return spark
+
+    def expand(self, paths: Sequence[str]) -> list[SparkInput]:
+        """Expand globs: local paths as the embedded engine does (same references),
+        URIs with Hadoop's ``globStatus`` (any filesystem Spark can reach).
+
+        Raises
+        ------
+        InputError
+            stdin, a missing path, a pattern matching nothing.
+        """
+        out: list[SparkInput] = []
+        local: list[str] = []
+        for raw in paths:
+            if raw == STDIN:
+                raise InputError(
+                    "-", "the spark engine reads files, not stdin", hint="use --engine embedded"
+                )
+            if _SCHEME_RE.match(raw):
+                out.extend(self._hadoop_glob(raw))
+            else:
+                local.append(raw)
+        if local:
+            for source in expand_paths(local):
+                out.append(SparkInput(source.path, self._qualified(os.path.abspath(source.path))))
+        if not out:
+            raise InputError(None, "no flow input given", hint="pass --flows FILE")
+        seen: set[str] = set()
+        unique = [i for i in out if not (i.uri in seen or seen.add(i.uri))]  # type: ignore[func-returns-value]
+        return unique
+
+    def _qualified(self, path: str) -> str:
+        """The URI Spark reports for ``path`` (``_metadata.file_path``)."""
+        spark = self.session()
+        jpath = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+        fs = jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        return str(fs.getFileStatus(jpath).getPath().toString())
+
+    def _hadoop_glob(self, pattern: str) -> list[SparkInput]:
+        spark = self.session()
+        jvm = spark.sparkContext._jvm
+        conf = spark.sparkContext._jsc.hadoopConfiguration()
+        path = jvm.org.apache.hadoop.fs.Path(pattern)
+        try:
+            fs = path.getFileSystem(conf)
+            statuses = fs.globStatus(path)
+        except Exception as exc:  # py4j wraps Java IOExceptions
+            raise InputError(pattern, f"cannot list: {_java_message(exc)}") from exc
+        if statuses is None or len(statuses) == 0:
+            raise InputError(pattern, "no such file" if "*" not in pattern else "no file matches")
+        files = []
+        for status in statuses:
+            if status.isDirectory():
+                raise InputError(
+                    str(status.getPath().toString()),
+                    "is a directory",
+                    hint="pass the files, or a glob like DIR/*.json",
+                )
+            uri = str(status.getPath().toString())
+            files.append(SparkInput(uri, uri))
+        return sorted(files, key=lambda i: i.uri)
+
+    def _register_lines(self, spark: Any, inputs: list[SparkInput]) -> dict[str, dict[str, str]]:
+        """The view ``lines`` (``file_id, line_no, text, reject``) over every input."""
+        lines_view(spark, inputs).createOrReplaceTempView("lines")
+        return {"lines": dict(_LINES_SCHEMA)}
+
+    # -- FlowRecords ----------------------------------------------------------
+
+    def _flow_batches(
+        self,
+        paths: Sequence[str],
+        inventory: Inventory | None,
+        strict: bool,
+        box: list[IngestStats],
+    ) -> Iterator[pd.DataFrame]:
+        from recommender.engines.embedded import (
+            _flow_table_sql,
+            _raise_first_reject,
+            _StatsAccumulator,
+        )
+
+        spark = self.session()
+        inputs = self.expand(paths)
+        shown = [i.path for i in inputs]
+        schema = self._register_lines(spark, inputs)
+        sql = records_sql("lines", shown)
+        if inventory is not None:
+            schema.update(_register_inventory(spark, inventory))
+            sql = resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
+        frame = spark.sql(to_spark(_flow_table_sql(sql), schema))
+        acc = _StatsAccumulator()
+        sources = _as_sources(shown)
+        with _read_errors(inputs):
+            for batch in _local_batches(frame):
+                if strict:
+                    _raise_first_reject(batch, sources)
+                acc.add(batch)
+                flows = batch[batch["line_kind"] == "flow"]
+                if len(flows):
+                    yield flows[list(FLOW_COLUMNS)].reset_index(drop=True)
+        box.append(acc.result())
+
+
+def lines_view(spark: Any, inputs: Sequence[SparkInput]) -> Any:
+    """A DataFrame ``file_id, line_no, text, reject`` of every line of ``inputs``.
+
+    Lines split at ``\\n`` only, a trailing ``\\r`` is cut, and a line that is not
+    UTF-8 becomes empty text with a reject reason, as in
+    :mod:`recommender.ingest.sources`.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+    ids = spark.createDataFrame(
+        [(i.uri, n) for n, i in enumerate(inputs)], "uri string, file_id int"
+    )
+    raw = (
+        spark.read.option("lineSep", "\n")
+        .text([i.uri for i in inputs])
+        .select(
+            F.col("value"),
+            F.col("_metadata.file_path").alias("uri"),
+            F.col("_metadata.file_block_start").alias("block"),
+            F.monotonically_increasing_id().alias("mid"),
+        )
+    )
+    splits = raw.groupBy("uri", "block").agg(
+        F.min("mid").alias("base"), F.count(F.lit(1)).alias("n")
+    )
+    before = F.sum("n").over(Window.partitionBy("uri").orderBy("block")) - F.col("n")
+    splits = splits.withColumn("first", before)
+    joined = raw.join(F.broadcast(splits), ["uri", "block"]).join(F.broadcast(ids), ["uri"])
+    return _lines_exprs(joined)
+
+
+def _lines_exprs(joined: Any) -> Any:
+    with_bad = joined.selectExpr(
+        "file_id",
+        "first + mid - base + 1 AS line_no",
+        "value",
+        "CAST(value AS BINARY) <> encode(value, 'UTF-8') AS bad",
+    )
+    return with_bad.selectExpr(
+        "file_id",
+        "line_no",
+        "CASE WHEN bad THEN '' WHEN endswith(value, '\\r') "
+        "THEN substr(value, 1, length(value) - 1) ELSE value END AS text",
+        # The first bad byte: the length of the valid prefix before Java's replacement.
+        "CASE WHEN bad THEN 'not UTF-8 text (byte ' || CAST(octet_length(substring_index("
+        "CAST(encode(value, 'UTF-8') AS STRING), '\\uFFFD', 1)) + 1 AS STRING) || ')' END"
+        " AS reject",
+    )
+
+
+def _register_inventory(spark: Any, inventory: Inventory) -> dict[str, dict[str, str]]:
+    ddl = ", ".join(f"{c} string" for c in IP_INDEX_COLUMNS)
+    for name, rows in (("inv_ip", build_ip_index(inventory)), ("inv_pod", build_pod_index(inventory))):
+        data = [tuple(getattr(r, c) for c in IP_INDEX_COLUMNS) for r in rows]
+        spark.createDataFrame(data, ddl).createOrReplaceTempView(name)
+    return {"inv_ip": dict(_INDEX_SCHEMA), "inv_pod": dict(_INDEX_SCHEMA)}
+
+
+def _storage_level() -> Any:
+    from pyspark import StorageLevel
+
+    return StorageLevel.MEMORY_AND_DISK
+
+
+def _to_pandas(frame: Any) -> pd.DataFrame:
+    """The (small) level-2 table as pandas, typed like the embedded engine's
+    (timestamps in microseconds, as DuckDB's ``TIMESTAMP``)."""
+    out = frame.toPandas()
+    for name in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[name].dtype):
+            out[name] = out[name].astype("datetime64[us]")
+    return out
+
+
+def _local_batches(frame: Any, size: int = 65536) -> Iterator[pd.DataFrame]:
+    rows: list[Any] = []
+    columns = frame.columns
+    for row in frame.toLocalIterator(prefetchPartitions=True):
+        rows.append(tuple(row))
+        if len(rows) >= size:
+            yield pd.DataFrame.from_records(rows, columns=columns)
+            rows = []
+    if rows:
+        yield pd.DataFrame.from_records(rows, columns=columns)
+
+
+def _as_sources(shown: Sequence[str]) -> list[Any]:
+    from recommender.ingest.sources import FlowSource
+
+    return [FlowSource(p, n) for n, p in enumerate(shown)]
+
+
+def _java_message(exc: BaseException) -> str:
+    text = str(exc)
+    for line in text.splitlines():
+        line = line.strip()
+        if "Exception:" in line:
+            return line.split("Exception:", 1)[1].strip() or line
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _read_errors:  # noqa: N801 - used as a context manager
+    """Turn Spark's failures to read an input into one clear :class:`InputError`."""
+
+    def __init__(self, inputs: Sequence[SparkInput]) -> None:
+        self.inputs = inputs
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, InputError):
+            return False
+        text = str(exc)
+        if not any(k in text for k in ("EOFException", "ZipException", "Unexpected end of input")):
+            return False
+        where = next((i.path for i in self.inputs if i.uri in text), None)
+        raise InputError(
+            where,
+            "corrupt or truncated gzip data",
+            hint="the spark engine stops at a damaged .gz; --engine embedded reads up to the damage",
+        ) from exc
