@@ -213,6 +213,8 @@ def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     con.execute("SET preserve_insertion_order = true")  # the result comes ordered
     con.execute(f"CREATE TEMP TABLE netpol_result AS {sql}")
     con.execute(f"SET memory_limit = '{_FETCH_MEMORY_LIMIT}'")
+    # large_string is what pandas' ``str`` columns hold: converted without a copy.
+    con.execute("SET arrow_large_buffer_size = true")
     return con.sql("SELECT * FROM netpol_result").to_arrow_table()
 
 
@@ -222,7 +224,8 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     empty = [
         name
         for name, column in zip(table.column_names, table.columns, strict=True)
-        if pa.types.is_string(column.type) and column.null_count == len(column)
+        if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
+        and column.null_count == len(column)
     ]
     # Arrow buffers are released column by column while pandas is built (lower peak);
     # the caller must not use ``table`` afterwards.
