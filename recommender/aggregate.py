@@ -539,11 +539,16 @@ def _observation_frame(
     """The observation rows of ``groups`` (``mask``), sorted by :data:`SORT_COLUMNS`."""
     by = (["bucket"] if with_bucket else []) + list(SORT_COLUMNS)
     rows = np.flatnonzero(mask)
-    keys = groups[by].take(rows).reset_index(drop=True)
-    rows = rows[keys.sort_values(by, na_position="first", kind="mergesort").index.to_numpy()]
+    first = np.array_equal(rows, np.arange(len(rows)))  # observations first: slices, no copy
+    keys = groups[by].iloc[: len(rows)] if first else groups[by].take(rows)
+    rows = rows[
+        keys.reset_index(drop=True)
+        .sort_values(by, na_position="first", kind="mergesort")
+        .index.to_numpy()
+    ]
     del keys
     if np.array_equal(rows, np.arange(len(rows))):
-        obs = groups.iloc[: len(rows)]  # already in order: slices, no copy
+        obs = groups.iloc[: len(rows)]  # already in order
     else:
         obs = groups.take(rows)
     obs = obs.reset_index(drop=True)

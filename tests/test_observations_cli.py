@@ -111,9 +111,25 @@ def test_stdin_and_no_traceback_without_debug(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_spark_engine_reports_missing_dependency(capsys):
+def test_spark_engine_reports_missing_dependency(capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a)
+    )
     code = main(["observations", "--flows", POS, "--engine", "spark"])
     err = capsys.readouterr().err
     assert code == 2
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+    assert "pip install 'netpol-recommender[spark]'" in err
+
+
+def test_spark_options_need_the_spark_engine(capsys):
+    code = main(["observations", "--flows", POS, "--spark-master", "local[2]"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == "error: --spark-master and --spark-conf need --engine spark" or (
+        "need --engine spark" in err and len(err.strip().splitlines()) == 1
+    )

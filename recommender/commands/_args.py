@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -31,3 +32,49 @@ def positive_int(text: str) -> int:
     1
     """
     return _int_at_least(text, 1)
+
+
+def spark_conf_item(text: str) -> tuple[str, str]:
+    """An ``argparse`` type: a ``key=value`` Spark setting.
+
+    >>> spark_conf_item("spark.executor.memory=8g")
+    ('spark.executor.memory', '8g')
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--spark-master`` and ``--spark-conf`` (see :func:`engine_from_args`)."""
+    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"),
+                        help="aggregation engine (default: embedded; spark needs the "
+                        "'spark' extra and Java 17)")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="Spark master for --engine spark: local[*] (default), local[N], "
+                        "spark://HOST:PORT, yarn, k8s://https://HOST:PORT")
+    parser.add_argument("--spark-conf", metavar="KEY=VALUE", action="append", default=[],
+                        type=spark_conf_item,
+                        help="a Spark setting for --engine spark, repeatable "
+                        "(e.g. spark.executor.memory=8g)")
+
+
+def engine_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~recommender.engines.base.AggregationEngine` the arguments ask for.
+
+    Raises
+    ------
+    InputError
+        Spark options without ``--engine spark``.
+    MissingDependencyError
+        ``--engine spark`` without pyspark installed.
+    """
+    from recommender.engines.base import get_engine
+    from recommender.errors import InputError
+
+    master = getattr(args, "spark_master", None)
+    conf = dict(getattr(args, "spark_conf", None) or [])
+    if args.engine != "spark" and (master or conf):
+        raise InputError(None, "--spark-master and --spark-conf need --engine spark")
+    return get_engine(args.engine, master=master, conf=conf)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from recommender.commands._args import add_engine_arguments, engine_from_args
 from recommender.commands.lint import add_inventory_arguments, load_inventory_arg
 from recommender.diff import FlowReplay, build_universe, compile_pair, diff_policies
 from recommender.diff.render import build_report, render_markdown, render_text
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 3 when the two sets are not equivalent")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected flow line")
-    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"))
+    add_engine_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
 
 
@@ -87,11 +88,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _replay(flows: Sequence[str], compiled: tuple[PolicySet, PolicySet], inventory: Inventory,
             args: argparse.Namespace) -> FlowReplay:
-    from recommender.engines.base import get_engine
 
     old_ps, new_ps = compiled
     replay = FlowReplay(old_ps, new_ps, inventory)
-    table = get_engine(args.engine).read_flows(list(flows), inventory, strict=args.strict)
+    table = engine_from_args(args).read_flows(list(flows), inventory, strict=args.strict)
     progress = Progress("diff: flow records", stream=sys.stderr)  # the current stderr
     for batch in table:
         replay.add(batch)

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 import orjson
 import pandas as pd
 
-from recommender.engines.base import IngestResult, IngestStats, get_engine
+from recommender.commands._args import add_engine_arguments, engine_from_args
+from recommender.engines.base import IngestResult, IngestStats
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.labels import decode_labels, format_labels
 
@@ -47,12 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
-    parser.add_argument(
-        "--engine",
-        default="embedded",
-        choices=("embedded", "spark"),
-        help="aggregation engine (default: embedded)",
-    )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--bucket", metavar="WIDTH", help="count per time bucket, e.g. 1h (adds a bucket column)"
     )
@@ -69,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         from recommender.ingest.inventory import read_inventory
 
         inventory = read_inventory(args.inventory)
-    result = get_engine(args.engine).aggregate(
+    result = engine_from_args(args).aggregate(
         args.flows, inventory, strict=args.strict, bucket=_bucket(args.bucket)
     )
     rows = observation_records(result.observations)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from recommender.commands._args import positive_int
+from recommender.commands._args import add_engine_arguments, engine_from_args, positive_int
 from recommender.errors import InputError
 
 NAME = "observe"
@@ -51,8 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="append files even if the store already holds them")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected input line")
-    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"),
-                        help="aggregation engine (default: embedded)")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,10 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _append(args: argparse.Namespace, interval: float) -> None:
-    from recommender.engines.base import get_engine
 
     files = [p for p in args.flows if p != "-"]
-    engine = get_engine(args.engine)
+    engine = engine_from_args(args)
     inventory = None
     if args.inventory:
         from recommender.ingest.inventory import read_inventory
@@ -95,8 +93,11 @@ def _append_files(args: argparse.Namespace, engine: Any, inventory: Any, files: 
     from recommender.ingest.sources import expand_paths
     from recommender.store import append_observations, find_appended, fingerprint_file
 
-    paths = [s.path for s in expand_paths(files)]
-    prints = [fingerprint_file(p) for p in paths]
+    if hasattr(engine, "fingerprints"):  # spark: any Hadoop path
+        paths, prints = engine.fingerprints(files)
+    else:
+        paths = [s.path for s in expand_paths(files)]
+        prints = [fingerprint_file(p) for p in paths]
     seen = find_appended(args.store, prints)
     if seen and not args.again:
         path, append_id = seen[0]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from recommender.commands._args import non_negative_int
+from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
 from recommender.errors import InputError
 from recommender.store.options import add_store_arguments, observations_from_args
 
@@ -62,8 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learn scan-shaped traffic too (it is excluded by default)")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected input line")
-    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"),
-                        help="aggregation engine (default: embedded)")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.inventory[0], "the inventory holds no pods",
                          hint="dump it with kubectl get namespaces,pods,services,"
                               "endpointslices -A -o json")
-    result = observations_from_args(args, inventory, strict=args.strict, engine=args.engine)
+    result = observations_from_args(args, inventory, strict=args.strict,
+                                    engine=engine_from_args(args))
     options = RecommendOptions(
         namespaces=tuple(args.namespace), exclude_namespaces=tuple(args.exclude_namespace),
         merge_similar=args.merge_similar, cidr_budget=args.cidr_budget,

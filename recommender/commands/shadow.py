@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from recommender.commands._args import add_engine_arguments, engine_from_args
 from recommender.engines.base import IngestStats
 from recommender.errors import GateFailed
 from recommender.io.atomic import check_writable, write_text_atomic
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="namespace for policies that name none")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected input line")
-    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"))
+    add_engine_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
 
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = None
     if args.baseline:
         baseline, _ = _compile(args.baseline, inventory, args.default_namespace)
-    table = flow_table_from_args(args, inventory, strict=args.strict, engine=args.engine)
+    table = flow_table_from_args(args, inventory, strict=args.strict, engine=engine_from_args(args))
     shadow = ShadowRun(candidate, inventory, baseline)
     _judge_all(shadow, table, args.verdicts, args.force)
     stats = table.stats

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from recommender.commands._args import non_negative_int
+from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
 from recommender.errors import InputError
 
 NAME = "tighten"
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="namespace for policies that name none")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected input line")
-    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"))
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,9 +115,8 @@ def _evidence(args: argparse.Namespace, inventory: Any) -> tuple[pd.DataFrame, l
         obs = read_store_observations(args.store, since=args.since)
         stats = read_store_stats(args.store, since=args.since)
         return obs, stats.warnings()
-    from recommender.engines.base import get_engine
 
-    result = get_engine(args.engine).aggregate(args.flows, inventory, strict=args.strict)
+    result = engine_from_args(args).aggregate(args.flows, inventory, strict=args.strict)
     return result.observations, result.stats.warnings()
 
 

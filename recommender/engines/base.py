@@ -173,32 +173,45 @@ class AggregationEngine(ABC):
         and counts connections per bucket.
         """
 
+    def convert(self, paths: Sequence[str], out: str, *, force: bool = False) -> dict[str, int]:
+        """Write ``paths`` (Hubble JSON) as Parquet at ``out`` (see
+        :mod:`recommender.ingest.parquet`); the lines written by kind."""
+        raise InputError(None, f"the {self.name} engine cannot convert flow logs")
+
 
 def strict_error(path: str, line: int | None, reason: str) -> InputError:
     """The ``--strict`` error for the first rejected line."""
     return InputError(path, reason, line=line, hint="--strict stops at the first rejected line")
 
 
-def get_engine(name: str = "embedded") -> AggregationEngine:
+def get_engine(
+    name: str = "embedded",
+    *,
+    master: str | None = None,
+    conf: Mapping[str, str] | None = None,
+) -> AggregationEngine:
     """The engine called ``name``: ``embedded`` (DuckDB) or ``spark``.
+
+    ``master`` and ``conf`` configure the Spark session (``spark`` only).
 
     Raises
     ------
     MissingDependencyError
-        ``spark`` without pyspark installed.
+        ``spark`` without pyspark (or sqlglot) installed.
     InputError
-        An unknown engine name, or ``spark`` (not implemented yet).
+        An unknown engine name.
     """
     if name == "embedded":
         from recommender.engines.embedded import EmbeddedEngine
 
         return EmbeddedEngine()
     if name == "spark":
-        if importlib.util.find_spec("pyspark") is None:
+        missing = [m for m in ("pyspark", "sqlglot") if importlib.util.find_spec(m) is None]
+        if missing:
             raise MissingDependencyError(
-                "--engine spark", "pip install 'netpol-recommender[spark]'"
+                "--engine spark", "pip install 'netpol-recommender[spark]' (and Java 17)"
             )
-        raise InputError(
-            None, "the spark engine is not implemented yet", hint="use --engine embedded"
-        )
+        from recommender.engines.spark import SparkEngine
+
+        return SparkEngine(master=master, conf=conf)
     raise InputError(None, f"unknown engine {name!r}", hint="choose embedded or spark")

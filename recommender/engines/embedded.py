@@ -37,8 +37,9 @@ from recommender.engines.base import (
     strict_error,
 )
 from recommender.errors import InputError
-from recommender.ingest.hubble import oriented_packets_sql, records_sql
-from recommender.ingest.hubble_sql import reject_class_sql
+from recommender.ingest import parquet
+from recommender.ingest.hubble import oriented_packets_sql, records_of_packets_sql
+from recommender.ingest.hubble_sql import lit, reject_class_sql
 from recommender.ingest.sources import (
     LINE_SCHEMA,
     FlowSource,
@@ -46,6 +47,7 @@ from recommender.ingest.sources import (
     iter_line_batches,
     prefetched,
 )
+from recommender.io.atomic import check_writable
 from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.resolve import (
     IP_INDEX_COLUMNS,
@@ -85,8 +87,7 @@ class EmbeddedEngine(AggregationEngine):
     ) -> IngestResult:
         sources = expand_paths(paths)
         with self._connection() as con:
-            errors = self._register_lines(con, sources)
-            packets = oriented_packets_sql("lines", [s.path for s in sources])
+            packets, sources, errors = self._packets(con, sources)
             resolve = None
             if inventory is not None:
                 _register_inventory(con, inventory)
@@ -96,7 +97,7 @@ class EmbeddedEngine(AggregationEngine):
 
             # Results are sorted in finish(): no need to keep insertion order (less memory).
             con.execute("SET preserve_insertion_order = false")
-            stages, final = aggregation_stages(f"({packets})", resolve, bucket)
+            stages, final = aggregation_stages(packets, resolve, bucket)
             table = _run_stages(con, stages, final)
             if errors:
                 raise errors[0]
@@ -149,10 +150,69 @@ class EmbeddedEngine(AggregationEngine):
         con.register("lines", reader)
         return errors
 
-    def _records(
-        self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource], inventory: Inventory | None
-    ) -> str:
-        sql = records_sql("lines", [s.path for s in sources])
+    def convert(self, paths: Sequence[str], out: str, *, force: bool = False) -> dict[str, int]:
+        """Write the Hubble JSON ``paths`` as one Parquet file ``out`` (atomically);
+        see :mod:`recommender.ingest.parquet`. Returns the lines written by kind."""
+        if parquet.split_inputs(paths):
+            raise InputError(None, "the inputs are Parquet already")
+        sources = expand_paths(paths)
+        target = check_writable(out, force)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with self._connection() as con:
+            errors = self._register_lines(con, sources)
+            shown = [s.path for s in sources]
+            sql = parquet.to_parquet_sql(f"({oriented_packets_sql('lines', shown)})", shown)
+            try:
+                con.execute(f"COPY ({sql}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+                if errors:
+                    raise errors[0]
+                counts = con.execute(
+                    f"SELECT line_kind, count(*) FROM read_parquet({lit(str(tmp))}) GROUP BY 1"
+                ).fetchall()
+                os.replace(tmp, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return {str(k): int(n) for k, n in counts}
+
+    def _packets(
+        self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource]
+    ) -> tuple[str, list[FlowSource], list[InputError]]:
+        """The oriented-packets relation over ``sources`` (JSON lines or converted
+        Parquet), the original files by ``file_id``, and read errors to raise at the end."""
+        if not parquet.split_inputs([s.path for s in sources]):
+            errors = self._register_lines(con, sources)
+            packets = oriented_packets_sql("lines", [s.path for s in sources])
+            return f"({packets})", sources, errors
+        reads = []
+        for n, source in enumerate(sources):
+            where = source.path
+            if os.path.isdir(where):  # Spark writes a directory of part files
+                where = os.path.join(where, "*.parquet")
+            rel = f"read_parquet({lit(where)})"
+            try:
+                columns = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
+            except duckdb.Error as exc:
+                raise InputError(source.path, f"cannot read as Parquet: {exc}") from exc
+            parquet.check_columns(source.path, columns)
+            reads.append(f"SELECT *, {n} AS input_no FROM {rel}")
+        con.execute(f"CREATE TEMP VIEW pq_raw AS {' UNION ALL '.join(reads)}")
+        files = parquet.numbered_files(con.execute(parquet.files_sql("pq_raw")).fetchall())
+        table = pa.table(
+            {
+                "input_no": pa.array([f[0] for f in files], pa.int32()),
+                "file_id": pa.array([f[1] for f in files], pa.int32()),
+                "new_file_id": pa.array([f[2] for f in files], pa.int32()),
+                "path": pa.array([f[3] for f in files], pa.string()),
+            }
+        )
+        con.register("pq_files", table)
+        shown = [FlowSource(f[3], f[2]) for f in files]
+        return f"({parquet.packets_sql('pq_raw', 'pq_files')})", shown, []
+
+    def _records(self, con: duckdb.DuckDBPyConnection, packets: str, inventory: Inventory | None
+                 ) -> str:
+        sql = records_of_packets_sql(packets)
         if inventory is None:
             return sql
         _register_inventory(con, inventory)
@@ -167,8 +227,8 @@ class EmbeddedEngine(AggregationEngine):
     ) -> Iterator[pd.DataFrame]:
         acc = _StatsAccumulator()
         with self._connection() as con:
-            errors = self._register_lines(con, sources)
-            records = self._records(con, sources, inventory)
+            packets, sources, errors = self._packets(con, sources)
+            records = self._records(con, packets, inventory)
             reader = con.sql(_flow_table_sql(records)).to_arrow_reader(65536)
             for batch in reader:
                 frame = batch.to_pandas()

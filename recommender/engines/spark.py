@@ -19,6 +19,7 @@ of the earlier splits' line counts (``_metadata.file_block_start`` orders them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,7 +32,8 @@ from recommender.aggregate import aggregation_stages, finish
 from recommender.engines.base import AggregationEngine, FlowTable, IngestResult, IngestStats
 from recommender.engines.spark_sql import SESSION_CONF, to_spark
 from recommender.errors import InputError
-from recommender.ingest.hubble import oriented_packets_sql, records_sql
+from recommender.ingest import parquet
+from recommender.ingest.hubble import oriented_packets_sql, records_of_packets_sql
 from recommender.ingest.sources import STDIN, expand_paths
 from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.resolve import IP_INDEX_COLUMNS, build_ip_index, build_pod_index, resolved_sql
@@ -57,7 +59,8 @@ class SparkEngine(AggregationEngine):
     Parameters
     ----------
     master
-        ``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``, ``k8s://…``.
+        ``local[*]``, ``local[2]``, ``spark://host:7077``, ``yarn``, ``k8s://…``;
+        None = the one ``spark-submit`` was given, else ``local[*]``.
     conf
         Extra Spark settings (``spark.executor.memory`` …), applied when this
         engine creates the session.
@@ -73,7 +76,7 @@ class SparkEngine(AggregationEngine):
         conf: Mapping[str, str] | None = None,
         session: Any = None,
     ) -> None:
-        self.master = master or DEFAULT_MASTER
+        self.master = master
         self.conf = dict(conf or {})
         self._session = session
 
@@ -88,10 +91,7 @@ class SparkEngine(AggregationEngine):
         bucket: str | None = None,
     ) -> IngestResult:
         spark = self.session()
-        inputs = self.expand(paths)
-        shown = [i.path for i in inputs]
-        schema = self._register_lines(spark, inputs)
-        packets = oriented_packets_sql("lines", shown)
+        packets, shown, schema, inputs = self._packets(spark, paths)
         resolve = None
         if inventory is not None:
             schema.update(_register_inventory(spark, inventory))
@@ -99,7 +99,7 @@ class SparkEngine(AggregationEngine):
             def resolve(rel: str) -> str:
                 return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
 
-        stages, final = aggregation_stages(f"({packets})", resolve, bucket)
+        stages, final = aggregation_stages(packets, resolve, bucket)
         cached = []
         try:
             with _read_errors(inputs):
@@ -134,9 +134,15 @@ class SparkEngine(AggregationEngine):
         """The SparkSession: the given one, the active one, or a new one."""
         if self._session is not None:
             return self._session
+        from pyspark import SparkConf
         from pyspark.sql import SparkSession
 
-        builder = SparkSession.builder.master(self.master).appName("netpol-recommender")
+        builder = SparkSession.builder.appName("netpol-recommender")
+        if self.master:
+            builder = builder.master(self.master)
+        elif not SparkConf().contains("spark.master"):
+            # Not under spark-submit (which sets the master): run locally.
+            builder = builder.master(DEFAULT_MASTER)
         builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
         for key, value in self.conf.items():
             builder = builder.config(key, value)
@@ -206,6 +212,94 @@ class SparkEngine(AggregationEngine):
             files.append(SparkInput(uri, uri))
         return sorted(files, key=lambda i: i.uri)
 
+    def convert(self, paths: Sequence[str], out: str, *, force: bool = False) -> dict[str, int]:
+        """Write the Hubble JSON ``paths`` as Parquet (a directory of part files) at
+        ``out``, any Hadoop path; see :mod:`recommender.ingest.parquet`.
+
+        Returns the lines written by kind (read back from ``out``).
+        """
+        spark = self.session()
+        if parquet.split_inputs(paths):
+            raise InputError(None, "the inputs are Parquet already")
+        inputs = self.expand(paths)
+        shown = [i.path for i in inputs]
+        schema = self._register_lines(spark, inputs)
+        sql = parquet.to_parquet_sql(f"({oriented_packets_sql('lines', shown)})", shown)
+        frame = spark.sql(to_spark(sql, schema))
+        with _read_errors(inputs):
+            frame.write.mode("overwrite" if force else "errorifexists").parquet(out)
+        spark.catalog.dropTempView("lines")
+        counts = spark.read.parquet(out).groupBy("line_kind").count().collect()
+        return {str(r[0]): int(r[1]) for r in counts}
+
+    def _packets(
+        self, spark: Any, paths: Sequence[str]
+    ) -> tuple[str, list[str], dict[str, dict[str, str]], list[SparkInput]]:
+        """The oriented-packets relation over ``paths`` (JSON lines or converted
+        Parquet), the paths shown in references, the views' columns, the inputs."""
+        if not parquet.split_inputs(paths):
+            inputs = self.expand(paths)
+            shown = [i.path for i in inputs]
+            schema = self._register_lines(spark, inputs)
+            return f"({oriented_packets_sql('lines', shown)})", shown, schema, inputs
+        from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
+
+        inputs = [self._parquet_input(p) for p in paths]
+        frames = []
+        for n, source in enumerate(inputs):
+            frame = _read_parquet(spark, source)
+            parquet.check_columns(source.path, frame.columns)
+            frames.append(frame.withColumn("input_no", F.lit(n)))
+        raw = frames[0]
+        for frame in frames[1:]:
+            raw = raw.unionByName(frame)
+        raw.createOrReplaceTempView("pq_raw")
+        rows = spark.sql(parquet.files_sql("pq_raw")).collect()
+        files = parquet.numbered_files([(r[0], r[1], r[2]) for r in rows])
+        spark.createDataFrame(
+            files, "input_no int, file_id int, new_file_id int, path string"
+        ).createOrReplaceTempView("pq_files")
+        schema = {
+            "pq_raw": {c: "VARCHAR" for c in (*parquet.FILE_COLUMNS, "input_no")},
+            "pq_files": {c: "VARCHAR" for c in ("input_no", "file_id", "new_file_id", "path")},
+        }
+        shown = [f[3] for f in files]
+        return f"({parquet.packets_sql('pq_raw', 'pq_files')})", shown, schema, inputs
+
+    def fingerprints(self, paths: Sequence[str]) -> tuple[list[str], list[Any]]:
+        """The inputs as shown, and a fingerprint of each for ``netpol observe``
+        (which refuses to append a file twice): local files as the embedded engine
+        does, other filesystems by URI, length and modification time."""
+        import hashlib
+
+        from recommender.store import FileFingerprint, fingerprint_file
+
+        if parquet.split_inputs(paths):
+            inputs = [self._parquet_input(p) for p in paths]
+        else:
+            inputs = self.expand(paths)
+        spark = self.session()
+        conf = spark.sparkContext._jsc.hadoopConfiguration()
+        prints = []
+        for source in inputs:
+            if not _SCHEME_RE.match(source.path) and os.path.isfile(source.path):
+                prints.append(fingerprint_file(source.path))
+                continue
+            jpath = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(source.uri)
+            fs = jpath.getFileSystem(conf)
+            size = int(fs.getContentSummary(jpath).getLength())
+            mtime = int(fs.getFileStatus(jpath).getModificationTime())
+            digest = hashlib.sha256(f"{source.uri}|{size}|{mtime}".encode()).hexdigest()
+            prints.append(FileFingerprint(source.path, size, digest))
+        return [i.path for i in inputs], prints
+
+    def _parquet_input(self, raw: str) -> SparkInput:
+        if _SCHEME_RE.match(raw):
+            return SparkInput(raw, raw)
+        if not os.path.exists(raw):
+            raise InputError(raw, "no such file")
+        return SparkInput(raw, self._qualified(os.path.abspath(raw)))
+
     def _register_lines(self, spark: Any, inputs: list[SparkInput]) -> dict[str, dict[str, str]]:
         """The view ``lines`` (``file_id, line_no, text, reject``) over every input."""
         lines_view(spark, inputs).createOrReplaceTempView("lines")
@@ -227,10 +321,8 @@ class SparkEngine(AggregationEngine):
         )
 
         spark = self.session()
-        inputs = self.expand(paths)
-        shown = [i.path for i in inputs]
-        schema = self._register_lines(spark, inputs)
-        sql = records_sql("lines", shown)
+        packets, shown, schema, inputs = self._packets(spark, paths)
+        sql = records_of_packets_sql(packets)
         if inventory is not None:
             schema.update(_register_inventory(spark, inventory))
             sql = resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
@@ -299,9 +391,17 @@ def _lines_exprs(joined: Any) -> Any:
     )
 
 
+def _read_parquet(spark: Any, source: SparkInput) -> Any:
+    try:
+        return spark.read.parquet(source.uri)
+    except Exception as exc:  # AnalysisException: path not found, not Parquet
+        raise InputError(source.path, f"cannot read as Parquet: {_java_message(exc)}") from exc
+
+
 def _register_inventory(spark: Any, inventory: Inventory) -> dict[str, dict[str, str]]:
     ddl = ", ".join(f"{c} string" for c in IP_INDEX_COLUMNS)
-    for name, rows in (("inv_ip", build_ip_index(inventory)), ("inv_pod", build_pod_index(inventory))):
+    indexes = (("inv_ip", build_ip_index(inventory)), ("inv_pod", build_pod_index(inventory)))
+    for name, rows in indexes:
         data = [tuple(getattr(r, c) for c in IP_INDEX_COLUMNS) for r in rows]
         spark.createDataFrame(data, ddl).createOrReplaceTempView(name)
     return {"inv_ip": dict(_INDEX_SCHEMA), "inv_pod": dict(_INDEX_SCHEMA)}
@@ -350,24 +450,20 @@ def _java_message(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class _read_errors:  # noqa: N801 - used as a context manager
-    """Turn Spark's failures to read an input into one clear :class:`InputError`."""
-
-    def __init__(self, inputs: Sequence[SparkInput]) -> None:
-        self.inputs = inputs
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, InputError):
-            return False
+@contextlib.contextmanager
+def _read_errors(inputs: Sequence[SparkInput]) -> Iterator[None]:
+    """Turn Spark's failure to read a damaged ``.gz`` into one clear :class:`InputError`."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as exc:  # py4j / pyspark wrap the Java exception
         text = str(exc)
         if not any(k in text for k in ("EOFException", "ZipException", "Unexpected end of input")):
-            return False
-        where = next((i.path for i in self.inputs if i.uri in text), None)
+            raise
+        where = next((i.path for i in inputs if i.uri in text), None)
         raise InputError(
             where,
             "corrupt or truncated gzip data",
-            hint="the spark engine stops at a damaged .gz; --engine embedded reads up to the damage",
+            hint="the spark engine stops at a damaged .gz; --engine embedded reads up to it",
         ) from exc

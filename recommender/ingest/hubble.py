@@ -186,7 +186,12 @@ def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
     paths
         Input paths by ``file_id``, as given on the command line (for ``raw_ref``).
     """
-    oriented = oriented_packets_sql(lines, paths, dialect)
-    src = normalized_endpoints_sql(f"({oriented})", "src_ep", "src")
+    return records_of_packets_sql(f"({oriented_packets_sql(lines, paths, dialect)})")
+
+
+def records_of_packets_sql(packets: str) -> str:
+    """FlowRecord rows of a relation of :func:`oriented_packets_sql` rows (for example
+    read back from Parquet written by ``netpol convert``)."""
+    src = normalized_endpoints_sql(packets, "src_ep", "src")
     both = normalized_endpoints_sql(f"({src})", "dst_ep", "dst")
     return f"SELECT * EXCLUDE (src_ep, dst_ep) FROM ({both})"

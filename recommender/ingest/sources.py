@@ -93,7 +93,8 @@ def _expand_one(raw: str) -> list[str]:
 def _check_readable(path: str) -> None:
     if not os.path.exists(path):
         raise InputError(path, "no such file")
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not path.rstrip("/").lower().endswith(".parquet"):
+        # (a *.parquet directory is Spark's output of netpol convert)
         raise InputError(path, "is a directory", hint="pass the files, or a glob like DIR/*.json")
     if not os.access(path, os.R_OK):
         raise InputError(path, "permission denied")

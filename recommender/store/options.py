@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from recommender.engines.base import FlowTable, IngestResult, get_engine
+from recommender.engines.base import AggregationEngine, FlowTable, IngestResult, get_engine
 from recommender.errors import InputError
 from recommender.model import Inventory
 
@@ -37,7 +37,8 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def observations_from_args(args: argparse.Namespace, inventory: Inventory | None = None,
-                           *, strict: bool = False, engine: str = "embedded") -> IngestResult:
+                           *, strict: bool = False,
+                           engine: str | AggregationEngine = "embedded") -> IngestResult:
     """Observations (``OBSERVATION_COLUMNS``) and ingest stats from ``--flows`` or ``--store``.
 
     With ``--store`` the stats are those recorded by the appends that overlap the
@@ -49,11 +50,12 @@ def observations_from_args(args: argparse.Namespace, inventory: Inventory | None
 
         return IngestResult(read_store_observations(args.store, args.since, args.until),
                             read_store_stats(args.store, args.since, args.until))
-    return get_engine(engine).aggregate(args.flows, inventory, strict=strict)
+    return _engine(engine).aggregate(args.flows, inventory, strict=strict)
 
 
 def flow_table_from_args(args: argparse.Namespace, inventory: Inventory | None = None,
-                         *, strict: bool = False, engine: str = "embedded") -> FlowTable:
+                         *, strict: bool = False,
+                         engine: str | AggregationEngine = "embedded") -> FlowTable:
     """Flow records from ``--flows``, or one synthetic record per observation and
     verdict class from ``--store`` (see :mod:`recommender.store.flows`)."""
     _check(args)
@@ -61,4 +63,8 @@ def flow_table_from_args(args: argparse.Namespace, inventory: Inventory | None =
         from recommender.store.flows import store_flow_table
 
         return store_flow_table(args.store, args.since, args.until)
-    return get_engine(engine).read_flows(args.flows, inventory, strict=strict)
+    return _engine(engine).read_flows(args.flows, inventory, strict=strict)
+
+
+def _engine(engine: str | AggregationEngine) -> AggregationEngine:
+    return engine if isinstance(engine, AggregationEngine) else get_engine(engine)
