@@ -19,6 +19,12 @@ Two levels, both plain ``GROUP BY`` so any engine streams them and spills:
 Non-flow and rejected lines ride along as their own groups, so a single pass
 over the input (stdin included) gives both observations and statistics.
 
+Every engine runs the same stages, :func:`aggregation_stages`: each one a
+plain SELECT into a table, each keeping only fixed-size state per group (or a
+sort), so an engine can spill all of them. Per-observation picks that would be
+lists (the first ``MAX_REFS`` refs, the first reject samples) are window ranks
+turned into columns; destination names get their own small stage.
+
 Readable workload names (``src_workload``): Hubble ``workloads[0]`` or the
 inventory owner (``deployment/frontend``); failing that, a pod name shaped
 ``<name>-<replicaset hash>-<suffix>`` gives ``deployment/<name>``; else
@@ -583,13 +589,25 @@ def _verdicts(obs: pd.DataFrame) -> list[dict[str, int]]:
 
 
 def _refs(obs: pd.DataFrame, paths: Sequence[str]) -> list[list[str]]:
-    """``path:line`` lists from the input-order numbers ``ref_1``… (see :func:`ref_of`)."""
+    """``path:line`` lists from the input-order numbers ``ref_1``… (see :func:`ref_of`).
+
+    Column by column through numpy (no Python float per value: lower peak memory).
+    """
     mask = (1 << ORD_SHIFT) - 1
-    columns = [obs[f"ref_{i}"].tolist() for i in range(1, MAX_REFS + 1)]
-    return [
-        [f"{paths[int(o) >> ORD_SHIFT]}:{int(o) & mask}" for o in row if not pd.isna(o)]
-        for row in zip(*columns, strict=True)
-    ]
+    texts = []
+    for i in range(1, MAX_REFS + 1):
+        values = obs[f"ref_{i}"].to_numpy(dtype="float64", na_value=np.nan)
+        present = ~np.isnan(values)
+        ords = np.where(present, values, 0).astype(np.int64)
+        files, lines = (ords >> ORD_SHIFT).tolist(), (ords & mask).tolist()
+        texts.append(
+            [
+                f"{paths[f]}:{n}" if p else None
+                for f, n, p in zip(files, lines, present.tolist(), strict=True)
+            ]
+        )
+        del files, lines
+    return [[t for t in row if t is not None] for row in zip(*texts, strict=True)]
 
 
 def _stats(

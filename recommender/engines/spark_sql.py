@@ -14,7 +14,10 @@ The rewrites
 ``* EXCLUDE`` / ``* REPLACE``
     Spark 3.5 has neither: stars are expanded from the known input schemas.
 ``try(from_json(x, '<duckdb json structure>'))``
-    Spark's ``from_json(x, '<DDL>')`` with the same structure. Spark returns NULL
+    Spark's ``from_json(x, '<DDL>')`` with the same structure, every scalar read as
+    text and then cast (DuckDB converts ``"7"`` to a number, Spark's parser would not),
+    single quotes refused (DuckDB does), and NULL for text that is not a JSON object
+    (through Spark's corrupt-record field). Spark returns NULL
     for text that is not JSON (mode PERMISSIVE) and, with
     ``spark.sql.json.enablePartialResults``, keeps the fields that do parse, as
     DuckDB's lenient ``from_json`` does. A ``JSON`` field becomes ``STRING``
@@ -103,18 +106,23 @@ class _CaseSensitiveDuckDB(DuckDB):
     NORMALIZATION_STRATEGY = NormalizationStrategy.CASE_SENSITIVE
 
 
-def spark_ddl(structure: object) -> str:
-    """A DuckDB ``from_json`` structure as a Spark DDL type.
+def spark_ddl(structure: object, *, as_text: bool = False) -> str:
+    """A DuckDB ``from_json`` structure as a Spark DDL type; ``as_text`` makes every
+    scalar a STRING (see :func:`_from_json`).
 
     >>> spark_ddl({"a": "VARCHAR", "B": ["INTEGER"], "c": {"d": "JSON"}})
     'STRUCT<`a`: STRING, `B`: ARRAY<INT>, `c`: STRUCT<`d`: STRING>>'
+    >>> spark_ddl({"n": "UBIGINT"}, as_text=True)
+    'STRUCT<`n`: STRING>'
     """
     if isinstance(structure, str):
-        return _SCALARS[structure]
+        return "STRING" if as_text else _SCALARS[structure]
     if isinstance(structure, list):
-        return f"ARRAY<{spark_ddl(structure[0])}>"
+        return f"ARRAY<{spark_ddl(structure[0], as_text=as_text)}>"
     if isinstance(structure, dict):
-        fields = ", ".join(f"`{name}`: {spark_ddl(t)}" for name, t in structure.items())
+        fields = ", ".join(
+            f"`{name}`: {spark_ddl(t, as_text=as_text)}" for name, t in structure.items()
+        )
         return f"STRUCT<{fields}>"
     raise TypeError(f"not a from_json structure: {structure!r}")
 
@@ -226,8 +234,42 @@ def _from_json(node: exp.Expression) -> exp.Expression:
         text, structure = node.expressions[0], node.expressions[1]
     if not isinstance(structure, exp.Literal) or not structure.is_string:
         raise ValueError("from_json needs a literal structure")
-    ddl = spark_ddl(json.loads(structure.this))
-    return _anon("from_json", text, exp.Literal.string(ddl))
+    # DuckDB's from_json converts between JSON scalars and the asked type (the
+    # protojson uint64 "num_events_lost": "7" becomes 7); Spark's gives NULL. So
+    # Spark parses every scalar as text and casts the struct, field by field.
+    parsed = json.loads(structure.this)
+    if not isinstance(parsed, dict):
+        raise ValueError("from_json needs an object structure")
+    # Text that is not a JSON object must give NULL, as in DuckDB, not a struct of
+    # NULLs or (with partial results) of the fields before the damage: Spark marks it
+    # in a corrupt-record field. The lambda binds the parse once (a CASE would parse
+    # twice: Spark does not share subexpressions across CASE branches).
+    corrupt = {**parsed, _CORRUPT: "VARCHAR"}
+    text_ddl = spark_ddl(corrupt, as_text=True)
+    target = exp.DataType.build(spark_ddl(corrupt), dialect="spark")
+    options = _anon(
+        "map",
+        exp.Literal.string("columnNameOfCorruptRecord"),
+        exp.Literal.string(_CORRUPT),
+        exp.Literal.string("allowSingleQuotes"),
+        exp.Literal.string("false"),
+    )
+    raw = _anon("from_json", text, exp.Literal.string(text_ddl), options)
+    var = exp.to_identifier("netpol_json")
+    body = exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.Is(this=exp.Dot.build([exp.column(var), exp.to_identifier(_CORRUPT)]),
+                            expression=exp.Null()),
+                true=exp.Cast(this=exp.column(var), to=target),
+            )
+        ]
+    )
+    lam = exp.Lambda(this=body, expressions=[var])
+    return _anon("element_at", _anon("transform", _anon("array", raw), lam), exp.Literal.number(1))
+
+
+_CORRUPT = "_corrupt_record"
 
 
 def _regexp_replace(node: exp.RegexpReplace) -> exp.Expression:
