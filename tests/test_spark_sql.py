@@ -106,6 +106,12 @@ def test_time_bucket_from_duckdb_origin():
     assert str(got) == "2000-01-03 00:00:00"
 
 
+def test_list_indexes_count_from_one_in_both():
+    out = to_spark("SELECT l[1] AS first, (['x', 'y']::VARCHAR[])[b + 1] AS c FROM t", T)
+    assert "`t`.`l`[0] AS `first`" in out  # sqlglot shifts a literal index
+    assert "ELEMENT_AT((CAST(ARRAY('x', 'y') AS ARRAY<STRING>)), `t`.`b` + 1)" in out
+
+
 def test_unsupported_try_is_refused():
     with pytest.raises(ValueError, match="no Spark spelling"):
         to_spark("SELECT try(a || 'x') AS x FROM t", T)

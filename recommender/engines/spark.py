@@ -358,7 +358,9 @@ def lines_view(spark: Any, inputs: Sequence[SparkInput]) -> Any:
         .text([i.uri for i in inputs])
         .select(
             F.col("value"),
-            F.col("_metadata.file_path").alias("uri"),
+            # Spark URL-encodes the path ("a b" -> "a%20b"); Hadoop's Path.toString
+            # does not. (url_decode would read a literal "+" as a space.)
+            F.expr("url_decode(replace(_metadata.file_path, '+', '%2B'))").alias("uri"),
             F.col("_metadata.file_block_start").alias("block"),
             F.monotonically_increasing_id().alias("mid"),
         )
@@ -414,13 +416,22 @@ def _storage_level() -> Any:
 
 
 def _to_pandas(frame: Any) -> pd.DataFrame:
-    """The (small) level-2 table as pandas, typed like the embedded engine's
-    (timestamps in microseconds, as DuckDB's ``TIMESTAMP``)."""
-    out = frame.toPandas()
-    for name in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[name].dtype):
-            out[name] = out[name].astype("datetime64[us]")
-    return out
+    """The (small) level-2 table as pandas, through Arrow exactly as the embedded
+    engine converts its own (same dtypes, an all-NULL text column as ``None``)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from recommender.engines.embedded import _to_pandas as arrow_to_pandas
+
+    schema = to_arrow_schema(frame.schema)
+    table = pa.Table.from_batches(frame._collect_as_arrow(), schema=schema)
+    large = pa.schema(
+        [
+            f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
+            for f in table.schema
+        ]
+    )
+    return arrow_to_pandas(table.cast(large))
 
 
 def _local_batches(frame: Any, size: int = 65536) -> Iterator[pd.DataFrame]:
@@ -461,9 +472,12 @@ def _read_errors(inputs: Sequence[SparkInput]) -> Iterator[None]:
         text = str(exc)
         if not any(k in text for k in ("EOFException", "ZipException", "Unexpected end of input")):
             raise
-        where = next((i.path for i in inputs if i.uri in text), None)
+        gz = [i for i in inputs if i.path.endswith(".gz")]
+        named = [i for i in inputs if os.path.basename(i.path) in text]
+        found = named or (gz if len(gz) == 1 else [])
+        where = found[0] if found else None
         raise InputError(
-            where,
+            where.path if where is not None else None,
             "corrupt or truncated gzip data",
             hint="the spark engine stops at a damaged .gz; --engine embedded reads up to it",
         ) from exc

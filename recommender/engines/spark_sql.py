@@ -48,7 +48,9 @@ The rewrites
     takes one column, its ``grouping_id`` all the grouping columns).
 ``time_bucket(interval, t)``
     Buckets from DuckDB's default origin, 2000-01-03 00:00 UTC (a Monday), in
-    microseconds.
+    microseconds. (DuckDB's ``TIMESTAMP`` is Spark's ``TIMESTAMP_NTZ``.)
+``list[i]`` with a computed ``i``
+    ``element_at(list, i)``: both count from 1 (sqlglot shifts literal indexes only).
 """
 
 from __future__ import annotations
@@ -193,8 +195,6 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         )
     if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Distinct):
         return _anon("collect_set", node.this.expressions[0])
-    if isinstance(node, exp.DateBin):
-        return _time_bucket(node)
     if isinstance(node, exp.Cast) and _is_hex_cast(node):
         # '0x' || hex digits cast to an integer (hubble_sql.stable_hash_sql).
         digits = node.this.unnest().expression
@@ -202,6 +202,14 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         return exp.Cast(this=conv, to=exp.DataType.build("BIGINT"))
     if isinstance(node, exp.DataType) and node.this in _UNSIGNED:
         return exp.DataType.build("BIGINT")
+    if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
+        index = node.expressions[0]
+        if not isinstance(index, exp.Literal):
+            # sqlglot shifts literal list indexes (DuckDB counts from 1, Spark's [] from 0)
+            # but leaves computed ones as written: element_at counts from 1 like DuckDB.
+            return _anon("element_at", node.this, index)
+    if isinstance(node, exp.DateBin):
+        return _time_bucket(node)
     if isinstance(node, exp.Grouping) and len(node.expressions) > 1:
         # DuckDB's GROUPING(a, b) is the bit mask grouping(a) * 2 + grouping(b).
         mask: exp.Expression = exp.Literal.number(0)
@@ -292,13 +300,18 @@ def _time_bucket(node: exp.DateBin) -> exp.Expression:
     if not match:
         raise ValueError(f"time_bucket interval {text!r} has no Spark spelling")
     width = int(match.group(1)) * _INTERVAL_US[match.group(2)]
-    micros = _anon("unix_micros", node.expression)
+    # DuckDB's TIMESTAMP is Spark's TIMESTAMP_NTZ; unix_micros takes a TIMESTAMP (the
+    # session time zone is UTC, SESSION_CONF), and the bucket goes back to NTZ.
+    ltz = exp.Cast(this=node.expression, to=exp.DataType.build("TIMESTAMP"))
+    micros = _anon("unix_micros", ltz)
     offset = exp.Sub(this=micros, expression=exp.Literal.number(_BUCKET_ORIGIN_US))
     start = exp.Add(
         this=exp.Mul(
-            this=exp.IntDiv(this=offset, expression=exp.Literal.number(width)),
+            this=exp.paren(
+                exp.IntDiv(this=exp.paren(offset), expression=exp.Literal.number(width))
+            ),
             expression=exp.Literal.number(width),
         ),
         expression=exp.Literal.number(_BUCKET_ORIGIN_US),
     )
-    return _anon("timestamp_micros", start)
+    return exp.Cast(this=_anon("timestamp_micros", start), to=exp.DataType.build("TIMESTAMP_NTZ"))
