@@ -49,7 +49,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work" / "scale"
-NETPOL = [sys.executable, "-m", "recommender.cli"]
+NETPOL = [sys.executable, str(ROOT / "cli.py")]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STAGES = ("recommend", "shadow", "tighten")
 ENGINES = ("duckdb", "embedded", "spark")
@@ -98,7 +98,8 @@ t = time.perf_counter()
 n = con.execute(
     'SELECT count(*) FROM (SELECT flow.source.namespace, flow.source.labels, '
     'flow.destination.namespace, flow.destination.labels, flow.l4.TCP.destination_port, '
-    f'flow.verdict, count(*) FROM read_ndjson(?, columns={cols!r}) GROUP BY ALL)',
+    f'flow.verdict, count(*) FROM read_ndjson(?, columns={cols!r}, ignore_errors=true) '
+    'GROUP BY ALL)',
     [sys.argv[1]]).fetchone()
 print(json.dumps({"seconds": time.perf_counter() - t, "groups": n[0]}))
 """
@@ -210,6 +211,8 @@ def prepare(size: int, flows: int, keep: bool) -> Path:
         subprocess.run(NETPOL + ["simulate", "--topology", f"large:{size}", "--seed", "1",
                                  "--flows", str(flows), "--compresslevel", "1",
                                  "--out", str(out), "--force"], cwd=ROOT, check=True)
+        if not (out / "truth.json").exists():
+            sys.exit(f"netpol simulate wrote no {out}/truth.json")
         print(f"simulated {out} in {time.perf_counter() - t:.0f} s", flush=True)
     plain = out / "flows-train.jsonl"
     if not plain.exists():
@@ -258,6 +261,7 @@ def measure(args: argparse.Namespace, data: Path, name: str) -> dict[str, Any]:
             "spark.local.dir": str(WORK / "spark-local"),
             "spark.sql.warehouse.dir": str(WORK / "spark-warehouse"),
             "spark.ui.enabled": "false"}
+    conf.update(item.split("=", 1) for item in args.spark_conf)
     env = dict(os.environ, PYTHONPATH=f"{WORK}{os.pathsep}{ROOT}")
     load_before = wait_for_quiet(args.max_load, args.max_wait)
     print(f"{name}: load {load_before:.2f}, running", flush=True)
@@ -270,7 +274,7 @@ def measure(args: argparse.Namespace, data: Path, name: str) -> dict[str, Any]:
                when=time.strftime("%Y-%m-%dT%H:%M:%S"),
                train_lines_file=str(data / "flows-train.jsonl"))
     if name == "spark":
-        row["master"] = args.spark_master
+        row.update(master=args.spark_master, spark_conf=conf)
     secs = row.get("seconds", row["wall_seconds"])
     print(f"{name}: {secs:.1f} s (wall {row['wall_seconds']:.1f} s), peak RSS tree "
           f"{row['peak_rss_mb']:,.0f} MB, rc {row['returncode']}, load after "
@@ -326,6 +330,33 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     print(f"wrote {path}")
 
 
+def table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown growth table: one row per (topology, flows), ``s / MB`` per cell."""
+    cols = [n for n, _, _ in SERIES]
+    head = ("| topology | flows asked (train lines) | " + " | ".join(
+        label for _, label, _ in SERIES) + " | load 1-min before runs |")
+    out = [head, "|" + "---|" * (len(cols) + 3)]
+    keys = sorted({(r["size"], r["flows"]) for r in rows})
+    for size, flows in keys:
+        got = {r["name"]: r for r in rows if (r["size"], r["flows"]) == (size, flows)}
+        lines = next((r["lines"] for r in got.values() if "lines" in r), None)
+        cells = []
+        for name, _, key in SERIES:
+            r = got.get(name)
+            if r is None:
+                cells.append("not run")
+            elif r["timed_out"] or r["returncode"] not in (0, 3):
+                cells.append(f"failed/stopped after {r['wall_seconds']:.0f} s")
+            else:
+                secs = r.get(key, r["wall_seconds"])
+                cells.append(f"{secs:,.1f} s / {r['peak_rss_mb']:,.0f} MB")
+        loads = [r["load_before"] for r in got.values()]
+        shown = f"{lines:,}" if lines else "?"
+        out.append(f"| large:{size} | {flows:,} ({shown}) | " + " | ".join(cells)
+                   + f" | {min(loads):.1f}-{max(loads):.1f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=1_000_000)
@@ -335,14 +366,20 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="reuse simulated data")
     parser.add_argument("--out", default=str(ROOT / "bench" / "scale.json"))
     parser.add_argument("--plot", action="store_true", help="only render bench/scale.png")
+    parser.add_argument("--table", action="store_true", help="only print the Markdown table")
     parser.add_argument("--spark-master", default="local[2]")
     parser.add_argument("--spark-memory", default="8g")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Spark setting, repeatable")
     parser.add_argument("--spark-timeout", type=float, default=45 * 60)
     parser.add_argument("--timeout", type=float, default=45 * 60)
     parser.add_argument("--max-load", type=float, default=1.5)
     parser.add_argument("--max-wait", type=float, default=600)
     args = parser.parse_args()
     out = Path(args.out)
+    if args.table:
+        print(table(load_results(out)))
+        return
     if args.plot:
         plot(load_results(out), ROOT / "bench" / "scale.png")
         return
