@@ -39,6 +39,7 @@ from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.resolve import IP_INDEX_COLUMNS, build_ip_index, build_pod_index, resolved_sql
 
 DEFAULT_MASTER = "local[*]"
+DEFAULT_DRIVER_MEMORY = "2g"
 #: A URI scheme (``s3a://``, ``hdfs://``, ``file:/``): such paths go to Hadoop as they are.
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 _LINES_SCHEMA = {"file_id": "INTEGER", "line_no": "BIGINT", "text": "VARCHAR", "reject": "VARCHAR"}
@@ -144,6 +145,9 @@ class SparkEngine(AggregationEngine):
             # Not under spark-submit (which sets the master): run locally.
             builder = builder.master(DEFAULT_MASTER)
         builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # The driver plans (and in local mode runs) queries whose SQL is large; Spark's
+        # 1g default runs out of heap on the per-record plan of read_flows.
+        builder = builder.config("spark.driver.memory", DEFAULT_DRIVER_MEMORY)
         for key, value in self.conf.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
@@ -435,15 +439,25 @@ def _to_pandas(frame: Any) -> pd.DataFrame:
 
 
 def _local_batches(frame: Any, size: int = 65536) -> Iterator[pd.DataFrame]:
-    rows: list[Any] = []
-    columns = frame.columns
+    """The rows in order, a partition at a time (memory stays bounded), as pandas
+    batches built through Arrow like the embedded engine's (same dtypes)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(frame.schema)
+    names = schema.names
+    rows: list[dict[str, Any]] = []
+
+    def batch() -> pd.DataFrame:
+        return pa.Table.from_pylist(rows, schema=schema).to_pandas()
+
     for row in frame.toLocalIterator(prefetchPartitions=True):
-        rows.append(tuple(row))
+        rows.append(dict(zip(names, row, strict=True)))
         if len(rows) >= size:
-            yield pd.DataFrame.from_records(rows, columns=columns)
+            yield batch()
             rows = []
     if rows:
-        yield pd.DataFrame.from_records(rows, columns=columns)
+        yield batch()
 
 
 def _as_sources(shown: Sequence[str]) -> list[Any]:
