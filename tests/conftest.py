@@ -39,3 +39,34 @@ def small_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_simulation(load_topology("webshop"), out,
                    SimOptions(seed=5, window_s=3600, rate_scale=0.05), show_progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session (``local[2]``) for one test module (the Spark engine tests)."""
+    from pyspark.sql import SparkSession
+
+    from recommender.engines.spark_sql import SESSION_CONF
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("netpol-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    for key, value in SESSION_CONF.items():
+        session.conf.set(key, value)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def engines(spark):
+    """``(EmbeddedEngine(), SparkEngine(session=spark))``."""
+    from recommender.engines.embedded import EmbeddedEngine
+    from recommender.engines.spark import SparkEngine
+
+    return EmbeddedEngine(), SparkEngine(session=spark)
