@@ -27,9 +27,9 @@ Measurements (each one a child process):
 
 Peak RSS is the peak of the summed RSS of the child's whole process tree
 (the Spark JVM is a child of the Python child), sampled from ``/proc`` every
-0.5 s; ``max_single_mb`` is ``ru_maxrss`` from ``wait4`` (the largest single
-process of the tree). Before each run the script waits (up to ``--max-wait``)
-for the 1-minute load average to drop below ``--max-load`` and records the load.
+0.5 s (``ru_maxrss`` would give only the largest single process). Before each
+run the script waits (up to ``--max-wait``) for the 1-minute load average to
+drop below ``--max-load`` and records the load.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def wait_for_quiet(max_load: float, max_wait: float) -> float:
 
 
 def run_child(argv: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    """Run ``argv``; wall time, peak tree RSS, ``wait4`` max RSS, last stdout line."""
+    """Run ``argv``; wall time, peak tree RSS, the JSON of its last stdout line."""
     peak = [0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -185,14 +185,8 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> dict[str,
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
-    try:
-        _, _, usage = os.wait4(proc.pid, os.WNOHANG)
-        single = usage.ru_maxrss / 1024
-    except ChildProcessError:
-        single = None
     result: dict[str, Any] = {"wall_seconds": wall, "peak_rss_mb": peak[0] / 2**20,
-                              "max_single_mb": single, "returncode": proc.returncode,
-                              "timed_out": timed_out}
+                              "returncode": proc.returncode, "timed_out": timed_out}
     lines = out.strip().splitlines()
     if lines and lines[-1].startswith("{"):
         result.update(json.loads(lines[-1]))
