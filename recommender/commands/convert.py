@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     local = "://" not in args.out
     if args.engine == "spark":
         if local:
-            check_writable(args.out, args.force)
-            with atomic_directory(args.out, args.force) as tmp:
+            with atomic_directory(args.out, args.force) as tmp:  # refuses an existing OUT
                 stats = engine.convert(args.flows, os.path.abspath(tmp), force=True)
         else:
             stats = engine.convert(args.flows, args.out, force=args.force)

@@ -29,17 +29,22 @@ from recommender.aggregate import (
     finish,
 )
 from recommender.engines.base import (
-    MAX_REJECT_SAMPLES,
     AggregationEngine,
     FlowTable,
     IngestResult,
     IngestStats,
-    strict_error,
+)
+from recommender.engines.common import (
+    StatsAccumulator,
+    arrow_to_pandas,
+    flow_table_sql,
+    raise_first_reject,
+    strict_from_sample,
 )
 from recommender.errors import InputError
 from recommender.ingest import parquet
 from recommender.ingest.hubble import oriented_packets_sql, records_of_packets_sql
-from recommender.ingest.hubble_sql import lit, reject_class_sql
+from recommender.ingest.hubble_sql import lit
 from recommender.ingest.sources import (
     LINE_SCHEMA,
     FlowSource,
@@ -101,11 +106,11 @@ class EmbeddedEngine(AggregationEngine):
             table = _run_stages(con, stages, final)
             if errors:
                 raise errors[0]
-        groups = _to_pandas(table)  # after DuckDB closed: its buffers are gone
+        groups = arrow_to_pandas(table)  # after DuckDB closed: its buffers are gone
         del table
         observations, stats = finish(groups, bucket is not None, [s.path for s in sources])
         if strict and stats.reject_samples:
-            raise _strict_from_sample(stats.reject_samples[0], sources)
+            raise strict_from_sample(stats.reject_samples[0], sources)
         return IngestResult(observations, stats)
 
     def read_flows(
@@ -225,15 +230,15 @@ class EmbeddedEngine(AggregationEngine):
         strict: bool,
         box: list[IngestStats],
     ) -> Iterator[pd.DataFrame]:
-        acc = _StatsAccumulator()
+        acc = StatsAccumulator()
         with self._connection() as con:
             packets, sources, errors = self._packets(con, sources)
             records = self._records(con, packets, inventory)
-            reader = con.sql(_flow_table_sql(records)).to_arrow_reader(65536)
+            reader = con.sql(flow_table_sql(records)).to_arrow_reader(65536)
             for batch in reader:
                 frame = batch.to_pandas()
                 if strict:
-                    _raise_first_reject(frame, sources)
+                    raise_first_reject(frame, sources)
                 acc.add(frame)
                 flows = frame[frame["line_kind"] == "flow"]
                 if len(flows):
@@ -278,23 +283,6 @@ def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return con.sql("SELECT * FROM netpol_result").to_arrow_table()
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    """The level-2 table as pandas; an all-NULL text column holds ``None`` (object),
-    as DuckDB's own ``df()`` gives it, so the observation table is unchanged."""
-    empty = [
-        name
-        for name, column in zip(table.column_names, table.columns, strict=True)
-        if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
-        and column.null_count == len(column)
-    ]
-    # Arrow buffers are released column by column while pandas is built (lower peak);
-    # the caller must not use ``table`` afterwards.
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
-    pa.default_memory_pool().release_unused()  # the freed Arrow buffers, back to the OS
-    for name in empty:
-        frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    return frame
-
 
 def _register_inventory(con: duckdb.DuckDBPyConnection, inventory: Inventory) -> None:
     _register_index(con, "inv_ip", build_ip_index(inventory))
@@ -305,116 +293,3 @@ def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[Ip
     data = {c: [getattr(r, c) for r in rows] for c in IP_INDEX_COLUMNS}
     table = pa.table({c: pa.array(v, pa.string()) for c, v in data.items()})
     con.register(name, table)
-
-
-def _flow_table_sql(records: str) -> str:
-    """FLOW_COLUMNS in input order, ``conn_count`` 1 on each connection's first request record."""
-    key = (
-        "line_kind, coalesce(is_reply, false), src_ip, src_port, dst_ip, server_port, protocol, "
-        "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN line_no END, "
-        "CASE WHEN src_ip IS NULL OR dst_ip IS NULL THEN file_id END"
-    )
-    first = f"row_number() OVER (PARTITION BY {key} ORDER BY file_id, line_no) = 1"
-    cols = []
-    for c in FLOW_COLUMNS:
-        if c == "dst_port":
-            cols.append(
-                "CASE WHEN coalesce(is_reply, false) THEN NULL ELSE dst_port END AS dst_port"
-            )
-        elif c == "conn_count":
-            cols.append(
-                f"CASE WHEN line_kind = 'flow' AND NOT coalesce(is_reply, false) AND {first}"
-                " THEN 1 ELSE 0 END AS conn_count"
-            )
-        else:
-            cols.append(c)
-    extra = (
-        f"line_kind, reject_detail, {reject_class_sql('reject_detail')} AS reject_class, lost, "
-        "orientation, src_detail, dst_detail, file_id, line_no"
-    )
-    return f"SELECT {', '.join(cols)}, {extra} FROM ({records}) ORDER BY file_id, line_no"
-
-
-def _raise_first_reject(frame: pd.DataFrame, sources: list[FlowSource]) -> None:
-    rejects = frame[frame["line_kind"] == "reject"]
-    if len(rejects):
-        row = rejects.iloc[0]
-        raise strict_error(
-            sources[int(row["file_id"])].path, int(row["line_no"]), str(row["reject_detail"])
-        )
-
-
-def _strict_from_sample(sample: str, sources: list[FlowSource]) -> InputError:
-    """Split ``path:line: reason`` using the known paths (a path may contain ':')."""
-    for source in sorted(sources, key=lambda s: -len(s.path)):
-        if sample.startswith(source.path + ":"):
-            line, _, reason = sample[len(source.path) + 1 :].partition(": ")
-            return strict_error(source.path, int(line), reason)
-    return strict_error(sample, None, "rejected line")
-
-
-class _StatsAccumulator:
-    """IngestStats from FlowRecord batches (``read_flows``); reply_only is not computed."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = dict.fromkeys(
-            (
-                "lines",
-                "flow_records",
-                "connections",
-                "replies",
-                "lost_events",
-                "unknown_peers",
-                "policy_drops",
-                "inferred_orientation",
-                "unknown_orientation",
-            ),
-            0,
-        )
-        self.non_flow: dict[str, int] = {}
-        self.rejects: dict[str, int] = {}
-        self.unknown_reasons: dict[str, int] = {}
-        self.samples: list[str] = []
-
-    def add(self, frame: pd.DataFrame) -> None:
-        flows = frame[frame["line_kind"] == "flow"]
-        firsts = flows[flows["conn_count"] == 1]
-        c = self.counts
-        c["lines"] += len(frame)
-        c["flow_records"] += len(flows)
-        c["connections"] += int(flows["conn_count"].sum())
-        c["replies"] += int(flows["is_reply"].fillna(False).astype(bool).sum())
-        c["lost_events"] += int(frame["lost"].sum())
-        c["policy_drops"] += int((firsts["is_policy_drop"].fillna(False).astype(bool)).sum())
-        c["inferred_orientation"] += int((flows["orientation"] == "inferred").sum())
-        c["unknown_orientation"] += int((flows["orientation"] == "unknown").sum())
-        for side in ("src", "dst"):
-            unknown = firsts[firsts[f"{side}_kind"] == "unknown"]
-            for reason, n in unknown[f"{side}_detail"].fillna("?").value_counts().items():
-                self.unknown_reasons[str(reason)] = self.unknown_reasons.get(str(reason), 0) + int(
-                    n
-                )
-        c["unknown_peers"] += int(
-            ((firsts["src_kind"] == "unknown") | (firsts["dst_kind"] == "unknown")).sum()
-        )
-        others = frame[~frame["line_kind"].isin(["flow", "reject"])]
-        _merge(self.non_flow, others["line_kind"].value_counts())
-        rejects = frame[frame["line_kind"] == "reject"]
-        _merge(self.rejects, rejects["reject_class"].value_counts())
-        room = MAX_REJECT_SAMPLES - len(self.samples)
-        for _, row in rejects.head(max(room, 0)).iterrows():
-            self.samples.append(f"{row['raw_ref']}: {row['reject_detail']}")
-
-    def result(self) -> IngestStats:
-        return IngestStats(
-            **self.counts,
-            non_flow=self.non_flow,
-            rejects=self.rejects,
-            reject_samples=tuple(self.samples),
-            unknown_reasons=self.unknown_reasons,
-        )
-
-
-def _merge(into: dict[str, int], counts: pd.Series) -> None:
-    for key, n in counts.items():
-        into[str(key)] = into.get(str(key), 0) + int(n)

@@ -30,6 +30,13 @@ import pandas as pd
 
 from recommender.aggregate import aggregation_stages, finish
 from recommender.engines.base import AggregationEngine, FlowTable, IngestResult, IngestStats
+from recommender.engines.common import (
+    StatsAccumulator,
+    arrow_to_pandas,
+    flow_table_sql,
+    raise_first_reject,
+    strict_from_sample,
+)
 from recommender.engines.spark_sql import SESSION_CONF, to_spark
 from recommender.errors import InputError
 from recommender.ingest import parquet
@@ -118,9 +125,7 @@ class SparkEngine(AggregationEngine):
                 spark.catalog.dropTempView(view)
         observations, stats = finish(groups, bucket is not None, shown)
         if strict and stats.reject_samples:
-            from recommender.engines.embedded import _strict_from_sample
-
-            raise _strict_from_sample(stats.reject_samples[0], _as_sources(shown))
+            raise strict_from_sample(stats.reject_samples[0], _as_sources(shown))
         return IngestResult(observations, stats)
 
     def read_flows(
@@ -318,25 +323,19 @@ class SparkEngine(AggregationEngine):
         strict: bool,
         box: list[IngestStats],
     ) -> Iterator[pd.DataFrame]:
-        from recommender.engines.embedded import (
-            _flow_table_sql,
-            _raise_first_reject,
-            _StatsAccumulator,
-        )
-
         spark = self.session()
         packets, shown, schema, inputs = self._packets(spark, paths)
         sql = records_of_packets_sql(packets)
         if inventory is not None:
             schema.update(_register_inventory(spark, inventory))
             sql = resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
-        frame = spark.sql(to_spark(_flow_table_sql(sql), schema))
-        acc = _StatsAccumulator()
+        frame = spark.sql(to_spark(flow_table_sql(sql), schema))
+        acc = StatsAccumulator()
         sources = _as_sources(shown)
         with _read_errors(inputs):
             for batch in _local_batches(frame):
                 if strict:
-                    _raise_first_reject(batch, sources)
+                    raise_first_reject(batch, sources)
                 acc.add(batch)
                 flows = batch[batch["line_kind"] == "flow"]
                 if len(flows):
@@ -424,8 +423,6 @@ def _to_pandas(frame: Any) -> pd.DataFrame:
     engine converts its own (same dtypes, an all-NULL text column as ``None``)."""
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
-
-    from recommender.engines.embedded import _to_pandas as arrow_to_pandas
 
     schema = to_arrow_schema(frame.schema)
     table = pa.Table.from_batches(frame._collect_as_arrow(), schema=schema)
