@@ -7,7 +7,7 @@ Usage::
 
 Generated files go to ``bench/work/ingest/`` (gitignored); ``--keep`` reuses one.
 
-The generator uses a real Cilium 1.20 flow line (shared samples) as template
+The generator uses a real Cilium 1.20 flow line (tests/samples) as template
 and varies pods, labels (incl. pod-template-hash), IPs, ports and times. Each
 connection emits the records Hubble really shows: egress at the client node
 (TO_OVERLAY), ingress at the server node (TO_ENDPOINT), policy-verdict events,
@@ -31,8 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (
-    ROOT.parent
-    / "shared"
+    ROOT
+    / "tests"
     / "samples"
     / "hubble"
     / "cilium-1.20-kind-lab"

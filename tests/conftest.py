@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The shared sample data lies beside the checkout (../shared/samples), in CI too.
-SAMPLES = ROOT.parent / "shared" / "samples"
+#: Real sample data written by real tools, copied into the repository with its
+#: attribution (tests/samples/SOURCES.md), so the suite passes from a clone anywhere.
+SAMPLES = ROOT / "tests" / "samples"
 FIXTURES = ROOT / "tests" / "fixtures"
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -26,7 +27,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
-    assert SAMPLES.is_dir(), f"shared samples not found at {SAMPLES}"
+    assert SAMPLES.is_dir(), f"samples not found at {SAMPLES}"
     return SAMPLES
 
 
