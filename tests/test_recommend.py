@@ -20,6 +20,7 @@ from recommender.io.policy_writer import render_tree
 from recommender.io.policy_yaml import dump_policy_yaml, policy_to_dict
 from recommender.model import OBSERVATION_COLUMNS
 from recommender.recommend import RecommendOptions, recommend
+from recommender.selectors import selector_labels_text
 from recommender.semantics import compile_policies, pod_endpoint
 from recommender.synthesize import EVIDENCE_PREFIX, without_evidence
 
@@ -146,9 +147,11 @@ def test_merge_similar_reports_what_the_merge_allows(inventory):
     assert {g.name for g in exact.groups} >= {"frontend", "cart"}
     merged = recommend(frame, inventory, RecommendOptions(merge_similar=0.9))
     group = next(g for g in merged.groups if "cart" in [m.name for m in g.members])
-    # frontend shares no label with the api tier, so the merged group was split along tier=api
-    assert [m.name for m in group.members] == ["cart", "catalog", "catalog-canary"]
-    assert any("split along the selectors" in w for w in merged.warnings)
+    # frontend shares no label with the api tier, but every member names its app: one group
+    assert [m.name for m in group.members] == ["cart", "catalog", "catalog-canary", "frontend"]
+    policy = _policy(merged, "shop", group.name)
+    assert selector_labels_text(policy.pod_selector) == "app in (cart,catalog,frontend)"
+    assert not any("split along the selectors" in w for w in merged.warnings)
     extra = dict(group.extra_edges)
     assert ("egress", "shop/{\"app\":\"redis\",\"tier\":\"db\"}", "TCP", 6379) in extra["catalog"]
     summary = merged.summary_markdown()
