@@ -29,6 +29,7 @@ from recommender.recommend_steps import (
     find_dns,
     namespaces_in_scope,
     timestamp_text,
+    with_node_local_dns,
 )
 from recommender.selectors import cover_selectors, find_selector
 from recommender.suspicious import ScanFinding
@@ -145,7 +146,8 @@ def recommend(observations: pd.DataFrame, inventory: Inventory,
     dns = find_dns(index, warnings)
     table = resolve_table(observations, index)
     mark_declared(table, index)
-    scans = classify(table, scope, dns, options.include_suspicious, options.allow_host)
+    dns = with_node_local_dns(dns, table, index)
+    scans = classify(table, scope, dns, options.include_suspicious, options.allow_host, index)
     edges = edges_of(table, scope)
     groups: list[Group] = []
     for ns in scope:
