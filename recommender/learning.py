@@ -57,7 +57,6 @@ class Side:
     note: str = ""
     code: str = ""  # reason code of an unknown side ("unknown-peer" when empty)
     node: str | None = None  # the node of a host side, when known
-    local: bool = False  # Hubble's reserved:host: the observing node itself
 
 
 def check_observations(obs: pd.DataFrame) -> None:
@@ -137,17 +136,16 @@ class Resolver:
         return Side("workload", key, port)
 
     def _host(self, ip: str | None, workload: str | None, port: int | None) -> Side:
-        """A node address. ``node/<name>`` is Hubble's ``reserved:host`` (the observing node);
-        ``remote-node`` arrives as plain ``host``. A pod IP wins (FORMATS.md 2.1.3: Hubble
-        labels some pod IPs ``remote-node``)."""
+        """A node address, with its node: ``node/<name>`` names it (the inventory's node of
+        that address, or the observing node for ``reserved:host``), else the inventory.
+        A pod IP wins (FORMATS.md 2.1.3: Hubble labels some pod IPs ``remote-node``)."""
         if not ip:
             return _unknown("host without address")
         key = self.index.ip_workload.get(ip)
         if key is not None:
             return Side("workload", key, port)
-        local = bool(workload and workload.startswith("node/"))
-        node = workload.split("/", 1)[1] if local and workload else self.index.ip_node.get(ip)
-        return Side("host", f"host:{ip}", port, node=node, local=local)
+        named = workload.split("/", 1)[1] if workload and workload.startswith("node/") else None
+        return Side("host", f"host:{ip}", port, node=self.index.ip_node.get(ip) or named)
 
     def _service(self, ip: str | None, port: int | None, proto: str) -> list[Side]:
         svc = self.index.services_by_ip.get(ip or "")
@@ -243,7 +241,7 @@ def resolve_table(obs: pd.DataFrame, index: WorkloadIndex) -> pd.DataFrame:
 RESOLVED_COLUMNS: tuple[str, ...] = (
     "obs", "src_role", "src_key", "dst_role", "dst_key", "port", "protocol", "connections",
     "learn", "policy_denied", "other", "first_seen", "last_seen", "dst_names", "note",
-    "declared", "dst_in_cluster", "peer_reason", "src_node", "src_local",
+    "declared", "dst_in_cluster", "peer_reason", "src_node",
 )
 
 
@@ -259,7 +257,7 @@ def _row(pos: int, r: Mapping[str, Any], src: Side, dst: Side, learn: int, polic
         "note": "; ".join(n for n in (src.note, dst.note) if n),
         "declared": False, "dst_in_cluster": dst.role == "workload",
         "peer_reason": next((s.code for s in (src, dst) if s.role == "unknown" and s.code), None),
-        "src_node": src.node, "src_local": src.local,
+        "src_node": src.node,
     }
 
 

@@ -160,25 +160,22 @@ def is_dns(dns: DnsTarget, key: str, proto: str, port: Any) -> bool:
 
 
 def own_node_rows(table: pd.DataFrame, index: WorkloadIndex | None) -> pd.Series:
-    """Learnable rows from a node to a pod on that same node.
+    """Learnable rows from a node to a workload whose pods all run on that node.
 
     The NetworkPolicy API reference (NetworkPolicySpec.ingress): traffic is allowed to
     a pod "if there are no NetworkPolicies selecting the pod ..., OR if the traffic
     source is the pod's local node, OR if the traffic matches at least one ingress
-    rule". Hubble's ``reserved:host`` is the observing node, which for ingress is the
-    destination pod's node; any other node address is own-node only when the
-    inventory puts every pod of the workload on that node.
+    rule". An observation does not say which pod of a workload it reached, so a
+    workload spread over several nodes gets ipBlock rules for the nodes seen instead
+    (a little wider than needed, never a denial).
     """
     out = []
-    for reason, role, dst_role, dst, node, local in zip(
+    for reason, role, dst_role, dst, node in zip(
             table["reason"], table["src_role"], table["dst_role"], table["dst_key"],
-            table["src_node"], table["src_local"], strict=True):
-        if reason is not None or role != "host" or dst_role != "workload":
-            out.append(False)
-            continue
-        nodes = index.nodes_of(dst) if index is not None else set()
-        out.append(bool(local and (not nodes or node in nodes))
-                   or bool(not local and node and nodes == {node}))
+            table["src_node"], strict=True):
+        own = (reason is None and role == "host" and dst_role == "workload" and node
+               and index is not None and index.nodes_of(dst) == {node})
+        out.append(bool(own))
     return pd.Series(out, index=table.index, dtype=bool)
 
 

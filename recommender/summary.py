@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from recommender.accounting import outcome_of
 from recommender.learning import REASONS
 from recommender.selectors import selector_labels_text
 
@@ -33,7 +34,8 @@ def render_summary(rec: Any, check: Any = None) -> str:
         by_ns.setdefault(_row_namespace(row), []).append(row)
     lines = ["# netpol recommend: summary", ""]
     lines += _header(rec)
-    lines += _section("Assumptions", _assumptions(rec))
+    lines += _section("Assumptions", _assumptions(rec) + infra_assumptions(rec))
+    lines += accounting_section(rec)
     lines += _section("Warnings", rec.warnings or ["none"])
     if rec.scans:
         lines += _section("Scan findings (excluded unless --include-suspicious)",
@@ -101,7 +103,7 @@ def _namespace(rec: Any, ns: str, excluded: list[dict[str, Any]]) -> list[str]:
     for g in groups:
         members = "<br>".join(f"{m.name} ({', '.join(m.owners)}, {len(m.pods)} pods)"
                               for m in g.members)
-        name = g.name if g.edges else f"{g.name} (no traffic: default-deny only)"
+        name = group_label(rec, g)
         lines.append(f"| {name} | {members} | `{selector_labels_text(g.selector)}` | "
                      f"{g.connections} | {g.first_seen or '-'} | {g.last_seen or '-'} |")
     lines.append("")
@@ -146,7 +148,7 @@ def _excluded(rec: Any, ns: str | None, rows: list[dict[str, Any]], title: str) 
     frame = pd.DataFrame(rows)
     for reason, group in sorted(frame.groupby("reason"), key=lambda kv: str(kv[0])):
         conns = int(group["connections"].sum())
-        lines.append(f"- **{reason}** ({REASONS.get(str(reason), reason)}): "
+        lines.append(f"- **{reason}** [{outcome_of(reason)}] ({REASONS.get(str(reason), reason)}): "
                      f"{len(group)} observation(s), {conns} connection(s)")
         for r in group.sort_values(["src_key", "dst_key", "port"]).head(MAX_LISTED).to_dict(
                 "records"):
@@ -167,4 +169,71 @@ def _self_check(check: Any) -> list[str]:
              f"would allow: {len(check.allowed_excluded)}",
              f"- validation findings: {len(check.findings)}"]
     lines += [f"  - would allow: {a}" for a in check.allowed_excluded[:MAX_LISTED]]
+    lines += unknown_denied_lines(check)
     return lines + [""]
+
+
+# -- infrastructure peers and accounting (issue 11) ------------------------------------
+
+
+def infra_assumptions(rec: Any) -> list[str]:
+    """What the reader must know about node, API server and NodeLocal DNS rules."""
+    out = ["own node: the API reference allows ingress \"if the traffic source is the pod's "
+           "local node\" whatever the policies say, so traffic from a pod's own node (kubelet "
+           "probes, SNATed hairpin) gets no rule and is listed as own-node; a pod cannot "
+           "block access to itself either"]
+    learned = rec.learned
+    keys = set(learned["src_key"]) | set(learned["dst_key"])
+    if any(k.startswith("apiserver:") for k in keys):
+        out.append("API server: egress (and webhook ingress) ipBlocks use the address and port "
+                   "the flows show after Service translation; Cilium gives node and API server "
+                   "addresses reserved identities, and matches an ipBlock on them only when "
+                   "configured to (cilium/cilium#16308); a kube-apiserver entity rule does")
+    if any(k.startswith("host:") for k in keys):
+        out.append("other nodes: ingress from and egress to node addresses are exact ipBlocks of "
+                   "the addresses seen; a node added later is not covered")
+    if getattr(rec.dns, "addresses", ()):
+        out.append("NodeLocal DNSCache: allow-dns also allows "
+                   + ", ".join(f"{a}/32" for a in rec.dns.addresses)
+                   + " on 53 (a hostNetwork cache that no pod selector matches)")
+    return out
+
+
+def group_label(rec: Any, g: Any) -> str:
+    """The group's name in the table, saying why a group without rules has none."""
+    if g.edges:
+        return str(g.name)
+    counts = rec.accounting.by_group.get(f"{g.namespace}/{g.name}", {})
+    if counts.get("learned"):
+        return f"{g.name} (learned traffic is DNS only: allow-dns covers it)"
+    other = {k: v for k, v in counts.items() if v and k != "learned"}
+    if other:
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(other.items()))
+        return f"{g.name} (nothing learned: {parts} observation(s); default-deny only)"
+    return f"{g.name} (no traffic observed: default-deny only)"
+
+
+def accounting_section(rec: Any) -> list[str]:
+    """Counts per outcome, reason, namespace and group; they add up to the total."""
+    acc = rec.accounting
+    lines = ["## Accounting", "",
+             f"- observations: {acc.total} = learned {acc.outcomes['learned']} + excluded "
+             f"{acc.outcomes['excluded']} + unknown {acc.outcomes['unknown']}"]
+    lines += [f"  - {r} [{outcome_of(r)}]: {n}" for r, n in sorted(acc.reasons.items())]
+    lines += [f"- does not add up: {p}" for p in acc.problems()]
+    for title, table in (("namespace", acc.by_namespace), ("group", acc.by_group)):
+        lines += ["", f"| {title} | learned | excluded | unknown |", "|---|---|---|---|"]
+        lines += [f"| {k} | {c['learned']} | {c['excluded']} | {c['unknown']} |"
+                  for k, c in sorted(table.items())]
+    return lines + [""]
+
+
+def unknown_denied_lines(check: Any) -> list[str]:
+    """The loud warning: traffic that flowed, was not learned, and the output would deny."""
+    denied = getattr(check, "denied_unknown", ())
+    out = [f"- WARNING: traffic that flowed but was not learned would be denied by the "
+           f"default-deny this output adds: {len(denied)} observation(s)"] if denied else []
+    out += [f"  - {d}" for d in denied[:MAX_LISTED]]
+    if len(denied) > MAX_LISTED:
+        out.append(f"  - ... and {len(denied) - MAX_LISTED} more")
+    return out
