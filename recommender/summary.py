@@ -86,8 +86,8 @@ def _assumptions(rec: Any) -> list[str]:
     if rec.options.allow_host:
         out.append("--allow-host: ingress from every node address on the ports observed")
     else:
-        out.append("ingress from nodes (kubelet probes) is left to the CNI, which allows "
-                   "host-to-local-pod traffic in most implementations; --allow-host writes it")
+        out.append("ingress from another node is an exact ipBlock of the node address seen; "
+                   "--allow-host writes every node address (the own node included)")
     budget = rec.options.cidr_budget
     out.append(f"external addresses: CIDR budget {budget} "
                + ("(exact /32 and /128 blocks)" if budget == 0 else "addresses beyond those seen"))
