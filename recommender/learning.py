@@ -57,6 +57,7 @@ class Side:
     note: str = ""
     code: str = ""  # reason code of an unknown side ("unknown-peer" when empty)
     node: str | None = None  # the node of a host side, when known
+    observed_node: bool = False  # the node is Hubble's, not the inventory's for that address
 
 
 def check_observations(obs: pd.DataFrame) -> None:
@@ -145,7 +146,9 @@ class Resolver:
         if key is not None:
             return Side("workload", key, port)
         named = workload.split("/", 1)[1] if workload and workload.startswith("node/") else None
-        return Side("host", f"host:{ip}", port, node=self.index.ip_node.get(ip) or named)
+        by_address = self.index.ip_node.get(ip)
+        return Side("host", f"host:{ip}", port, node=by_address or named,
+                    observed_node=by_address is None and named is not None)
 
     def _service(self, ip: str | None, port: int | None, proto: str) -> list[Side]:
         svc = self.index.services_by_ip.get(ip or "")
@@ -241,7 +244,7 @@ def resolve_table(obs: pd.DataFrame, index: WorkloadIndex) -> pd.DataFrame:
 RESOLVED_COLUMNS: tuple[str, ...] = (
     "obs", "src_role", "src_key", "dst_role", "dst_key", "port", "protocol", "connections",
     "learn", "policy_denied", "other", "first_seen", "last_seen", "dst_names", "note",
-    "declared", "dst_in_cluster", "peer_reason", "src_node",
+    "declared", "dst_in_cluster", "peer_reason", "src_node", "src_observed_node",
 )
 
 
@@ -257,7 +260,7 @@ def _row(pos: int, r: Mapping[str, Any], src: Side, dst: Side, learn: int, polic
         "note": "; ".join(n for n in (src.note, dst.note) if n),
         "declared": False, "dst_in_cluster": dst.role == "workload",
         "peer_reason": next((s.code for s in (src, dst) if s.role == "unknown" and s.code), None),
-        "src_node": src.node,
+        "src_node": src.node, "src_observed_node": src.observed_node,
     }
 
 

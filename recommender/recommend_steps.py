@@ -160,22 +160,26 @@ def is_dns(dns: DnsTarget, key: str, proto: str, port: Any) -> bool:
 
 
 def own_node_rows(table: pd.DataFrame, index: WorkloadIndex | None) -> pd.Series:
-    """Learnable rows from a node to a workload whose pods all run on that node.
+    """Learnable rows from a node to a pod on that same node.
 
     The NetworkPolicy API reference (NetworkPolicySpec.ingress): traffic is allowed to
     a pod "if there are no NetworkPolicies selecting the pod ..., OR if the traffic
     source is the pod's local node, OR if the traffic matches at least one ingress
-    rule". An observation does not say which pod of a workload it reached, so a
-    workload spread over several nodes gets ipBlock rules for the nodes seen instead
-    (a little wider than needed, never a denial).
+    rule". A node address the inventory does not know, named by Hubble's
+    ``reserved:host`` (the observing node, e.g. Cilium's router IP), is the local node
+    of the pod it reached. A known node address is own-node only when every pod of
+    the workload runs on that node: an observation does not say which pod it reached,
+    so a spread workload gets an ipBlock for that node (a little wide, never a denial).
     """
     out = []
-    for reason, role, dst_role, dst, node in zip(
+    for reason, role, dst_role, dst, node, observed in zip(
             table["reason"], table["src_role"], table["dst_role"], table["dst_key"],
-            table["src_node"], strict=True):
-        own = (reason is None and role == "host" and dst_role == "workload" and node
-               and index is not None and index.nodes_of(dst) == {node})
-        out.append(bool(own))
+            table["src_node"], table["src_observed_node"], strict=True):
+        own = False
+        if reason is None and role == "host" and dst_role == "workload" and node and index:
+            nodes = index.nodes_of(dst)
+            own = node in nodes if observed else nodes == {node}
+        out.append(own)
     return pd.Series(out, index=table.index, dtype=bool)
 
 

@@ -81,7 +81,8 @@ def _policy_text(rec: Recommendation, name: str) -> str:
 def test_in_cluster_apiserver_is_an_egress_ipblock_on_6443(case):
     rec = _check_case(case)
     text = _policy_text(rec, "operator")
-    assert "cidr: 192.168.0.5/32" in text and "port: 6443" in text
+    assert "cidr: 192.168.0.5/32" in text
+    assert "port: 6443" in text
     assert rec.accounting.outcomes["learned"] == 1
     assert "Cilium gives node and API server addresses reserved identities" in \
         rec.summary_markdown()
@@ -90,7 +91,8 @@ def test_in_cluster_apiserver_is_an_egress_ipblock_on_6443(case):
 def test_managed_apiserver_is_an_egress_ipblock_on_443():
     rec = _check_case("apiserver-managed")
     text = _policy_text(rec, "operator")
-    assert "cidr: 203.0.113.7/32" in text and "port: 443" in text
+    assert "cidr: 203.0.113.7/32" in text
+    assert "port: 443" in text
 
 
 def test_apiserver_vip_without_endpoints_is_unknown_with_its_reason_and_warned():
@@ -98,7 +100,8 @@ def test_apiserver_vip_without_endpoints_is_unknown_with_its_reason_and_warned()
     assert rec.accounting.outcomes["unknown"] == 1
     assert dict(rec.accounting.reasons) == {"apiserver-endpoints-unknown": 1}
     check = rec.self_check(_inventory("inventory"))
-    assert len(check.denied_unknown) == 1 and "10.96.0.1:443" in check.denied_unknown[0]
+    assert len(check.denied_unknown) == 1
+    assert "10.96.0.1:443" in check.denied_unknown[0]
     summary = rec.summary_markdown(check)
     assert "WARNING: traffic that flowed but was not learned" in summary
     # every workload of app has no learned edge, so they share one podSelector {} group
@@ -109,7 +112,9 @@ def test_apiserver_vip_without_endpoints_is_unknown_with_its_reason_and_warned()
 def test_apiserver_vip_with_endpoint_slice_maps_to_endpoint_and_target_port():
     rec = _check_case("apiserver-vip", "inventory-eps")
     text = _policy_text(rec, "operator")
-    assert "cidr: 192.168.0.5/32" in text and "port: 6443" in text and "port: 443" not in text
+    assert "cidr: 192.168.0.5/32" in text
+    assert "port: 6443" in text
+    assert "port: 443" not in text
 
 
 def test_admission_webhook_gets_ingress_from_the_apiserver_address():
@@ -144,7 +149,8 @@ def test_openshift_dns_on_5353_behind_a_service_on_53():
     assert rec.dns.namespace == "openshift-dns"
     assert "openshift-dns" not in rec.namespaces  # a platform namespace, like kube-system
     text = dump_policy_yaml(next(p for p in rec.policies if p.name == "allow-dns"))
-    assert "port: 5353" in text and "port: 53\n" not in text
+    assert "port: 5353" in text
+    assert "port: 53\n" not in text
 
 
 def test_loadbalancer_with_local_traffic_policy_keeps_the_client_address():
