@@ -24,7 +24,7 @@ from recommender.engines.base import get_engine
 from recommender.ingest.inventory import read_inventory
 from recommender.io.policy_yaml import dump_policy_yaml, policy_to_dict
 from recommender.model import OBSERVATION_COLUMNS, Inventory
-from recommender.recommend import Recommendation, recommend
+from recommender.recommend import Recommendation, RecommendOptions, recommend
 from recommender.semantics import compile_policies
 from recommender.shadow import run_shadow
 
@@ -248,3 +248,29 @@ def test_cli_json_accounting_and_fail_on_deny(tmp_path, capsys):
     assert doc["self_check"]["unlearned_denied"]
     assert "apiserver-endpoints-unknown" in (out / "SUMMARY.md").read_text()
     assert "WARNING" in capsys.readouterr().err
+
+
+def _host_to_shop(ip: str, workload: str) -> pd.DataFrame:
+    row: dict[str, object] = {c: None for c in OBSERVATION_COLUMNS}
+    row.update({"src_kind": "host", "src_ip": ip, "src_workload": workload, "dst_kind": "pod",
+                "dst_namespace": "app", "dst_labels": json.dumps({"app": "shop"}),
+                "port": 8080, "protocol": "TCP", "connections": 3, "verdicts": {"allowed": 3},
+                "dst_names": [], "refs": [], "first_seen": pd.Timestamp("2026-11-02T10:00Z"),
+                "last_seen": pd.Timestamp("2026-11-02T10:00Z")})
+    return pd.DataFrame([row], columns=list(OBSERVATION_COLUMNS))
+
+
+def test_known_node_address_to_a_workload_spread_over_nodes_gets_an_ipblock():
+    # shop runs on node-a and node-b: the flow may have reached the pod on node-b
+    rec = recommend(_host_to_shop("192.168.0.11", "node/node-a"), _inventory("inventory"))
+    assert rec.accounting.outcomes["learned"] == 1
+    assert "cidr: 192.168.0.11/32" in _policy_text(rec, "shop")
+
+
+def test_hubble_local_host_address_is_the_own_node_of_the_pod_it_reached():
+    # Cilium's router IP (unknown to the inventory), named by reserved:host on node-a
+    rec = recommend(_host_to_shop("10.244.1.1", "node/node-a"), _inventory("inventory"))
+    assert dict(rec.accounting.reasons) == {"own-node": 1}
+    with_host = recommend(_host_to_shop("10.244.1.1", "node/node-a"), _inventory("inventory"),
+                          RecommendOptions(allow_host=True))
+    assert "cidr: 10.244.1.1/32" in _policy_text(with_host, "shop")
