@@ -34,6 +34,7 @@ def render_summary(rec: Any, check: Any = None) -> str:
         by_ns.setdefault(_row_namespace(row), []).append(row)
     lines = ["# netpol recommend: summary", ""]
     lines += _header(rec)
+    lines += unknown_denied_banner(check)
     lines += _section("Assumptions", _assumptions(rec) + infra_assumptions(rec))
     lines += accounting_section(rec)
     lines += _section("Warnings", rec.warnings or ["none"])
@@ -57,8 +58,8 @@ def _header(rec: Any) -> list[str]:
         f"- window: {first or '?'} to {last or '?'}",
         f"- namespaces with policies: {', '.join(f'`{n}`' for n in rec.namespaces) or 'none'}",
         f"- namespaces without policies: {', '.join(skipped) or 'none'}",
-        f"- policies: {len(rec.policies)}; groups: {len(rec.groups)}; learned observations: "
-        f"{len(rec.learned)}; excluded: {len(rec.excluded)}",
+        f"- policies: {len(rec.policies)}; groups: {len(rec.groups)}; "
+        + observations_line(rec),
         f"- options: merge-similar={o.merge_similar}, cidr-budget={o.cidr_budget}, "
         f"named-ports={o.named_ports}, port-ranges={o.port_ranges}, allow-host={o.allow_host}, "
         f"include-suspicious={o.include_suspicious}, "
@@ -226,6 +227,22 @@ def accounting_section(rec: Any) -> list[str]:
         lines += [f"| {k} | {c['learned']} | {c['excluded']} | {c['unknown']} |"
                   for k, c in sorted(table.items())]
     return lines + [""]
+
+
+def observations_line(rec: Any) -> str:
+    """The header's counts: observations by outcome (see the Accounting section)."""
+    acc = rec.accounting
+    return (f"observations: {acc.total} (learned {acc.outcomes['learned']}, excluded "
+            f"{acc.outcomes['excluded']}, unknown {acc.outcomes['unknown']})")
+
+
+def unknown_denied_banner(check: Any) -> list[str]:
+    """A line under the header when the output would deny traffic that flowed."""
+    denied = getattr(check, "denied_unknown", ())
+    if not denied:
+        return []
+    return [f"**WARNING: {len(denied)} observation(s) of traffic that flowed but was not "
+            "learned would be denied by this output; see the Self-check section.**", ""]
 
 
 def unknown_denied_lines(check: Any) -> list[str]:
