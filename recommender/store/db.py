@@ -107,9 +107,13 @@ def connect(path: str, *, create: bool = False,
                          hint="create it with netpol observe --flows FILE --store PATH")
     if exists and os.path.isdir(path):
         raise InputError(path, "is a directory, not a store file")
+    if exists and create and os.path.getsize(path) == 0:
+        # A first append killed before DuckDB wrote the file header; nothing to lose.
+        os.unlink(path)
+        exists = False
     con = _open(path, timeout)
     try:
-        _check_or_init(con, path, fresh=not exists)
+        _check_or_init(con, path, fresh=not exists, create=create)
         yield con
     finally:
         con.close()
@@ -132,11 +136,17 @@ def _open(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
                                    f"file): {message}") from None
 
 
-def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool) -> None:
+def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool,
+                   create: bool = False) -> None:
     try:
         tables = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables").fetchall()}
-        if fresh:
+        if not tables and not fresh and not create:
+            raise InputError(path, "an empty store: no append was ever committed to it",
+                             hint="append flows with netpol observe --flows FILE --store PATH")
+        # An existing file without tables is a first append killed before the schema
+        # committed (DuckDB creates the file on connect): create the schema now.
+        if fresh or not tables:
             con.execute("BEGIN")
             con.execute(_SCHEMA)
             con.execute("INSERT INTO meta VALUES ('format', ?), ('version', ?)",

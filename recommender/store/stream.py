@@ -41,11 +41,14 @@ import pandas as pd
 
 from recommender.engines.base import AggregationEngine, IngestResult, IngestStats
 from recommender.errors import InputError
+from recommender.io.atomic import lock_directory, remove_stale_dirs
 from recommender.model import Inventory
 from recommender.store.db import BUCKET
 from recommender.store.write import AppendSummary, append_observations
 
 STDIN_NAME = "-"
+#: Spool directories live in the system temp dir under this prefix.
+SPOOL_PREFIX = "netpol-observe-"
 _READ_SIZE = 1 << 20
 _POLL_S = 0.25
 _DRAIN_READS = 64
@@ -144,7 +147,10 @@ class StreamAppender:
         self.append_id: int | None = None
         self.checkpoints = 0
         self.lines = 0  # lines read so far; the next line is number lines + 1
-        self._dir = tempfile.mkdtemp(prefix="netpol-observe-")
+        # A killed observe cannot remove its spool; the next one does (its lock is free).
+        remove_stale_dirs(tempfile.gettempdir(), SPOOL_PREFIX)
+        self._dir = tempfile.mkdtemp(prefix=SPOOL_PREFIX)
+        self._lock = lock_directory(self._dir)
         self._recent: deque[bytes] = deque(maxlen=max(options.overlap_lines, 0))
         self._overlap: list[bytes] = []
         self._pending = 0
@@ -264,6 +270,9 @@ class StreamAppender:
         """Remove the spool files (after the final checkpoint)."""
         self._spool.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
 
 def _rebase(ref: str, path: str, offset: int) -> str:
