@@ -115,6 +115,9 @@ def connect(path: str, *, create: bool = False,
     try:
         _check_or_init(con, path, fresh=not exists, create=create)
         yield con
+    except duckdb.Error as exc:
+        # Damage found past the headers (a checksum, a short read) surfaces in a query.
+        raise InputError(path, f"damaged store: {_first_line(exc)}") from None
     finally:
         con.close()
 
@@ -126,10 +129,11 @@ def _open(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
             return duckdb.connect(path, config={"threads": 2})
         except duckdb.Error as exc:
             message = _first_line(exc)
-            if "lock" in message.lower() and time.monotonic() < deadline:
+            busy = _is_lock_conflict(message)
+            if busy and time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue
-            if "lock" in message.lower():
+            if busy:
                 raise InputError(path, "the store is busy: another process holds it",
                                  hint=message) from None
             raise InputError(path, "not a readable netpol store (damaged, or not a DuckDB "
@@ -163,6 +167,15 @@ def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool,
     if meta.get("version") != STORE_VERSION:
         raise InputError(path, f"store format version {meta.get('version')} is not supported "
                                f"(this netpol reads version {STORE_VERSION})")
+
+
+def _is_lock_conflict(message: str) -> bool:
+    """DuckDB's "Could not set lock on file": another process holds the store.
+
+    Not any message with "lock" in it: "checksum ... in block at location" is damage,
+    and retrying it would stall every read of a damaged store for the whole timeout.
+    """
+    return "could not set lock" in message.lower() or "conflicting lock" in message.lower()
 
 
 def _first_line(exc: BaseException) -> str:
