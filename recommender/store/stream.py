@@ -4,7 +4,11 @@ Lines are read from a file descriptor as they come and spooled to a temp
 file. Every ``interval`` seconds or ``max_lines`` lines (a *checkpoint*) the
 spool is aggregated into hourly observations and merged into the store in one
 transaction. A crash therefore loses at most the lines since the last
-checkpoint; the store itself stays consistent (DuckDB's write-ahead log).
+checkpoint; the store itself stays consistent (DuckDB's write-ahead log:
+with DuckDB 2.0 a ``COMMIT`` returns after the WAL is ``fdatasync``-ed, and
+closing the connection checkpoints it into the file and removes it; a process
+killed in between leaves the WAL, which the next open replays). A killed
+process's spool directory is removed by the next ``StreamAppender``.
 
 Straddling connections. The records of one connection (egress and ingress
 observation points, the policy-verdict event, replies) may fall on both sides
