@@ -107,10 +107,17 @@ def connect(path: str, *, create: bool = False,
                          hint="create it with netpol observe --flows FILE --store PATH")
     if exists and os.path.isdir(path):
         raise InputError(path, "is a directory, not a store file")
+    if exists and create and os.path.getsize(path) == 0:
+        # A first append killed before DuckDB wrote the file header; nothing to lose.
+        os.unlink(path)
+        exists = False
     con = _open(path, timeout)
     try:
-        _check_or_init(con, path, fresh=not exists)
+        _check_or_init(con, path, fresh=not exists, create=create)
         yield con
+    except duckdb.Error as exc:
+        # Damage found past the headers (a checksum, a short read) surfaces in a query.
+        raise InputError(path, f"damaged store: {_first_line(exc)}") from None
     finally:
         con.close()
 
@@ -122,21 +129,28 @@ def _open(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
             return duckdb.connect(path, config={"threads": 2})
         except duckdb.Error as exc:
             message = _first_line(exc)
-            if "lock" in message.lower() and time.monotonic() < deadline:
+            busy = _is_lock_conflict(message)
+            if busy and time.monotonic() < deadline:
                 time.sleep(0.2)
                 continue
-            if "lock" in message.lower():
+            if busy:
                 raise InputError(path, "the store is busy: another process holds it",
                                  hint=message) from None
             raise InputError(path, "not a readable netpol store (damaged, or not a DuckDB "
                                    f"file): {message}") from None
 
 
-def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool) -> None:
+def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool,
+                   create: bool = False) -> None:
     try:
         tables = {r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables").fetchall()}
-        if fresh:
+        if not tables and not fresh and not create:
+            raise InputError(path, "an empty store: no append was ever committed to it",
+                             hint="append flows with netpol observe --flows FILE --store PATH")
+        # An existing file without tables is a first append killed before the schema
+        # committed (DuckDB creates the file on connect): create the schema now.
+        if fresh or not tables:
             con.execute("BEGIN")
             con.execute(_SCHEMA)
             con.execute("INSERT INTO meta VALUES ('format', ?), ('version', ?)",
@@ -153,6 +167,15 @@ def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool) -> No
     if meta.get("version") != STORE_VERSION:
         raise InputError(path, f"store format version {meta.get('version')} is not supported "
                                f"(this netpol reads version {STORE_VERSION})")
+
+
+def _is_lock_conflict(message: str) -> bool:
+    """DuckDB's "Could not set lock on file": another process holds the store.
+
+    Not any message with "lock" in it: "checksum ... in block at location" is damage,
+    and retrying it would stall every read of a damaged store for the whole timeout.
+    """
+    return "could not set lock" in message.lower() or "conflicting lock" in message.lower()
 
 
 def _first_line(exc: BaseException) -> str:

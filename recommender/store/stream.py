@@ -4,7 +4,11 @@ Lines are read from a file descriptor as they come and spooled to a temp
 file. Every ``interval`` seconds or ``max_lines`` lines (a *checkpoint*) the
 spool is aggregated into hourly observations and merged into the store in one
 transaction. A crash therefore loses at most the lines since the last
-checkpoint; the store itself stays consistent (DuckDB's write-ahead log).
+checkpoint; the store itself stays consistent (DuckDB's write-ahead log:
+with DuckDB 2.0 a ``COMMIT`` returns after the WAL is ``fdatasync``-ed, and
+closing the connection checkpoints it into the file and removes it; a process
+killed in between leaves the WAL, which the next open replays). A killed
+process's spool directory is removed by the next ``StreamAppender``.
 
 Straddling connections. The records of one connection (egress and ingress
 observation points, the policy-verdict event, replies) may fall on both sides
@@ -41,11 +45,14 @@ import pandas as pd
 
 from recommender.engines.base import AggregationEngine, IngestResult, IngestStats
 from recommender.errors import InputError
+from recommender.io.atomic import lock_directory, remove_stale_dirs
 from recommender.model import Inventory
 from recommender.store.db import BUCKET
 from recommender.store.write import AppendSummary, append_observations
 
 STDIN_NAME = "-"
+#: Spool directories live in the system temp dir under this prefix.
+SPOOL_PREFIX = "netpol-observe-"
 _READ_SIZE = 1 << 20
 _POLL_S = 0.25
 _DRAIN_READS = 64
@@ -144,7 +151,10 @@ class StreamAppender:
         self.append_id: int | None = None
         self.checkpoints = 0
         self.lines = 0  # lines read so far; the next line is number lines + 1
-        self._dir = tempfile.mkdtemp(prefix="netpol-observe-")
+        # A killed observe cannot remove its spool; the next one does (its lock is free).
+        remove_stale_dirs(tempfile.gettempdir(), SPOOL_PREFIX)
+        self._dir = tempfile.mkdtemp(prefix=SPOOL_PREFIX)
+        self._lock = lock_directory(self._dir)
         self._recent: deque[bytes] = deque(maxlen=max(options.overlap_lines, 0))
         self._overlap: list[bytes] = []
         self._pending = 0
@@ -264,6 +274,9 @@ class StreamAppender:
         """Remove the spool files (after the final checkpoint)."""
         self._spool.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
 
 def _rebase(ref: str, path: str, offset: int) -> str:

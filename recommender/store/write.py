@@ -71,7 +71,7 @@ def find_appended(path: str, files: Sequence[FileFingerprint]) -> list[tuple[str
     """Files already appended to the store: ``(path given now, earlier append id)``."""
     if not files or not os.path.exists(path):
         return []
-    with connect(path) as con:
+    with connect(path, create=True) as con:  # an empty file (a killed first append) too
         known = dict(con.execute("SELECT digest, min(append_id) FROM sources "
                                  "GROUP BY digest").fetchall())
     return [(f.path, int(known[f.digest])) for f in files if f.digest in known]

@@ -1,0 +1,696 @@
+"""Mutation fuzzer for every reader and parser: crashes, hangs, wrong exit codes, lost records.
+
+Usage (from the checkout)::
+
+    .venv/bin/python bench/fuzz.py --n 100000 --seed 1            # every target
+    .venv/bin/python bench/fuzz.py --target store --n 2000 --seed 7
+
+Targets and what counts as a failure:
+
+* ``hubble``: mutated Hubble JSON lines, many per file, through the embedded
+  ingest engine (``EmbeddedEngine.aggregate``). Every line must be accounted
+  for: ``lines == flow_records + rejected + non-flow lines``, and ``lines``
+  equals the lines in the file. A batch that raises anything but a
+  ``RecommenderError`` is a crash; its lines are bisected (within a budget)
+  to find the lines that crash it.
+* ``inventory``: mutated kubectl List JSON through ``load_inventory``.
+* ``policy``: mutated NetworkPolicy YAML (incl. duplicate keys and YAML 1.1
+  scalars) through ``load_policies``.
+* ``store``: mutated and truncated store files (and a mutated WAL beside
+  them) opened by ``read_store_observations``, ``read_store_stats`` and
+  ``store_info``.
+
+A crash is any exception other than a :class:`RecommenderError` subclass, or
+the worker process dying (a segfault or abort in native code). A hang is an
+input that takes longer than ``--timeout`` (5 s; for a Hubble batch, 5 s or 10x
+the unmutated batch's time, whichever is larger). Each target also sends
+``--cli-sample`` inputs through ``recommender.cli.main`` and counts exit codes
+other than 0, 2 and 3 as wrong. Inputs run in a worker process so a native
+crash or a hang cannot take the fuzzer down; it is restarted.
+
+Everything is seeded: the same ``--seed`` and ``--n`` give the same inputs.
+Reproducers of the first few crashes per target are written to ``--out``
+(default ``bench/work/fuzz``, git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = ("hubble", "inventory", "policy", "store")
+EXIT_OK = (0, 2, 3)
+#: Examples kept per crash kind, and reproducer files per target.
+MAX_REPRODUCERS = 10
+
+# ---------------------------------------------------------------------------
+# Mutations
+# ---------------------------------------------------------------------------
+
+TOKENS: tuple[bytes, ...] = (
+    b'"', b"\\", b"\n", b"\r", b"\x00", b"\t", b"{", b"}", b"[", b"]", b",", b":", b"'",
+    b"18446744073709551615", b"18446744073709551616", b"-1", b"99999999999999999999999999",
+    b"1e309", b"-0", b"NaN", b"Infinity", b"null", b"true", "é".encode(), "\u202e".encode(),
+    "\U0001f600".encode(), b"\xff\xfe", b"\xed\xa0\x80", b"\xc0\x80", b"\\u0000", b"\\ud800",
+    b'\\"', b"k8s:app=a\",\"role\":\"admin",
+)
+
+#: Values a JSON/YAML node may be swapped for.
+SWAPS: tuple[Any, ...] = (
+    None, True, False, 0, -1, 1.5, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**30, "", "x" * 300,
+    [], {}, [1, "a"], {"a": 1}, 'a"b', "a\\b", "a\nb", "a\x00b",
+    "k8s:app=client\",\"role\":\"admin",
+    "-0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "0000-00-00T00:00:00Z", "1:20",
+    "on", "0x10", "0o17", "\u202eevil", "\ufffd",
+)
+
+YAML_SCALARS: tuple[bytes, ...] = (
+    b"on", b"off", b"yes", b"no", b"1:20", b"017", b"0o17", b"0x1F", b"~", b"1e3", b".inf",
+    b"!!binary aGk=", b"!!python/object:os.system", b"&a [*a]", b"*undefined", b"!!set {a}",
+    b"2001-12-14", b"- x", b"? x", b"|", b">", b"'", b'"', b"\t", b"%YAML 1.1",
+)
+
+
+def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
+    """One byte-level mutation: flip, truncate, insert a token, delete or repeat a span."""
+    if not data:
+        return rng.choice(TOKENS)
+    op = rng.randrange(6)
+    i = rng.randrange(len(data) + 1)
+    if op == 0:  # flip bits in a few bytes
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            j = rng.randrange(len(out))
+            out[j] ^= 1 << rng.randrange(8)
+        return bytes(out)
+    if op == 1:
+        return data[:i]
+    if op == 2:
+        return data[:i] + rng.choice(TOKENS) + data[i:]
+    j = min(len(data), i + rng.randint(1, 64))
+    if op == 3:
+        return data[:i] + data[j:]
+    if op == 4:
+        return data[:j] + data[i:j] * rng.randint(2, 50) + data[j:]
+    return data[:i] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 8))) + data[i:]
+
+
+def _nodes(obj: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    yield path, obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _nodes(v, (*path, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _nodes(v, (*path, i))
+
+
+def mutate_tree(obj: Any, rng: random.Random) -> Any:
+    """One structural mutation of parsed JSON/YAML: delete a field, swap a value's type,
+    damage a string, duplicate a list item. Mutates ``obj`` in place and returns it."""
+    nodes = [(p, v) for p, v in _nodes(obj) if p]
+    if not nodes:
+        return rng.choice(SWAPS)
+    path, value = rng.choice(nodes)
+    parent = obj
+    for key in path[:-1]:
+        parent = parent[key]
+    last = path[-1]
+    op = rng.randrange(4)
+    if op == 0:
+        del parent[last]
+    elif op == 1 or not isinstance(value, str | list):
+        parent[last] = rng.choice(SWAPS)
+    elif isinstance(value, str):
+        k = rng.randrange(len(value) + 1)
+        parent[last] = value[:k] + rng.choice(('"', "\\", "\n", "\x00", "=", ",", ":", "é",
+                                               '","x":"')) + value[k:]
+    elif value:
+        value.append(rng.choice(value))
+    return obj
+
+
+def mutate_json_text(text: bytes, rng: random.Random) -> bytes:
+    """A structural mutation (60%) or a byte-level one."""
+    if rng.random() < 0.6:
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return mutate_bytes(text, rng)
+        dumped = json.dumps(mutate_tree(obj, rng), ensure_ascii=rng.random() < 0.5)
+        return dumped.encode("utf-8", "surrogatepass")
+    return mutate_bytes(text, rng)
+
+
+def mutate_yaml_text(text: bytes, rng: random.Random) -> bytes:
+    """Duplicate a line (a duplicate key), swap a scalar for a YAML 1.1 one, mutate the
+    tree, or mutate bytes."""
+    lines = text.splitlines(keepends=True)
+    op = rng.randrange(4)
+    if op == 0 and lines:
+        i = rng.randrange(len(lines))
+        return b"".join(lines[:i + 1] + lines[i:])
+    if op == 1 and lines:
+        i = rng.randrange(len(lines))
+        head, sep, _ = lines[i].partition(b": ")
+        if sep:
+            lines[i] = head + sep + rng.choice(YAML_SCALARS) + b"\n"
+            return b"".join(lines)
+    if op == 2:
+        import yaml
+
+        try:
+            docs = list(yaml.safe_load_all(text))
+            docs = [mutate_tree(d, rng) if d is not None else d for d in docs]
+            return yaml.safe_dump_all(docs, allow_unicode=True).encode("utf-8", "surrogatepass")
+        except (yaml.YAMLError, ValueError, TypeError):
+            pass
+    return mutate_bytes(text, rng)
+
+
+def mutate_n(data: bytes, rng: random.Random, one: Callable[[bytes, random.Random], bytes],
+             most: int = 3) -> bytes:
+    for _ in range(rng.randint(1, most)):
+        try:
+            data = one(data, rng)
+        except RecursionError:  # a self-referencing YAML alias: mutate its bytes instead
+            data = mutate_bytes(data, rng)
+    return data
+
+
+# ---------------------------------------------------------------------------
+# Seed corpora
+# ---------------------------------------------------------------------------
+
+
+def hubble_corpus() -> list[bytes]:
+    """Valid and odd Hubble lines: the bundled sample and the samples the tests read."""
+    with gzip.open(ROOT / "data" / "sample" / "flows-train.jsonl.gz", "rb") as fh:
+        lines = fh.read().splitlines()[:3000]
+    for path in sorted((ROOT / "tests" / "samples" / "hubble").rglob("*")):
+        if path.is_file() and path.stat().st_size < 2_000_000:
+            lines += [ln for ln in path.read_bytes().splitlines() if ln.startswith(b"{")][:200]
+    return [ln for ln in lines if ln.strip()]
+
+
+def inventory_corpus() -> list[bytes]:
+    """Small kubectl List documents: slices of the sample inventory and the test files."""
+    out = []
+    items = json.loads((ROOT / "data" / "sample" / "inventory.json").read_text())["items"]
+    kinds: dict[str, list[Any]] = {}
+    for item in items:
+        kinds.setdefault(item.get("kind", ""), []).append(item)
+    for i in range(20):
+        picked = [v[i % len(v)] for v in kinds.values() if v]
+        out.append(json.dumps({"apiVersion": "v1", "kind": "List", "items": picked}).encode())
+    for path in sorted((ROOT / "tests" / "fixtures" / "inventory").glob("*.json")):
+        out.append(path.read_bytes())
+    sample = ROOT / "tests" / "samples" / "k8s-inventory" / "sre-ai-agent-2025-sample-pod-list.json"
+    out.append(sample.read_bytes())
+    return out
+
+
+def policy_corpus() -> list[bytes]:
+    """Every policy fixture of the suite (one or more documents each)."""
+    paths = sorted((ROOT / "tests" / "fixtures" / "policies").glob("*.yaml"))
+    paths += sorted((ROOT / "tests" / "fixtures" / "tighten").glob("*.yaml"))
+    return [p.read_bytes() for p in paths if p.stat().st_size < 200_000]
+
+
+def build_store(work: Path) -> tuple[bytes, bytes]:
+    """A small store (300 sample lines, two appends) and a WAL of one more commit."""
+    from recommender.engines.base import get_engine
+    from recommender.store import append_observations
+
+    work.mkdir(parents=True, exist_ok=True)
+    flows = work / "seed.jsonl"
+    with gzip.open(ROOT / "data" / "sample" / "flows-train.jsonl.gz", "rb") as fh:
+        flows.write_bytes(b"".join(fh.read().splitlines(keepends=True)[:300]))
+    store = work / "seed.duckdb"
+    with contextlib.suppress(FileNotFoundError):
+        store.unlink()
+    result = get_engine().aggregate([str(flows)], bucket="1h")
+    append_observations(str(store), result.observations, result.stats, sources=[str(flows)])
+    data = store.read_bytes()
+    wal = _make_wal(store)
+    return data, wal
+
+
+def _make_wal(store: Path) -> bytes:
+    """Commit one more row and die before the close would checkpoint: the WAL stays."""
+    import subprocess
+
+    code = ("import duckdb, os, sys; c = duckdb.connect(sys.argv[1]); "
+            "c.execute(\"UPDATE meta SET value = value WHERE key = 'format'\"); "
+            "c.execute(\"INSERT INTO sources VALUES (99, 'x', 1, 'd')\"); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(store)], check=True)
+    wal = Path(str(store) + ".wal")
+    return wal.read_bytes() if wal.exists() else b""
+
+
+# ---------------------------------------------------------------------------
+# The worker: runs one input, reports what happened
+# ---------------------------------------------------------------------------
+
+
+def _outcome(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    from recommender.errors import RecommenderError
+
+    start = time.monotonic()
+    try:
+        out = fn()
+        out["kind"] = "ok"
+    except RecommenderError as exc:
+        out = {"kind": "refused", "message": str(exc)[:200]}
+    except RecursionError as exc:
+        out = {"kind": "crash", "error": f"RecursionError: {str(exc)[:200]}"}
+    except Exception as exc:  # noqa: BLE001 - that is what a fuzzer looks for
+        out = {"kind": "crash", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    out["seconds"] = time.monotonic() - start
+    return out
+
+
+def _check_hubble(path: str) -> dict[str, Any]:
+    from recommender.engines.embedded import EmbeddedEngine
+
+    stats = EmbeddedEngine().aggregate([path]).stats
+    accounted = stats.flow_records + stats.rejected + sum(stats.non_flow.values())
+    return {"lines": stats.lines, "accounted": accounted}
+
+
+def _check_inventory(path: str) -> dict[str, Any]:
+    from recommender.ingest.inventory import load_inventory
+
+    load = load_inventory([path])
+    return {"pods": len(load.inventory.pods)}
+
+
+def _check_policy(path: str) -> dict[str, Any]:
+    from recommender.io.policy_yaml import load_policies
+
+    return {"policies": len(load_policies([path]).policies)}
+
+
+def _check_store(path: str) -> dict[str, Any]:
+    from recommender.store import read_store_observations, read_store_stats, store_info
+
+    rows = len(read_store_observations(path))
+    read_store_stats(path)
+    store_info(path).format()
+    return {"rows": rows}
+
+
+CHECKS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "hubble": _check_hubble, "inventory": _check_inventory, "policy": _check_policy,
+    "store": _check_store,
+}
+
+
+def _cli_argv(target: str, path: str, work: str) -> list[str]:
+    out = os.path.join(work, "cli-out")
+    shutil.rmtree(out, ignore_errors=True)
+    inventory = str(ROOT / "data" / "sample" / "inventory.json")
+    if target == "hubble":
+        return ["observations", "--flows", path, "--json", out, "--force"]
+    if target == "inventory":
+        return ["lint", str(ROOT / "tests" / "fixtures" / "policies" / "deny-all-ingress.yaml"),
+                "--inventory", path, "--fail-on", "never"]
+    if target == "policy":
+        return ["lint", path, "--inventory", inventory, "--fail-on", "never"]
+    return ["recommend", "--store", path, "--inventory", inventory, "--out", out]
+
+
+def _run_cli(target: str, path: str, work: str) -> dict[str, Any]:
+    from recommender.cli import main
+
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        code = main(_cli_argv(target, path, work))
+    text = sink.getvalue()
+    return {"exit": code, "internal": "internal error" in text, "tail": text[-300:]}
+
+
+def _write_input(work: str, target: str, data: bytes, wal: bytes | None) -> str:
+    suffix = {"hubble": ".jsonl", "inventory": ".json", "policy": ".yaml"}.get(target, ".duckdb")
+    path = os.path.join(work, f"input{suffix}")
+    for stale in (path, path + ".wal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
+    Path(path).write_bytes(data)
+    if wal:
+        Path(path + ".wal").write_bytes(wal)
+    return path
+
+
+def serve(conn: Any, work: str) -> None:
+    """Worker loop: ``(target, mode, data, wal)`` in, an outcome dict out."""
+    os.makedirs(work, exist_ok=True)
+    sys.setrecursionlimit(5000)
+    import recommender.cli  # noqa: F401 - the imports, before the first timed input
+    import recommender.engines.embedded  # noqa: F401
+    import recommender.store  # noqa: F401
+
+    while True:
+        try:
+            target, mode, data, wal = conn.recv()
+        except EOFError:
+            return
+        if mode == "ping":
+            conn.send({"kind": "ok"})
+            continue
+        path = _write_input(work, target, data, wal)
+        if mode == "cli":
+            result = _outcome(lambda t=target, p=path: _run_cli(t, p, work))
+        else:
+            result = _outcome(lambda t=target, p=path: CHECKS[t](p))
+        conn.send(result)
+
+
+class Worker:
+    """A spawned worker process; restarted after a death or a hang."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.ctx = mp.get_context("spawn")
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        self.conn, child = self.ctx.Pipe()
+        self.proc = self.ctx.Process(target=serve, args=(child, str(self.work)), daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn.send(("", "ping", b"", None))
+        if not self.conn.poll(300):
+            raise SystemExit("fuzz: the worker did not start")
+        self.conn.recv()
+
+    def run(self, target: str, mode: str, data: bytes, wal: bytes | None,
+            timeout: float) -> dict[str, Any]:
+        """The outcome; ``hang`` after ``timeout`` s, ``died`` when the worker died."""
+        start = time.monotonic()
+        self.conn.send((target, mode, data, wal))
+        if self.conn.poll(timeout):
+            try:
+                result: dict[str, Any] = self.conn.recv()
+                return result
+            except EOFError:
+                pass
+        elapsed = time.monotonic() - start
+        alive = self.proc.is_alive()
+        self.proc.kill()
+        self.proc.join()
+        code = self.proc.exitcode
+        self.restarts += 1
+        self._start()
+        if alive:
+            return {"kind": "hang", "seconds": elapsed}
+        return {"kind": "crash", "error": f"worker died (exit code {code})", "seconds": elapsed}
+
+    def close(self) -> None:
+        self.conn.close()
+        self.proc.join(timeout=10)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+# ---------------------------------------------------------------------------
+# Driving a target
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Counts of one target."""
+
+    target: str
+    inputs: int = 0
+    ok: int = 0
+    refused: int = 0
+    crashes: int = 0
+    crash_kinds: Counter[str] = field(default_factory=Counter)
+    hangs: int = 0
+    lost: int = 0
+    miscounted_batches: int = 0
+    crashed_batches: int = 0
+    lines_in_crashed_batches: int = 0
+    cli_inputs: int = 0
+    wrong_exit: int = 0
+    exit_codes: Counter[int] = field(default_factory=Counter)
+    seconds: float = 0.0
+    cli_seconds: float = 0.0
+    reproducers: list[str] = field(default_factory=list)
+
+    def crash(self, error: str, data: bytes, out: Path) -> None:
+        kind = error.split(":")[0] if not error.startswith("worker died") else error
+        self.crash_kinds[kind] += 1
+        if len(self.reproducers) < MAX_REPRODUCERS:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"{self.target}-crash-{len(self.reproducers) + 1}"
+            path.write_bytes(data)
+            self.reproducers.append(f"{path.name}: {error[:160]}")
+
+
+def _single_inputs(target: str, corpus: list[bytes], rng: random.Random,
+                   n: int) -> Iterator[bytes]:
+    one = mutate_yaml_text if target == "policy" else mutate_json_text
+    for _ in range(n):
+        yield mutate_n(rng.choice(corpus), rng, one)
+
+
+def _store_inputs(seed: tuple[bytes, bytes], rng: random.Random,
+                  n: int) -> Iterator[tuple[bytes, bytes | None]]:
+    data, wal = seed
+    for _ in range(n):
+        op = rng.randrange(5)
+        if op == 0:  # truncate anywhere, often inside the header blocks
+            cut = rng.choice((rng.randrange(len(data)), rng.randrange(min(len(data), 12288))))
+            yield data[:cut], None
+        elif op == 1:  # a few flipped bytes, half of the time in the headers
+            out = bytearray(data)
+            for _ in range(rng.randint(1, 8)):
+                j = rng.randrange(12288 if rng.random() < 0.5 else len(out))
+                out[j] ^= 1 << rng.randrange(8)
+            yield bytes(out), None
+        elif op == 2:  # a zeroed or garbage 4 KiB page
+            out = bytearray(data)
+            page = rng.randrange(len(out) // 4096) * 4096
+            fill = bytes(4096) if rng.random() < 0.5 else rng.randbytes(4096)
+            out[page:page + 4096] = fill
+            yield bytes(out), None
+        elif op == 3:  # a damaged WAL beside an intact file
+            yield data, mutate_n(wal, rng, mutate_bytes) if wal else rng.randbytes(64)
+        else:  # appended garbage
+            yield data + rng.randbytes(rng.randint(1, 5000)), None
+
+
+def run_single(tally: Tally, worker: Worker, inputs: Iterator[Any], timeout: float,
+               out: Path) -> None:
+    for item in inputs:
+        data, wal = item if isinstance(item, tuple) else (item, None)
+        result = worker.run(tally.target, "check", data, wal, timeout)
+        tally.inputs += 1
+        _count(tally, result, data, timeout, out)
+
+
+def _count(tally: Tally, result: dict[str, Any], data: bytes, timeout: float, out: Path) -> None:
+    kind = result["kind"]
+    if kind == "hang" or result.get("seconds", 0) > timeout:
+        tally.hangs += 1
+    if kind == "ok":
+        tally.ok += 1
+    elif kind == "refused":
+        tally.refused += 1
+    elif kind == "crash":
+        tally.crashes += 1
+        tally.crash(result["error"], data, out)
+
+
+def run_hubble(tally: Tally, worker: Worker, corpus: list[bytes], rng: random.Random, n: int,
+               batch: int, timeout: float, isolate: int, out: Path) -> None:
+    """Batches of mutated lines; a crashed batch is bisected within ``isolate`` calls."""
+    clean = b"\n".join(rng.choice(corpus) for _ in range(batch)) + b"\n"
+    base = worker.run("hubble", "check", clean, None, 300)
+    limit = max(timeout, 10 * base.get("seconds", 0))
+    budget = [isolate]
+    done = 0
+    while done < n:
+        size = min(batch, n - done)
+        lines = [_hubble_line(corpus, rng) for _ in range(size)]
+        done += size
+        tally.inputs += size
+        _hubble_batch(tally, worker, lines, limit, budget, out)
+
+
+def _hubble_line(corpus: list[bytes], rng: random.Random) -> bytes:
+    return mutate_n(rng.choice(corpus), rng, mutate_json_text)
+
+
+def _file_lines(data: bytes) -> int:
+    return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+
+
+def _hubble_batch(tally: Tally, worker: Worker, lines: list[bytes], limit: float,
+                  budget: list[int], out: Path) -> None:
+    data = b"\n".join(lines) + b"\n"
+    result = worker.run("hubble", "check", data, None, limit)
+    if result["kind"] == "hang" or result.get("seconds", 0) > limit:
+        tally.hangs += 1
+    if result["kind"] == "ok":
+        tally.ok += len(lines)
+        expected = _file_lines(data)
+        lost = expected - result["accounted"]
+        if lost or result["lines"] != expected:
+            tally.miscounted_batches += 1
+            tally.lost += max(lost, 0)
+    elif result["kind"] == "refused":
+        tally.refused += len(lines)
+    elif result["kind"] == "crash":
+        tally.crashed_batches += 1
+        tally.lines_in_crashed_batches += len(lines)
+        _isolate(tally, worker, lines, result["error"], limit, budget, out)
+
+
+def _isolate(tally: Tally, worker: Worker, lines: list[bytes], error: str, limit: float,
+             budget: list[int], out: Path) -> None:
+    """Bisect a crashing batch down to single lines, spending at most ``budget`` calls."""
+    if len(lines) == 1:
+        tally.crashes += 1
+        tally.crash(error, lines[0] + b"\n", out)
+        return
+    if budget[0] <= 0:
+        return
+    half = len(lines) // 2
+    for part in (lines[:half], lines[half:]):
+        if budget[0] <= 0:
+            return
+        budget[0] -= 1
+        result = worker.run("hubble", "check", b"\n".join(part) + b"\n", None, limit)
+        if result["kind"] == "crash":
+            _isolate(tally, worker, part, result["error"], limit, budget, out)
+
+
+def run_cli(tally: Tally, worker: Worker, inputs: Iterator[Any], timeout: float) -> None:
+    start = time.monotonic()
+    for item in inputs:
+        data, wal = item if isinstance(item, tuple) else (item, None)
+        result = worker.run(tally.target, "cli", data, wal, timeout * 6)
+        tally.cli_inputs += 1
+        code = result.get("exit", "crash" if result["kind"] != "hang" else "hang")
+        tally.exit_codes[code] += 1
+        if code not in EXIT_OK:
+            tally.wrong_exit += 1
+    tally.cli_seconds = time.monotonic() - start
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+
+def fuzz_target(target: str, args: argparse.Namespace, work: Path) -> Tally:
+    rng = random.Random(f"{args.seed}:{target}")
+    tally = Tally(target)
+    worker = Worker(work / f"worker-{target}")
+    start = time.monotonic()  # after the worker's imports
+    try:
+        if target == "store":
+            seed = build_store(work / "store-seed")
+            run_single(tally, worker, _store_inputs(seed, rng, args.n), args.timeout, args.out)
+            run_cli(tally, worker, _store_inputs(seed, rng, args.cli_sample), args.timeout)
+        else:
+            corpus = {"hubble": hubble_corpus, "inventory": inventory_corpus,
+                      "policy": policy_corpus}[target]()
+            if target == "hubble":
+                run_hubble(tally, worker, corpus, rng, args.n, args.batch, args.timeout,
+                           args.isolate, args.out)
+                cli_inputs: Iterator[bytes] = (
+                    b"\n".join(_hubble_line(corpus, rng) for _ in range(20)) + b"\n"
+                    for _ in range(args.cli_sample))
+            else:
+                run_single(tally, worker, _single_inputs(target, corpus, rng, args.n),
+                           args.timeout, args.out)
+                cli_inputs = _single_inputs(target, corpus, rng, args.cli_sample)
+            run_cli(tally, worker, cli_inputs, args.timeout)
+    finally:
+        worker.close()
+    tally.seconds = time.monotonic() - start - tally.cli_seconds
+    return tally
+
+
+def format_tally(t: Tally, n: int) -> str:
+    per = t.seconds / max(t.inputs, 1)
+    lines = [
+        f"{t.target}: {t.inputs:,} inputs in {t.seconds:,.0f} s ({per * 1000:.2f} ms/input; "
+        f"100k projected {per * 100_000 / 60:,.0f} min)",
+        f"  ok {t.ok:,}, refused (RecommenderError) {t.refused:,}, crashes {t.crashes:,}, "
+        f"hangs {t.hangs:,}, records lost {t.lost:,}" if t.target == "hubble" else
+        f"  ok {t.ok:,}, refused (RecommenderError) {t.refused:,}, crashes {t.crashes:,}, "
+        f"hangs {t.hangs:,}, records lost n/a (whole-file reader)",
+    ]
+    if t.target == "hubble":
+        lines.append(f"  batches: {t.crashed_batches:,} crashed ({t.lines_in_crashed_batches:,}"
+                     f" lines, all lost to the run), {t.miscounted_batches:,} with lines not "
+                     f"accounted for; crashing lines isolated: {t.crashes:,}")
+    if t.crash_kinds:
+        kinds = ", ".join(f"{k} {v}" for k, v in t.crash_kinds.most_common())
+        lines.append(f"  crash kinds: {kinds}")
+    codes = ", ".join(f"{k}: {v}" for k, v in sorted(t.exit_codes.items(), key=str))
+    lines.append(f"  CLI sample: {t.cli_inputs} inputs in {t.cli_seconds:,.0f} s, wrong exit "
+                 f"codes {t.wrong_exit} (exit codes {codes})")
+    lines += [f"  reproducer {r}" for r in t.reproducers[:5]]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=(*TARGETS, "all"), default="all")
+    parser.add_argument("--n", type=int, default=100_000, help="inputs per target")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cli-sample", type=int, default=200,
+                        help="inputs per target through recommender.cli.main")
+    parser.add_argument("--batch", type=int, default=2000, help="Hubble lines per file")
+    parser.add_argument("--timeout", type=float, default=5.0, help="hang limit per input (s)")
+    parser.add_argument("--isolate", type=int, default=60,
+                        help="calls spent bisecting crashed Hubble batches")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "work" / "fuzz",
+                        help="reproducers of crashes")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    targets = TARGETS if args.target == "all" else (args.target,)
+    print(f"fuzz: seed {args.seed}, {args.n:,} inputs per target, CLI sample "
+          f"{args.cli_sample}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+          flush=True)
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="netpol-fuzz-") as work:
+        for target in targets:
+            tally = fuzz_target(target, args, Path(work))
+            print(format_tally(tally, args.n), flush=True)
+            failed |= bool(tally.crashes or tally.crashed_batches or tally.hangs or tally.lost
+                           or tally.wrong_exit or tally.miscounted_batches)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
