@@ -167,13 +167,20 @@ def _load_documents(path: str) -> list[tuple[str, Any]]:
             return [("", json.loads(text))]
         except json.JSONDecodeError as exc:
             raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+        except RecursionError:
+            raise InputError(path, "invalid JSON: nested too deeply") from None
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise InputError(path, f"invalid YAML: {reason}", line=line) from None
+        raise InputError(path, f"invalid YAML: {' '.join(str(reason).split())}",
+                         line=line) from None
+    except (ValueError, RecursionError) as exc:
+        # PyYAML's constructors raise ValueError for values such as a date 2024-13-01.
+        raise InputError(path, f"invalid YAML: {' '.join(str(exc).split()) or 'nested too deeply'}"
+                         ) from None
     if len(docs) == 1:
         return [("", docs[0])]
     return [(f"document {i + 1}", d) for i, d in enumerate(docs)]
