@@ -112,9 +112,9 @@ def check_metadata(obj: Raw) -> Iterator[Problem]:
     yield from _check_name(obj, kind)
     meta = meta or {}
     namespace = meta.get("namespace")
-    if kind not in CLUSTER_SCOPED and namespace not in (None, ""):
-        if not isinstance(namespace, str) or not is_dns1123_label(namespace):
-            yield "metadata.namespace", f"{show(namespace)} is not a DNS-1123 label"
+    if kind not in CLUSTER_SCOPED and namespace not in (None, "") and not (
+            isinstance(namespace, str) and is_dns1123_label(namespace)):
+        yield "metadata.namespace", f"{show(namespace)} is not a DNS-1123 label"
     yield from check_labels(meta.get("labels"), "metadata.labels")
 
 
@@ -215,10 +215,16 @@ def check_pod(obj: Raw) -> list[Problem]:
     if status.get("phase") is not None and not isinstance(status["phase"], str):
         problems.append(("status.phase", f"expected a string, got {show(status['phase'])}"))
     for single, plural in (("podIP", "podIPs"), ("hostIP", "hostIPs")):
-        if status.get(single) not in (None, ""):
-            problems.extend(check_ip(status[single], f"status.{single}"))
-        for at, entry in objects_of(status.get(plural), f"status.{plural}", problems):
-            problems.extend(check_ip(entry.get("ip"), f"{at}.ip"))
+        entries = objects_of(status.get(plural), f"status.{plural}", problems)
+        ips = [(f"{at}.ip", entry.get("ip")) for at, entry in entries]
+        value = status.get(single)
+        if ips and ips[0][1] == value:
+            # Defaulting made them one value (a dump may hold either): report it once.
+            ips[0] = (f"status.{single}/{plural}[0]", value)
+        elif value not in (None, ""):
+            ips.insert(0, (f"status.{single}", value))
+        for at, ip in ips:
+            problems.extend(check_ip(ip, at))
     meta = obj.get("metadata") or {}
     for key in ("creationTimestamp", "deletionTimestamp", "uid"):
         if meta.get(key) is not None and (problem := _str_problem(meta[key], f"metadata.{key}")):
@@ -233,6 +239,8 @@ def _check_service_port(port: Raw, at: str) -> Iterator[Problem]:
     if name not in (None, "") and not (isinstance(name, str) and is_dns1123_label(name)):
         yield f"{at}.name", f"{show(name)} is not a DNS-1123 label"
     target = port.get("targetPort")
+    if type(target) is int and target == port.get("port"):
+        return  # defaulted from ``port``, already checked
     if isinstance(target, str):
         if not is_port_name(target):
             yield f"{at}.targetPort", f"{show(target)} is not a port number or IANA_SVC_NAME"
@@ -318,8 +326,11 @@ def check_node(obj: Raw) -> list[Problem]:
         elif (problem := _str_problem(entry.get("address"), f"{at}.address")) is not None:
             problems.append(problem)
     spec = section(obj, "spec", problems)
-    cidrs = [("spec.podCIDR", spec.get("podCIDR"))] if spec.get("podCIDR") else []
-    cidrs += list_of(spec.get("podCIDRs"), "spec.podCIDRs", problems)
+    cidrs = list_of(spec.get("podCIDRs"), "spec.podCIDRs", problems)
+    if cidrs and cidrs[0][1] == spec.get("podCIDR"):
+        cidrs[0] = ("spec.podCIDR/podCIDRs[0]", cidrs[0][1])
+    elif spec.get("podCIDR"):
+        cidrs.insert(0, ("spec.podCIDR", spec["podCIDR"]))
     for at, cidr in cidrs:
         try:
             parse_cidr(cidr)
