@@ -60,8 +60,9 @@ def main() -> int:
     elapsed = time.perf_counter() - start
     crashes = {k: v for k, v in counts.items() if k.startswith("crash")}
     total = sum(counts.values())
+    per_case = 1000 * elapsed / max(total, 1)
     print(f"cases {total}  ok {counts['ok']}  input-error {counts['input-error']}  "
-          f"crashes {sum(crashes.values())}  ({elapsed:.0f} s, {1000 * elapsed / total:.1f} ms/case)")
+          f"crashes {sum(crashes.values())}  ({elapsed:.0f} s, {per_case:.1f} ms/case)")
     for kind, n in sorted(crashes.items()):
         print(f"  {kind}: {n}")
     return 1 if crashes else 0

@@ -19,7 +19,7 @@ _DIR = Path(tempfile.mkdtemp(prefix="netpol-fuzz-"))
 
 def test_seed_is_a_valid_inventory() -> None:
     inv = parse_inventory_items(SEED["items"], "seed")
-    assert len(inv.pods) == 3 and len(inv.services) == 2 and len(inv.nodes) == 2
+    assert (len(inv.pods), len(inv.services), len(inv.nodes)) == (3, 2, 2)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
