@@ -32,6 +32,14 @@ REASONS: dict[str, str] = {
     "unknown-peer": "a peer could not be attributed; never widened into a selector",
     "suspicious": "scan-shaped traffic (see the scan findings); --include-suspicious learns it",
     "host-ingress": "from a node (kubelet probes); most CNIs allow it; --allow-host adds it",
+    "own-node": "from the pod's own node: NetworkPolicy always allows it (\"the traffic source "
+                "is the pod's local node\"); --allow-host writes a rule anyway",
+    "apiserver-endpoints-unknown": "to the default/kubernetes Service address before "
+                                   "translation: the rule needs the API server's endpoint "
+                                   "address and target port, and the inventory has no "
+                                   "EndpointSlice of default/kubernetes (add endpointslices)",
+    "cilium-identity": "a Cilium reserved identity (health, ingress proxy) that NetworkPolicy "
+                       "v1 cannot select; a CiliumNetworkPolicy entity rule can",
     "out-of-scope": "neither side is in a namespace that gets policies",
 }
 
@@ -47,6 +55,9 @@ class Side:
     key: str
     port: int | None = None  # translated port, for a Service or apiserver VIP destination
     note: str = ""
+    code: str = ""  # reason code of an unknown side ("unknown-peer" when empty)
+    node: str | None = None  # the node of a host side, when known
+    observed_node: bool = False  # the node is Hubble's, not the inventory's for that address
 
 
 def check_observations(obs: pd.DataFrame) -> None:
@@ -99,7 +110,7 @@ class Resolver:
         if kind == "cluster_infra" or (ip and self._is_apiserver_vip(ip)):
             return self._infra(ip, workload, labels, port, proto)
         if kind == "host":
-            return [Side("host", f"host:{ip}", port) if ip else _unknown("host without address")]
+            return [self._host(ip, workload, port)]
         if kind == "world":
             return [Side("world", f"world:{ip}", port) if ip else _unknown("world without address")]
         return [_unknown(f"peer kind {kind}")]
@@ -117,9 +128,27 @@ class Resolver:
         if key is None or key not in idx.workloads:
             return _unknown(f"pod {ns}/{workload or labels} not in the inventory")
         wl = idx.workloads[key]
-        if wl.host_network:
-            return Side("host", f"host:{ip}", port) if ip else _unknown("hostNetwork pod")
+        if wl.host_network:  # a hostNetwork pod is its node's address (see endpoint_for_pod)
+            nodes = {idx.pod_node.get(p) for p in wl.pods}
+            node = nodes.pop() if len(nodes) == 1 else None
+            addr = ip or (idx.node_address(node) if node else None)
+            return Side("host", f"host:{addr}", port, node=node) if addr else _unknown(
+                "hostNetwork pod without an address")
         return Side("workload", key, port)
+
+    def _host(self, ip: str | None, workload: str | None, port: int | None) -> Side:
+        """A node address, with its node: ``node/<name>`` names it (the inventory's node of
+        that address, or the observing node for ``reserved:host``), else the inventory.
+        A pod IP wins (FORMATS.md 2.1.3: Hubble labels some pod IPs ``remote-node``)."""
+        if not ip:
+            return _unknown("host without address")
+        key = self.index.ip_workload.get(ip)
+        if key is not None:
+            return Side("workload", key, port)
+        named = workload.split("/", 1)[1] if workload and workload.startswith("node/") else None
+        by_address = self.index.ip_node.get(ip)
+        return Side("host", f"host:{ip}", port, node=by_address or named,
+                    observed_node=by_address is None and named is not None)
 
     def _service(self, ip: str | None, port: int | None, proto: str) -> list[Side]:
         svc = self.index.services_by_ip.get(ip or "")
@@ -143,12 +172,28 @@ class Resolver:
 
     def _infra(self, ip: str | None, workload: str | None, labels: str | None,
                port: int | None, proto: str) -> list[Side]:
+        """The API server from the flow's own identity and address; other Cilium
+        reserved identities (health, ingress) cannot be written as NetworkPolicy peers."""
         text = f"{workload or ''} {labels or ''}"
-        is_api = (ip is not None and self._is_apiserver_vip(ip)) or "apiserver" in text
-        if not is_api or not self.index.apiserver_ips:
-            return [_unknown("cluster infrastructure peer without an expressible address")]
+        vip = ip is not None and self._is_apiserver_vip(ip)
+        if not vip and "apiserver" not in text:
+            return [_unknown(f"Cilium reserved identity {workload or 'cluster_infra'}",
+                             "cilium-identity")]
+        if vip:
+            return self._apiserver_vip(ip, port, proto)
+        if not ip:
+            return [_unknown("kube-apiserver peer without an address")]
+        # The observed address and port are post-translation: that is what the rule needs.
+        return [Side("apiserver", f"apiserver:{ip}", port, note="kube-apiserver")]
+
+    def _apiserver_vip(self, ip: str | None, port: int | None, proto: str) -> list[Side]:
+        """The default/kubernetes ClusterIP: policies see the endpoint after DNAT."""
+        if not self.index.apiserver_ips:
+            return [_unknown(f"default/kubernetes Service address {ip}:{port} with unknown "
+                             "endpoints", "apiserver-endpoints-unknown")]
         mapped = self.index.apiserver_ports.get((proto, port or 0), port)
-        return [Side("apiserver", f"apiserver:{a}", mapped) for a in self.index.apiserver_ips]
+        return [Side("apiserver", f"apiserver:{a}", mapped, note="via service default/kubernetes")
+                for a in self.index.apiserver_ips]
 
 
 def _named(wl: Any, name: str, proto: str) -> int | None:
@@ -157,8 +202,8 @@ def _named(wl: Any, name: str, proto: str) -> int | None:
     return numbers.pop() if len(numbers) == 1 else None
 
 
-def _unknown(reason: str) -> Side:
-    return Side("unknown", f"unknown:{reason}", None, reason)
+def _unknown(reason: str, code: str = "") -> Side:
+    return Side("unknown", f"unknown:{reason}", None, reason, code)
 
 
 def _s(value: Any) -> str | None:
@@ -199,7 +244,7 @@ def resolve_table(obs: pd.DataFrame, index: WorkloadIndex) -> pd.DataFrame:
 RESOLVED_COLUMNS: tuple[str, ...] = (
     "obs", "src_role", "src_key", "dst_role", "dst_key", "port", "protocol", "connections",
     "learn", "policy_denied", "other", "first_seen", "last_seen", "dst_names", "note",
-    "declared", "dst_in_cluster",
+    "declared", "dst_in_cluster", "peer_reason", "src_node", "src_observed_node",
 )
 
 
@@ -214,6 +259,8 @@ def _row(pos: int, r: Mapping[str, Any], src: Side, dst: Side, learn: int, polic
         "dst_names": tuple(sorted(r["dst_names"] or ())) if _is_list(r["dst_names"]) else (),
         "note": "; ".join(n for n in (src.note, dst.note) if n),
         "declared": False, "dst_in_cluster": dst.role == "workload",
+        "peer_reason": next((s.code for s in (src, dst) if s.role == "unknown" and s.code), None),
+        "src_node": src.node, "src_observed_node": src.observed_node,
     }
 
 
@@ -239,7 +286,7 @@ def base_reason(row: Mapping[str, Any]) -> str | None:
     if row["protocol"] not in PROTOCOLS or row["port"] is None or pd.isna(row["port"]):
         return "not-expressible"
     if row["src_role"] == "unknown" or row["dst_role"] == "unknown":
-        return "unknown-peer"
+        return str(row.get("peer_reason") or "unknown-peer")
     return None
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
 
+from recommender.accounting import Accounting, account
 from recommender.cluster import CommunicationGrouper, build_profile_matrix
 from recommender.learning import (
     check_observations,
@@ -29,6 +31,7 @@ from recommender.recommend_steps import (
     find_dns,
     namespaces_in_scope,
     timestamp_text,
+    with_node_local_dns,
 )
 from recommender.selectors import cover_selectors, find_selector
 from recommender.suspicious import ScanFinding
@@ -97,6 +100,12 @@ class Recommendation:
     window: tuple[str | None, str | None] = (None, None)
     dns: Any = None
     index: WorkloadIndex | None = None
+    observations: int | None = None  # rows given to recommend(), for the accounting
+
+    @cached_property
+    def accounting(self) -> Accounting:
+        """Every observation as learned, excluded or unknown (see ``recommender.accounting``)."""
+        return account(self.table, self.groups, self.observations)
 
     @property
     def learned(self) -> pd.DataFrame:
@@ -145,7 +154,8 @@ def recommend(observations: pd.DataFrame, inventory: Inventory,
     dns = find_dns(index, warnings)
     table = resolve_table(observations, index)
     mark_declared(table, index)
-    scans = classify(table, scope, dns, options.include_suspicious, options.allow_host)
+    dns = with_node_local_dns(dns, table, index)
+    scans = classify(table, scope, dns, options.include_suspicious, options.allow_host, index)
     edges = edges_of(table, scope)
     groups: list[Group] = []
     for ns in scope:
@@ -155,7 +165,7 @@ def recommend(observations: pd.DataFrame, inventory: Inventory,
               timestamp_text(observations["last_seen"].max()) if len(observations) else None)
     _dns_warnings(scope, table, warnings)
     return Recommendation(policies, groups, table, warnings, scans, scope, skipped, options,
-                          window, dns, index)
+                          window, dns, index, len(observations))
 
 
 def _dns_warnings(scope: Sequence[str], table: pd.DataFrame, warnings: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -20,7 +21,15 @@ SYSTEM_NAMESPACES: frozenset[str] = frozenset({
     "calico-apiserver", "tigera-operator", "cilium", "cilium-secrets", "local-path-storage",
     "gke-managed-system", "gmp-system",
 })
-DNS_SERVICE_NAMES: tuple[str, ...] = ("kube-dns", "coredns", "rke2-coredns-rke2-coredns")
+#: ``dns-default`` is OpenShift's (namespace openshift-dns: Service port 53, pods on 5353).
+DNS_SERVICE_NAMES: tuple[str, ...] = ("kube-dns", "coredns", "rke2-coredns-rke2-coredns",
+                                      "dns-default")
+#: NodeLocal DNSCache's documented link-local listen address (the DaemonSet also binds the
+#: kube-dns ClusterIP on each node in iptables mode): pods reach a hostNetwork cache there.
+NODELOCAL_DNS_ADDRESSES: tuple[str, ...] = ("169.254.20.10",)
+NODELOCAL_DNS_LABEL = ("k8s-app", "node-local-dns")
+#: Prefixes of platform namespaces (OpenShift's openshift-dns, openshift-monitoring, ...).
+SYSTEM_PREFIXES: tuple[str, ...] = ("openshift-",)
 DNS_APP_LABELS: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"), ("k8s-app", "coredns"))
 
 #: (direction, peer key, protocol, port)
@@ -30,10 +39,12 @@ Edge = tuple[str, str, str, int]
 def is_system_namespace(name: str) -> bool:
     """Namespaces of the platform itself.
 
-    >>> is_system_namespace("kube-system"), is_system_namespace("shop")
-    (True, False)
+    >>> is_system_namespace("kube-system"), is_system_namespace("openshift-dns")
+    (True, True)
+    >>> is_system_namespace("shop")
+    False
     """
-    return name in SYSTEM_NAMESPACES
+    return name in SYSTEM_NAMESPACES or name.startswith(SYSTEM_PREFIXES)
 
 
 def namespaces_in_scope(index: WorkloadIndex, options: Any,
@@ -109,7 +120,8 @@ def _dns_ports(svc: Any, backends: Sequence[Any]) -> tuple[tuple[str, int], ...]
 
 
 def classify(table: pd.DataFrame, scope: Sequence[str], dns: DnsTarget,
-             include_suspicious: bool, allow_host: bool) -> list[ScanFinding]:
+             include_suspicious: bool, allow_host: bool,
+             index: WorkloadIndex | None = None) -> list[ScanFinding]:
     """Fill ``reason`` (None = learned), ``src_in``/``dst_in`` scope flags and ``dns``."""
     in_scope = set(scope)
     table["src_in"] = [r == "workload" and k.split("/", 1)[0] in in_scope
@@ -129,15 +141,64 @@ def classify(table: pd.DataFrame, scope: Sequence[str], dns: DnsTarget,
     learned = table["reason"].isna()
     table.loc[learned & ~table["src_in"] & ~table["dst_in"], "reason"] = "out-of-scope"
     if not allow_host:
-        host = table["reason"].isna() & (table["src_role"] == "host")
-        table.loc[host, "reason"] = "host-ingress"
-    dns_keys, dns_ports = set(dns.workloads), set(dns.ports)
+        table.loc[own_node_rows(table, index), "reason"] = "own-node"
     table["dns"] = [
-        reason is None and key in dns_keys and (proto, port) in dns_ports
+        reason is None and is_dns(dns, key, proto, port)
         for reason, key, proto, port in zip(table["reason"], table["dst_key"],
                                             table["protocol"], table["port"], strict=True)
     ]
     return scans
+
+
+def is_dns(dns: DnsTarget, key: str, proto: str, port: Any) -> bool:
+    """A DNS request to the cluster DNS pods or to a NodeLocal DNSCache address."""
+    if key in dns.workloads:
+        return (proto, port) in dns.ports
+    role, _, ip = key.partition(":")
+    return role in ("host", "world") and ip in dns.addresses and port == 53 \
+        and proto in ("UDP", "TCP")
+
+
+def own_node_rows(table: pd.DataFrame, index: WorkloadIndex | None) -> pd.Series:
+    """Learnable rows from a node to a pod on that same node.
+
+    The NetworkPolicy API reference (NetworkPolicySpec.ingress): traffic is allowed to
+    a pod "if there are no NetworkPolicies selecting the pod ..., OR if the traffic
+    source is the pod's local node, OR if the traffic matches at least one ingress
+    rule". A node address the inventory does not know, named by Hubble's
+    ``reserved:host`` (the observing node, e.g. Cilium's router IP), is the local node
+    of the pod it reached. A known node address is own-node only when every pod of
+    the workload runs on that node: an observation does not say which pod it reached,
+    so a spread workload gets an ipBlock for that node (a little wide, never a denial).
+    """
+    out = []
+    for reason, role, dst_role, dst, node, observed in zip(
+            table["reason"], table["src_role"], table["dst_role"], table["dst_key"],
+            table["src_node"], table["src_observed_node"], strict=True):
+        own = False
+        if reason is None and role == "host" and dst_role == "workload" and node and index:
+            nodes = index.nodes_of(dst)
+            own = node in nodes if observed else nodes == {node}
+        out.append(own)
+    return pd.Series(out, index=table.index, dtype=bool)
+
+
+def with_node_local_dns(dns: DnsTarget, table: pd.DataFrame, index: WorkloadIndex) -> DnsTarget:
+    """Add the NodeLocal DNSCache addresses pods used (or that the inventory implies).
+
+    Requests to 169.254.20.10, or to the kube-dns ClusterIP delivered untranslated (the
+    cache binds it on every node), reach a hostNetwork pod: a pod selector cannot match
+    it, so allow-dns needs an ipBlock or DNS breaks under default-deny.
+    """
+    vips = {ip for s in index.inventory.services if s.name in DNS_SERVICE_NAMES
+            for ip in s.cluster_ips}
+    seen = {k.partition(":")[2] for k, p in zip(table["dst_key"], table["port"], strict=True)
+            if k.partition(":")[0] in ("host", "world") and p == 53}
+    found = seen & (set(NODELOCAL_DNS_ADDRESSES) | vips)
+    key, value = NODELOCAL_DNS_LABEL
+    if any(w.label_map.get(key) == value for w in index.workloads.values()):
+        found |= set(NODELOCAL_DNS_ADDRESSES)
+    return replace(dns, addresses=tuple(sorted(found))) if found else dns
 
 
 def edges_of(table: pd.DataFrame, scope: Sequence[str]) -> dict[str, dict[Edge, dict[str, Any]]]:

@@ -32,6 +32,9 @@ class SelfCheck:
     allowed_excluded: tuple[str, ...]
     checked_learned: int
     checked_excluded: int
+    #: Traffic that flowed but was not learned (unknown peer, Cilium identity) and that
+    #: the output would deny: the loud warning of SUMMARY.md and the terminal.
+    denied_unknown: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -96,7 +99,7 @@ def run_self_check(rec: Any, inventory: Inventory) -> SelfCheck:
     findings = validation_findings(policy_to_dict(p) for p in rec.policies)
     policy_set = compile_policies(rec.policies, inventory)
     eps = _Endpoints(rec.index)
-    denied, allowed = [], []
+    denied, allowed, unknown = [], [], []
     table = rec.table
     for r in table.to_dict("records"):
         port = None if _is_missing(r["port"]) else int(r["port"])
@@ -109,9 +112,34 @@ def run_self_check(rec: Any, inventory: Inventory) -> SelfCheck:
                 denied.append(text)
         elif r["reason"] not in EXPECTED_ALLOWED and all(v == "allowed" for v in verdicts):
             allowed.append(f"{text} ({r['reason']})")
+        elif _flowed_unlearned(r) and _denied_as_stranger(policy_set, eps, r, port):
+            unknown.append(f"{text} ({r['reason']})")
     learned = int(table["reason"].isna().sum())
     return SelfCheck(tuple(findings), tuple(sorted(set(denied))), tuple(sorted(set(allowed))),
-                     learned, len(table) - learned)
+                     learned, len(table) - learned, tuple(sorted(set(unknown))))
+
+
+#: Reasons of traffic that really flowed and that nobody chose to block.
+UNLEARNED_TRAFFIC: frozenset[str] = frozenset({"unknown-peer", "apiserver-endpoints-unknown",
+                                               "cilium-identity"})
+
+
+def _flowed_unlearned(r: dict[str, Any]) -> bool:
+    return r["reason"] in UNLEARNED_TRAFFIC and bool(r["src_in"] or r["dst_in"])
+
+
+def _denied_as_stranger(policy_set: Any, eps: _Endpoints, r: dict[str, Any],
+                        port: int | None) -> bool:
+    """Would the output deny it, with the unattributed end as an address-less stranger?
+
+    No selector matches such a peer and no ipBlock holds it: only a rule without
+    peers (or an unisolated side) lets it through, exactly as in the cluster.
+    """
+    stranger = [Endpoint("world", name="unattributed peer")]
+    srcs = eps.of(r["src_role"], r["src_key"]) if r["src_role"] != "unknown" else stranger
+    dsts = eps.of(r["dst_role"], r["dst_key"]) if r["dst_role"] != "unknown" else stranger
+    return any(policy_set.decide(s, d, port, r["protocol"]).verdict == "denied"
+               for s in srcs for d in dsts)
 
 
 def _is_missing(value: Any) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from recommender.accounting import outcome_of
 from recommender.learning import REASONS
 from recommender.selectors import selector_labels_text
 
@@ -33,7 +34,9 @@ def render_summary(rec: Any, check: Any = None) -> str:
         by_ns.setdefault(_row_namespace(row), []).append(row)
     lines = ["# netpol recommend: summary", ""]
     lines += _header(rec)
-    lines += _section("Assumptions", _assumptions(rec))
+    lines += unknown_denied_banner(check)
+    lines += _section("Assumptions", _assumptions(rec) + infra_assumptions(rec))
+    lines += accounting_section(rec)
     lines += _section("Warnings", rec.warnings or ["none"])
     if rec.scans:
         lines += _section("Scan findings (excluded unless --include-suspicious)",
@@ -55,8 +58,8 @@ def _header(rec: Any) -> list[str]:
         f"- window: {first or '?'} to {last or '?'}",
         f"- namespaces with policies: {', '.join(f'`{n}`' for n in rec.namespaces) or 'none'}",
         f"- namespaces without policies: {', '.join(skipped) or 'none'}",
-        f"- policies: {len(rec.policies)}; groups: {len(rec.groups)}; learned observations: "
-        f"{len(rec.learned)}; excluded: {len(rec.excluded)}",
+        f"- policies: {len(rec.policies)}; groups: {len(rec.groups)}; "
+        + observations_line(rec),
         f"- options: merge-similar={o.merge_similar}, cidr-budget={o.cidr_budget}, "
         f"named-ports={o.named_ports}, port-ranges={o.port_ranges}, allow-host={o.allow_host}, "
         f"include-suspicious={o.include_suspicious}, "
@@ -84,8 +87,8 @@ def _assumptions(rec: Any) -> list[str]:
     if rec.options.allow_host:
         out.append("--allow-host: ingress from every node address on the ports observed")
     else:
-        out.append("ingress from nodes (kubelet probes) is left to the CNI, which allows "
-                   "host-to-local-pod traffic in most implementations; --allow-host writes it")
+        out.append("ingress from another node is an exact ipBlock of the node address seen; "
+                   "--allow-host writes every node address (the own node included)")
     budget = rec.options.cidr_budget
     out.append(f"external addresses: CIDR budget {budget} "
                + ("(exact /32 and /128 blocks)" if budget == 0 else "addresses beyond those seen"))
@@ -101,7 +104,7 @@ def _namespace(rec: Any, ns: str, excluded: list[dict[str, Any]]) -> list[str]:
     for g in groups:
         members = "<br>".join(f"{m.name} ({', '.join(m.owners)}, {len(m.pods)} pods)"
                               for m in g.members)
-        name = g.name if g.edges else f"{g.name} (no traffic: default-deny only)"
+        name = group_label(rec, g)
         lines.append(f"| {name} | {members} | `{selector_labels_text(g.selector)}` | "
                      f"{g.connections} | {g.first_seen or '-'} | {g.last_seen or '-'} |")
     lines.append("")
@@ -146,7 +149,7 @@ def _excluded(rec: Any, ns: str | None, rows: list[dict[str, Any]], title: str) 
     frame = pd.DataFrame(rows)
     for reason, group in sorted(frame.groupby("reason"), key=lambda kv: str(kv[0])):
         conns = int(group["connections"].sum())
-        lines.append(f"- **{reason}** ({REASONS.get(str(reason), reason)}): "
+        lines.append(f"- **{reason}** [{outcome_of(reason)}] ({REASONS.get(str(reason), reason)}): "
                      f"{len(group)} observation(s), {conns} connection(s)")
         for r in group.sort_values(["src_key", "dst_key", "port"]).head(MAX_LISTED).to_dict(
                 "records"):
@@ -167,4 +170,87 @@ def _self_check(check: Any) -> list[str]:
              f"would allow: {len(check.allowed_excluded)}",
              f"- validation findings: {len(check.findings)}"]
     lines += [f"  - would allow: {a}" for a in check.allowed_excluded[:MAX_LISTED]]
+    lines += unknown_denied_lines(check)
     return lines + [""]
+
+
+# -- infrastructure peers and accounting (issue 11) ------------------------------------
+
+
+def infra_assumptions(rec: Any) -> list[str]:
+    """What the reader must know about node, API server and NodeLocal DNS rules."""
+    out = ["own node: the API reference allows ingress \"if the traffic source is the pod's "
+           "local node\" whatever the policies say, so traffic from a pod's own node (kubelet "
+           "probes, SNATed hairpin) gets no rule and is listed as own-node; a pod cannot "
+           "block access to itself either"]
+    learned = rec.learned
+    keys = set(learned["src_key"]) | set(learned["dst_key"])
+    if any(k.startswith("apiserver:") for k in keys):
+        out.append("API server: egress (and webhook ingress) ipBlocks use the address and port "
+                   "the flows show after Service translation; Cilium gives node and API server "
+                   "addresses reserved identities, and matches an ipBlock on them only when "
+                   "configured to (cilium/cilium#16308); a kube-apiserver entity rule does")
+    if any(k.startswith("host:") for k in keys):
+        out.append("other nodes: ingress from and egress to node addresses are exact ipBlocks of "
+                   "the addresses seen; a node added later is not covered")
+    if getattr(rec.dns, "addresses", ()):
+        out.append("NodeLocal DNSCache: allow-dns also allows "
+                   + ", ".join(f"{a}/32" for a in rec.dns.addresses)
+                   + " on 53 (a hostNetwork cache that no pod selector matches)")
+    return out
+
+
+def group_label(rec: Any, g: Any) -> str:
+    """The group's name in the table, saying why a group without rules has none."""
+    if g.edges:
+        return str(g.name)
+    counts = rec.accounting.by_group.get(f"{g.namespace}/{g.name}", {})
+    if counts.get("learned"):
+        return f"{g.name} (learned traffic is DNS only: allow-dns covers it)"
+    other = {k: v for k, v in counts.items() if v and k != "learned"}
+    if other:
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(other.items()))
+        return f"{g.name} (nothing learned: {parts} observation(s); default-deny only)"
+    return f"{g.name} (no traffic observed: default-deny only)"
+
+
+def accounting_section(rec: Any) -> list[str]:
+    """Counts per outcome, reason, namespace and group; they add up to the total."""
+    acc = rec.accounting
+    lines = ["## Accounting", "",
+             f"- observations: {acc.total} = learned {acc.outcomes['learned']} + excluded "
+             f"{acc.outcomes['excluded']} + unknown {acc.outcomes['unknown']}"]
+    lines += [f"  - {r} [{outcome_of(r)}]: {n}" for r, n in sorted(acc.reasons.items())]
+    lines += [f"- does not add up: {p}" for p in acc.problems()]
+    for title, table in (("namespace", acc.by_namespace), ("group", acc.by_group)):
+        lines += ["", f"| {title} | learned | excluded | unknown |", "|---|---|---|---|"]
+        lines += [f"| {k} | {c['learned']} | {c['excluded']} | {c['unknown']} |"
+                  for k, c in sorted(table.items())]
+    return lines + [""]
+
+
+def observations_line(rec: Any) -> str:
+    """The header's counts: observations by outcome (see the Accounting section)."""
+    acc = rec.accounting
+    return (f"observations: {acc.total} (learned {acc.outcomes['learned']}, excluded "
+            f"{acc.outcomes['excluded']}, unknown {acc.outcomes['unknown']})")
+
+
+def unknown_denied_banner(check: Any) -> list[str]:
+    """A line under the header when the output would deny traffic that flowed."""
+    denied = getattr(check, "denied_unknown", ())
+    if not denied:
+        return []
+    return [f"**WARNING: {len(denied)} observation(s) of traffic that flowed but was not "
+            "learned would be denied by this output; see the Self-check section.**", ""]
+
+
+def unknown_denied_lines(check: Any) -> list[str]:
+    """The loud warning: traffic that flowed, was not learned, and the output would deny."""
+    denied = getattr(check, "denied_unknown", ())
+    out = [f"- WARNING: traffic that flowed but was not learned would be denied by the "
+           f"default-deny this output adds: {len(denied)} observation(s)"] if denied else []
+    out += [f"  - {d}" for d in denied[:MAX_LISTED]]
+    if len(denied) > MAX_LISTED:
+        out.append(f"  - ... and {len(denied) - MAX_LISTED} more")
+    return out

@@ -56,6 +56,7 @@ class DnsTarget:
     ports: tuple[PortSpec, ...]
     workloads: tuple[str, ...] = ()
     source: str = "inventory"
+    addresses: tuple[str, ...] = ()  # NodeLocal DNSCache listen addresses (ipBlock, port 53)
 
 
 @dataclass
@@ -83,8 +84,12 @@ def allow_dns(namespace: str, dns: DnsTarget,
         namespace_selector=LabelSelector(match_labels=((NAMESPACE_NAME_LABEL, dns.namespace),)),
     )
     ports = tuple(PolicyPort(proto, port) for proto, port in sorted(dns.ports))
+    rules = [Rule(peers=(peer,), ports=ports)]
+    if dns.addresses:  # NodeLocal DNSCache listens on 53 whatever the DNS pods' port is
+        blocks = tuple(Peer(ip_block=IPBlock(host_cidr(a))) for a in dns.addresses)
+        rules.append(Rule(peers=blocks, ports=(PolicyPort("TCP", 53), PolicyPort("UDP", 53))))
     return NetworkPolicy(namespace, "allow-dns", LabelSelector(), ("Egress",),
-                         egress=(Rule(peers=(peer,), ports=ports),), labels=MANAGED_BY,
+                         egress=tuple(rules), labels=MANAGED_BY,
                          annotations=tuple(sorted(annotations)))
 
 
@@ -211,8 +216,8 @@ class RuleBuilder:
                 world[ip] = set(ports)
             elif role == "apiserver" or (role == "host" and direction == "egress"):
                 exact[host_cidr(ip)] |= ports
-            elif role == "host":  # ingress from nodes, only with --allow-host
-                for node_ip in {ip, *self.index.node_ips}:
+            elif role == "host":  # from another node; every node's address with --allow-host
+                for node_ip in {ip, *(self.index.node_ips if self.opts.allow_host else ())}:
                     exact[host_cidr(node_ip)] |= ports
         out = [(Peer(ip_block=IPBlock(cidr)), compact_ports(ports, self.opts.port_ranges))
                for cidr, ports in sorted(exact.items())]

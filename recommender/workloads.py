@@ -91,6 +91,8 @@ class WorkloadIndex:
     node_ips: tuple[str, ...] = ()
     apiserver_ips: tuple[str, ...] = ()
     apiserver_ports: dict[tuple[str, int], int] = field(default_factory=dict)
+    pod_node: dict[str, str | None] = field(default_factory=dict)  # pod key -> node name
+    ip_node: dict[str, str] = field(default_factory=dict)  # node address -> node name
     _cluster_ips: list[str] | None = field(default=None, repr=False)
 
     def in_namespace(self, namespace: str) -> list[Workload]:
@@ -106,6 +108,17 @@ class WorkloadIndex:
             out = set(self.ip_workload) | set(self.node_ips) | set(self.services_by_ip)
             self._cluster_ips = sorted(out)
         return self._cluster_ips
+
+    def node_address(self, node: str) -> str | None:
+        """The lowest address the inventory knows for ``node`` (Node or pod ``hostIP``)."""
+        found = sorted(ip for ip, name in self.ip_node.items() if name == node)
+        return found[0] if found else None
+
+    def nodes_of(self, key: str) -> set[str]:
+        """Nodes the pods of workload ``key`` run on, as far as the inventory says."""
+        wl = self.workloads.get(key)
+        pods = wl.pods if wl is not None else ()
+        return {n for p in pods if (n := self.pod_node.get(p))}
 
     def pod_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """Pod CIDRs of the nodes, sorted."""
@@ -154,6 +167,7 @@ def build_index(inventory: Inventory) -> WorkloadIndex:
         index.by_namespace.setdefault(wl.namespace, []).append(wl)
         for pod in pods:
             index.pod_workload[pod.key] = key
+            index.pod_node[pod.key] = pod.node
             _index_ips(index, pod, key)
     for wls in index.by_namespace.values():
         wls.sort(key=lambda w: (w.name, w.key))
@@ -162,6 +176,8 @@ def build_index(inventory: Inventory) -> WorkloadIndex:
 
 
 def _index_ips(index: WorkloadIndex, pod: Pod, key: str) -> None:
+    if pod.host_ip and pod.node and _is_ip(pod.host_ip):
+        index.ip_node.setdefault(str(ipaddress.ip_address(pod.host_ip)), pod.node)
     if pod.host_network or pod.phase in ("Succeeded", "Failed"):
         return
     for ip in pod.ips:
@@ -177,6 +193,9 @@ def _index_services(index: WorkloadIndex, inventory: Inventory) -> None:
                 index.services_by_ip[str(ipaddress.ip_address(ip))] = svc
     index.node_ips = tuple(sorted({a for n in inventory.nodes for a in n.addresses
                                    if _is_ip(a)}))
+    for node in inventory.nodes:  # Node objects win over what pods' hostIP says
+        index.ip_node.update((str(ipaddress.ip_address(a)), node.name) for a in node.addresses
+                             if _is_ip(a))
     api_ips: set[str] = set()
     for eps in inventory.endpoint_slices:
         if (eps.namespace, eps.service) == APISERVER_SERVICE:

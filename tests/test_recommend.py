@@ -20,6 +20,7 @@ from recommender.io.policy_writer import render_tree
 from recommender.io.policy_yaml import dump_policy_yaml, policy_to_dict
 from recommender.model import OBSERVATION_COLUMNS
 from recommender.recommend import RecommendOptions, recommend
+from recommender.selectors import selector_labels_text
 from recommender.semantics import compile_policies, pod_endpoint
 from recommender.synthesize import EVIDENCE_PREFIX, without_evidence
 
@@ -64,7 +65,7 @@ def test_denied_attempts_scans_unknown_icmp_and_probes_are_excluded(rec):
     assert reasons["suspicious"] == 20
     assert reasons["unknown-peer"] == 20
     assert reasons["not-expressible"] == 20
-    assert reasons["host-ingress"] == 20
+    assert "own-node" not in reasons  # node-2 to a pod on node-1 is another node
     assert [f.shape for f in rec.scans] == ["port scan"]
     cart = policy_to_dict(_policy(rec, "shop", "cart"))
     assert "catalog" not in str(cart["spec"].get("egress"))  # the denied attempt
@@ -109,12 +110,18 @@ def test_identical_profiles_share_one_group(rec):
     assert catalog.extra_edges == ()  # identical profiles add no privilege
 
 
+def test_ingress_from_another_node_is_an_exact_ipblock_without_allow_host(rec):
+    text = dump_policy_yaml(_policy(rec, "shop", "frontend"))
+    assert f"cidr: {NODE_IPS[1]}/32" in text
+    assert f"cidr: {NODE_IPS[0]}/32" not in text  # the own node needs no rule
+
+
 def test_allow_host_adds_every_node_address(inventory):
     rec = recommend(shop_observations(), inventory, RecommendOptions(allow_host=True))
     text = dump_policy_yaml(_policy(rec, "shop", "frontend"))
     for ip in NODE_IPS:
         assert f"cidr: {ip}/32" in text
-    assert "host-ingress" not in _reasons(rec)
+    assert "own-node" not in _reasons(rec)
     assert rec.self_check(inventory).ok
 
 
@@ -146,9 +153,11 @@ def test_merge_similar_reports_what_the_merge_allows(inventory):
     assert {g.name for g in exact.groups} >= {"frontend", "cart"}
     merged = recommend(frame, inventory, RecommendOptions(merge_similar=0.9))
     group = next(g for g in merged.groups if "cart" in [m.name for m in g.members])
-    # frontend shares no label with the api tier, so the merged group was split along tier=api
-    assert [m.name for m in group.members] == ["cart", "catalog", "catalog-canary"]
-    assert any("split along the selectors" in w for w in merged.warnings)
+    # frontend shares no label with the api tier, but every member names its app: one group
+    assert [m.name for m in group.members] == ["cart", "catalog", "catalog-canary", "frontend"]
+    policy = _policy(merged, "shop", group.name)
+    assert selector_labels_text(policy.pod_selector) == "app in (cart,catalog,frontend)"
+    assert not any("split along the selectors" in w for w in merged.warnings)
     extra = dict(group.extra_edges)
     assert ("egress", "shop/{\"app\":\"redis\",\"tier\":\"db\"}", "TCP", 6379) in extra["catalog"]
     summary = merged.summary_markdown()
@@ -173,7 +182,8 @@ def test_named_ports_and_port_ranges(inventory):
     rec = recommend(frame, inventory, RecommendOptions(named_ports=True, port_ranges=True))
     frontend = policy_to_dict(_policy(rec, "shop", "frontend"))["spec"]
     ports = [p["port"] for r in frontend["ingress"] for p in r["ports"]]
-    assert sorted(map(str, ports)) == ["http", "metrics"]
+    # 8080: the ipBlock rule for ingress from node-2 (address peers keep numbers)
+    assert sorted(map(str, ports)) == ["8080", "http", "metrics"]
     cart = policy_to_dict(_policy(rec, "shop", "cart"))["spec"]
     assert {"protocol": "TCP", "port": 7000, "endPort": 7002} in [
         p for r in cart["ingress"] for p in r["ports"]]

@@ -14,7 +14,15 @@ from fixtures.tighten.cluster import CURRENT, frame, inventory, observation, wee
 from recommender.cli import main
 from recommender.ingest.inventory import read_inventory
 from recommender.io.policy_yaml import dump_policy_yaml, load_policies
-from recommender.model import IPBlock, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
+from recommender.model import (
+    IPBlock,
+    LabelRequirement,
+    LabelSelector,
+    NetworkPolicy,
+    Peer,
+    PolicyPort,
+    Rule,
+)
 from recommender.semantics import compile_policies, endpoint_for_ip, endpoint_for_pod
 from recommender.tighten import (
     TightenOptions,
@@ -92,8 +100,10 @@ def test_namespace_selector_narrowed_to_namespace_when_all_its_workloads_talk(re
 
 def test_smallest_exact_selector_keeps_the_namespace_selector(result):
     rule = _by_key(result.proposed)["data/db"].ingress[0]
-    # cart and admin talk (admin's flow is a widening candidate): tier=api selects exactly them.
-    assert rule.peers == (Peer(pod_selector=LabelSelector(match_labels=(("tier", "api"),)),
+    # cart and admin talk (admin's flow is a widening candidate): tier=api selects exactly
+    # them, but the selector names their applications (docs/quality.md, future workloads).
+    names = LabelRequirement("app", "In", ("admin", "cart"))
+    assert rule.peers == (Peer(pod_selector=LabelSelector(match_expressions=(names,)),
                                namespace_selector=LabelSelector(match_labels=(("team", "web"),))),)
 
 

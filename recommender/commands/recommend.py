@@ -1,13 +1,22 @@
-"""``netpol recommend``: flows + inventory -> a reviewed, self-checked policy tree."""
+"""``netpol recommend``: flows + inventory -> a reviewed, self-checked policy tree.
+
+Exit codes: 0; 1 when the self-check finds that a learned observation would be
+denied (an internal error; nothing is written); 2 for bad input; 3 with
+``--fail-on-deny`` for that same case, or when traffic that flowed but was not
+learned (unknown peer, Cilium identity) would be denied by the output.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
-from recommender.errors import InputError
+from recommender.errors import GateFailed, InputError
+from recommender.io.atomic import write_text_atomic
 from recommender.store.options import add_store_arguments, observations_from_args
 
 if TYPE_CHECKING:
@@ -60,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "minus pod networks (a public endpoint); 0 = never (default 16)")
     parser.add_argument("--include-suspicious", action="store_true",
                         help="learn scan-shaped traffic too (it is excluded by default)")
+    parser.add_argument("--json", metavar="OUT.json",
+                        help="also write the accounting (learned, excluded, unknown per "
+                             "namespace and group) and the self-check as JSON")
+    parser.add_argument("--fail-on-deny", action="store_true",
+                        help="exit 3 when the output would deny observed traffic: a learned "
+                             "observation (nothing is written) or unlearned traffic that flowed")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected input line")
     add_engine_arguments(parser)
@@ -73,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from recommender.recommend import RecommendOptions, recommend
 
     check_writable(args.out, args.force)  # fail before a long run
+    if args.json:
+        check_writable(args.json, args.force)
     inventory = read_inventory(args.inventory)
     if not inventory.pods:
         raise InputError(args.inventory[0], "the inventory holds no pods",
@@ -91,11 +108,38 @@ def run(args: argparse.Namespace) -> int:
     rec.warnings.extend(result.stats.warnings())
     check = rec.self_check(inventory)
     if not check.ok:
+        if args.fail_on_deny and check.denied_learned and not check.findings:
+            raise GateFailed(f"{check.message()}; nothing was written")
         print(f"internal error: {check.message()}; nothing was written", file=sys.stderr)
         return 1
     path = write_recommendation(rec, args.out, force=args.force, check=check)
+    if args.json:
+        write_text_atomic(args.json, orjson.dumps(
+            recommendation_json(rec, check), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+        ).decode() + "\n", args.force)
     _report(rec, check, str(path))
+    if args.fail_on_deny and check.denied_unknown:
+        raise GateFailed(f"recommend: {len(check.denied_unknown)} observation(s) of traffic that "
+                         "flowed but was not learned would be denied (see SUMMARY.md)")
     return 0
+
+
+def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]:
+    """The ``--json`` document: accounting, policies per namespace, the self-check."""
+    return {
+        "accounting": rec.accounting.to_json(),
+        "accounting_problems": rec.accounting.problems(),
+        "namespaces": rec.namespaces,
+        "policies": [f"{p.namespace}/{p.name}" for p in rec.policies],
+        "groups": [{"namespace": g.namespace, "name": g.name, "edges": len(g.edges),
+                    "members": [m.name for m in g.members]} for g in rec.groups],
+        "self_check": {"learned_replayed": check.checked_learned,
+                       "learned_denied": list(check.denied_learned),
+                       "excluded_allowed": list(check.allowed_excluded),
+                       "unlearned_denied": list(check.denied_unknown),
+                       "findings": list(check.findings)},
+        "warnings": rec.warnings,
+    }
 
 
 def _report(rec: Recommendation, check: SelfCheck, path: str) -> None:
@@ -103,8 +147,14 @@ def _report(rec: Recommendation, check: SelfCheck, path: str) -> None:
           f"({len(rec.groups)} groups) to {path}/ ; review {path}/SUMMARY.md")
     print(f"learned {len(rec.learned)} observations, excluded {len(rec.excluded)}; "
           f"self-check: {check.checked_learned} learned observations allowed")
+    acc = rec.accounting
+    print(f"accounting: {acc.total} observations = {acc.outcomes['learned']} learned + "
+          f"{acc.outcomes['excluded']} excluded + {acc.outcomes['unknown']} unknown")
     for allowed in check.allowed_excluded:
         print(f"warning: the output would allow excluded traffic: {allowed}", file=sys.stderr)
+    for denied in check.denied_unknown[:MAX_WARNINGS_SHOWN]:
+        print(f"WARNING: traffic that flowed but was not learned would be denied: {denied}",
+              file=sys.stderr)
     for warning in rec.warnings[:MAX_WARNINGS_SHOWN]:
         print(f"warning: {warning}", file=sys.stderr)
     if len(rec.warnings) > MAX_WARNINGS_SHOWN:
