@@ -25,12 +25,14 @@ Severity = Literal["error", "warning"]
 #: kubernetes-validate schema version used by :func:`schema_findings`.
 SCHEMA_VERSION = "1.37.0"
 
+# Matched with ``fullmatch``: ``$`` alone also matches before a trailing newline,
+# which would pass ``"web\n"`` as a name or label value.
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_LABEL_RE = re.compile(rf"^{_DNS_LABEL}$")
-_DNS_SUBDOMAIN_RE = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
-_QUALIFIED_NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_SVC_NAME_RE = re.compile(r"^[-a-z0-9]+$")
+_DNS_LABEL_RE = re.compile(_DNS_LABEL)
+_DNS_SUBDOMAIN_RE = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
+_QUALIFIED_NAME_RE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_LABEL_VALUE_RE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_SVC_NAME_RE = re.compile(r"[-a-z0-9]+")
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 POLICY_TYPES = ("Ingress", "Egress")
@@ -65,7 +67,7 @@ def is_dns1123_subdomain(value: str) -> bool:
     >>> is_dns1123_subdomain("allow-dns.v2"), is_dns1123_subdomain("Bad_Name")
     (True, False)
     """
-    return len(value) <= 253 and bool(_DNS_SUBDOMAIN_RE.match(value))
+    return len(value) <= 253 and bool(_DNS_SUBDOMAIN_RE.fullmatch(value))
 
 
 def is_dns1123_label(value: str) -> bool:
@@ -74,7 +76,7 @@ def is_dns1123_label(value: str) -> bool:
     >>> is_dns1123_label("shop"), is_dns1123_label("a.b")
     (True, False)
     """
-    return len(value) <= 63 and bool(_DNS_LABEL_RE.match(value))
+    return len(value) <= 63 and bool(_DNS_LABEL_RE.fullmatch(value))
 
 
 def is_label_key(key: str) -> bool:
@@ -86,16 +88,16 @@ def is_label_key(key: str) -> bool:
     prefix, slash, name = key.rpartition("/")
     if slash and not (prefix and is_dns1123_subdomain(prefix)):
         return False
-    return len(name) <= 63 and bool(_QUALIFIED_NAME_RE.match(name))
+    return len(name) <= 63 and bool(_QUALIFIED_NAME_RE.fullmatch(name))
 
 
 def is_label_value(value: str) -> bool:
     """Empty, or <= 63 chars of alnum, ``-_.`` starting and ending alnum.
 
-    >>> is_label_value(""), is_label_value("v1.2_x"), is_label_value("a b")
-    (True, True, False)
+    >>> is_label_value(""), is_label_value("v1.2_x"), is_label_value("a b"), is_label_value("a\\n")
+    (True, True, False, False)
     """
-    return len(value) <= 63 and bool(_LABEL_VALUE_RE.match(value))
+    return len(value) <= 63 and bool(_LABEL_VALUE_RE.fullmatch(value))
 
 
 def is_port_name(name: str) -> bool:
@@ -106,7 +108,7 @@ def is_port_name(name: str) -> bool:
     """
     return (
         0 < len(name) <= 15
-        and bool(_SVC_NAME_RE.match(name))
+        and bool(_SVC_NAME_RE.fullmatch(name))
         and re.search("[a-z]", name) is not None
         and not name.startswith("-")
         and not name.endswith("-")
@@ -130,11 +132,35 @@ def parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         Not a CIDR (a bare address without ``/`` is not one).
     """
     addr, slash, prefix = text.partition("/")
-    if not slash or not prefix.isdigit():
+    if not slash or not prefix.isdigit() or not prefix.isascii():
         raise ValueError(f"{text!r} is not a CIDR (address/prefix-length)")
-    if ":" not in addr and addr.count(".") == 3 and all(p.isdigit() for p in addr.split(".")):
-        addr = ".".join(str(int(p)) for p in addr.split("."))
-    return ipaddress.ip_network(f"{addr}/{int(prefix)}", strict=False)
+    return ipaddress.ip_network(f"{_unpad_ipv4(addr)}/{int(prefix)}", strict=False)
+
+
+def _unpad_ipv4(addr: str) -> str:
+    """Drop leading zeros of dotted-quad octets, as Go's sloppy parsers read them (decimal)."""
+    parts = addr.split(".")
+    if ":" not in addr and len(parts) == 4 and all(p.isascii() and p.isdigit() for p in parts):
+        return ".".join(str(int(p)) for p in parts)
+    return addr
+
+
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Parse an IP address as the API server does (``netutils.ParseIPSloppy``).
+
+    Leading zeros in IPv4 octets are decimal; a zone (``fe80::1%eth0``) is not an IP.
+
+    >>> parse_ip("010.0.0.1"), parse_ip("fd00::1")
+    (IPv4Address('10.0.0.1'), IPv6Address('fd00::1'))
+
+    Raises
+    ------
+    ValueError
+        Not an IP address.
+    """
+    if "%" in text or "/" in text:
+        raise ValueError(f"{text!r} is not an IP address")
+    return ipaddress.ip_address(_unpad_ipv4(text))
 
 
 # ---------------------------------------------------------------------------

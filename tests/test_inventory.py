@@ -252,7 +252,8 @@ def test_item_without_name_names_the_item() -> None:
 @pytest.mark.parametrize(
     ("obj", "message"),
     [
-        (_pod("a", labels={"v": 1}), "metadata.labels.v: label values must be strings"),  # type: ignore[dict-item]
+        (_pod("a", labels={"v": 1}),  # type: ignore[dict-item]
+         r"item 0 \(Pod shop/a\): metadata.labels\['v'\]: label values must be strings"),
         (_pod("a", spec={"containers": [{"ports": [{"containerPort": 0}]}]}),
          r"spec.containers\[0\].ports\[0\].containerPort: expected a port number"),
         (_pod("a", spec={"containers": {"name": "x"}}), "spec.containers: expected a list"),

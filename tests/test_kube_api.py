@@ -254,3 +254,47 @@ def test_command_connection_error_is_one_line(tmp_path: Path,
     assert err.count("\n") == 1
     assert "Traceback" not in err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------------
+# Defaulting and validation on the live path (the same as for files)
+# ---------------------------------------------------------------------------
+
+
+def _serve_with(server: HTTPServer, path: str, doc: dict[str, object]) -> None:
+    """The recorded cluster with one list replaced by ``doc``."""
+    _serve_cluster(server, skip=path)
+    server.expect_request(path, method="GET", query_string=PAGE).respond_with_json(doc)
+
+
+def test_live_objects_get_the_api_defaults(httpserver: HTTPServer) -> None:
+    # An aggregated API or an old server may answer without the defaulted fields.
+    services = _recorded("services.json")
+    port = services["items"][0]["spec"]["ports"][0]  # type: ignore[index]
+    port.pop("protocol")
+    port["targetPort"] = 0
+    services["items"][0]["spec"].pop("type")  # type: ignore[index]
+    namespaces = _recorded("namespaces.json")
+    for ns in namespaces["items"]:  # type: ignore[union-attr]
+        ns["metadata"].get("labels", {}).pop("kubernetes.io/metadata.name", None)
+    _serve_with(httpserver, "/api/v1/services", services)
+    httpserver.expect_request("/api/v1/namespaces", method="GET",
+                              query_string=PAGE).respond_with_json(namespaces)
+    inventory, _ = fetch_inventory(host=_url(httpserver))
+    svc = next(s for s in inventory.services if s.name == "calico-etcd")
+    assert (svc.type, svc.ports[0].protocol, svc.ports[0].target_port) == ("ClusterIP", "TCP", 6666)
+    assert all(n.labels["kubernetes.io/metadata.name"] == n.name for n in inventory.namespaces)
+
+
+def test_live_invalid_item_is_one_line_naming_it(httpserver: HTTPServer, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    namespaces = _recorded("namespaces.json")
+    namespaces["items"][1]["metadata"]["labels"]["team"] = "a\nb"  # type: ignore[index]
+    _serve_with(httpserver, "/api/v1/namespaces", namespaces)
+    out = tmp_path / "snap.json"
+    assert main(["inventory", "--out", str(out), "--server", _url(httpserver)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"error: api:{_url(httpserver)}: item 1 (Namespace open-webui): "
+                   "metadata.labels['team']: invalid label value 'a\\nb': <= 63 alphanumerics, "
+                   "'-', '_' or '.', starting and ending with an alphanumeric (or empty)"]
+    assert not out.exists()

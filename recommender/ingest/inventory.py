@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ import yaml
 
 from recommender.errors import InputError
 from recommender.ingest import k8s_objects as k8s
+from recommender.ingest.k8s_defaults import default_object
+from recommender.ingest.k8s_validation import CLUSTER_SCOPED, check_object, show
 from recommender.io.atomic import write_bytes_atomic
 from recommender.labels import namespace_labels
 from recommender.model import EndpointSlice, Inventory, Namespace, Node, Pod, Service
@@ -87,8 +90,32 @@ class RawItem:
     def kind(self) -> str:
         return str(self.obj.get("kind") or "")
 
-    def error(self, reason: str) -> InputError:
-        return InputError(self.source, f"{self.where} ({self.kind or 'no kind'}): {reason}")
+    @property
+    def label(self) -> str:
+        """``Pod shop/web-1``, ``Namespace shop``; names the API would refuse are quoted."""
+        kind = self.kind or "no kind"
+        meta = self.obj.get("metadata")
+        name = meta.get("name") if isinstance(meta, Mapping) else None
+        if not isinstance(name, str) or not name:
+            return kind
+        if kind in CLUSTER_SCOPED:
+            return f"{kind} {_shown_name(name)}"
+        namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+        return f"{kind} {_shown_name(namespace or 'default')}/{_shown_name(name)}"
+
+    def error(self, reason: str, hint: str | None = None) -> InputError:
+        where = f"{self.where} " if self.where else ""
+        return InputError(self.source, f"{where}({self.label}): {reason}", hint=hint)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]{1,80}")
+
+
+def _shown_name(value: object) -> str:
+    """A name as is when it is plain text, else quoted and escaped (one line, bounded)."""
+    if isinstance(value, str) and _PLAIN_NAME.fullmatch(value) and ".." not in value:
+        return value
+    return show(value)
 
 
 # ---------------------------------------------------------------------------
@@ -140,13 +167,20 @@ def _load_documents(path: str) -> list[tuple[str, Any]]:
             return [("", json.loads(text))]
         except json.JSONDecodeError as exc:
             raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+        except RecursionError:
+            raise InputError(path, "invalid JSON: nested too deeply") from None
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise InputError(path, f"invalid YAML: {reason}", line=line) from None
+        raise InputError(path, f"invalid YAML: {' '.join(str(reason).split())}",
+                         line=line) from None
+    except (ValueError, RecursionError) as exc:
+        # PyYAML's constructors raise ValueError for values such as a date 2024-13-01.
+        raise InputError(path, f"invalid YAML: {' '.join(str(exc).split()) or 'nested too deeply'}"
+                         ) from None
     if len(docs) == 1:
         return [("", docs[0])]
     return [(f"document {i + 1}", d) for i, d in enumerate(docs)]
@@ -254,15 +288,38 @@ def _policy_key(policy: Mapping[str, Any]) -> tuple[str, str]:
     return k8s.object_namespace(policy), k8s.object_name(policy)
 
 
+def validate_items(items: list[RawItem]) -> None:
+    """Refuse objects the API server would never accept (see ``k8s_validation``).
+
+    Raises
+    ------
+    InputError
+        For the first problem, naming the file, the item and the field; the hint
+        counts the others.
+    """
+    problems = [(item, f"{field}: {reason}") for item in items
+                for field, reason in check_object(item.obj)]
+    if problems:
+        item, reason = problems[0]
+        more = len(problems) - 1
+        hint = f"{more} more invalid field{'s' if more > 1 else ''} in the inventory" if more \
+            else None
+        raise item.error(reason, hint)
+
+
 def load_items(items: list[RawItem], sources: tuple[str, ...]) -> InventoryLoad:
     """Assemble located raw objects into an inventory plus warnings.
 
     Kinds the inventory does not use are counted before anything else is
-    checked, so a Kustomization or ConfigMap never fails a read.
+    checked, so a Kustomization or ConfigMap never fails a read. The others get
+    the API server's defaults, then its validation (an object the API would
+    refuse is an :class:`InputError` naming it), then are parsed.
     """
-    used = [i for i in items if i.kind in INVENTORY_KINDS or i.kind in k8s.OWNER_KINDS]
+    used = [RawItem(i.source, i.where, default_object(i.obj)) for i in items
+            if i.kind in INVENTORY_KINDS or i.kind in k8s.OWNER_KINDS]
     skipped = Counter(i.kind for i in items
                       if i.kind not in INVENTORY_KINDS and i.kind not in k8s.OWNER_KINDS)
+    validate_items(used)
     kept = _dedupe(used)
     builder = _build(kept)
     present = {n.name for n in builder.namespaces}

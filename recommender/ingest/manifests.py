@@ -28,6 +28,8 @@ from typing import Any
 
 from recommender.errors import InputError
 from recommender.ingest.inventory import InventoryLoad, RawItem, iter_file_items, load_items
+from recommender.ingest.k8s_defaults import default_object
+from recommender.ingest.k8s_validation import check_metadata
 from recommender.model import Inventory
 
 #: Synthetic pod IPs come from this range (the common kubeadm/flannel pod CIDR).
@@ -77,17 +79,27 @@ def _count(spec: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
+def _object(value: Any, where: str, field: str) -> dict[str, Any]:
+    """A JSON object (``{}`` for null), or an InputError naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(where, f"{field}: expected an object, got {type(value).__name__}")
+    return dict(value)
+
+
 def _template(obj: Mapping[str, Any], where: str) -> tuple[dict[str, str], dict[str, Any]]:
-    """(labels, pod spec) of a workload's pod template."""
-    spec = obj.get("spec") or {}
+    """(labels, pod spec) of a workload's pod template; label syntax is checked on the pods."""
+    spec = _object(obj.get("spec"), where, "spec")
     if obj.get("kind") == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    template = spec.get("template") if isinstance(spec, Mapping) else None
+        job = _object(spec.get("jobTemplate"), where, "spec.jobTemplate")
+        spec = _object(job.get("spec"), where, "spec.jobTemplate.spec")
+    template = spec.get("template")
     if not isinstance(template, Mapping):
         raise InputError(where, f"{obj.get('kind')} without spec.template")
-    meta = template.get("metadata") or {}
-    labels = meta.get("labels") if isinstance(meta, Mapping) else None
-    return dict(labels or {}), dict(template.get("spec") or {})
+    meta = _object(template.get("metadata"), where, "spec.template.metadata")
+    labels = _object(meta.get("labels"), where, "spec.template.metadata.labels")
+    return labels, _object(template.get("spec"), where, "spec.template.spec")
 
 
 def _owner(kind: str, name: str, namespace: str) -> dict[str, Any]:
@@ -143,7 +155,7 @@ def expand_workload(obj: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
                      _owner("ReplicaSet", name, namespace))
                 for i in range(_count(workload_spec, "replicas", where))]
     job = f"{name}-{CRONJOB_RUN_MINUTES}" if kind == "CronJob" else name
-    job_spec = ((workload_spec.get("jobTemplate") or {}).get("spec") or {}
+    job_spec = (workload_spec["jobTemplate"].get("spec") or {}  # shapes checked by _template
                 if kind == "CronJob" else workload_spec)
     job_labels = {**labels, "job-name": job, "batch.kubernetes.io/job-name": job}
     return [_pod(namespace, f"{job}-{_suffix(job, str(i))}", job_labels, spec,
@@ -170,6 +182,8 @@ def manifest_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 def _with_namespace(obj: Mapping[str, Any], default_namespace: str) -> dict[str, Any]:
     """A copy with ``metadata.namespace`` set for namespaced kinds."""
+    if not isinstance(obj.get("metadata") or {}, Mapping):
+        return dict(obj)  # refused later, with the item named
     meta = dict(obj.get("metadata") or {})
     if obj.get("kind") not in _CLUSTER_SCOPED and not meta.get("namespace"):
         meta["namespace"] = default_namespace
@@ -183,8 +197,9 @@ def _manifest_items(files: list[str], default_namespace: str) -> Iterator[RawIte
         if obj.get("kind") not in WORKLOAD_KINDS:
             yield RawItem(item.source, item.where, obj)
             continue
-        if not isinstance(obj["metadata"].get("name"), str):
-            raise item.error("metadata.name: missing or not a string")
+        problems = list(check_metadata(obj))  # the pods' names and labels derive from these
+        if problems:
+            raise item.error(f"{problems[0][0]}: {problems[0][1]}")
         where = f"{item.where} ({obj['kind']} {obj['metadata']['name']})".lstrip()
         for pod in expand_workload(obj, f"{item.source}: {where}"):
             yield RawItem(item.source, f"{where}: pod {pod['metadata']['name']}", pod)
@@ -197,12 +212,15 @@ def _assign_ips(pods: list[dict[str, Any]]) -> None:
     a workload rarely moves another pod's IP; hostNetwork pods use the node IP.
     """
     size = POD_CIDR.num_addresses - 2
-    used = {ip["ip"] for p in pods for ip in p.get("status", {}).get("podIPs", [])}
+    pods = [p for p in pods if _has_plain_status(p)]  # others are refused by validation
+    used = {ip.get("ip") for p in pods for ip in p["status"].get("podIPs") or []
+            if isinstance(ip, Mapping)}
     for pod in sorted(pods, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
-        status = pod.setdefault("status", {})
+        status = pod["status"]
         if status.get("podIP") or status.get("podIPs"):
             continue
-        if (pod.get("spec") or {}).get("hostNetwork") is True:
+        spec = pod.get("spec")
+        if isinstance(spec, Mapping) and spec.get("hostNetwork") is True:
             status.update(podIP=NODE_IP, podIPs=[{"ip": NODE_IP}])
             continue
         if len(used) >= size:
@@ -214,6 +232,16 @@ def _assign_ips(pods: list[dict[str, Any]]) -> None:
         ip = str(POD_CIDR[offset + 1])
         used.add(ip)
         status.update(podIP=ip, podIPs=[{"ip": ip}])
+
+
+def _has_plain_status(pod: dict[str, Any]) -> bool:
+    """A pod whose name, namespace and status have the shapes IP assignment needs."""
+    meta = pod.get("metadata")
+    if not isinstance(meta, Mapping) or not all(
+            isinstance(meta.get(k), str) for k in ("name", "namespace")):
+        return False
+    status = pod.setdefault("status", {})
+    return isinstance(status, dict) and isinstance(status.get("podIPs") or [], list)
 
 
 def _located_items(paths: Sequence[str | os.PathLike[str]],
@@ -230,9 +258,11 @@ def manifest_items(paths: Sequence[str | os.PathLike[str]],
                    default_namespace: str = "default") -> list[dict[str, Any]]:
     """SYNTHETIC raw objects (pods expanded) for manifests; see the module docstring.
 
-    The list can be written with ``write_inventory_json`` as a List file.
+    The list can be written with ``write_inventory_json`` as a List file. Objects
+    carry the API server's defaults (``targetPort``, ``protocol`` ...), as a
+    ``kubectl get -o json`` of that cluster would show them.
     """
-    return [dict(item.obj) for item in _located_items(paths, default_namespace)[1]]
+    return [default_object(item.obj) for item in _located_items(paths, default_namespace)[1]]
 
 
 def load_manifests(paths: Sequence[str | os.PathLike[str]],
