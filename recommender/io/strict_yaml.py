@@ -54,8 +54,10 @@ _AMBIGUOUS_TAG = "tag:netpol-recommender,2026:ambiguous"
 #: Why an ambiguous scalar is refused, by the form it has.
 AMBIGUOUS_HELP = {
     "bool": "a YAML 1.1 boolean",
-    "int": "a YAML 1.1 number that is not a plain decimal integer",
-    "go": "a boolean or number to Kubernetes' YAML reader but a string to YAML 1.2",
+    "base60": "a YAML 1.1 base-60 number; Kubernetes reads it as a string",
+    "octal": "a YAML 1.1 octal number",
+    "int": "a YAML 1.1 number not written as a plain decimal integer",
+    "go": "a number to Kubernetes' YAML reader but a string to PyYAML",
 }
 
 
@@ -67,10 +69,14 @@ class AmbiguousScalar:
 
     >>> AmbiguousScalar("on", "bool").describe()
     '`on` (a YAML 1.1 boolean; quote it)'
+    >>> AmbiguousScalar("1:20", "base60", 80).describe()
+    '`1:20` (a YAML 1.1 base-60 number; Kubernetes reads it as a string; PyYAML reads 80; \
+write it in decimal, or quote it)'
     """
 
     text: str
     form: str  # a key of AMBIGUOUS_HELP
+    reads_as: int | None = None  # what a YAML 1.1 reader makes of an int form
 
     def __repr__(self) -> str:
         return self.text
@@ -78,7 +84,8 @@ class AmbiguousScalar:
     def describe(self) -> str:
         """What it is and how to write it unambiguously."""
         fix = "quote it" if self.form == "bool" else "write it in decimal, or quote it"
-        return f"`{self.text}` ({AMBIGUOUS_HELP[self.form]}; {fix})"
+        value = "" if self.reads_as is None else f"; PyYAML reads {self.reads_as}"
+        return f"`{self.text}` ({AMBIGUOUS_HELP[self.form]}{value}; {fix})"
 
 
 class DuplicateKeyError(yaml.MarkedYAMLError):  # type: ignore[misc]
@@ -131,9 +138,14 @@ def _check_unique_keys(loader: StrictLoader, node: Any) -> None:
 
 
 def _construct_int(loader: StrictLoader, node: Any) -> Any:
-    if _PLAIN_INT.match(node.value):
-        return int(node.value)
-    return AmbiguousScalar(node.value, "int")
+    text = node.value
+    if _PLAIN_INT.match(text):
+        return int(text)
+    value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    digits = text.lstrip("+-").replace("_", "")
+    form = "base60" if ":" in text else "octal" if digits[:1] == "0" and digits[1:2].isdigit() \
+        else "int"
+    return AmbiguousScalar(text, form, value)
 
 
 def _construct_bool(loader: StrictLoader, node: Any) -> Any:
@@ -143,7 +155,8 @@ def _construct_bool(loader: StrictLoader, node: Any) -> Any:
 
 
 def _construct_ambiguous(loader: StrictLoader, node: Any) -> Any:
-    return AmbiguousScalar(node.value, "go")
+    # y/n are YAML 1.1 booleans too (yaml.org/type/bool.html); PyYAML leaves them out.
+    return AmbiguousScalar(node.value, "bool" if node.value in ("y", "Y", "n", "N") else "go")
 
 
 StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
