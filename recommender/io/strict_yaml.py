@@ -200,7 +200,12 @@ def _compose_all(text: str) -> Iterator[Document]:
         while loader.check_node():
             index += 1
             node = loader.get_node()
-            obj = loader.construct_document(node)
+            try:
+                obj = loader.construct_document(node)
+            except (ValueError, TypeError, OverflowError) as exc:
+                # PyYAML's constructors raise these for explicit tags such as `!!float x`.
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot construct a value: {exc}", node.start_mark) from exc
             if obj is not None:
                 yield Document(index, obj, node)
     finally:
