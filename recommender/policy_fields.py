@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from recommender.validate import Finding, check_policy_dict
@@ -175,7 +176,19 @@ def policy_findings(obj: Any) -> list[Finding]:
     peers) as ``NP100``; those are reported once, as ``NP118``.
     """
     structure = list(check_policy_fields(obj)) if isinstance(obj, Mapping) else []
-    if any(f.id == "NP100" for f in structure):
-        return structure
-    unknown = {f.path for f in structure}
-    return structure + [f for f in check_policy_dict(obj) if f.path not in unknown]
+    if not any(f.id == "NP100" for f in structure):
+        unknown = {f.path for f in structure}
+        structure += [f for f in check_policy_dict(obj) if f.path not in unknown]
+    return [replace(f, path=printable(f.path), message=printable(f.message)) for f in structure]
+
+
+def printable(text: str) -> str:
+    r"""``text`` with control characters escaped, so an error stays one line.
+
+    >>> printable("app
+role")
+    'app\nrole'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -215,7 +215,8 @@ def _compose_all(text: str) -> Iterator[Document]:
 def _yaml_error(path: str, exc: yaml.YAMLError) -> InputError:
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
-    return InputError(path, f"invalid YAML: {getattr(exc, 'problem', None) or exc}", line=line)
+    text = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
+    return InputError(path, f"invalid YAML: {text}", line=line)
 
 
 def _json_documents(path: str, text: str, yaml_exc: yaml.YAMLError) -> list[Document]:
