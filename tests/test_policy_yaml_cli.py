@@ -1,4 +1,4 @@
-"""shadow, diff, tighten and lint on policy files the API server would refuse: exit code and one line."""
+"""shadow, diff, tighten and lint on policy files the API server refuses: exit code, one line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from tests.conftest import FIXTURES
 INVENTORY = FIXTURES / "lint" / "inventory.yaml"
 GOOD = FIXTURES / "lint" / "good.yaml"
 FLOWS = FIXTURES / "hubble" / "exporter-mixed.ndjson"
-HEAD = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: shop}\n"
+HEAD = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: web, namespace: shop}\n")
 
 #: name -> (file text, line, message after "document 1: " or after the line)
 CASES = {
