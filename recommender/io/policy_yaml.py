@@ -110,6 +110,7 @@ def parse_policy(
     source: str = "<memory>",
     doc: int | None = None,
     default_namespace: str | None = None,
+    findings: Sequence[Finding] | None = None,
 ) -> NetworkPolicy:
     """Turn one NetworkPolicy dict into the model, validating it.
 
@@ -123,13 +124,15 @@ def parse_policy(
         1-based document index in ``source``, for errors.
     default_namespace
         Namespace for a policy without one (``"default"`` when None).
+    findings
+        ``policy_findings(obj)`` when the caller has them already.
 
     Raises
     ------
     PolicyError
         When the API server would reject the object (first error found).
     """
-    for finding in policy_findings(obj):
+    for finding in policy_findings(obj) if findings is None else findings:
         if finding.severity == "error":
             raise PolicyError(source, finding.path, f"{finding.message} [{finding.id}]", doc=doc)
     meta = obj.get("metadata") or {}
@@ -283,7 +286,9 @@ def _collect(
     source = f"{path}#{doc}{'/' + prefix.rstrip('.') if prefix else ''}"
     try:
         kind = classify_object(obj, path, doc)
-        policy = parse_policy(obj, path, doc, default_namespace) if kind == "policy" else None
+        findings = policy_findings(obj) if kind == "policy" else []
+        policy = parse_policy(obj, path, doc, default_namespace, findings) \
+            if kind == "policy" else None
     except PolicyError as exc:
         raise located(exc, node, prefix) from exc
     if kind == "list":
@@ -295,7 +300,7 @@ def _collect(
     else:
         result.policies.append(_with_source(policy, source))
         result.raw.append(obj)
-        result.warnings.extend((source, f) for f in policy_findings(obj) if f.severity != "error")
+        result.warnings.extend((source, f) for f in findings if f.severity != "error")
 
 
 def _with_source(policy: NetworkPolicy, source: str) -> NetworkPolicy:

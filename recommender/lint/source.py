@@ -81,7 +81,7 @@ def _collect(docs: list[PolicyDoc], path: str, index: int, node: Any, obj: Any, 
     findings = tuple(policy_findings(obj))
     policy = None
     if not any(f.severity == "error" for f in findings):
-        policy = parse_policy(obj, path, index, default_namespace)
+        policy = parse_policy(obj, path, index, default_namespace, findings)
         where = f"{path}#{index}{'/' + prefix.rstrip('.') if prefix else ''}"
         policy = NetworkPolicy(**{**policy.__dict__, "source": where})
     docs.append(PolicyDoc(path, index, prefix, obj, policy, findings, node))
