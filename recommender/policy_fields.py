@@ -185,9 +185,8 @@ def policy_findings(obj: Any) -> list[Finding]:
 def printable(text: str) -> str:
     r"""``text`` with control characters escaped, so an error stays one line.
 
-    >>> printable("app
-role")
-    'app\nrole'
+    >>> printable("app\nrole")
+    'app\\nrole'
     """
     if text.isprintable():
         return text
