@@ -199,7 +199,9 @@ def test_invalid_policy_error_names_file_document_and_field(tmp_path):
         load_policies([str(f)])
     assert err.value.doc == 2
     assert err.value.field == "spec.ingress[0].ports[0].port"
-    assert str(err.value).startswith(f"{f}: document 2: spec.ingress[0].ports[0].port: ")
+    line = f.read_text().splitlines().index("    - port: 70000") + 1
+    assert err.value.line == line
+    assert str(err.value).startswith(f"{f}:{line}: document 2: spec.ingress[0].ports[0].port: ")
 
 
 def test_invalid_list_item_error_names_item(tmp_path):

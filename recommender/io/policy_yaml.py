@@ -3,9 +3,12 @@
 Reading accepts files and directories of YAML or JSON: multi-document files,
 ``List`` objects (``kubectl get networkpolicies -A -o json``) and single objects.
 Other kinds in the same files (Deployments, kustomization files, ...) are skipped
-and reported in :class:`LoadResult`. An invalid policy raises
-:class:`recommender.errors.PolicyError` naming the file, the 1-based document
-index and the field path.
+and reported in :class:`LoadResult`. Files are decoded as the API server decodes
+them (:mod:`recommender.io.strict_yaml`: duplicate keys and ambiguous YAML 1.1
+scalars refused), and a policy is checked field by field
+(:mod:`recommender.policy_fields`: unknown fields and wrong types) before it is
+validated. An invalid policy raises :class:`recommender.errors.PolicyError`
+naming the file, the line, the 1-based document index and the field path.
 
 Namespace: a policy without ``metadata.namespace`` takes ``default_namespace``
 from the caller (for example the namespace a kustomize directory is deployed in);
@@ -26,10 +29,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
 from recommender.errors import InputError, PolicyError
+from recommender.io.strict_yaml import item_node, locate, read_documents
 from recommender.model import (
     IPBlock,
     LabelRequirement,
@@ -39,7 +42,8 @@ from recommender.model import (
     PolicyPort,
     Rule,
 )
-from recommender.validate import Finding, check_policy_dict
+from recommender.policy_fields import describe_value, policy_findings
+from recommender.validate import Finding
 
 API_VERSION = "networking.k8s.io/v1"
 #: apiVersions whose NetworkPolicy has the v1 shape (extensions/v1beta1 was removed in 1.16).
@@ -106,6 +110,7 @@ def parse_policy(
     source: str = "<memory>",
     doc: int | None = None,
     default_namespace: str | None = None,
+    findings: Sequence[Finding] | None = None,
 ) -> NetworkPolicy:
     """Turn one NetworkPolicy dict into the model, validating it.
 
@@ -119,13 +124,15 @@ def parse_policy(
         1-based document index in ``source``, for errors.
     default_namespace
         Namespace for a policy without one (``"default"`` when None).
+    findings
+        ``policy_findings(obj)`` when the caller has them already.
 
     Raises
     ------
     PolicyError
         When the API server would reject the object (first error found).
     """
-    for finding in check_policy_dict(obj):
+    for finding in policy_findings(obj) if findings is None else findings:
         if finding.severity == "error":
             raise PolicyError(source, finding.path, f"{finding.message} [{finding.id}]", doc=doc)
     meta = obj.get("metadata") or {}
@@ -216,8 +223,8 @@ def load_policies(paths: Sequence[str], default_namespace: str | None = None) ->
     """
     result = LoadResult()
     for path in policy_files(paths):
-        for doc, obj in _documents(path):
-            _collect(result, obj, path, doc, default_namespace, prefix="")
+        for doc in read_documents(path):
+            _collect(result, doc.obj, doc.node, (path, doc.index), default_namespace, prefix="")
     return result
 
 
@@ -237,58 +244,63 @@ def policy_files(paths: Sequence[str]) -> Iterator[str]:
             raise InputError(str(path), "no such file or directory")
 
 
-def _documents(path: str) -> Iterator[tuple[int, Any]]:
-    """Yield ``(1-based document index, decoded object)``; empty documents are skipped."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror}") from exc
-    if path.endswith(".json") or data.lstrip()[:1] in (b"{", b"["):
-        try:
-            yield 1, orjson.loads(data)
-            return
-        except orjson.JSONDecodeError as exc:
-            if path.endswith(".json"):
-                raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from exc
-    try:
-        for index, obj in enumerate(yaml.load_all(data, Loader=_Loader), start=1):
-            if obj is not None:
-                yield index, obj
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", line=line) from exc
+def classify_object(obj: Any, path: str, doc: int) -> str:
+    """``"list"``, ``"policy"`` or ``"other"`` for one decoded object.
+
+    Raises
+    ------
+    PolicyError
+        The object is not a mapping, or its ``kind``/``apiVersion`` is not a string
+        (the API server could not even tell what it is).
+    """
+    if not isinstance(obj, dict):
+        raise PolicyError(path, "<document>", "not an object", doc=doc)
+    for key in ("kind", "apiVersion"):
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise PolicyError(path, key, f"must be a string, not {describe_value(value)}", doc=doc)
+    kind = obj.get("kind") or ""
+    if kind.endswith("List") and isinstance(obj.get("items"), list):
+        return "list"
+    if kind == "NetworkPolicy" and obj.get("apiVersion") in ACCEPTED_API_VERSIONS:
+        return "policy"
+    return "other"
 
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def located(exc: PolicyError, node: Any, prefix: str) -> PolicyError:
+    """``exc`` (field relative to the object of ``node``) with the line and the List prefix."""
+    relative = "" if exc.field == "<document>" else exc.field
+    field = (prefix + relative).rstrip(".") or "<document>"
+    return PolicyError(exc.path, field, exc.reason, doc=exc.doc, line=locate(node, relative))
 
 
 def _collect(
     result: LoadResult,
     obj: Any,
-    path: str,
-    doc: int,
+    node: Any,
+    where: tuple[str, int],
     default_namespace: str | None,
     prefix: str,
 ) -> None:
+    path, doc = where
     source = f"{path}#{doc}{'/' + prefix.rstrip('.') if prefix else ''}"
-    if not isinstance(obj, dict):
-        raise PolicyError(path, prefix.rstrip(".") or "<document>", "not an object", doc=doc)
-    kind = obj.get("kind")
-    if isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list):
-        for i, item in enumerate(obj["items"]):
-            _collect(result, item, path, doc, default_namespace, f"{prefix}items[{i}].")
-        return
-    if kind != "NetworkPolicy" or obj.get("apiVersion") not in ACCEPTED_API_VERSIONS:
-        result.skipped.append((source, f"{obj.get('apiVersion')}/{kind}"))
-        return
     try:
-        policy = parse_policy(obj, path, doc, default_namespace)
+        kind = classify_object(obj, path, doc)
+        findings = policy_findings(obj) if kind == "policy" else []
+        policy = parse_policy(obj, path, doc, default_namespace, findings) \
+            if kind == "policy" else None
     except PolicyError as exc:
-        raise PolicyError(path, f"{prefix}{exc.field}", exc.reason, doc=doc) from exc
-    result.policies.append(_with_source(policy, source))
-    result.raw.append(obj)
-    result.warnings.extend((source, f) for f in check_policy_dict(obj) if f.severity != "error")
+        raise located(exc, node, prefix) from exc
+    if kind == "list":
+        for i, item in enumerate(obj["items"]):
+            _collect(result, item, item_node(node, "items", i), where, default_namespace,
+                     f"{prefix}items[{i}].")
+    elif policy is None:
+        result.skipped.append((source, f"{obj.get('apiVersion')}/{obj.get('kind')}"))
+    else:
+        result.policies.append(_with_source(policy, source))
+        result.raw.append(obj)
+        result.warnings.extend((source, f) for f in findings if f.severity != "error")
 
 
 def _with_source(policy: NetworkPolicy, source: str) -> NetworkPolicy:

@@ -81,8 +81,15 @@ _RULES = (
              "removing the rule changes no verdict over the inventory universe"),
 )
 
-#: The catalogue, by id. Validation ids (``NP1xx``) are added on the fly.
-RULES: dict[str, LintRule] = {r.id: r for r in _RULES}
+#: Validation ids with their own entry (the other ``NP1xx`` ids get :func:`rule_for`'s).
+_VALIDATION_RULES = (
+    LintRule("NP118", "unknown-field", "error",
+             "a field the networking.k8s.io/v1 API does not define (a typo such as `ingres`); "
+             "strict field validation rejects it, a lenient apply drops it silently"),
+)
+
+#: The catalogue, by id. Other validation ids (``NP1xx``) are added on the fly.
+RULES: dict[str, LintRule] = {r.id: r for r in (*_RULES, *_VALIDATION_RULES)}
 
 
 def rule_for(rule_id: str) -> LintRule:
