@@ -132,11 +132,13 @@ def classify(table: pd.DataFrame, scope: Sequence[str], dns: DnsTarget,
         host = table["reason"].isna() & (table["src_role"] == "host")
         table.loc[host, "reason"] = "host-ingress"
     dns_keys, dns_ports = set(dns.workloads), set(dns.ports)
-    table["dns"] = [
+    # A bool Series, not a list: on an empty table a list gives an object column, and
+    # ``table[table["dns"]]`` would then select columns (none) instead of rows.
+    table["dns"] = pd.Series([
         reason is None and key in dns_keys and (proto, port) in dns_ports
         for reason, key, proto, port in zip(table["reason"], table["dst_key"],
                                             table["protocol"], table["port"], strict=True)
-    ]
+    ], index=table.index, dtype=bool)
     return scans
 
 

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 import orjson
 
 from recommender.commands._args import add_engine_arguments, engine_from_args
+from recommender.commands._gates import require_connections, warn_if_mostly_rejected
 from recommender.commands.lint import add_inventory_arguments, load_inventory_arg
 from recommender.diff import FlowReplay, build_universe, compile_pair, diff_policies
 from recommender.diff.render import build_report, render_markdown, render_text
-from recommender.errors import GateFailed, PolicyError
+from recommender.errors import GateFailed, InputError, PolicyError
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.policy_yaml import load_policies
 from recommender.lint.source import locate_error
@@ -54,6 +55,9 @@ def load_set(path: str, default_namespace: str | None) -> list[NetworkPolicy]:
         raise locate_error(exc) from exc
     for source, kind in loaded.skipped:
         print(f"note: {source}: skipped {kind} (not a NetworkPolicy)", file=sys.stderr)
+    if not loaded.policies and loaded.skipped:  # objects, none a policy: the wrong file
+        raise InputError(path, f"no NetworkPolicy found ({len(loaded.skipped)} other objects "
+                               "skipped)", hint="an empty file or directory stands for no policies")
     return loaded.policies
 
 
@@ -97,6 +101,8 @@ def _replay(flows: Sequence[str], compiled: tuple[PolicySet, PolicySet], invento
         replay.add(batch)
         progress.update(len(batch))
     progress.done()
+    require_connections(table.stats, flows, "no observed flow to replay against the two sets")
+    warn_if_mostly_rejected(table.stats, flows)
     for warning in table.stats.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     return replay

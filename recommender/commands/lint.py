@@ -37,13 +37,18 @@ def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_inventory_arg(args: argparse.Namespace) -> Inventory:
     """The inventory from ``--inventory`` or ``--manifests``."""
+    from recommender.commands._gates import require_pods
+
     if args.inventory:
         from recommender.ingest.inventory import read_inventory
 
-        return read_inventory(args.inventory)
-    from recommender.ingest.manifests import inventory_from_manifests
+        inventory = read_inventory(args.inventory)
+    else:
+        from recommender.ingest.manifests import inventory_from_manifests
 
-    return inventory_from_manifests(args.manifests, args.default_namespace or "default")
+        inventory = inventory_from_manifests(args.manifests, args.default_namespace or "default")
+    require_pods(inventory, args.inventory or args.manifests)
+    return inventory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
+from recommender.commands._gates import require_connections
 from recommender.errors import InputError
 from recommender.store.options import add_store_arguments, observations_from_args
 
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
                               "endpointslices -A -o json")
     result = observations_from_args(args, inventory, strict=args.strict,
                                     engine=engine_from_args(args))
+    require_connections(result.stats, args.flows, "nothing to learn from; nothing was written")
     options = RecommendOptions(
         namespaces=tuple(args.namespace), exclude_namespaces=tuple(args.exclude_namespace),
         merge_similar=args.merge_similar, cidr_budget=args.cidr_budget,
