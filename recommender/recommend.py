@@ -97,6 +97,7 @@ class Recommendation:
     window: tuple[str | None, str | None] = (None, None)
     dns: Any = None
     index: WorkloadIndex | None = None
+    coverage: Any = None  # recommender.coverage.Coverage, set by the recommend command
 
     @property
     def learned(self) -> pd.DataFrame:

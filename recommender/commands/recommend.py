@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
+from recommender.commands._evidence import add_coverage_arguments, apply_coverage, check_gap
 from recommender.commands._gates import require_connections
 from recommender.errors import InputError
 from recommender.store.options import add_store_arguments, observations_from_args
@@ -63,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learn scan-shaped traffic too (it is excluded by default)")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected input line")
+    add_coverage_arguments(parser)
     add_engine_arguments(parser)
 
 
@@ -91,12 +93,14 @@ def run(args: argparse.Namespace) -> int:
     )
     rec = recommend(result.observations, inventory, options)
     rec.warnings.extend(result.stats.warnings())
+    coverage = apply_coverage(rec, result.stats, args.deny_unobserved)
     check = rec.self_check(inventory)
     if not check.ok:
         print(f"internal error: {check.message()}; nothing was written", file=sys.stderr)
         return 1
     path = write_recommendation(rec, args.out, force=args.force, check=check)
     _report(rec, check, str(path))
+    check_gap(coverage, args.fail_on_gap)
     return 0
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from recommender.aggregate import aggregation_stages, finish
+from recommender.aggregate import STAGE_OBSERVERS, aggregation_stages, finish
 from recommender.engines.base import AggregationEngine, FlowTable, IngestResult, IngestStats
 from recommender.engines.common import (
     StatsAccumulator,
@@ -118,12 +118,14 @@ class SparkEngine(AggregationEngine):
                     cached.append(frame)
                     schema[name] = {f.name: "VARCHAR" for f in frame.schema.fields}
                 groups = _to_pandas(spark.sql(to_spark(final, schema)))
+                observers = {str(r[0]): int(r[1])
+                             for r in spark.sql(f"SELECT * FROM {STAGE_OBSERVERS}").collect()}
         finally:
             for frame in cached:
                 frame.unpersist()
             for view in schema:
                 spark.catalog.dropTempView(view)
-        observations, stats = finish(groups, bucket is not None, shown)
+        observations, stats = finish(groups, bucket is not None, shown, observers)
         if strict and stats.reject_samples:
             raise strict_from_sample(stats.reject_samples[0], _as_sources(shown))
         return IngestResult(observations, stats)
