@@ -104,8 +104,9 @@ class Coverage:
                   f"- inventory nodes: {', '.join(self.inventory_nodes) or 'none listed'}",
                   f"- workloads with pods but no observed traffic: {len(self.quiet)}"]
         lines += [f"  - {q.describe(self.capture_nodes)}" for q in self.quiet]
-        for what, why in sorted(self.withheld.items()):
-            lines.append(f"- not written: {what}: {why}")
+        if self.withheld:
+            lines.append("- policies withheld or narrowed for lack of evidence:")
+        lines += [f"  - {what}: {why}" for what, why in sorted(self.withheld.items())]
         return [*lines, ""]
 
 
@@ -198,7 +199,7 @@ def withhold_unobserved(rec: Any, coverage: Coverage) -> dict[str, str]:
     """
     withheld: dict[str, str] = {}
     for ns in coverage.quiet_namespaces:
-        why = "no observed traffic in this namespace (pass --deny-unobserved to deny it anyway)"
+        why = "no policy written: no observed traffic (--deny-unobserved denies it anyway)"
         rec.skipped_namespaces[ns] = why
         withheld[f"namespace {ns}"] = why
     gone = set(coverage.quiet_namespaces)
@@ -209,7 +210,7 @@ def withhold_unobserved(rec: Any, coverage: Coverage) -> dict[str, str]:
               if all(m.key in quiet_keys for m in g.members)}
     rec.groups[:] = [g for g in rec.groups if (g.namespace, g.name) not in silent]
     for ns, name in sorted(silent):
-        withheld[f"{ns}/{name}"] = "no observed traffic: no allow policy"
+        withheld[f"{ns}/{name}"] = "not written (no observed traffic)"
     policies = [p for p in rec.policies
                 if p.namespace not in gone and (p.namespace, p.name) not in silent]
     rec.policies[:] = [_scoped(p, rec.index, quiet_keys, withheld) for p in policies]
