@@ -52,7 +52,10 @@ _FORMATS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("Antrea flow records (JSON)", _all('"destinationIPv4Address"')),
     ("an Antrea flow-aggregator CSV", _is_antrea_csv),
     ("Inspektor Gadget output", lambda t: '"k8s"' in t and ('"podName"' in t or '"addr"' in t)),
-    ("YAML (a Kubernetes manifest?)", lambda t: bool(_YAML.search(t)) and '"flow"' not in t),
+)
+#: Tried after the Hubble test: they would also match a Hubble file in some way.
+_GENERIC: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("YAML (a Kubernetes manifest?)", lambda t: bool(_YAML.search(t))),
     ("Kubernetes objects (JSON), not flow records", _all('"apiVersion"', '"kind"')),
     ("a CSV file", _is_csv),
 )
@@ -76,9 +79,11 @@ def sniff_format(head: bytes) -> str | None:
     text = head.decode("utf-8", errors="replace")
     if "\ufffd" in text[: len(text) - 4]:  # a multi-byte character may be cut at the end
         return "a binary file (not UTF-8 text)"
-    if '"flow"' in text and ('"verdict"' in text or '"IP"' in text):
-        return None
-    return next((name for name, test in _FORMATS if test(text)), None)
+    # The specific formats first: a foreign file with a few Hubble lines is still foreign.
+    found = next((name for name, test in _FORMATS if test(text)), None)
+    if found is not None or ('"flow"' in text and ('"verdict"' in text or '"IP"' in text)):
+        return found
+    return next((name for name, test in _GENERIC if test(text)), None)
 
 
 def _gunzip_head(data: bytes) -> bytes:
