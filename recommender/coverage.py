@@ -145,7 +145,8 @@ def assess_coverage(index: WorkloadIndex, table: Any, scope: Sequence[str],
     """
     seen = observed_keys(table)
     pod_nodes = {p.key: p.node for p in index.inventory.pods}
-    quiet, quiet_ns = [], []
+    quiet: list[QuietWorkload] = []
+    quiet_ns: list[str] = []
     for ns in scope:
         members = [w for w in index.in_namespace(ns) if not w.host_network]
         silent = [w for w in members if w.key not in seen]

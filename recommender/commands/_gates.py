@@ -9,7 +9,7 @@ statistics are known, and :func:`warn_if_mostly_rejected` otherwise.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from recommender.engines.base import IngestStats
 from recommender.errors import InputError
@@ -20,9 +20,8 @@ from recommender.model import Inventory
 MOSTLY_REJECTED = 0.5
 
 
-def _counts(counts: dict[str, int] | object) -> str:
-    items = dict(counts)  # type: ignore[call-overload]
-    return ", ".join(f"{k}: {items[k]:,}" for k in sorted(items))
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}: {counts[k]:,}" for k in sorted(counts))
 
 
 def describe_input(stats: IngestStats) -> str:
