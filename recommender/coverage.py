@@ -79,9 +79,10 @@ class Coverage:
         """The loud lines, partial node coverage first."""
         out = []
         if self.partial:
-            seen = ", ".join(self.capture_nodes or ()) or "none"
-            out.append(f"PARTIAL COVERAGE: the flows come from {len(self.capture_nodes or ())} "
-                       f"of {len(self.inventory_nodes)} nodes ({seen}); traffic local to "
+            seen = [n for n in self.inventory_nodes if n in set(self.capture_nodes or ())]
+            out.append(f"PARTIAL COVERAGE: the flows come from {len(seen)} of "
+                       f"{len(self.inventory_nodes)} nodes ({', '.join(seen) or 'none'}); "
+                       "traffic local to "
                        f"{', '.join(self.missing_nodes)} is invisible, so policies learned "
                        "from it can deny legitimate traffic there")
         if self.quiet:

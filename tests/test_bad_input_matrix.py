@@ -126,3 +126,20 @@ def test_a_policy_file_without_policies_is_refused_as_shadow_candidate(bad_input
                  "--flows", str(HUBBLE), "--fail-on-deny"])
     assert code == 2
     assert "no NetworkPolicy found in the candidate policies" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["lint", "diff", "shadow"])
+def test_policies_outside_every_inventory_namespace_hint_at_default_namespace(command, tmp_path,
+                                                                            capsys):
+    policy = tmp_path / "p.yaml"  # names no namespace: read as `default`, not in the inventory
+    policy.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                      "metadata: {name: deny}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n")
+    argv = {"lint": ["lint", str(policy), "--inventory", str(INVENTORY)],
+            "diff": ["diff", str(policy), str(policy), "--inventory", str(INVENTORY)],
+            "shadow": ["shadow", "--policies", str(policy), "--inventory", str(INVENTORY),
+                       "--flows", str(HUBBLE)]}[command]
+    main(argv)
+    hints = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("hint:")]
+    assert hints == ["hint: no policy is in a namespace of the inventory (policies: default; "
+                     "inventory: kube-system, other, shop); policies that name no namespace "
+                     "were read as `default`: pass --default-namespace NS"]

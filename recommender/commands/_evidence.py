@@ -25,10 +25,14 @@ def add_coverage_arguments(parser: argparse.ArgumentParser) -> None:
                              "fewer nodes than the inventory has, or workloads without traffic")
 
 
-def apply_coverage(rec: Any, stats: IngestStats, deny_unobserved: bool) -> Coverage:
+def apply_coverage(rec: Any, stats: IngestStats, deny_unobserved: bool,
+                   synthetic: bool = False) -> Coverage:
     """Assess coverage, print its warnings (partial coverage first, before any other
-    warning), and unless ``deny_unobserved`` write no policy for what has no evidence."""
-    observers = getattr(stats, "observers", None)
+    warning), and unless ``deny_unobserved`` write no policy for what has no evidence.
+
+    ``synthetic``: the inventory comes from manifests; its nodes are made up, so the
+    capture's nodes are not compared with them."""
+    observers = None if synthetic else getattr(stats, "observers", None)
     coverage = assess_coverage(rec.index, rec.table, list(rec.namespaces), rec.window,
                                observers)
     for warning in coverage.warnings():
@@ -44,7 +48,8 @@ def check_gap(coverage: Coverage, fail_on_gap: bool) -> None:
     if fail_on_gap and coverage.has_gaps:
         parts = []
         if coverage.partial:
-            parts.append(f"flows from {len(coverage.capture_nodes or ())} of "
+            seen = set(coverage.inventory_nodes) - set(coverage.missing_nodes)
+            parts.append(f"flows from {len(seen)} of "
                          f"{len(coverage.inventory_nodes)} nodes")
         if coverage.quiet:
             parts.append(f"{len(coverage.quiet)} workload(s) without observed traffic")

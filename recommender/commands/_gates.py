@@ -9,7 +9,7 @@ statistics are known, and :func:`warn_if_mostly_rejected` otherwise.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from recommender.engines.base import IngestStats
 from recommender.errors import InputError
@@ -97,3 +97,30 @@ def require_pods(inventory: Inventory, paths: Sequence[str] | None) -> None:
         raise InputError(where, "the inventory holds no pods",
                          hint="dump it with kubectl get namespaces,pods,services,"
                               "endpointslices -A -o json, or pass --manifests")
+
+
+def namespace_hint(namespaces: Iterable[str], inventory: Inventory,
+                   default_namespace: str | None) -> str | None:
+    """A hint when no policy's namespace is in the inventory (often: the manifests name no
+    namespace and were read as ``default``); None when at least one matches.
+
+    >>> from recommender.model import Namespace
+    >>> namespace_hint(["default"], Inventory(namespaces=(Namespace("shop"),)), None)[:40]
+    'no policy is in a namespace of the inven'
+    """
+    wanted = sorted(set(namespaces))
+    known = {n.name for n in inventory.namespaces} | {p.namespace for p in inventory.pods}
+    if not wanted or set(wanted) & known:
+        return None
+    fix = ("check --default-namespace" if default_namespace else
+           "policies that name no namespace were read as `default`: pass --default-namespace NS")
+    return (f"no policy is in a namespace of the inventory (policies: {', '.join(wanted)}; "
+            f"inventory: {', '.join(sorted(known)) or 'none'}); {fix}")
+
+
+def print_namespace_hint(namespaces: Iterable[str], inventory: Inventory,
+                         default_namespace: str | None) -> None:
+    """:func:`namespace_hint` as a ``hint:`` line on stderr."""
+    hint = namespace_hint(namespaces, inventory, default_namespace)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 import orjson
 
 from recommender.commands._args import add_engine_arguments, engine_from_args
-from recommender.commands._gates import require_connections, warn_if_mostly_rejected
+from recommender.commands._gates import (
+    print_namespace_hint,
+    require_connections,
+    warn_if_mostly_rejected,
+)
 from recommender.commands.lint import add_inventory_arguments, load_inventory_arg
 from recommender.diff import FlowReplay, build_universe, compile_pair, diff_policies
 from recommender.diff.render import build_report, render_markdown, render_text
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     inventory = load_inventory_arg(args)
     old = load_set(args.old, args.default_namespace)
     new = load_set(args.new, args.default_namespace)
+    print_namespace_hint((p.namespace for p in (*old, *new)), inventory, args.default_namespace)
     compiled = compile_pair(old, new, inventory)
     replay = _replay(args.flows, compiled, inventory, args) if args.flows else None
     universe = build_universe(old, new, inventory,

@@ -13,6 +13,7 @@ import sys
 
 import orjson
 
+from recommender.commands._gates import print_namespace_hint
 from recommender.errors import GateFailed, InputError
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.sarif import to_sarif
@@ -77,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if not docs:
         raise InputError(", ".join(args.paths), "no NetworkPolicy found",
                          hint=f"{skipped} other objects skipped" if skipped else None)
+    print_namespace_hint((d.policy.namespace for d in docs if d.policy is not None), inventory,
+                         args.default_namespace)
     report = lint_docs(docs, inventory, args.namespace, redundancy=not args.no_redundancy)
     report.skipped = skipped
     if args.json:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
 from recommender.commands._evidence import add_coverage_arguments, apply_coverage, check_gap
 from recommender.commands._gates import require_connections
-from recommender.errors import InputError
+from recommender.commands.lint import add_inventory_arguments, load_inventory_arg
 from recommender.store.options import add_store_arguments, observations_from_args
 
 if TYPE_CHECKING:
@@ -37,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flows", nargs="+", metavar="FILE",
                         help="flow files, globs or - for stdin (plain or .gz); or use --store")
     add_store_arguments(parser)
-    parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE",
-                        help="kubectl get namespaces,pods,services,endpointslices -A -o json")
+    add_inventory_arguments(parser)  # --inventory or --manifests, --default-namespace
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--force", action="store_true", help="replace an existing DIR")
     parser.add_argument("--namespace", action="append", default=[], metavar="NS",
@@ -70,17 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest, recommend, self-check, then write the tree atomically."""
-    from recommender.ingest.inventory import read_inventory
     from recommender.io.atomic import check_writable
     from recommender.io.policy_writer import write_recommendation
     from recommender.recommend import RecommendOptions, recommend
 
     check_writable(args.out, args.force)  # fail before a long run
-    inventory = read_inventory(args.inventory)
-    if not inventory.pods:
-        raise InputError(args.inventory[0], "the inventory holds no pods",
-                         hint="dump it with kubectl get namespaces,pods,services,"
-                              "endpointslices -A -o json")
+    inventory = load_inventory_arg(args)  # refuses an inventory without pods
     result = observations_from_args(args, inventory, strict=args.strict,
                                     engine=engine_from_args(args))
     require_connections(result.stats, args.flows, "nothing to learn from; nothing was written")
@@ -93,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     )
     rec = recommend(result.observations, inventory, options)
     rec.warnings.extend(result.stats.warnings())
-    coverage = apply_coverage(rec, result.stats, args.deny_unobserved)
+    coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
     check = rec.self_check(inventory)
     if not check.ok:
         print(f"internal error: {check.message()}; nothing was written", file=sys.stderr)

@@ -18,6 +18,7 @@ import orjson
 
 from recommender.commands._args import add_engine_arguments, engine_from_args
 from recommender.commands._gates import (
+    print_namespace_hint,
     require_connections,
     require_pods,
     warn_if_mostly_rejected,
@@ -110,6 +111,7 @@ def _compile(paths: list[str], inventory: Inventory,
     note = loaded.skipped_note()
     if note:
         print(f"note: {note}", file=sys.stderr)
+    print_namespace_hint((p.namespace for p in loaded.policies), inventory, default_ns)
     return compile_policies(loaded.policies, inventory), len(loaded.policies)
 
 
