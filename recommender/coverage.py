@@ -154,7 +154,9 @@ def assess_coverage(index: WorkloadIndex, table: Any, scope: Sequence[str],
         quiet.extend(_quiet(w, pod_nodes) for w in silent)
         if members and len(silent) == len(members):
             quiet_ns.append(ns)
-    capture = None if observers is None else tuple(sorted(n for n in observers if n))
+    # Hubble Relay names a node ``cluster/node``; the inventory knows ``node``.
+    capture = (None if observers is None
+               else tuple(sorted({n.rsplit("/", 1)[-1] for n in observers if n})))
     return Coverage(capture, inventory_nodes(index.inventory), window, tuple(quiet),
                     tuple(quiet_ns))
 

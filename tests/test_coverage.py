@@ -130,6 +130,15 @@ def test_unknown_capture_nodes_are_no_partial_coverage():
     assert "unknown" in "\n".join(coverage.markdown())
 
 
+def test_relay_node_names_match_inventory_nodes():
+    index = build_index(parse_inventory_items(_three_node_items(), "inventory.json"))
+    empty = pd.DataFrame(columns=["src_role", "src_key", "dst_role", "dst_key"])
+    observers = {"kind/node-1": 3, "kind/node-2": 1, "node-3": 2}
+    coverage = assess_coverage(index, empty, ["shop"], (None, None), observers)
+    assert coverage.capture_nodes == ("node-1", "node-2", "node-3")
+    assert not coverage.partial
+
+
 def test_no_single_label_excludes_a_quiet_workload_from_its_look_alike():
     web = Workload("shop", (("app", "web"),), "web")
     canary = Workload("shop", (("app", "web"), ("track", "canary")), "web-canary")

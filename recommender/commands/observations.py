@@ -140,6 +140,7 @@ def stats_record(stats: IngestStats) -> dict[str, Any]:
         "unknown_peers": stats.unknown_peers,
         "unknown_reasons": dict(sorted(stats.unknown_reasons.items())),
         "policy_drops": stats.policy_drops,
+        "observers": dict(stats.observers) if stats.observers is not None else None,
         "warnings": stats.warnings(),
     }
 
