@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -246,7 +247,8 @@ SELECT GROUPING(src_e, dst_e) AS g, src_e, dst_e, src_h, dst_h, {_CONN_KEY},
        min(time_start) AS first_seen, max(time_end) AS last_seen, min(vrank) AS vrank,
        count(*) AS records, count_if(coalesce(is_reply, false)) AS replies,
        count_if(orientation = 'inferred') AS inferred,
-       count_if(orientation = 'unknown') AS unoriented, min(ord) AS ord, sum(lost) AS lost
+       count_if(orientation = 'unknown') AS unoriented, min(ord) AS ord, sum(lost) AS lost,
+       min(observer) AS obs_lo, max(observer) AS obs_hi
 FROM ({prepared})
 GROUP BY GROUPING SETS (({_CONN_KEY}, src_h, dst_h), (src_e), (dst_e))"""
 
@@ -292,11 +294,25 @@ SELECT c.bucket, c.line_kind, c.reject_class, c.reject_detail, c.protocol,
        bool_or(c.requested) AS requested, min(c.first_seen) AS first_seen,
        max(c.last_seen) AS last_seen, min(c.vrank) AS vrank, sum(c.records) AS records,
        sum(c.replies) AS replies, sum(c.inferred) AS inferred, sum(c.unoriented) AS unoriented,
-       min(c.ord) AS ord, sum(c.lost) AS lost
+       min(c.ord) AS ord, sum(c.lost) AS lost, min(c.obs_lo) AS obs_lo, max(c.obs_hi) AS obs_hi
 FROM (SELECT * FROM {level1} WHERE g = 3) c
 LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'src') s ON s.h = c.src_h
 LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'dst') d ON d.h = c.dst_h
 GROUP BY {", ".join(f"c.{k.strip()}" for k in _CONN_KEY.split(","))}"""
+
+
+def observers_sql(connections: str) -> str:
+    """Connections per observer node (Hubble's ``node_name``), for evidence coverage.
+
+    A connection is seen by at most two nodes (the client's and the server's), so the
+    smallest and largest observer of each connection name all of them.
+    """
+    flows = f"SELECT obs_lo, obs_hi FROM {connections} WHERE line_kind = 'flow'"
+    return f"""
+SELECT o AS observer, count(*) AS connections
+FROM (SELECT obs_lo AS o FROM ({flows}) WHERE obs_lo IS NOT NULL
+      UNION ALL SELECT obs_hi AS o FROM ({flows}) WHERE obs_hi <> obs_lo)
+GROUP BY o"""
 
 
 def level1_sql(packets: str, bucket: str | None = None) -> str:
@@ -448,6 +464,8 @@ STAGE_LEVEL1 = "netpol_l1"
 STAGE_ENDPOINTS = "netpol_eps"
 STAGE_CONNECTIONS = "netpol_conn"
 STAGE_IDENTITIES = "netpol_ids"
+#: Connections per observer node: a small table engines fetch besides the final SELECT.
+STAGE_OBSERVERS = "netpol_observers"
 STAGE_KEYED = "netpol_keyed"
 STAGE_GROUPS = "netpol_groups"
 STAGE_NAMES = "netpol_names"
@@ -483,6 +501,7 @@ def aggregation_stages(
         (STAGE_LEVEL1, level1_sql(packets, bucket)),
         (STAGE_ENDPOINTS, endpoints_sql(STAGE_LEVEL1, resolve)),
         (STAGE_CONNECTIONS, connections_sql(STAGE_LEVEL1, STAGE_ENDPOINTS)),
+        (STAGE_OBSERVERS, observers_sql(STAGE_CONNECTIONS)),
         (STAGE_IDENTITIES, identities_sql(STAGE_ENDPOINTS)),
         (STAGE_KEYED, keyed_sql(STAGE_CONNECTIONS, STAGE_IDENTITIES)),
         (STAGE_GROUPS, groups_sql(STAGE_KEYED)),
@@ -524,7 +543,8 @@ def ref_of(ord_value: int, paths: Sequence[str]) -> str:
 
 
 def finish(
-    groups: pd.DataFrame, with_bucket: bool, paths: Sequence[str]
+    groups: pd.DataFrame, with_bucket: bool, paths: Sequence[str],
+    observers: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, IngestStats]:
     """Split level-2 rows into the observation table and the statistics.
 
@@ -536,6 +556,8 @@ def finish(
     requested = groups["requested"].astype(bool).to_numpy()
     observations = _observation_frame(groups, is_flow & requested, with_bucket, paths)
     stats = _stats(groups, is_flow, requested, observations, paths)
+    if observers is not None:
+        stats = replace(stats, observers=dict(sorted(observers.items())))
     return observations, stats
 
 

@@ -52,6 +52,16 @@ class UsageError(RecommenderError):
         return self.message
 
 
+def one_line(message: str) -> str:
+    """An error message as one line (a parser's message may span several).
+
+    >>> one_line('invalid YAML: bad character\\n  in "<byte string>", position 0')
+    'invalid YAML: bad character; in "<byte string>", position 0'
+    """
+    parts = [p.strip() for p in message.splitlines()]
+    return "; ".join(p for p in parts if p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="netpol",
@@ -85,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecommenderError as exc:
         if debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

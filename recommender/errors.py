@@ -99,10 +99,27 @@ class GateFailed(RecommenderError):
 class MissingDependencyError(RecommenderError):
     """An optional extra is needed (for example ``pyspark`` for ``--engine spark``)."""
 
-    def __init__(self, feature: str, install: str) -> None:
-        super().__init__(feature, install)
+    def __init__(self, feature: str, install: str, alternative: str | None = None) -> None:
+        super().__init__(feature, install, alternative)
         self.feature = feature
         self.install = install
+        self.alternative = alternative
 
     def __str__(self) -> str:
-        return f"{self.feature} needs an optional dependency: run `{self.install}`"
+        tail = f", {self.alternative}" if self.alternative else ""
+        return f"{self.feature} needs an optional dependency: run `{self.install}`{tail}"
+
+
+class EngineUnavailableError(RecommenderError):
+    """The requested engine cannot start (``--engine spark`` without a working Java)."""
+
+    def __init__(self, engine: str, missing: str, detail: str | None = None) -> None:
+        super().__init__(engine, missing, detail)
+        self.engine = engine
+        self.missing = missing
+        self.detail = detail
+
+    def __str__(self) -> str:
+        detail = f" ({self.detail})" if self.detail else ""
+        return (f"--engine {self.engine} cannot start: {self.missing}{detail}; install it, "
+                "or drop --engine spark to use the embedded engine (the default)")

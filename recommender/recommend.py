@@ -100,6 +100,7 @@ class Recommendation:
     window: tuple[str | None, str | None] = (None, None)
     dns: Any = None
     index: WorkloadIndex | None = None
+    coverage: Any = None  # recommender.coverage.Coverage, set by the recommend command
     observations: int | None = None  # rows given to recommend(), for the accounting
 
     @cached_property

@@ -142,11 +142,13 @@ def classify(table: pd.DataFrame, scope: Sequence[str], dns: DnsTarget,
     table.loc[learned & ~table["src_in"] & ~table["dst_in"], "reason"] = "out-of-scope"
     if not allow_host:
         table.loc[own_node_rows(table, index), "reason"] = "own-node"
-    table["dns"] = [
+    # A bool Series, not a list: on an empty table a list gives an object column, and
+    # ``table[table["dns"]]`` would then select columns (none) instead of rows.
+    table["dns"] = pd.Series([
         reason is None and is_dns(dns, key, proto, port)
         for reason, key, proto, port in zip(table["reason"], table["dst_key"],
                                             table["protocol"], table["port"], strict=True)
-    ]
+    ], index=table.index, dtype=bool)
     return scans
 
 

@@ -33,6 +33,8 @@ def render_summary(rec: Any, check: Any = None) -> str:
     for row in rec.excluded.to_dict("records"):
         by_ns.setdefault(_row_namespace(row), []).append(row)
     lines = ["# netpol recommend: summary", ""]
+    if getattr(rec, "coverage", None) is not None:  # first: partial coverage must be seen
+        lines += rec.coverage.markdown()
     lines += _header(rec)
     lines += unknown_denied_banner(check)
     lines += _section("Assumptions", _assumptions(rec) + infra_assumptions(rec))

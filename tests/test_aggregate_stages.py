@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
-from recommender.aggregate import MAX_REFS, aggregation_stages, finish
+from recommender.aggregate import MAX_REFS, STAGE_OBSERVERS, aggregation_stages, finish
 from recommender.engines.base import MAX_REJECT_SAMPLES
 from recommender.ingest.hubble import oriented_packets_sql
 from recommender.ingest.sources import LINE_SCHEMA, expand_paths, iter_line_batches
@@ -52,7 +52,8 @@ def _run_stages_plainly(path: str, bucket: str | None):
     for name, sql in stages:
         con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
     groups = con.sql(final).df()
-    return finish(groups, bucket is not None, [s.path for s in sources])
+    observers = dict(con.execute(f"SELECT * FROM {STAGE_OBSERVERS}").fetchall())
+    return finish(groups, bucket is not None, [s.path for s in sources], observers)
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ def test_json_rows_and_stats(tmp_path, capsys):
     rows = doc["observations"]
     assert len(rows) == 3
     assert doc["stats"]["connections"] == 4
+    assert sum(doc["stats"]["observers"].values()) >= 4  # every connection has an observer
     assert {r["dst_workload"] for r in rows} == {"deployment/shop", "deployment/coredns", "world"}
     world = next(r for r in rows if r["dst_kind"] == "world")
     assert world["dst_ip"] == "104.20.23.154"

@@ -125,3 +125,30 @@ def test_end_to_end_on_hubble_flows(tmp_path, shop_inventory_file, capsys):
                  "--out", str(out), "--force"]) == 0
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
+
+
+def test_manifests_stand_in_for_the_inventory(tmp_path, capsys):
+    manifests = (SAMPLES / "apps" / "bookinfo" / "upstream" / "samples" / "bookinfo" / "platform"
+                 / "kube" / "bookinfo.yaml")
+    page = {"ip": "10.1.0.5", "ns": "bookinfo", "pod": "productpage-v1-a-1",
+            "labels": [("app", "productpage"), ("version", "v1")]}
+    reviews = {"ip": "10.1.0.6", "ns": "bookinfo", "pod": "reviews-v1-a-1",
+               "labels": [("app", "reviews"), ("version", "v1")]}
+    flows = tmp_path / "flows.json"
+    flows.write_text(_hubble_line(page, reviews, 9080) + "\n")
+    out = tmp_path / "out"
+    code = main(["recommend", "--flows", str(flows), "--manifests", str(manifests),
+                 "--default-namespace", "bookinfo", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "PARTIAL COVERAGE" not in err  # a synthetic inventory's node is made up
+    policy = (out / "bookinfo" / "reviews-v1.yaml").read_text()
+    assert "app: productpage" in policy
+    assert "port: 9080" in policy
+
+
+def test_inventory_and_manifests_exclude_each_other(tmp_path, shop_inventory_file, capsys):
+    code = main(["recommend", "--flows", str(HUBBLE), "--inventory", str(shop_inventory_file),
+                 "--manifests", str(shop_inventory_file), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "not allowed with argument" in _err_lines(capsys)[0]

@@ -71,10 +71,21 @@ def engine_from_args(args: argparse.Namespace) -> Any:
         ``--engine spark`` without pyspark installed.
     """
     from recommender.engines.base import get_engine
-    from recommender.errors import InputError
+    from recommender.errors import InputError, MissingDependencyError
 
     master = getattr(args, "spark_master", None)
     conf = dict(getattr(args, "spark_conf", None) or [])
     if args.engine != "spark" and (master or conf):
         raise InputError(None, "--spark-master and --spark-conf need --engine spark")
-    return get_engine(args.engine, master=master, conf=conf)
+    try:
+        engine = get_engine(args.engine, master=master, conf=conf)
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(exc.feature, exc.install, USE_EMBEDDED) from None
+    if args.engine == "spark":
+        # Spark's JVM logs to the terminal; keep it off unless the user debugs.
+        engine.quiet = not getattr(args, "debug", False)  # type: ignore[attr-defined]
+    return engine
+
+
+#: What to do instead when Spark is not available.
+USE_EMBEDDED = "or drop --engine spark to use the embedded engine (the default)"

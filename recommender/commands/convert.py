@@ -13,10 +13,13 @@ read both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
 from recommender.commands._args import add_engine_arguments, engine_from_args
+from recommender.commands._gates import require_connections
+from recommender.engines.base import IngestStats
 from recommender.errors import InputError
 from recommender.ingest.parquet import is_parquet_input
 from recommender.io.atomic import atomic_directory, check_writable
@@ -49,11 +52,54 @@ def run(args: argparse.Namespace) -> int:
         if local:
             with atomic_directory(args.out, args.force) as tmp:  # refuses an existing OUT
                 stats = engine.convert(args.flows, os.path.abspath(tmp), force=True)
+                _require_requests(stats, args.flows, f"{tmp}/**/*.parquet")
         else:
             stats = engine.convert(args.flows, args.out, force=args.force)
+            _require_requests(stats, args.flows, None)
     else:
-        check_writable(args.out, args.force)
-        stats = engine.convert(args.flows, args.out, force=args.force)
+        target = check_writable(args.out, args.force)
+        tmp = target.with_name(f".{target.name}.convert")
+        try:
+            stats = engine.convert(args.flows, str(tmp), force=True)
+            _require_requests(stats, args.flows, str(tmp))
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     kinds = ", ".join(f"{k}: {stats[k]:,}" for k in sorted(stats))
     print(f"wrote {args.out}: {sum(stats.values()):,} lines ({kinds})", file=sys.stderr)
     return 0
+
+
+def _require_requests(kinds: dict[str, int], flows: list[str], local: str | None) -> None:
+    """Refuse to write a Parquet that holds no connection request (nothing any command
+    could learn from or judge); ``local`` is the written file or glob, when readable here."""
+    requests, rejects = kinds.get("flow", 0), {"reasons not read back": kinds.get("reject", 0)}
+    if local is not None:
+        requests, rejects = _read_back(local)
+    if requests:
+        return
+    flows_seen = kinds.get("flow", 0)  # here each one is a reply (no request was found)
+    stats = IngestStats(lines=sum(kinds.values()), flow_records=flows_seen, replies=flows_seen,
+                        rejects={k: n for k, n in rejects.items() if n},
+                        non_flow={k: n for k, n in kinds.items() if k not in ("flow", "reject")})
+    note = "nothing was written" if local is not None else "the output was written anyway"
+    require_connections(stats, flows, note)
+
+
+def _read_back(local: str) -> tuple[int, dict[str, int]]:
+    """Connection requests and rejects by reason in a written Parquet."""
+    import duckdb
+
+    from recommender.ingest.hubble_sql import lit, reject_class_sql
+
+    con = duckdb.connect()
+    try:
+        rel = f"read_parquet({lit(local)})"
+        row = con.execute(f"SELECT count(*) FROM {rel} WHERE line_kind = 'flow' "
+                          "AND NOT coalesce(is_reply, false)").fetchall()[0]
+        rejects = con.execute(f"SELECT {reject_class_sql('reject_detail')}, count(*) FROM {rel} "
+                              "WHERE line_kind = 'reject' GROUP BY 1").fetchall()
+    finally:
+        con.close()
+    return int(row[0]), {str(k): int(n) for k, n in rejects}

@@ -13,10 +13,15 @@ from collections.abc import Sequence
 import orjson
 
 from recommender.commands._args import add_engine_arguments, engine_from_args
+from recommender.commands._gates import (
+    print_namespace_hint,
+    require_connections,
+    warn_if_mostly_rejected,
+)
 from recommender.commands.lint import add_inventory_arguments, load_inventory_arg
 from recommender.diff import FlowReplay, build_universe, compile_pair, diff_policies
 from recommender.diff.render import build_report, render_markdown, render_text
-from recommender.errors import GateFailed, PolicyError
+from recommender.errors import GateFailed, InputError, PolicyError
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.policy_yaml import load_policies
 from recommender.lint.source import locate_error
@@ -54,6 +59,9 @@ def load_set(path: str, default_namespace: str | None) -> list[NetworkPolicy]:
         raise locate_error(exc) from exc
     for source, kind in loaded.skipped:
         print(f"note: {source}: skipped {kind} (not a NetworkPolicy)", file=sys.stderr)
+    if not loaded.policies and loaded.skipped:  # objects, none a policy: the wrong file
+        raise InputError(path, f"no NetworkPolicy found ({len(loaded.skipped)} other objects "
+                               "skipped)", hint="an empty file or directory stands for no policies")
     return loaded.policies
 
 
@@ -65,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     inventory = load_inventory_arg(args)
     old = load_set(args.old, args.default_namespace)
     new = load_set(args.new, args.default_namespace)
+    print_namespace_hint((p.namespace for p in (*old, *new)), inventory, args.default_namespace)
     compiled = compile_pair(old, new, inventory)
     replay = _replay(args.flows, compiled, inventory, args) if args.flows else None
     universe = build_universe(old, new, inventory,
@@ -97,6 +106,8 @@ def _replay(flows: Sequence[str], compiled: tuple[PolicySet, PolicySet], invento
         replay.add(batch)
         progress.update(len(batch))
     progress.done()
+    require_connections(table.stats, flows, "no observed flow to replay against the two sets")
+    warn_if_mostly_rejected(table.stats, flows)
     for warning in table.stats.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     return replay

@@ -13,6 +13,7 @@ import sys
 
 import orjson
 
+from recommender.commands._gates import print_namespace_hint
 from recommender.errors import GateFailed, InputError
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.sarif import to_sarif
@@ -37,13 +38,18 @@ def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_inventory_arg(args: argparse.Namespace) -> Inventory:
     """The inventory from ``--inventory`` or ``--manifests``."""
+    from recommender.commands._gates import require_pods
+
     if args.inventory:
         from recommender.ingest.inventory import read_inventory
 
-        return read_inventory(args.inventory)
-    from recommender.ingest.manifests import inventory_from_manifests
+        inventory = read_inventory(args.inventory)
+    else:
+        from recommender.ingest.manifests import inventory_from_manifests
 
-    return inventory_from_manifests(args.manifests, args.default_namespace or "default")
+        inventory = inventory_from_manifests(args.manifests, args.default_namespace or "default")
+    require_pods(inventory, args.inventory or args.manifests)
+    return inventory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if not docs:
         raise InputError(", ".join(args.paths), "no NetworkPolicy found",
                          hint=f"{skipped} other objects skipped" if skipped else None)
+    print_namespace_hint((d.policy.namespace for d in docs if d.policy is not None), inventory,
+                         args.default_namespace)
     report = lint_docs(docs, inventory, args.namespace, redundancy=not args.no_redundancy)
     report.skipped = skipped
     if args.json:

@@ -17,6 +17,7 @@ import orjson
 import pandas as pd
 
 from recommender.commands._args import add_engine_arguments, engine_from_args
+from recommender.commands._gates import require_connections, warn_if_mostly_rejected
 from recommender.engines.base import IngestResult, IngestStats
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.labels import decode_labels, format_labels
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     result = engine_from_args(args).aggregate(
         args.flows, inventory, strict=args.strict, bucket=_bucket(args.bucket)
     )
+    require_connections(result.stats, args.flows, "no observation to show")
+    warn_if_mostly_rejected(result.stats, args.flows)
     rows = observation_records(result.observations)
     if target:
         text = render_json(rows, result.stats) if args.json else render_csv(rows)
@@ -137,6 +140,7 @@ def stats_record(stats: IngestStats) -> dict[str, Any]:
         "unknown_peers": stats.unknown_peers,
         "unknown_reasons": dict(sorted(stats.unknown_reasons.items())),
         "policy_drops": stats.policy_drops,
+        "observers": dict(stats.observers) if stats.observers is not None else None,
         "warnings": stats.warnings(),
     }
 

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from recommender.commands._args import add_engine_arguments, engine_from_args, positive_int
+from recommender.commands._gates import require_connections, warn_if_mostly_rejected
 from recommender.errors import InputError
 
 NAME = "observe"
@@ -105,6 +106,8 @@ def _append_files(args: argparse.Namespace, engine: Any, inventory: Any, files: 
                                "again would count its connections twice",
                          hint="pass --again to append it anyway")
     result = engine.aggregate(paths, inventory, strict=args.strict, bucket="1h")
+    require_connections(result.stats, paths, "nothing was appended to the store")
+    warn_if_mostly_rejected(result.stats, paths)
     summary = append_observations(args.store, result.observations, result.stats,
                                   sources=paths, files=prints)
     print(f"appended {len(paths)} file(s) to {args.store} (append {summary.append_id}): "

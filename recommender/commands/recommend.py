@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
-from recommender.errors import GateFailed, InputError
+from recommender.commands._evidence import add_coverage_arguments, apply_coverage, check_gap
+from recommender.commands._gates import require_connections
+from recommender.commands.lint import add_inventory_arguments, load_inventory_arg
+from recommender.errors import GateFailed
 from recommender.io.atomic import write_text_atomic
 from recommender.store.options import add_store_arguments, observations_from_args
 
@@ -44,8 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flows", nargs="+", metavar="FILE",
                         help="flow files, globs or - for stdin (plain or .gz); or use --store")
     add_store_arguments(parser)
-    parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE",
-                        help="kubectl get namespaces,pods,services,endpointslices -A -o json")
+    add_inventory_arguments(parser)  # --inventory or --manifests, --default-namespace
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--force", action="store_true", help="replace an existing DIR")
     parser.add_argument("--namespace", action="append", default=[], metavar="NS",
@@ -77,12 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "observation (nothing is written) or unlearned traffic that flowed")
     parser.add_argument("--strict", action="store_true",
                         help="stop with exit code 2 at the first rejected input line")
+    add_coverage_arguments(parser)
     add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Ingest, recommend, self-check, then write the tree atomically."""
-    from recommender.ingest.inventory import read_inventory
     from recommender.io.atomic import check_writable
     from recommender.io.policy_writer import write_recommendation
     from recommender.recommend import RecommendOptions, recommend
@@ -90,13 +92,10 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, args.force)  # fail before a long run
     if args.json:
         check_writable(args.json, args.force)
-    inventory = read_inventory(args.inventory)
-    if not inventory.pods:
-        raise InputError(args.inventory[0], "the inventory holds no pods",
-                         hint="dump it with kubectl get namespaces,pods,services,"
-                              "endpointslices -A -o json")
+    inventory = load_inventory_arg(args)  # refuses an inventory without pods
     result = observations_from_args(args, inventory, strict=args.strict,
                                     engine=engine_from_args(args))
+    require_connections(result.stats, args.flows, "nothing to learn from; nothing was written")
     options = RecommendOptions(
         namespaces=tuple(args.namespace), exclude_namespaces=tuple(args.exclude_namespace),
         merge_similar=args.merge_similar, cidr_budget=args.cidr_budget,
@@ -106,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     )
     rec = recommend(result.observations, inventory, options)
     rec.warnings.extend(result.stats.warnings())
+    coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
     check = rec.self_check(inventory)
     if not check.ok:
         if args.fail_on_deny and check.denied_learned and not check.findings:
@@ -121,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on_deny and check.denied_unknown:
         raise GateFailed(f"recommend: {len(check.denied_unknown)} observation(s) of traffic that "
                          "flowed but was not learned would be denied (see SUMMARY.md)")
+    check_gap(coverage, args.fail_on_gap)
     return 0
 
 

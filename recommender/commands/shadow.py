@@ -17,8 +17,14 @@ from typing import Any
 import orjson
 
 from recommender.commands._args import add_engine_arguments, engine_from_args
+from recommender.commands._gates import (
+    print_namespace_hint,
+    require_connections,
+    require_pods,
+    warn_if_mostly_rejected,
+)
 from recommender.engines.base import IngestStats
-from recommender.errors import GateFailed
+from recommender.errors import GateFailed, InputError
 from recommender.io.atomic import check_writable, write_text_atomic
 from recommender.io.policy_yaml import load_policies
 from recommender.model import Inventory
@@ -66,13 +72,17 @@ def run(args: argparse.Namespace) -> int:
     from recommender.ingest.inventory import read_inventory
 
     inventory = read_inventory(args.inventory)
+    require_pods(inventory, args.inventory)
     candidate, n_candidate = _compile(args.policies, inventory, args.default_namespace)
+    if not n_candidate:
+        raise InputError(", ".join(args.policies), "no NetworkPolicy found in the candidate "
+                         "policies: every flow would be allowed, so nothing can be judged")
     baseline = None
     if args.baseline:
         baseline, _ = _compile(args.baseline, inventory, args.default_namespace)
     table = flow_table_from_args(args, inventory, strict=args.strict, engine=engine_from_args(args))
     shadow = ShadowRun(candidate, inventory, baseline)
-    _judge_all(shadow, table, args.verdicts, args.force)
+    _judge_all(shadow, table, args.verdicts, args.force, lambda: _usable(table, args))
     stats = table.stats
     inputs: dict[str, Any] = {"policies": list(args.policies), "candidate policies": n_candidate,
                               "flows": list(args.flows) if args.flows else f"store {args.store}",
@@ -101,17 +111,30 @@ def _compile(paths: list[str], inventory: Inventory,
     note = loaded.skipped_note()
     if note:
         print(f"note: {note}", file=sys.stderr)
+    print_namespace_hint((p.namespace for p in loaded.policies), inventory, default_ns)
     return compile_policies(loaded.policies, inventory), len(loaded.policies)
 
 
-def _judge_all(shadow: ShadowRun, table: Any, verdicts: str | None, force: bool) -> None:
-    """Judge the batches in order, streaming verdict lines to a temp file renamed at the end."""
+def _usable(table: Any, args: argparse.Namespace) -> None:
+    """Fail closed: a gate that passes on no data is worse than no gate."""
+    flows = list(args.flows) if args.flows else None
+    what = "nothing was judged" + (", so the --fail-on-deny gate cannot pass"
+                                   if args.fail_on_deny else "")
+    require_connections(table.stats, flows, what)
+    warn_if_mostly_rejected(table.stats, flows)
+
+
+def _judge_all(shadow: ShadowRun, table: Any, verdicts: str | None, force: bool,
+               check: Any) -> None:
+    """Judge the batches in order, streaming verdict lines to a temp file renamed at the
+    end (after ``check`` accepted the input)."""
     progress = Progress("shadow: records")
     if verdicts is None:
         for batch in table:
             shadow.evaluate(batch)
             progress.update(len(batch))
         progress.done()
+        check()
         return
     target = Path(verdicts)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -121,6 +144,8 @@ def _judge_all(shadow: ShadowRun, table: Any, verdicts: str | None, force: bool)
                 rows = shadow.evaluate(batch).to_dict(orient="records")
                 out.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
                 progress.update(len(rows))
+        progress.done()
+        check()
         check_writable(target, force)
         os.replace(tmp, target)
     finally:

@@ -17,6 +17,11 @@ import orjson
 import pandas as pd
 
 from recommender.commands._args import add_engine_arguments, engine_from_args, non_negative_int
+from recommender.commands._gates import (
+    require_connections,
+    require_pods,
+    warn_if_mostly_rejected,
+)
 from recommender.errors import InputError
 
 NAME = "tighten"
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.since and not args.store:
         raise InputError(None, "--since needs --store", hint="flow files are read whole")
     inventory = read_inventory(args.inventory)
+    require_pods(inventory, args.inventory)
     loaded = load_policies(args.policies, default_namespace=args.default_namespace)
     note = loaded.skipped_note()
     if note:
@@ -117,6 +123,8 @@ def _evidence(args: argparse.Namespace, inventory: Any) -> tuple[pd.DataFrame, l
         return obs, stats.warnings()
 
     result = engine_from_args(args).aggregate(args.flows, inventory, strict=args.strict)
+    require_connections(result.stats, args.flows, "nothing to tighten from")
+    warn_if_mostly_rejected(result.stats, args.flows)
     return result.observations, result.stats.warnings()
 
 

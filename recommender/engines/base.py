@@ -48,6 +48,8 @@ class IngestStats:
     policy_drops: int = 0
     inferred_orientation: int = 0
     unknown_orientation: int = 0
+    #: Connections per observer node (Hubble ``node_name``); None when not known (a store).
+    observers: Mapping[str, int] | None = None
 
     @property
     def rejected(self) -> int:

@@ -99,6 +99,7 @@ class StatsAccumulator:
         self.rejects: dict[str, int] = {}
         self.unknown_reasons: dict[str, int] = {}
         self.samples: list[str] = []
+        self.observers: dict[str, int] = {}
 
     def add(self, frame: pd.DataFrame) -> None:
         flows = frame[frame["line_kind"] == "flow"]
@@ -121,6 +122,7 @@ class StatsAccumulator:
         c["unknown_peers"] += int(
             ((firsts["src_kind"] == "unknown") | (firsts["dst_kind"] == "unknown")).sum()
         )
+        _merge(self.observers, firsts["observer"].dropna().value_counts())
         others = frame[~frame["line_kind"].isin(["flow", "reject"])]
         _merge(self.non_flow, others["line_kind"].value_counts())
         rejects = frame[frame["line_kind"] == "reject"]
@@ -136,6 +138,7 @@ class StatsAccumulator:
             rejects=self.rejects,
             reject_samples=tuple(self.samples),
             unknown_reasons=self.unknown_reasons,
+            observers=dict(sorted(self.observers.items())),
         )
 
 

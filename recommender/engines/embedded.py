@@ -25,6 +25,7 @@ from recommender.aggregate import (
     STAGE_KEYED,
     STAGE_LEVEL1,
     STAGE_NAMES,
+    STAGE_OBSERVERS,
     aggregation_stages,
     finish,
 )
@@ -104,11 +105,14 @@ class EmbeddedEngine(AggregationEngine):
             con.execute("SET preserve_insertion_order = false")
             stages, final = aggregation_stages(packets, resolve, bucket)
             table = _run_stages(con, stages, final)
+            observers = dict(con.execute(f"SELECT * FROM {STAGE_OBSERVERS}").fetchall())
             if errors:
                 raise errors[0]
         groups = arrow_to_pandas(table)  # after DuckDB closed: its buffers are gone
         del table
-        observations, stats = finish(groups, bucket is not None, [s.path for s in sources])
+        observations, stats = finish(
+            groups, bucket is not None, [s.path for s in sources], observers
+        )
         if strict and stats.reject_samples:
             raise strict_from_sample(stats.reject_samples[0], sources)
         return IngestResult(observations, stats)

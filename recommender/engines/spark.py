@@ -22,13 +22,16 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from recommender.aggregate import aggregation_stages, finish
+from recommender.aggregate import STAGE_OBSERVERS, aggregation_stages, finish
 from recommender.engines.base import AggregationEngine, FlowTable, IngestResult, IngestStats
 from recommender.engines.common import (
     StatsAccumulator,
@@ -38,7 +41,7 @@ from recommender.engines.common import (
     strict_from_sample,
 )
 from recommender.engines.spark_sql import SESSION_CONF, to_spark
-from recommender.errors import InputError
+from recommender.errors import EngineUnavailableError, InputError, MissingDependencyError
 from recommender.ingest import parquet
 from recommender.ingest.hubble import oriented_packets_sql, records_of_packets_sql
 from recommender.ingest.sources import STDIN, expand_paths
@@ -87,6 +90,8 @@ class SparkEngine(AggregationEngine):
         self.master = master
         self.conf = dict(conf or {})
         self._session = session
+        #: Keep the JVM's own log lines (launch, warnings) off the terminal.
+        self.quiet = False
 
     # -- public API -------------------------------------------------------------
 
@@ -118,12 +123,14 @@ class SparkEngine(AggregationEngine):
                     cached.append(frame)
                     schema[name] = {f.name: "VARCHAR" for f in frame.schema.fields}
                 groups = _to_pandas(spark.sql(to_spark(final, schema)))
+                observers = {str(r[0]): int(r[1])
+                             for r in spark.sql(f"SELECT * FROM {STAGE_OBSERVERS}").collect()}
         finally:
             for frame in cached:
                 frame.unpersist()
             for view in schema:
                 spark.catalog.dropTempView(view)
-        observations, stats = finish(groups, bucket is not None, shown)
+        observations, stats = finish(groups, bucket is not None, shown, observers)
         if strict and stats.reject_samples:
             raise strict_from_sample(stats.reject_samples[0], _as_sources(shown))
         return IngestResult(observations, stats)
@@ -137,13 +144,43 @@ class SparkEngine(AggregationEngine):
     # -- session and inputs ----------------------------------------------------
 
     def session(self) -> Any:
-        """The SparkSession: the given one, the active one, or a new one."""
+        """The SparkSession: the given one, the active one, or a new one.
+
+        Raises
+        ------
+        MissingDependencyError
+            pyspark cannot be imported.
+        EngineUnavailableError
+            No Java to start Spark with, or the JVM did not start.
+        """
         if self._session is not None:
             return self._session
-        from pyspark import SparkConf
-        from pyspark.sql import SparkSession
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "--engine spark", "pip install 'netpol-recommender[spark]'",
+                f"or use the embedded engine ({exc})") from None
+        active = SparkSession.getActiveSession()
+        if active is None:
+            _require_java()
+        with _jvm_output(self.quiet) as log:
+            try:
+                spark = active or self._builder(SparkSession).getOrCreate()
+            except Exception as exc:  # noqa: BLE001 - py4j/pyspark launch errors vary
+                raise EngineUnavailableError("spark", "the Java gateway did not start",
+                                             _last_line(log(), exc)) from None
+        if self.quiet:
+            spark.sparkContext.setLogLevel("ERROR")
+        for key, value in SESSION_CONF.items():
+            spark.conf.set(key, value)
+        self._session = spark
+        return spark
 
-        builder = SparkSession.builder.appName("netpol-recommender")
+    def _builder(self, session_class: Any) -> Any:
+        from pyspark import SparkConf
+
+        builder = session_class.builder.appName("netpol-recommender")
         if self.master:
             builder = builder.master(self.master)
         elif not SparkConf().contains("spark.master"):
@@ -155,11 +192,7 @@ class SparkEngine(AggregationEngine):
         builder = builder.config("spark.driver.memory", DEFAULT_DRIVER_MEMORY)
         for key, value in self.conf.items():
             builder = builder.config(key, value)
-        spark = builder.getOrCreate()
-        for key, value in SESSION_CONF.items():
-            spark.conf.set(key, value)
-        self._session = spark
-        return spark
+        return builder
 
     def expand(self, paths: Sequence[str]) -> list[SparkInput]:
         """Expand globs: local paths as the embedded engine does (same references),
@@ -492,3 +525,48 @@ def _read_errors(inputs: Sequence[SparkInput]) -> Iterator[None]:
             "corrupt or truncated gzip data",
             hint="the spark engine stops at a damaged .gz; --engine embedded reads up to it",
         ) from exc
+
+
+def _require_java() -> None:
+    """Spark's launcher runs ``$JAVA_HOME/bin/java``, else ``java`` on the PATH."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        if not os.access(os.path.join(home, "bin", "java"), os.X_OK):
+            raise EngineUnavailableError("spark", "Java 17 (JAVA_HOME has no bin/java)",
+                                         f"JAVA_HOME={home}")
+    elif shutil.which("java") is None:
+        raise EngineUnavailableError("spark", "Java 17 (no java on the PATH, JAVA_HOME unset)")
+
+
+@contextlib.contextmanager
+def _jvm_output(quiet: bool) -> Iterator[Callable[[], str]]:
+    """Point file descriptor 2 at a temp file while the JVM starts (it inherits it, so
+    its later log lines stay off the terminal too); yields a reader of what it wrote."""
+    if not quiet:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield lambda: _read_log(log)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _read_log(log: Any) -> str:
+    log.flush()
+    log.seek(0)
+    return str(log.read().decode("utf-8", errors="replace"))
+
+
+def _last_line(log: str, exc: BaseException) -> str:
+    """The most telling line: the launcher's last words, else the exception's first line."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    telling = [ln for ln in lines if re.search(r"error|JAVA_HOME|not found|no such", ln, re.I)
+               and "bad array subscript" not in ln]  # the launcher's echo of a failed java
+    lines = telling or lines
+    text = lines[-1] if lines else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text[:200]

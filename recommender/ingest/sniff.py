@@ -1,0 +1,109 @@
+"""Guess what a rejected flow file is, so the error can say "looks like an AWS VPC flow log".
+
+netpol reads Hubble JSON (and its own Parquet); a file in another format is
+rejected line by line. :func:`sniff_format` looks at the first bytes of such a
+file and names the format it recognises. It is a hint for the message only:
+nothing is parsed or accepted because of it.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable
+
+#: Bytes read from the head of a file to sniff it.
+SNIFF_BYTES = 64 * 1024
+
+_AWS_HEADER = re.compile(r"^version\b.*\bsrcaddr\b.*\bdstaddr\b")
+_AWS_RECORD = re.compile(r"^[2-9] .*\b(eni|vpc|subnet|i)-[0-9a-fx]+\b")
+_YAML = re.compile(r"^(---\s*$|apiVersion:|kind:|items:|metadata:)", re.MULTILINE)
+
+
+def _all(*needles: str) -> Callable[[str], bool]:
+    return lambda text: all(n in text for n in needles)
+
+
+def _is_aws(text: str) -> bool:
+    lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
+    return bool(lines) and (
+        bool(_AWS_HEADER.match(lines[0])) or sum(bool(_AWS_RECORD.match(x)) for x in lines) > 0
+    )
+
+
+def _is_antrea_csv(text: str) -> bool:
+    fields = text.splitlines()[0].split(",") if text.strip() else []
+    return (len(fields) >= 20 and fields[0].isdigit() and fields[1].isdigit()
+            and fields[6].upper() in ("TCP", "UDP", "SCTP", "ICMP"))
+
+
+def _is_csv(text: str) -> bool:
+    lines = [ln for ln in text.splitlines()[:10] if ln.strip()]
+    counts = {ln.count(",") for ln in lines}
+    uniform = len(counts) == 1 and counts.pop() >= 2
+    return bool(lines) and uniform and text.lstrip()[:1] not in ("{", "[")
+
+
+#: (name, test) in order: the first match names the format.
+_FORMATS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("an AWS VPC flow log", _is_aws),
+    ("a GCP VPC flow log", _all('"jsonPayload"', '"connection"', '"src_ip"')),
+    ("a Calico flow log", _all('"source_namespace"', '"dest_ip"')),
+    ("Antrea flow records (JSON)", _all('"destinationIPv4Address"')),
+    ("an Antrea flow-aggregator CSV", _is_antrea_csv),
+    ("Inspektor Gadget output", lambda t: '"k8s"' in t and ('"podName"' in t or '"addr"' in t)),
+)
+#: Tried after the Hubble test: they would also match a Hubble file in some way.
+_GENERIC: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("YAML (a Kubernetes manifest?)", lambda t: bool(_YAML.search(t))),
+    ("Kubernetes objects (JSON), not flow records", _all('"apiVersion"', '"kind"')),
+    ("a CSV file", _is_csv),
+)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Name the format of a file from its first bytes; None when it looks like Hubble
+    JSON or nothing known.
+
+    >>> sniff_format(b"2 123456789010 eni-1235b8ca123456789 172.31.16.139 ...")
+    'an AWS VPC flow log'
+    >>> sniff_format(b'{"flow": {"verdict": "FORWARDED"}}') is None
+    True
+    """
+    if head[:2] == b"\x1f\x8b":
+        head = _gunzip_head(head)
+        if not head:
+            return "a gzip file that cannot be decompressed (truncated?)"
+    if b"\x00" in head:
+        return "a binary file (not text)"
+    text = head.decode("utf-8", errors="replace")
+    if "\ufffd" in text[: len(text) - 4]:  # a multi-byte character may be cut at the end
+        return "a binary file (not UTF-8 text)"
+    # The specific formats first: a foreign file with a few Hubble lines is still foreign.
+    found = next((name for name, test in _FORMATS if test(text)), None)
+    if found is not None or ('"flow"' in text and ('"verdict"' in text or '"IP"' in text)):
+        return found
+    return next((name for name, test in _GENERIC if test(text)), None)
+
+
+def _gunzip_head(data: bytes) -> bytes:
+    """As much of a gzip stream as decompresses (a truncated stream gives its start)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, SNIFF_BYTES)
+    except zlib.error:
+        return b""
+
+
+def sniff_file(path: str) -> str | None:
+    """:func:`sniff_format` of a file's head; None for stdin or an unreadable file."""
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    if path.endswith(".gz") and head[:2] != b"\x1f\x8b":
+        return "not gzip data despite the .gz name"
+    return sniff_format(head)
+
