@@ -440,16 +440,18 @@ def stable_labels_json_sql(j: str) -> str:
     """Canonical JSON (as :func:`recommender.labels.encode_labels`) of the stable k8s labels.
 
     Unstable labels are cut out of the joined string, the ``k8s:`` ones
-    extracted, sorted by key and rendered.
+    extracted and sorted by key. Keys and values are encoded by the engine's JSON
+    encoder (``to_json`` of a string), never pasted into quotes: the bytes equal
+    ``encode_labels`` for every label that passed validation (no escapes needed),
+    and stay valid JSON for any other text.
     """
     cut = f"regexp_replace({j}, {lit(unstable_label_re())}, '', 'g')"
     kept = f"regexp_extract_all({cut}, {lit(chr(31) + 'k8s:([^' + chr(31) + ']*)')}, 1)"
-    body = f"array_to_string(list_sort({kept}), chr(31))"
-    # "+": an empty match would be replaced too by Java regexes (RE2 skips it).
-    pair_re = "([^\x1f\x01]+)(?:\x01([^\x1f]*))?"
-    pairs = f"regexp_replace({body}, {lit(pair_re)}, '\"\\1\":\"\\2\"', 'g')"
-    rendered = f"'{{' || replace({pairs}, chr(31), ',') || '}}'"
-    return f"CASE WHEN len({kept}) = 0 THEN '{{}}' ELSE {rendered} END"
+    # A label without '=' has the empty value.
+    key = "split_part(p, chr(1), 1)"
+    pair = f"to_json({key})::VARCHAR || ':' || to_json(substr(p, length({key}) + 2))::VARCHAR"
+    body = f"array_to_string(list_transform(list_sort({kept}), lambda p: {pair}), ',')"
+    return f"'{{' || {body} || '}}'"
 
 
 def has_label_sql(j: str, label: str) -> str:
