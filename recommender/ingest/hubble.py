@@ -34,9 +34,9 @@ def paths_literal(paths: Sequence[str]) -> str:
 
 
 def parsed_lines_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
-    """Stage 1: unwrap, parse, classify each line."""
+    """Stage 1: unwrap, parse, classify each line (``ts``: its time, parsed once)."""
     return f"""
-SELECT file_id, line_no, raw_ref, line_kind, lost, source_format, f,
+SELECT file_id, line_no, raw_ref, line_kind, lost, source_format, f, ts,
        CASE WHEN line_kind = 'reject' THEN
             {h.reject_detail_sql("text", "d", "f", "reject", "payload", "rr")} END AS reject_detail
 FROM (SELECT *, {paths_literal(paths)}[file_id + 1] || ':' || line_no AS raw_ref,
@@ -45,10 +45,12 @@ FROM (SELECT *, {paths_literal(paths)}[file_id + 1] || ':' || line_no AS raw_ref
             coalesce(try_cast(d.lost_events.num_events_lost AS BIGINT), 0) ELSE 0 END AS lost,
        CASE WHEN d.flow IS NOT NULL THEN 'hubble_jsonpb' ELSE 'hubble_legacy_json' END
             AS source_format
-FROM (SELECT *, CASE WHEN f IS NOT NULL THEN {h.reject_reason_sql("f")} END AS rr
+FROM (SELECT *, CASE WHEN f IS NOT NULL THEN {h.reject_reason_sql("f", "ts")} END AS rr
+FROM (SELECT * EXCLUDE (ts_raw), {h.in_time_range_sql("ts_raw")} AS ts
+FROM (SELECT *, try_cast(f.time AS TIMESTAMP) AS ts_raw
 FROM (SELECT *, {h.flow_struct_sql("d")} AS f
       FROM (SELECT *, CASE WHEN reject IS NULL THEN {h.parsed_sql("payload", dialect)} END AS d
-            FROM (SELECT *, {h.payload_sql("text")} AS payload FROM {lines})))))"""
+            FROM (SELECT *, {h.payload_sql("text")} AS payload FROM {lines})))))))"""
 
 
 def endpoint_input_sql(f: str, side: str) -> str:
@@ -112,7 +114,7 @@ def _packet_columns(dialect: Dialect) -> list[str]:
     return [
         "rep",
         f"{h.orientation_sql('f', 'rep')} AS orientation",
-        f"{h.time_sql('f')} AS time_start",
+        "ts AS time_start",
         "f.node_name AS observer",
         f"{h.reporter_sql('f')} AS reporter_raw",
         f"{h.protocol_sql('f')} AS protocol",

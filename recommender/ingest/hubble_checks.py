@@ -184,32 +184,33 @@ def _uint_ok(text: str, max_value: int) -> str:
     )
 
 
-#: (field of the Flow ``f``, largest value) of every number the reader uses.
-FLOW_NUMBERS: tuple[tuple[str, int], ...] = (
-    *[
-        (f'l4."{p}".{w}', 65535)
-        for p in ("TCP", "UDP", "SCTP")
-        for w in ("source_port", "destination_port")
-    ],
-    *[(f'l4."{p}".{w}', 255) for p in ("ICMPv4", "ICMPv6") for w in ("type", "code")],
-    ("event_type.type", 255),
-    ("drop_reason", 4294967295),
-)
+#: (number of the Flow ``f`` as the reader uses it, its name, largest value). A number
+#: the reader does not use (ports of a second ``l4`` member, the ICMP code) cannot
+#: change a conclusion, and is not checked.
+def _flow_numbers(f: str) -> list[tuple[str, str, int]]:
+    def used(which: str, protos: tuple[str, ...]) -> str:
+        return "coalesce(" + ", ".join(f'{f}.l4."{p}".{which}' for p in protos) + ")"
+
+    ports = ("TCP", "UDP", "SCTP")
+    return [
+        (used("source_port", ports), "l4 source_port", 65535),
+        (used("destination_port", ports), "l4 destination_port", 65535),
+        (used("type", ("ICMPv4", "ICMPv6")), "l4 ICMP type", 255),
+        (f"{f}.event_type.type", "event_type.type", 255),
+        (f"{f}.drop_reason", "drop_reason", 4294967295),
+    ]
+
+
 #: ``num_events_lost`` is a uint64; larger counts than this are not believable and
 #: would overflow the sums.
 MAX_LOST_EVENTS = 4294967295
 
 
-def _number_reject(field: str, top: int) -> str:
-    """``number out of range: l4.TCP.destination_port (0-65535)``."""
-    return f"number out of range: {field.replace(chr(34), '')} (0-{top})"
-
-
 def number_error_sql(f: str = "f") -> str:
     """The first number of Flow ``f`` out of its range, as a reject detail, or NULL."""
     whens = " ".join(
-        f"WHEN NOT {_uint_ok(f'{f}.{field}', top)} THEN {lit(_number_reject(field, top))}"
-        for field, top in FLOW_NUMBERS
+        f"WHEN NOT {_uint_ok(text, top)} THEN {lit(f'number out of range: {name} (0-{top})')}"
+        for text, name, top in _flow_numbers(f)
     )
     return f"CASE {whens} END"
 

@@ -241,9 +241,10 @@ def line_kind_sql(
     )
 
 
-def reject_reason_sql(f: str = "f") -> str:
+def reject_reason_sql(f: str = "f", ts: str | None = None) -> str:
     """Why a Flow cannot be used (NULL when it can): unknown enums, no time (or
-    one outside years 1-9999), a number out of range."""
+    one outside years 1-9999), a number out of range. ``ts`` holds :func:`time_sql`
+    of ``f`` when the query has it already."""
     verdicts = tuple(VERDICT_MAP)
     return (
         f"CASE WHEN {f}.verdict IS NOT NULL AND NOT {in_list(f + '.verdict', verdicts)} "
@@ -251,7 +252,7 @@ def reject_reason_sql(f: str = "f") -> str:
         f"WHEN {f}.traffic_direction IS NOT NULL AND NOT "
         f"{in_list(f + '.traffic_direction', TRAFFIC_DIRECTIONS)} "
         f"THEN 'unknown traffic_direction ' || {f}.traffic_direction "
-        f"WHEN {time_sql(f)} IS NULL THEN 'missing or invalid time' "
+        f"WHEN {ts or time_sql(f)} IS NULL THEN 'missing or invalid time' "
         f"ELSE {number_error_sql(f)} END"
     )
 
@@ -293,7 +294,11 @@ def reject_class_sql(detail: str = "reject_detail") -> str:
 def time_sql(f: str = "f") -> str:
     """The event time; NULL when missing, invalid or outside years 1-9999 (Python's
     ``datetime`` range: the reports could not print it)."""
-    t = f"try_cast({f}.time AS TIMESTAMP)"
+    return in_time_range_sql(f"try_cast({f}.time AS TIMESTAMP)")
+
+
+def in_time_range_sql(t: str) -> str:
+    """Timestamp ``t`` (a column: it is read twice), NULL outside years 1-9999."""
     return f"CASE WHEN year({t}) BETWEEN 1 AND 9999 THEN {t} END"
 
 
