@@ -177,10 +177,13 @@ def endpoint_error_sql(ep: str, e: str) -> str:
 
 
 def _uint_ok(text: str, max_value: int) -> str:
+    """Digits only (no sign, point, exponent or space: both engines' casts accept some
+    of those, differently), at most ``max_value``. (``ltrim`` is cheaper than a regex,
+    and this runs on every line.)"""
     digits = len(str(max_value))
     return (
-        f"({text} IS NULL OR (regexp_matches({text}, {_rx(f'[0-9]{{1,{digits}}}')}) "
-        f"AND try_cast({text} AS BIGINT) <= {max_value}))"
+        f"({text} IS NULL OR (length({text}) BETWEEN 1 AND {digits} AND "
+        f"ltrim({text}, '0123456789') = '' AND try_cast({text} AS BIGINT) <= {max_value}))"
     )
 
 
