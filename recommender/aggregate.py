@@ -293,12 +293,14 @@ def connections_sql(level1: str, endpoints: str) -> str:
     Only fixed-size aggregate states, so the engine can spill them.
     """
     keys = [k.strip() for k in _CONN_KEY.split(",")]
-    values = "port, requested, first_seen, last_seen, vrank, records, replies, inferred, " \
+    values = (
+        "port, requested, first_seen, last_seen, vrank, records, replies, inferred, "
         "unoriented, ord, lost"
+    )
     # A record with an invalid endpoint is a reject, the endpoint's reason its detail.
     bad = "CASE WHEN c.line_kind = 'flow' THEN coalesce(s.bad, d.bad) END"
     joined = f"""
-SELECT {", ".join(f"c.{k}" for k in keys)}, {", ".join(f"c.{v.strip()}" for v in values.split(","))},
+SELECT {", ".join(f"c.{k.strip()}" for k in [*keys, *values.split(",")])},
        s.code AS src_code, d.code AS dst_code, {bad} AS bad
 FROM (SELECT * FROM {level1} WHERE g = 3) c
 LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'src') s ON s.h = c.src_h

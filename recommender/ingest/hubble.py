@@ -128,8 +128,8 @@ def _packet_columns(dialect: Dialect) -> list[str]:
         "try_cast(f.event_type.type AS INTEGER) AS event_type",
         f"{endpoint_input_sql('f', 'a')} AS a_ep",
         f"{endpoint_input_sql('f', 'b')} AS b_ep",
-        f"{h.port_sql('f', 'source_port')} AS a_port",
-        f"{h.port_sql('f', 'destination_port')} AS b_port",
+        "a_port",
+        "b_port",
     ]
 
 
@@ -138,7 +138,10 @@ def packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
     return f"""
 SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format,
        {", ".join(_packet_columns(dialect))}
-FROM (SELECT *, {h.reply_sql("f")} AS rep FROM ({parsed_lines_sql(lines, paths, dialect)}))"""
+FROM (SELECT *, {h.reply_sql("f", "a_port", "b_port")} AS rep
+      FROM (SELECT *, {h.port_sql("f", "source_port")} AS a_port,
+                   {h.port_sql("f", "destination_port")} AS b_port
+            FROM ({parsed_lines_sql(lines, paths, dialect)})))"""
 
 
 def _swap(a: str, b: str, name: str) -> list[str]:

@@ -87,7 +87,8 @@ def label_ok_sql(label: str) -> str:
         f"(regexp_matches({label}, {_rx(k8s_label_re())}) "
         # The key prefix (before the first '/') is a DNS subdomain of at most 253.
         f"AND strpos({label}, '/') <= {prefix_end} "
-        f"AND (length({label}) <= 293 OR NOT starts_with({label}, {lit('k8s:' + _SA_KEY + '=')})))"
+        f"AND NOT ({_longer_than(label, 293)} AND starts_with({label}, "
+        f"{lit('k8s:' + _SA_KEY + '=')})))"
     )
     return (
         f"CASE WHEN starts_with({label}, 'k8s:') THEN {k8s} "
@@ -101,9 +102,14 @@ def shown_sql(value: str) -> str:
     return rf"regexp_replace(substr({value}, 1, 80), '[\x00-\x1f\x7f]', '?', 'g')"
 
 
+def _longer_than(value: str, n: int) -> str:
+    """``length(value) > n`` (``length`` means a list's size to the Spark rewrite)."""
+    return rf"regexp_matches({value}, '\A[\s\S]{{{n + 1}}}')"
+
+
 def _name_ok(value: str, pattern: str, max_len: int) -> str:
     return (
-        f"({value} IS NULL OR {value} = '' OR (length({value}) <= {max_len} AND "
+        f"({value} IS NULL OR {value} = '' OR (NOT {_longer_than(value, max_len)} AND "
         f"regexp_matches({value}, {_rx(pattern)})))"
     )
 
@@ -180,10 +186,9 @@ def _uint_ok(text: str, max_value: int) -> str:
     """Digits only (no sign, point, exponent or space: both engines' casts accept some
     of those, differently), at most ``max_value``. (``ltrim`` is cheaper than a regex,
     and this runs on every line.)"""
-    digits = len(str(max_value))
     return (
-        f"({text} IS NULL OR (length({text}) BETWEEN 1 AND {digits} AND "
-        f"ltrim({text}, '0123456789') = '' AND try_cast({text} AS BIGINT) <= {max_value}))"
+        f"({text} IS NULL OR ({text} <> '' AND ltrim({text}, '0123456789') = '' "
+        f"AND coalesce(try_cast({text} AS BIGINT) <= {max_value}, false)))"
     )
 
 

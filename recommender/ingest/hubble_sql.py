@@ -345,7 +345,7 @@ def _ephemeral(port: str) -> str:
     return f"coalesce({port} BETWEEN {lo} AND {hi}, false)"
 
 
-def reply_sql(f: str = "f") -> str:
+def reply_sql(f: str = "f", sport: str | None = None, dport: str | None = None) -> str:
     """Is the packet a reply? Hubble's ``is_reply`` when present; else inferred.
 
     Inference order (FORMATS.md 1.3): the deprecated ``reply`` (true only when
@@ -353,7 +353,9 @@ def reply_sql(f: str = "f") -> str:
     (exactly one side in the ephemeral range is the client). NULL = unknown.
     """
     syn, ack = f'{f}.l4."TCP".flags."SYN"', f'{f}.l4."TCP".flags."ACK"'
-    sport, dport = port_sql(f, "source_port"), port_sql(f, "destination_port")
+    # (``sport``/``dport``: columns holding the port_sql values, when the query has them.)
+    sport = sport or port_sql(f, "source_port")
+    dport = dport or port_sql(f, "destination_port")
     v4, v6 = (f'try_cast({f}.l4."{v}".type AS INTEGER)' for v in ("ICMPv4", "ICMPv6"))
     return (
         f"CASE WHEN {f}.is_reply IS NOT NULL THEN {f}.is_reply WHEN {f}.reply THEN true "
@@ -454,7 +456,8 @@ def stable_labels_json_sql(j: str) -> str:
     kept = f"regexp_extract_all({cut}, {lit(chr(31) + 'k8s:([^' + chr(31) + ']*)')}, 1)"
     # A label without '=' has the empty value.
     key = "split_part(p, chr(1), 1)"
-    pair = f"to_json({key})::VARCHAR || ':' || to_json(substr(p, length({key}) + 2))::VARCHAR"
+    value = r"regexp_extract(p, '\x01([\s\S]*)', 1)"
+    pair = f"to_json({key})::VARCHAR || ':' || to_json({value})::VARCHAR"
     body = f"array_to_string(list_transform(list_sort({kept}), lambda p: {pair}), ',')"
     return f"'{{' || {body} || '}}'"
 
