@@ -160,7 +160,7 @@ def test_sql_label_check_equals_python_twin():
     sql = f"SELECT {label_ok_sql('l')} FROM (SELECT $1::VARCHAR AS l)"
     part = st.text(alphabet="aZ09-_./\"\\=\n\u00e9 ", max_size=70)
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=200, deadline=None)
     @given(part, part)
     def check(key, value):
         label = f"k8s:{key}={value}"
