@@ -107,6 +107,8 @@ ID_SEP = "\x1e"
 _ID_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra", "wlr", "wl", "names")
 _KEY_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra")
 ORD_SHIFT = 40  # ord = file_id << 40 | line_no
+#: The identity string of an endpoint whose records are rejected.
+BAD_ID = ID_SEP.join(["0", "unknown", "", "", "", "", "invalid", "0", "unknown/invalid", ""])
 
 
 def _has_labels_sql(s: str) -> str:
@@ -265,10 +267,14 @@ def _endpoints_sql(level1: str, side: str, resolve: Callable[[str], str] | None)
     if resolve is not None:
         norm = resolve(norm)
     names = names_sql("x_names") if side == "dst" else "NULL"
+    # An invalid endpoint (x_bad) rejects its records: its identity never shows, and is
+    # a constant, so no text of it reaches the identity strings.
+    ident = f"CASE WHEN x_bad IS NULL THEN {identity_sql('x', names)} ELSE {lit(BAD_ID)} END"
+    wl = f"CASE WHEN x_bad IS NULL THEN {workload_sql('x')} END"
     return f"""
-SELECT h, id, {identity_code_sql("id")} AS code
-FROM (SELECT h, {identity_sql("x", names)} AS id
-      FROM (SELECT *, {workload_sql("x")} AS x_wl FROM ({norm})))"""
+SELECT h, id, {identity_code_sql("id")} AS code, bad
+FROM (SELECT h, {ident} AS id, x_bad AS bad
+      FROM (SELECT *, {wl} AS x_wl FROM ({norm})))"""
 
 
 def endpoints_sql(level1: str, resolve: Any = None) -> str:
@@ -288,17 +294,36 @@ def connections_sql(level1: str, endpoints: str) -> str:
 
     Only fixed-size aggregate states, so the engine can spill them.
     """
-    return f"""
-SELECT c.bucket, c.line_kind, c.reject_class, c.reject_detail, c.protocol,
-       max(s.code) AS src_code, max(d.code) AS dst_code, max(c.port) AS port,
-       bool_or(c.requested) AS requested, min(c.first_seen) AS first_seen,
-       max(c.last_seen) AS last_seen, min(c.vrank) AS vrank, sum(c.records) AS records,
-       sum(c.replies) AS replies, sum(c.inferred) AS inferred, sum(c.unoriented) AS unoriented,
-       min(c.ord) AS ord, sum(c.lost) AS lost, min(c.obs_lo) AS obs_lo, max(c.obs_hi) AS obs_hi
+    keys = [k.strip() for k in _CONN_KEY.split(",")]
+    values = (
+        "port, requested, first_seen, last_seen, vrank, records, replies, inferred, "
+        "unoriented, ord, lost, obs_lo, obs_hi"
+    )
+    # A record with an invalid endpoint is a reject, the endpoint's reason its detail.
+    bad = "CASE WHEN c.line_kind = 'flow' THEN coalesce(s.bad, d.bad) END"
+    joined = f"""
+SELECT {", ".join(f"c.{k.strip()}" for k in [*keys, *values.split(",")])},
+       s.code AS src_code, d.code AS dst_code, {bad} AS bad
 FROM (SELECT * FROM {level1} WHERE g = 3) c
 LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'src') s ON s.h = c.src_h
-LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'dst') d ON d.h = c.dst_h
-GROUP BY {", ".join(f"c.{k.strip()}" for k in _CONN_KEY.split(","))}"""
+LEFT JOIN (SELECT * FROM {endpoints} WHERE side = 'dst') d ON d.h = c.dst_h"""
+    relabelled = ("line_kind", "reject_class", "reject_detail")
+    relabel = f"""
+SELECT {", ".join(k for k in keys if k not in relabelled)}, {values}, src_code, dst_code,
+       CASE WHEN bad IS NOT NULL THEN 'reject' ELSE line_kind END AS line_kind,
+       CASE WHEN bad IS NOT NULL THEN {reject_class_sql("bad")} ELSE reject_class END
+           AS reject_class,
+       coalesce(bad, reject_detail) AS reject_detail
+FROM ({joined})"""
+    return f"""
+SELECT bucket, line_kind, reject_class, reject_detail, protocol,
+       max(src_code) AS src_code, max(dst_code) AS dst_code, max(port) AS port,
+       bool_or(requested) AS requested, min(first_seen) AS first_seen,
+       max(last_seen) AS last_seen, min(vrank) AS vrank, sum(records) AS records,
+       sum(replies) AS replies, sum(inferred) AS inferred, sum(unoriented) AS unoriented,
+       min(ord) AS ord, sum(lost) AS lost, min(obs_lo) AS obs_lo, max(obs_hi) AS obs_hi
+FROM ({relabel})
+GROUP BY {", ".join(keys)}"""
 
 
 def observers_sql(connections: str) -> str:

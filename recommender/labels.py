@@ -6,11 +6,58 @@ Selector semantics follow ``metav1.LabelSelector``: ``matchLabels`` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import orjson
 
 from recommender.model import LabelRequirement, LabelSelector
+
+# ---------------------------------------------------------------------------
+# Label syntax, as the API server checks it (apimachinery util/validation:
+# IsQualifiedName, IsValidLabelValue, IsDNS1123Label, IsDNS1123Subdomain).
+# The patterns serve Python and SQL (RE2 and Java) alike: no look-around.
+# ---------------------------------------------------------------------------
+
+#: "name part must consist of alphanumeric characters, '-', '_' or '.', and must
+#: start and end with an alphanumeric character"; at most 63 characters.
+LABEL_NAME_RE = "[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+#: "a lowercase RFC 1123 label must consist of lower case alphanumeric characters
+#: or '-', and must start and end with an alphanumeric character"; at most 63.
+DNS1123_LABEL_RE = "[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?"
+#: Dot-separated RFC 1123 labels; at most 253 characters (checked apart).
+DNS1123_SUBDOMAIN_RE = "[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*"
+#: A qualified name: an optional DNS subdomain prefix and ``/``, then a name part.
+LABEL_KEY_RE = f"(?:{DNS1123_SUBDOMAIN_RE}/)?{LABEL_NAME_RE}"
+#: "a valid label must be an empty string or consist of alphanumeric characters,
+#: '-', '_' or '.', and must start and end with an alphanumeric character".
+LABEL_VALUE_RE = f"(?:{LABEL_NAME_RE})?"
+_LABEL_KEY = re.compile(LABEL_KEY_RE)
+_LABEL_VALUE = re.compile(LABEL_VALUE_RE)
+
+
+def is_valid_label_key(key: str) -> bool:
+    """A label key the API server accepts: ``[prefix/]name``.
+
+    >>> is_valid_label_key("app.kubernetes.io/name"), is_valid_label_key('role"')
+    (True, False)
+    >>> is_valid_label_key("Example.com/app"), is_valid_label_key("a" * 64)
+    (False, False)
+    """
+    prefix, slash, _ = key.rpartition("/")
+    if slash and len(prefix) > 253:
+        return False
+    return _LABEL_KEY.fullmatch(key) is not None
+
+
+def is_valid_label_value(value: str) -> bool:
+    """A label value the API server accepts (empty allowed, at most 63).
+
+    >>> is_valid_label_value(""), is_valid_label_value("v1.2_x"), is_valid_label_value("a b")
+    (True, True, False)
+    """
+    return _LABEL_VALUE.fullmatch(value) is not None
+
 
 #: Labels that change per rollout, per pod or per job run (FORMATS.md 2.7.2).
 #: They never enter a selector or a workload identity.

@@ -57,3 +57,14 @@ def test_damaged_lines_identical_with_their_references(engines, tmp_path):
     assert rejects.get("partial CRI log line (P) is not supported") == 1
     assert result.stats.lost_events >= 7
     assert any(s.startswith(f"{path}:3: ") for s in result.stats.reject_samples)
+
+
+def test_hostile_lines_identical_rejects(engines, tmp_path):
+    """Issue 18's lying lines: the same counted rejects, with the same details, in both."""
+    from test_hubble import make_flow, write_lines
+    from test_hubble_hardening import HOSTILE
+
+    lines = [make_flow(sport=40000 + i) for i in range(3)] + [h[1] for h in HOSTILE]
+    result = same_aggregate(engines, [write_lines(tmp_path / "hostile.json", lines)])
+    assert sum(result.stats.rejects.values()) == len(HOSTILE) - 1  # duplicate-key needs a twin
+    assert result.stats.flow_records == 4

@@ -32,6 +32,8 @@ The rewrites
     ``xxhash64(x)``: a 64-bit hash. It only joins rows of one run (never in the
     output), so its values may differ between engines; a 32-bit hash would
     collide at a few hundred thousand distinct endpoints.
+``to_json(text)``
+    ``to_json(array(text))`` without its brackets: Spark encodes no bare string.
 ``regexp_replace(s, p, r, 'g')``
     Spark always replaces every match and writes back-references as ``$1``.
 ``min(x, n)`` (the ``n`` smallest values)
@@ -186,6 +188,11 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
             return exp.Not(this=exp.Is(this=got, expression=exp.Null()))
         if name == "hash":
             return _anon("xxhash64", *node.expressions)
+        if name == "to_json":
+            # Our SQL encodes strings only; Spark's to_json takes an array, not a string.
+            listed = _anon("to_json", _anon("array", node.expressions[0]))
+            return _anon("regexp_extract", listed, exp.Literal.string(r"^\[(.*)\]$"),
+                         exp.Literal.number(1))
     if isinstance(node, exp.RegexpReplace):
         return _regexp_replace(node)
     if isinstance(node, exp.Min) and node.args.get("count") is not None:

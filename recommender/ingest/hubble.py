@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from recommender.ingest import hubble_sql as h
+from recommender.ingest.hubble_checks import endpoint_error_sql, lost_ok_sql
 from recommender.ingest.hubble_sql import DUCKDB, Dialect, lit
 
 
@@ -33,20 +34,23 @@ def paths_literal(paths: Sequence[str]) -> str:
 
 
 def parsed_lines_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
-    """Stage 1: unwrap, parse, classify each line."""
+    """Stage 1: unwrap, parse, classify each line (``ts``: its time, parsed once)."""
     return f"""
-SELECT file_id, line_no, raw_ref, line_kind, lost, source_format, f,
+SELECT file_id, line_no, raw_ref, line_kind, lost, source_format, f, ts,
        CASE WHEN line_kind = 'reject' THEN
             {h.reject_detail_sql("text", "d", "f", "reject", "payload", "rr")} END AS reject_detail
 FROM (SELECT *, {paths_literal(paths)}[file_id + 1] || ':' || line_no AS raw_ref,
        {h.line_kind_sql("text", "d", "f", "reject", "rr")} AS line_kind,
-       coalesce(d.lost_events.num_events_lost, 0) AS lost,
+       CASE WHEN {lost_ok_sql("d")} THEN
+            coalesce(try_cast(d.lost_events.num_events_lost AS BIGINT), 0) ELSE 0 END AS lost,
        CASE WHEN d.flow IS NOT NULL THEN 'hubble_jsonpb' ELSE 'hubble_legacy_json' END
             AS source_format
-FROM (SELECT *, CASE WHEN f IS NOT NULL THEN {h.reject_reason_sql("f")} END AS rr
+FROM (SELECT *, CASE WHEN f IS NOT NULL THEN {h.reject_reason_sql("f", "ts")} END AS rr
+FROM (SELECT * EXCLUDE (ts_raw), {h.in_time_range_sql("ts_raw")} AS ts
+FROM (SELECT *, try_cast(f.time AS TIMESTAMP) AS ts_raw
 FROM (SELECT *, {h.flow_struct_sql("d")} AS f
       FROM (SELECT *, CASE WHEN reject IS NULL THEN {h.parsed_sql("payload", dialect)} END AS d
-            FROM (SELECT *, {h.payload_sql("text")} AS payload FROM {lines})))))"""
+            FROM (SELECT *, {h.payload_sql("text")} AS payload FROM {lines})))))))"""
 
 
 def endpoint_input_sql(f: str, side: str) -> str:
@@ -86,6 +90,7 @@ def endpoint_fields(ep: str, e: str, j: str, kind: str) -> dict[str, str]:
         service_namespace=f"{ep}.service_namespace",
         service_name=f"{ep}.service_name",
         j=j,
+        bad=endpoint_error_sql(ep, e),
     )
     return cols
 
@@ -109,22 +114,22 @@ def _packet_columns(dialect: Dialect) -> list[str]:
     return [
         "rep",
         f"{h.orientation_sql('f', 'rep')} AS orientation",
-        f"{h.time_sql('f')} AS time_start",
+        "ts AS time_start",
         "f.node_name AS observer",
         f"{h.reporter_sql('f')} AS reporter_raw",
         f"{h.protocol_sql('f')} AS protocol",
-        'coalesce(f.l4."ICMPv4".type, f.l4."ICMPv6".type) AS icmp_type',
+        f"{h.icmp_sql('f')} AS icmp_type",
         "CASE f.\"IP\".\"ipVersion\" WHEN 'IPv4' THEN 4 WHEN 'IPv6' THEN 6 END AS ip_version",
         f"{h.verdict_sql('f')} AS verdict",
         "nullif(f.drop_reason_desc, '') AS drop_reason",
         f"{h.is_policy_drop_sql('f')} AS is_policy_drop",
         f"{h.policies_sql('f', dialect)} AS policies",
         "f.trace_observation_point AS observation_point",
-        "f.event_type.type AS event_type",
+        "try_cast(f.event_type.type AS INTEGER) AS event_type",
         f"{endpoint_input_sql('f', 'a')} AS a_ep",
         f"{endpoint_input_sql('f', 'b')} AS b_ep",
-        f"{h.port_sql('f', 'source_port')} AS a_port",
-        f"{h.port_sql('f', 'destination_port')} AS b_port",
+        "a_port",
+        "b_port",
     ]
 
 
@@ -133,7 +138,10 @@ def packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
     return f"""
 SELECT file_id, line_no, raw_ref, line_kind, reject_detail, lost, source_format,
        {", ".join(_packet_columns(dialect))}
-FROM (SELECT *, {h.reply_sql("f")} AS rep FROM ({parsed_lines_sql(lines, paths, dialect)}))"""
+FROM (SELECT *, {h.reply_sql("f", "a_port", "b_port")} AS rep
+      FROM (SELECT *, {h.port_sql("f", "source_port")} AS a_port,
+                   {h.port_sql("f", "destination_port")} AS b_port
+            FROM ({parsed_lines_sql(lines, paths, dialect)})))"""
 
 
 def _swap(a: str, b: str, name: str) -> list[str]:
@@ -191,7 +199,15 @@ def records_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> 
 
 def records_of_packets_sql(packets: str) -> str:
     """FlowRecord rows of a relation of :func:`oriented_packets_sql` rows (for example
-    read back from Parquet written by ``netpol convert``)."""
+    read back from Parquet written by ``netpol convert``).
+
+    A flow line with an invalid endpoint (``src_bad``/``dst_bad``) is a reject.
+    """
     src = normalized_endpoints_sql(packets, "src_ep", "src")
     both = normalized_endpoints_sql(f"({src})", "dst_ep", "dst")
-    return f"SELECT * EXCLUDE (src_ep, dst_ep) FROM ({both})"
+    bad = "CASE WHEN line_kind = 'flow' THEN coalesce(src_bad, dst_bad) END"
+    return f"""
+SELECT * EXCLUDE (src_ep, dst_ep, line_kind, reject_detail, src_bad, dst_bad, bad),
+       CASE WHEN bad IS NOT NULL THEN 'reject' ELSE line_kind END AS line_kind,
+       coalesce(bad, reject_detail) AS reject_detail
+FROM (SELECT *, {bad} AS bad FROM ({both}))"""

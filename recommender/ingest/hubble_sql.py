@@ -17,6 +17,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from recommender.ingest.hubble_checks import (
+    CHECK_CLASSES,
+    LOST_REJECT,
+    lost_ok_sql,
+    number_error_sql,
+)
 from recommender.labels import (
     CILIUM_EXCLUDED_PREFIXES,
     CILIUM_PSEUDO_PREFIXES,
@@ -28,9 +34,11 @@ from recommender.labels import (
 # Fields not listed are ignored, like `hubble observe --input-file` does.
 # ---------------------------------------------------------------------------
 
-_PORTS = {"source_port": "INTEGER", "destination_port": "INTEGER"}
+# Numbers are read as text and range-checked before use (:func:`number_error_sql`):
+# a lenient parse of an out-of-range number into INTEGER would give NULL, silently.
+_PORTS = {"source_port": "VARCHAR", "destination_port": "VARCHAR"}
 _TCP = {**_PORTS, "flags": {"SYN": "BOOLEAN", "ACK": "BOOLEAN"}}
-_ICMP = {"type": "INTEGER", "code": "INTEGER"}
+_ICMP = {"type": "VARCHAR", "code": "VARCHAR"}
 _POLICY = [{"name": "VARCHAR", "namespace": "VARCHAR", "kind": "VARCHAR"}]
 ENDPOINT_SCHEMA: dict[str, object] = {
     "identity": "UBIGINT",
@@ -43,7 +51,7 @@ ENDPOINT_SCHEMA: dict[str, object] = {
 FLOW_SCHEMA: dict[str, object] = {
     "time": "VARCHAR",
     "verdict": "VARCHAR",
-    "drop_reason": "UINTEGER",
+    "drop_reason": "VARCHAR",
     "drop_reason_desc": "VARCHAR",
     "IP": {"source": "VARCHAR", "destination": "VARCHAR", "ipVersion": "VARCHAR"},
     "l4": {
@@ -61,7 +69,7 @@ FLOW_SCHEMA: dict[str, object] = {
     "node_name": "VARCHAR",
     "reply": "BOOLEAN",
     "is_reply": "BOOLEAN",
-    "event_type": {"type": "INTEGER"},
+    "event_type": {"type": "VARCHAR"},
     "traffic_direction": "VARCHAR",
     "trace_observation_point": "VARCHAR",
     "source_names": ["VARCHAR"],
@@ -81,7 +89,7 @@ LINE_FLOW_SCHEMA: dict[str, object] = {**FLOW_SCHEMA, "source": "JSON", "destina
 #: jsonpb/exporter lines wrap the Flow; legacy lines ARE the Flow (same keys at top).
 TOP_SCHEMA: dict[str, object] = {
     "flow": LINE_FLOW_SCHEMA,
-    "lost_events": {"num_events_lost": "UBIGINT"},
+    "lost_events": {"num_events_lost": "VARCHAR"},
     "node_status": "JSON",
     "agent_event": "JSON",
     "debug_event": "JSON",
@@ -224,16 +232,19 @@ def line_kind_sql(
     ``rr`` is the column holding :func:`reject_reason_sql` of ``f``.
     """
     non_flow = " ".join(f"WHEN {d}.{k} IS NOT NULL THEN {lit(k)}" for k in NON_FLOW_KINDS)
+    lost = f"WHEN {d}.lost_events IS NOT NULL AND NOT {lost_ok_sql(d)} THEN 'reject' "
     # A parsed line is never blank, so the (copying) trim runs only for unparsed lines.
     return (
         f"CASE WHEN {reject} IS NOT NULL THEN 'reject' WHEN {f} IS NOT NULL THEN "
         f"CASE WHEN {rr} IS NULL THEN 'flow' ELSE 'reject' END "
-        f"{non_flow} WHEN {d} IS NULL AND trim({text}) = '' THEN 'blank' ELSE 'reject' END"
+        f"{lost}{non_flow} WHEN {d} IS NULL AND trim({text}) = '' THEN 'blank' ELSE 'reject' END"
     )
 
 
-def reject_reason_sql(f: str = "f") -> str:
-    """Why a Flow cannot be used (NULL when it can): unknown enums, no time."""
+def reject_reason_sql(f: str = "f", ts: str | None = None) -> str:
+    """Why a Flow cannot be used (NULL when it can): unknown enums, no time (or
+    one outside years 1-9999), a number out of range. ``ts`` holds :func:`time_sql`
+    of ``f`` when the query has it already."""
     verdicts = tuple(VERDICT_MAP)
     return (
         f"CASE WHEN {f}.verdict IS NOT NULL AND NOT {in_list(f + '.verdict', verdicts)} "
@@ -241,7 +252,8 @@ def reject_reason_sql(f: str = "f") -> str:
         f"WHEN {f}.traffic_direction IS NOT NULL AND NOT "
         f"{in_list(f + '.traffic_direction', TRAFFIC_DIRECTIONS)} "
         f"THEN 'unknown traffic_direction ' || {f}.traffic_direction "
-        f"WHEN {time_sql(f)} IS NULL THEN 'missing or invalid time' END"
+        f"WHEN {ts or time_sql(f)} IS NULL THEN 'missing or invalid time' "
+        f"ELSE {number_error_sql(f)} END"
     )
 
 
@@ -254,6 +266,7 @@ def reject_detail_sql(text: str, d: str, f: str, reject: str, payload: str, rr: 
         f"WHEN {d} IS NULL AND NOT json_valid({payload}) THEN 'not valid JSON' "
         f"WHEN {d} IS NULL THEN 'not a JSON object' "
         f"WHEN {f} IS NOT NULL THEN {rr} "
+        f"WHEN {d}.lost_events IS NOT NULL THEN {lit(LOST_REJECT)} "
         f"WHEN json_type({payload}) <> 'OBJECT' THEN 'not a JSON object' "
         f"ELSE 'JSON object is not a Hubble flow or event' END"
     )
@@ -261,12 +274,15 @@ def reject_detail_sql(text: str, d: str, f: str, reject: str, payload: str, rr: 
 
 def reject_class_sql(detail: str = "reject_detail") -> str:
     """Group reject details into reasons for counting (drop the quoted value)."""
+    checks = "".join(
+        f"WHEN starts_with({detail}, {lit(c)}) THEN {lit(c)} " for c in CHECK_CLASSES
+    )
     return (
         f"CASE WHEN starts_with({detail}, 'unknown verdict') THEN 'unknown verdict' "
         f"WHEN starts_with({detail}, 'unknown traffic_direction') THEN 'unknown traffic_direction' "
         f"WHEN starts_with({detail}, 'not UTF-8') THEN 'not UTF-8 text' "
         f"WHEN starts_with({detail}, 'corrupt gzip') THEN 'corrupt gzip data' "
-        f"ELSE {detail} END"
+        f"{checks}ELSE {detail} END"
     )
 
 
@@ -276,7 +292,14 @@ def reject_class_sql(detail: str = "reject_detail") -> str:
 
 
 def time_sql(f: str = "f") -> str:
-    return f"try_cast({f}.time AS TIMESTAMP)"
+    """The event time; NULL when missing, invalid or outside years 1-9999 (Python's
+    ``datetime`` range: the reports could not print it)."""
+    return in_time_range_sql(f"try_cast({f}.time AS TIMESTAMP)")
+
+
+def in_time_range_sql(t: str) -> str:
+    """Timestamp ``t`` (a column: it is read twice), NULL outside years 1-9999."""
+    return f"CASE WHEN year({t}) BETWEEN 1 AND 9999 THEN {t} END"
 
 
 def verdict_sql(f: str = "f") -> str:
@@ -289,7 +312,8 @@ def is_policy_drop_sql(f: str = "f") -> str:
     return (
         f"(coalesce({f}.verdict = 'DROPPED', false) AND (coalesce("
         f"{in_list(f + '.drop_reason_desc', POLICY_DROP_REASONS)}, false) OR "
-        f"({f}.drop_reason_desc IS NULL AND coalesce({f}.drop_reason IN ({codes}), false))))"
+        f"({f}.drop_reason_desc IS NULL AND coalesce(try_cast({f}.drop_reason AS INTEGER) "
+        f"IN ({codes}), false))))"
     )
 
 
@@ -306,7 +330,14 @@ def protocol_sql(f: str = "f") -> str:
 
 
 def port_sql(f: str, which: str) -> str:
-    return f'coalesce({f}.l4."TCP".{which}, {f}.l4."UDP".{which}, {f}.l4."SCTP".{which})'
+    """A TCP/UDP/SCTP port as a number (read as text, range-checked per line)."""
+    text = f'coalesce({f}.l4."TCP".{which}, {f}.l4."UDP".{which}, {f}.l4."SCTP".{which})'
+    return f"try_cast({text} AS INTEGER)"
+
+
+def icmp_sql(f: str, which: str = "type") -> str:
+    """ICMP type (or code) as a number, v4 or v6."""
+    return f'try_cast(coalesce({f}.l4."ICMPv4".{which}, {f}.l4."ICMPv6".{which}) AS INTEGER)'
 
 
 def _ephemeral(port: str) -> str:
@@ -314,7 +345,7 @@ def _ephemeral(port: str) -> str:
     return f"coalesce({port} BETWEEN {lo} AND {hi}, false)"
 
 
-def reply_sql(f: str = "f") -> str:
+def reply_sql(f: str = "f", sport: str | None = None, dport: str | None = None) -> str:
     """Is the packet a reply? Hubble's ``is_reply`` when present; else inferred.
 
     Inference order (FORMATS.md 1.3): the deprecated ``reply`` (true only when
@@ -322,8 +353,10 @@ def reply_sql(f: str = "f") -> str:
     (exactly one side in the ephemeral range is the client). NULL = unknown.
     """
     syn, ack = f'{f}.l4."TCP".flags."SYN"', f'{f}.l4."TCP".flags."ACK"'
-    sport, dport = port_sql(f, "source_port"), port_sql(f, "destination_port")
-    v4, v6 = f'{f}.l4."ICMPv4".type', f'{f}.l4."ICMPv6".type'
+    # (``sport``/``dport``: columns holding the port_sql values, when the query has them.)
+    sport = sport or port_sql(f, "source_port")
+    dport = dport or port_sql(f, "destination_port")
+    v4, v6 = (f'try_cast({f}.l4."{v}".type AS INTEGER)' for v in ("ICMPv4", "ICMPv6"))
     return (
         f"CASE WHEN {f}.is_reply IS NOT NULL THEN {f}.is_reply WHEN {f}.reply THEN true "
         f"WHEN coalesce({syn}, false) THEN coalesce({ack}, false) "
@@ -414,16 +447,19 @@ def stable_labels_json_sql(j: str) -> str:
     """Canonical JSON (as :func:`recommender.labels.encode_labels`) of the stable k8s labels.
 
     Unstable labels are cut out of the joined string, the ``k8s:`` ones
-    extracted, sorted by key and rendered.
+    extracted and sorted by key. Keys and values are encoded by the engine's JSON
+    encoder (``to_json`` of a string), never pasted into quotes: the bytes equal
+    ``encode_labels`` for every label that passed validation (no escapes needed),
+    and stay valid JSON for any other text.
     """
     cut = f"regexp_replace({j}, {lit(unstable_label_re())}, '', 'g')"
     kept = f"regexp_extract_all({cut}, {lit(chr(31) + 'k8s:([^' + chr(31) + ']*)')}, 1)"
-    body = f"array_to_string(list_sort({kept}), chr(31))"
-    # "+": an empty match would be replaced too by Java regexes (RE2 skips it).
-    pair_re = "([^\x1f\x01]+)(?:\x01([^\x1f]*))?"
-    pairs = f"regexp_replace({body}, {lit(pair_re)}, '\"\\1\":\"\\2\"', 'g')"
-    rendered = f"'{{' || replace({pairs}, chr(31), ',') || '}}'"
-    return f"CASE WHEN len({kept}) = 0 THEN '{{}}' ELSE {rendered} END"
+    # A label without '=' has the empty value.
+    key = "split_part(p, chr(1), 1)"
+    value = r"regexp_extract(p, '\x01([\s\S]*)', 1)"
+    pair = f"to_json({key})::VARCHAR || ':' || to_json({value})::VARCHAR"
+    body = f"array_to_string(list_transform(list_sort({kept}), lambda p: {pair}), ',')"
+    return f"'{{' || {body} || '}}'"
 
 
 def has_label_sql(j: str, label: str) -> str:
