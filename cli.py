@@ -2,7 +2,7 @@
 
 import sys
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -24,7 +24,7 @@ A crash is any exception other than a :class:`RecommenderError` subclass, or
 the worker process dying (a segfault or abort in native code). A hang is an
 input that takes longer than ``--timeout`` (5 s; for a Hubble batch, 5 s or 10x
 the unmutated batch's time, whichever is larger). Each target also sends
-``--cli-sample`` inputs through ``recommender.cli.main`` and counts exit codes
+``--cli-sample`` inputs through ``recommender.cli.parser.main`` and counts exit codes
 other than 0, 2 and 3 as wrong. Inputs run in a worker process so a native
 crash or a hang cannot take the fuzzer down; it is restarted.
 
@@ -237,8 +237,8 @@ def policy_corpus() -> list[bytes]:
 
 def build_store(work: Path) -> tuple[bytes, bytes]:
     """A small store (300 sample lines, two appends) and a WAL of one more commit."""
-    from recommender.engines.base import get_engine
-    from recommender.store import append_observations
+    from recommender.observe.factory import get_engine
+    from recommender.observe.store import append_observations
 
     work.mkdir(parents=True, exist_ok=True)
     flows = work / "seed.jsonl"
@@ -289,7 +289,7 @@ def _outcome(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def _check_hubble(path: str) -> dict[str, Any]:
-    from recommender.engines.embedded import EmbeddedEngine
+    from recommender.observe.engines.embedded import EmbeddedEngine
 
     stats = EmbeddedEngine().aggregate([path]).stats
     accounted = stats.flow_records + stats.rejected + sum(stats.non_flow.values())
@@ -297,20 +297,20 @@ def _check_hubble(path: str) -> dict[str, Any]:
 
 
 def _check_inventory(path: str) -> dict[str, Any]:
-    from recommender.ingest.inventory import load_inventory
+    from recommender.inventory.files import load_inventory
 
     load = load_inventory([path])
     return {"pods": len(load.inventory.pods)}
 
 
 def _check_policy(path: str) -> dict[str, Any]:
-    from recommender.io.policy_yaml import load_policies
+    from recommender.policy_io.policy_yaml import load_policies
 
     return {"policies": len(load_policies([path]).policies)}
 
 
 def _check_store(path: str) -> dict[str, Any]:
-    from recommender.store import read_store_observations, read_store_stats, store_info
+    from recommender.observe.store import read_store_observations, read_store_stats, store_info
 
     rows = len(read_store_observations(path))
     read_store_stats(path)
@@ -339,7 +339,7 @@ def _cli_argv(target: str, path: str, work: str) -> list[str]:
 
 
 def _run_cli(target: str, path: str, work: str) -> dict[str, Any]:
-    from recommender.cli import main
+    from recommender.cli.parser import main
 
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
@@ -364,9 +364,9 @@ def serve(conn: Any, work: str) -> None:
     """Worker loop: ``(target, mode, data, wal)`` in, an outcome dict out."""
     os.makedirs(work, exist_ok=True)
     sys.setrecursionlimit(5000)
-    import recommender.cli  # noqa: F401 - the imports, before the first timed input
-    import recommender.engines.embedded  # noqa: F401
-    import recommender.store  # noqa: F401
+    import recommender.cli.parser  # noqa: F401 - the imports, before the first timed input
+    import recommender.observe.engines.embedded  # noqa: F401
+    import recommender.observe.store  # noqa: F401
 
     while True:
         try:
@@ -666,7 +666,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=100_000, help="inputs per target")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cli-sample", type=int, default=200,
-                        help="inputs per target through recommender.cli.main")
+                        help="inputs per target through recommender.cli.parser.main")
     parser.add_argument("--batch", type=int, default=2000, help="Hubble lines per file")
     parser.add_argument("--timeout", type=float, default=5.0, help="hang limit per input (s)")
     parser.add_argument("--isolate", type=int, default=60,

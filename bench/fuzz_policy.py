@@ -27,10 +27,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from fixtures.policies.mutate import mutate  # noqa: E402
 
 from recommender.errors import InputError  # noqa: E402
-from recommender.ingest.inventory import read_inventory  # noqa: E402
-from recommender.io.policy_yaml import load_policies  # noqa: E402
+from recommender.inventory.files import read_inventory  # noqa: E402
 from recommender.lint import lint_docs, read_policy_docs  # noqa: E402
 from recommender.model import Inventory  # noqa: E402
+from recommender.policy_io.policy_yaml import load_policies  # noqa: E402
 
 INVENTORY = ROOT / "tests" / "fixtures" / "lint" / "inventory.yaml"
 

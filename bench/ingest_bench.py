@@ -176,7 +176,7 @@ def generate(path: Path, n_flows: int, seed: int = 7) -> None:
 
 ENGINE_CHILD = """
 import sys, time, resource
-from recommender.engines.base import get_engine
+from recommender.observe.factory import get_engine
 t = time.perf_counter()
 r = get_engine('embedded').aggregate([sys.argv[1]])
 dt = time.perf_counter() - t

@@ -26,14 +26,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recommender.baselines import per_namespace, per_owner_exact  # noqa: E402
-from recommender.commands.score import score_policies  # noqa: E402
-from recommender.engines.base import get_engine  # noqa: E402
-from recommender.ingest.inventory import read_inventory  # noqa: E402
-from recommender.io.policy_yaml import dump_policy_yaml  # noqa: E402
-from recommender.recommend import recommend  # noqa: E402
+from recommender.cli.score import score_policies  # noqa: E402
+from recommender.evaluate.baselines import per_namespace, per_owner_exact  # noqa: E402
+from recommender.inventory.files import read_inventory  # noqa: E402
+from recommender.observe.factory import get_engine  # noqa: E402
+from recommender.policy_io.policy_yaml import dump_policy_yaml  # noqa: E402
+from recommender.recommend.pipeline import recommend  # noqa: E402
+from recommender.recommend.synthesize import without_evidence  # noqa: E402
 from recommender.simulate import SimOptions, load_topology, run_simulation  # noqa: E402
-from recommender.synthesize import without_evidence  # noqa: E402
 
 #: (topology, simulate options) -- windows and volumes chosen to finish in minutes here.
 TOPOLOGIES: dict[str, dict[str, Any]] = {
@@ -150,7 +150,8 @@ def render(results: list[dict[str, Any]], command: str) -> str:
            "destination workload, port) triples allowed but never seen in training, with the "
            "namespace-wide DNS allowance counted apart; *extra addresses* are external addresses "
            "admitted beyond those observed (egress).", "",
-           "Baselines (`recommender/baselines.py`), built from the same filtered learning set "
+           "Baselines (`recommender/evaluate/baselines.py`), built from the same filtered "
+           "learning set "
            "and sharing the recommendation's default-deny and DNS policies: *per-owner, exact pod "
            "peers* writes one policy per owner workload whose peers are the exact pods seen (all "
            "their labels, `pod-template-hash` included), the way a per-pod recorder would; "

@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from recommender.ingest.inventory import read_inventory
-from recommender.io.policy_writer import render_tree
+from recommender.inventory.files import read_inventory
 from recommender.labels import encode_labels
 from recommender.model import OBSERVATION_COLUMNS
-from recommender.recommend import recommend
+from recommender.policy_io.policy_writer import render_tree
+from recommender.recommend.pipeline import recommend
 
 START = pd.Timestamp("2026-11-02T00:00:00")
 
@@ -80,7 +80,7 @@ def main() -> None:
         with open(f"{args.dir}/truth.json", "rb") as fh:
             observations = observations_from_truth(orjson.loads(fh.read()))
     else:
-        from recommender.engines.base import get_engine
+        from recommender.observe.factory import get_engine
 
         observations = get_engine("embedded").aggregate(
             [f"{args.dir}/flows-train.jsonl.gz"], inventory).observations

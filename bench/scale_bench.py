@@ -57,8 +57,8 @@ ENGINES = ("duckdb", "embedded", "spark")
 # Each child prints one JSON line last: {"seconds": ..., ...}.
 EMBEDDED_CHILD = """
 import json, sys, time
-from recommender.engines.embedded import EmbeddedEngine
-from recommender.ingest.inventory import read_inventory
+from recommender.observe.engines.embedded import EmbeddedEngine
+from recommender.inventory.files import read_inventory
 inv = read_inventory([sys.argv[2]])
 t = time.perf_counter()
 r = EmbeddedEngine().aggregate([sys.argv[1]], inv)
@@ -71,8 +71,8 @@ print(json.dumps({"seconds": dt, "observations": len(r.observations),
 
 SPARK_CHILD = """
 import json, sys, time
-from recommender.engines.spark import SparkEngine
-from recommender.ingest.inventory import read_inventory
+from recommender.observe.engines.spark import SparkEngine
+from recommender.inventory.files import read_inventory
 inv = read_inventory([sys.argv[2]])
 conf = json.loads(sys.argv[4])
 t0 = time.perf_counter()

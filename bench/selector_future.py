@@ -52,7 +52,7 @@ TOPOLOGIES: dict[str, dict[str, Any]] = {
     "webshop": {"window_s": 12 * 3600, "rate_scale": 0.05},
     "saas": {"window_s": 12 * 3600, "rate_scale": 0.05},
 }
-#: Keys that name an application (recommender.selectors.NAMING_KEYS and the secondary
+#: Keys that name an application (recommender.recommend.selectors.NAMING_KEYS and the secondary
 #: key), spelled out here so that older code without them can be measured too.
 NAMING = ("app.kubernetes.io/name", "app", "k8s-app", "name", "app.kubernetes.io/instance")
 NEW_APP = "future-app"
@@ -176,7 +176,7 @@ def _terms(sel: Any) -> int:
 
 
 def _text(sel: Any) -> str:
-    from recommender.selectors import selector_labels_text
+    from recommender.recommend.selectors import selector_labels_text
 
     return selector_labels_text(sel)
 
@@ -186,9 +186,9 @@ def _in_values(sel: Any) -> int:
 
 
 def run(name: str, seed: int) -> dict[str, Any]:
-    from recommender.engines.base import get_engine
-    from recommender.ingest.inventory import read_inventory
-    from recommender.recommend import recommend
+    from recommender.inventory.files import read_inventory
+    from recommender.observe.factory import get_engine
+    from recommender.recommend.pipeline import recommend
 
     data = simulate(name, seed)
     inv = read_inventory([str(data / "inventory.json")])
@@ -222,7 +222,7 @@ def manifest_workloads(name: str) -> dict[str, list[Labels]]:
 
 def app_selectors(wls: dict[str, list[Labels]]) -> Iterator[tuple[str, list[str], Any]]:
     """Each workload's own selector, and each multi-workload application's selector."""
-    from recommender.selectors import find_selector
+    from recommender.recommend.selectors import find_selector
 
     for ns, workloads in wls.items():
         groups = [[w] for w in workloads]

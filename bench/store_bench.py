@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recommender.store import (  # noqa: E402
+from recommender.observe.store import (  # noqa: E402
     prune_store,
     read_store_buckets,
     read_store_observations,

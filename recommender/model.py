@@ -1,7 +1,7 @@
 """Plain data shared by every stage: flow columns, inventory objects, policies.
 
-The core works on these values only. Readers (``recommender.ingest``) build them,
-writers (``recommender.io``) serialise them. Values are frozen dataclasses; label
+The core works on these values only. Readers (``recommender.flows``) build them,
+writers (``recommender.policy_io``) serialise them. Values are frozen dataclasses; label
 maps are kept as plain dicts but excluded from hashing. Where Kubernetes tells
 "absent" apart from "empty" the field is ``None`` for absent.
 """
@@ -200,7 +200,7 @@ class Inventory:
     """A point-in-time snapshot of the cluster objects the tool needs.
 
     ``network_policies`` keeps the raw policy dicts; parse them with
-    ``recommender.io.policy_yaml``.
+    ``recommender.policy_io.policy_yaml``.
     """
 
     namespaces: tuple[Namespace, ...] = ()

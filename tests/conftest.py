@@ -47,7 +47,7 @@ def spark():
     """A local Spark session (``local[2]``) for one test module (the Spark engine tests)."""
     from pyspark.sql import SparkSession
 
-    from recommender.engines.spark_sql import SESSION_CONF
+    from recommender.observe.engines.spark_sql import SESSION_CONF
 
     session = (
         SparkSession.builder.master("local[2]")
@@ -67,7 +67,7 @@ def spark():
 @pytest.fixture(scope="module")
 def engines(spark):
     """``(EmbeddedEngine(), SparkEngine(session=spark))``."""
-    from recommender.engines.embedded import EmbeddedEngine
-    from recommender.engines.spark import SparkEngine
+    from recommender.observe.engines.embedded import EmbeddedEngine
+    from recommender.observe.engines.spark import SparkEngine
 
     return EmbeddedEngine(), SparkEngine(session=spark)

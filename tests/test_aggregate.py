@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
-from recommender.aggregate import bucket_interval
 from recommender.labels import decode_labels
 from recommender.model import OBSERVATION_COLUMNS
+from recommender.observe.engines.aggregate import bucket_interval
 
 REMOTE_NODE = {"identity": 6, "labels": ["reserved:remote-node"]}
 

@@ -10,10 +10,15 @@ import pyarrow as pa
 import pytest
 from test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
-from recommender.aggregate import MAX_REFS, STAGE_OBSERVERS, aggregation_stages, finish
-from recommender.engines.base import MAX_REJECT_SAMPLES
-from recommender.ingest.hubble import oriented_packets_sql
-from recommender.ingest.sources import LINE_SCHEMA, expand_paths, iter_line_batches
+from recommender.flows.hubble import oriented_packets_sql
+from recommender.flows.sources import LINE_SCHEMA, expand_paths, iter_line_batches
+from recommender.observe.engines.aggregate import (
+    MAX_REFS,
+    STAGE_OBSERVERS,
+    aggregation_stages,
+    finish,
+)
+from recommender.observe.engines.base import MAX_REJECT_SAMPLES
 
 #: POD_A's deployment with another pod-template-hash: same stable labels, other identity.
 POD_A2 = {

@@ -1,6 +1,6 @@
 """Every command on every kind of bad input: exit code 2 and one ``error:`` line.
 
-Runs the real CLI in-process (``recommender.cli.main``); one subprocess smoke test
+Runs the real CLI in-process (``recommender.cli.parser.main``); one subprocess smoke test
 checks the same through ``cli.py``. A gate that passes on no data is worse than no
 gate, so ``shadow --fail-on-deny`` and ``diff --fail-on-change`` are in the matrix.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, ROOT, SAMPLES
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 INVENTORY = FIXTURES / "lint" / "inventory.yaml"
 POLICY = FIXTURES / "lint" / "good.yaml"

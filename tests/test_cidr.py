@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.cidr import CidrGrouper, group_cidrs, host_cidr
+from recommender.recommend.cidr import CidrGrouper, group_cidrs, host_cidr
 
 
 def test_budget_zero_gives_exact_host_blocks_even_for_neighbours():

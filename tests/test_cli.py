@@ -7,7 +7,7 @@ import sys
 
 from conftest import ROOT
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
-from recommender.cluster import (
+from recommender.recommend.groups import (
     CommunicationGrouper,
     build_profile_matrix,
     canonical_labels,

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recommender.cli import main
-from recommender.engines.embedded import EmbeddedEngine
+from recommender.cli.parser import main
 from recommender.errors import InputError
-from recommender.ingest.inventory import read_inventory
+from recommender.inventory.files import read_inventory
+from recommender.observe.engines.embedded import EmbeddedEngine
 from tests.conftest import FIXTURES, ROOT, SAMPLES
 
 SAMPLE = ROOT / "data" / "sample"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 
 def test_demo_end_to_end_on_small_simulation(small_sim, tmp_path, capsys):

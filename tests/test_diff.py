@@ -11,12 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.cli import main
+from recommender.cli.parser import main
 from recommender.diff import build_universe, compile_pair, diff_policies, port_probes
 from recommender.diff.render import build_report, render_markdown, render_text
 from recommender.diff.universe import address_probes
-from recommender.ingest.inventory import read_inventory
-from recommender.io.policy_yaml import load_policies
+from recommender.inventory.files import read_inventory
 from recommender.model import (
     IPBlock,
     LabelSelector,
@@ -25,6 +24,7 @@ from recommender.model import (
     PolicyPort,
     Rule,
 )
+from recommender.policy_io.policy_yaml import load_policies
 from tests.conftest import FIXTURES, GOLDEN
 
 DIFF = FIXTURES / "diff"

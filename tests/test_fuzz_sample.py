@@ -17,9 +17,9 @@ from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.engines.base import get_engine
 from recommender.errors import RecommenderError
-from recommender.store import (
+from recommender.observe.factory import get_engine
+from recommender.observe.store import (
     append_observations,
     read_store_observations,
     read_store_stats,
@@ -122,6 +122,6 @@ def test_the_undamaged_seed_reads(seed_store: bytes, tmp_path: Path) -> None:
 def test_only_a_real_lock_conflict_is_retried(message: str, busy: bool) -> None:
     """The fuzzer found damaged stores taking the whole 15 s lock timeout: "block"
     contains "lock". Only DuckDB's lock conflict means the store is busy."""
-    from recommender.store.db import _is_lock_conflict
+    from recommender.observe.store.db import _is_lock_conflict
 
     assert _is_lock_conflict(message) is busy

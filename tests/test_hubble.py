@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, SAMPLES
 
-from recommender.engines.base import get_engine
 from recommender.errors import InputError
 from recommender.labels import decode_labels
 from recommender.model import FLOW_COLUMNS
+from recommender.observe.factory import get_engine
 
 HUBBLE = SAMPLES / "hubble"
 ENGINE = get_engine("embedded")
@@ -524,7 +524,7 @@ def test_sql_label_filter_equals_python_twin():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from recommender.ingest import hubble_sql as h
+    from recommender.flows import hubble_sql as h
     from recommender.labels import encode_labels, stable_labels
 
     con = duckdb.connect()
@@ -552,7 +552,7 @@ def test_sql_label_filter_equals_python_twin():
 
 def test_line_views_equal_python_split():
     """Arrow string views over the block give exactly Python's lines (CRLF, short, long, bad)."""
-    from recommender.ingest.sources import _strings
+    from recommender.flows.sources import _strings
 
     lines = [b"", b"a", b"\r", b"x" * 12, b"y" * 13, "é€".encode(), b'{"flow": {}}']
     lines += [b"\xff\xfe", b"z"]
@@ -566,7 +566,7 @@ def test_line_views_equal_python_split():
 
 
 def test_prefetched_keeps_order_and_reraises():
-    from recommender.ingest.sources import prefetched
+    from recommender.flows.sources import prefetched
 
     def items():
         yield from range(5)
@@ -589,7 +589,7 @@ def test_prefetched_keeps_order_and_reraises():
 def test_prefetched_stops_producer_when_consumer_leaves():
     import threading
 
-    from recommender.ingest.sources import prefetched
+    from recommender.flows.sources import prefetched
 
     produced = []
 

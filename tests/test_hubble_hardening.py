@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
-from recommender.cli import main
-from recommender.ingest.hubble_checks import IPV4_RE, IPV6_RE, k8s_label_re
+from recommender.cli.parser import main
+from recommender.flows.hubble_checks import IPV4_RE, IPV6_RE, k8s_label_re
 from recommender.labels import decode_labels, is_valid_label_key, is_valid_label_value
 
 FORGED = 'k8s:app=client","role":"admin'
@@ -154,7 +154,7 @@ def test_valid_lost_events_and_edge_times_still_read(tmp_path):
 def test_sql_label_check_equals_python_twin():
     import duckdb
 
-    from recommender.ingest.hubble_checks import label_ok_sql
+    from recommender.flows.hubble_checks import label_ok_sql
 
     con = duckdb.connect()
     sql = f"SELECT {label_ok_sql('l')} FROM (SELECT $1::VARCHAR AS l)"

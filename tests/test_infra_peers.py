@@ -18,15 +18,15 @@ from conftest import FIXTURES, ROOT, SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.accounting import observation_outcomes
-from recommender.cli import main
-from recommender.engines.base import get_engine
-from recommender.ingest.inventory import read_inventory
-from recommender.io.policy_yaml import dump_policy_yaml, policy_to_dict
+from recommender.cli.parser import main
+from recommender.inventory.files import read_inventory
 from recommender.model import OBSERVATION_COLUMNS, Inventory
-from recommender.recommend import Recommendation, RecommendOptions, recommend
+from recommender.observe.factory import get_engine
+from recommender.policy_io.policy_yaml import dump_policy_yaml, policy_to_dict
+from recommender.recommend.accounting import observation_outcomes
+from recommender.recommend.pipeline import Recommendation, RecommendOptions, recommend
 from recommender.semantics import compile_policies
-from recommender.shadow import run_shadow
+from recommender.shadow.core import run_shadow
 
 INFRA = FIXTURES / "infra"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recommender.errors import InputError, OutputExistsError
-from recommender.ingest.inventory import (
+from recommender.inventory.files import (
     load_inventory,
     parse_inventory,
     parse_inventory_items,

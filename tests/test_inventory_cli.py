@@ -1,7 +1,7 @@
 """Commands that read an inventory, given one the API would refuse: exit 2, one line.
 
 ``recommend`` and ``shadow`` read the inventory first, so these runs stop
-before any flow is read; in-process through ``recommender.cli.main``.
+before any flow is read; in-process through ``recommender.cli.parser.main``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from conftest import FIXTURES, SAMPLES
 from fixtures.recommend.shop import shop_items
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 HUBBLE = SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress-named.ndjson"
 POLICY = FIXTURES / "shadow" / "data-default-deny.yaml"

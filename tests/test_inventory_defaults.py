@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from recommender.ingest.inventory import read_inventory
-from recommender.ingest.k8s_defaults import default_object, reconcile_ips
-from recommender.ingest.manifests import manifest_items
+from recommender.inventory.files import read_inventory
+from recommender.inventory.k8s_defaults import default_object, reconcile_ips
+from recommender.inventory.manifests import manifest_items
 from recommender.labels import NAMESPACE_NAME_LABEL
 from recommender.model import ContainerPort, ServicePort
 from tests.conftest import FIXTURES
@@ -160,7 +160,7 @@ def test_endpoint_slice_port_name_and_protocol_defaults(inv) -> None:
 
 
 def test_endpoint_slice_nil_port_means_all_ports_and_is_counted() -> None:
-    from recommender.ingest.inventory import load_inventory
+    from recommender.inventory.files import load_inventory
 
     load = load_inventory([DEFAULTS])
     assert load.portless_endpoint_ports == 1

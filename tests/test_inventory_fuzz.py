@@ -12,7 +12,7 @@ from pathlib import Path
 from fixtures.inventory.fuzz import SEED, classify, mutated_inventory
 from hypothesis import HealthCheck, given, settings
 
-from recommender.ingest.inventory import parse_inventory_items
+from recommender.inventory.files import parse_inventory_items
 
 _DIR = Path(tempfile.mkdtemp(prefix="netpol-fuzz-"))
 

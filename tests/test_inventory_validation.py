@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from recommender.errors import InputError
-from recommender.ingest.inventory import parse_inventory_items, read_inventory
-from recommender.ingest.manifests import inventory_from_manifests
-from recommender.validate import is_dns1123_label, is_dns1123_subdomain, is_label_key
+from recommender.inventory.files import parse_inventory_items, read_inventory
+from recommender.inventory.manifests import inventory_from_manifests
+from recommender.semantics.validate import is_dns1123_label, is_dns1123_subdomain, is_label_key
 from tests.conftest import FIXTURES
 
 DEFAULTS = FIXTURES / "inventory" / "api-defaults.json"

@@ -37,12 +37,17 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from recommender.cli import main
-from recommender.engines.base import get_engine
+from recommender.cli.parser import main
 from recommender.errors import InputError
-from recommender.io.atomic import remove_stale_temps
-from recommender.store import StreamAppender, StreamOptions, read_store_buckets, read_store_stats
-from recommender.store.db import connect
+from recommender.observe.factory import get_engine
+from recommender.observe.store import (
+    StreamAppender,
+    StreamOptions,
+    read_store_buckets,
+    read_store_stats,
+)
+from recommender.observe.store.db import connect
+from recommender.policy_io.atomic import remove_stale_temps
 
 SAMPLE = ROOT / "data" / "sample"
 BROADENED = ROOT / "tests" / "fixtures" / "tighten" / "webshop-broadened.yaml"
@@ -260,7 +265,7 @@ def test_tighten_killed_leaves_nothing_half_written(flows: Path, tmp_path: Path)
 
 def test_stale_temps_of_a_live_writer_are_left_alone(tmp_path: Path) -> None:
     """Only entries whose lock is free are removed: a concurrent writer keeps its own."""
-    from recommender.io.atomic import atomic_directory
+    from recommender.policy_io.atomic import atomic_directory
 
     out = tmp_path / "out"
     with atomic_directory(out) as live:

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from pytest_httpserver import HTTPServer
 
-from recommender.cli import main
+from recommender.cli.parser import main
 from recommender.errors import InputError
-from recommender.ingest import kube_api
-from recommender.ingest.inventory import read_inventory, render_inventory_list
-from recommender.ingest.kube_api import build_configuration, fetch_inventory
+from recommender.inventory import kube_api
+from recommender.inventory.files import read_inventory, render_inventory_list
+from recommender.inventory.kube_api import build_configuration, fetch_inventory
 from tests.conftest import FIXTURES
 
 API = FIXTURES / "kube_api"

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from recommender.cli import main
-from recommender.ingest.inventory import read_inventory
-from recommender.ingest.manifests import inventory_from_manifests
-from recommender.io.sarif import to_sarif
+from recommender.cli.parser import main
+from recommender.findings import RULES
+from recommender.inventory.files import read_inventory
+from recommender.inventory.manifests import inventory_from_manifests
 from recommender.lint import LintReport, lint_docs, read_policy_docs
-from recommender.lint.findings import RULES
 from recommender.lint.render import render_text, report_dict
+from recommender.policy_io.sarif import to_sarif
 from tests.conftest import FIXTURES, GOLDEN, SAMPLES
 
 LINT = FIXTURES / "lint"

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from recommender.errors import InputError
-from recommender.ingest.inventory import read_inventory, render_inventory_list
-from recommender.ingest.manifests import (
+from recommender.inventory.files import read_inventory, render_inventory_list
+from recommender.inventory.manifests import (
     NODE_IP,
     POD_CIDR,
     inventory_from_manifests,

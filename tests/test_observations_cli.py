@@ -11,7 +11,7 @@ import sys
 from conftest import FIXTURES, ROOT, SAMPLES
 from test_hubble import make_flow, write_lines
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 MIXED = str(FIXTURES / "hubble" / "exporter-mixed.ndjson")
 POS = str(SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress.ndjson")

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from recommender.cli import main
-from recommender.engines.base import get_engine
-from recommender.store import read_store_buckets, read_store_observations, read_store_stats
+from recommender.cli.parser import main
+from recommender.observe.factory import get_engine
+from recommender.observe.store import read_store_buckets, read_store_observations, read_store_stats
 
 SAMPLE = ROOT / "data" / "sample" / "flows-train.jsonl.gz"
 

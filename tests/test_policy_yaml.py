@@ -9,14 +9,6 @@ import pytest
 import yaml
 
 from recommender.errors import InputError, PolicyError
-from recommender.io.policy_yaml import (
-    default_policy_types,
-    dump_policies_yaml,
-    dump_policy_yaml,
-    load_policies,
-    parse_policy,
-    policy_to_dict,
-)
 from recommender.model import (
     IPBlock,
     LabelRequirement,
@@ -25,6 +17,14 @@ from recommender.model import (
     Peer,
     PolicyPort,
     Rule,
+)
+from recommender.policy_io.policy_yaml import (
+    default_policy_types,
+    dump_policies_yaml,
+    dump_policy_yaml,
+    load_policies,
+    parse_policy,
+    policy_to_dict,
 )
 from tests.conftest import FIXTURES, SAMPLES
 

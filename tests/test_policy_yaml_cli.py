@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.cli import main
+from recommender.cli.parser import main
 from tests.conftest import FIXTURES
 
 INVENTORY = FIXTURES / "lint" / "inventory.yaml"

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender.errors import InputError, PolicyError
-from recommender.io.policy_yaml import load_policies
 from recommender.lint import read_policy_docs
+from recommender.policy_io.policy_yaml import load_policies
 
 HEAD = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
         "metadata: {name: web, namespace: shop}\n")

@@ -16,13 +16,13 @@ from fixtures.recommend.shop import (
 )
 
 from recommender.errors import InputError
-from recommender.io.policy_writer import render_tree
-from recommender.io.policy_yaml import dump_policy_yaml, policy_to_dict
 from recommender.model import OBSERVATION_COLUMNS
-from recommender.recommend import RecommendOptions, recommend
-from recommender.selectors import selector_labels_text
+from recommender.policy_io.policy_writer import render_tree
+from recommender.policy_io.policy_yaml import dump_policy_yaml, policy_to_dict
+from recommender.recommend.pipeline import RecommendOptions, recommend
+from recommender.recommend.selectors import selector_labels_text
+from recommender.recommend.synthesize import EVIDENCE_PREFIX, without_evidence
 from recommender.semantics import compile_policies, pod_endpoint
-from recommender.synthesize import EVIDENCE_PREFIX, without_evidence
 
 
 @pytest.fixture(scope="module")
@@ -244,8 +244,8 @@ def test_output_bytes_do_not_depend_on_hash_seed(tmp_path):
     script = (
         "import sys, hashlib; sys.path.insert(0, 'tests')\n"
         "from fixtures.recommend.shop import shop_inventory, shop_observations\n"
-        "from recommender.recommend import recommend\n"
-        "from recommender.io.policy_writer import render_tree\n"
+        "from recommender.recommend.pipeline import recommend\n"
+        "from recommender.policy_io.policy_writer import render_tree\n"
         "r = recommend(shop_observations(), shop_inventory())\n"
         "t = render_tree(r.policies, r.summary_markdown())\n"
         "print(hashlib.sha256(repr(sorted(t.items())).encode()).hexdigest())\n"
@@ -277,8 +277,8 @@ def _edge_keys(frame):
 @pytest.fixture(scope="module")
 def sample_windows():
     """Observations and inventories of both windows; the rollout happens in between."""
-    from recommender.engines.base import get_engine
-    from recommender.ingest.inventory import read_inventory
+    from recommender.inventory.files import read_inventory
+    from recommender.observe.factory import get_engine
 
     engine = get_engine("embedded")
     out = {}

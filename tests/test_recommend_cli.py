@@ -10,7 +10,7 @@ import pytest
 from conftest import SAMPLES
 from fixtures.recommend.shop import shop_items
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 HUBBLE = SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress-named.ndjson"
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from recommender.cli import main
-from recommender.commands.score import format_table, score
+from recommender.cli.parser import main
+from recommender.cli.score import format_table, score
 
 
 @pytest.fixture(scope="module")

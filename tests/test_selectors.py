@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recommender.ingest.inventory import parse_inventory_items
+from recommender.inventory.files import parse_inventory_items
 from recommender.labels import encode_labels, is_ephemeral_key, matches_selector
 from recommender.model import OBSERVATION_COLUMNS, Inventory, LabelSelector
-from recommender.recommend import recommend
-from recommender.selectors import (
+from recommender.recommend.pipeline import recommend
+from recommender.recommend.selectors import (
     NAMING_KEYS,
     common_pairs,
     cover_selectors,

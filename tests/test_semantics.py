@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.io.policy_yaml import load_policies
 from recommender.model import ContainerPort, Inventory, Namespace, Node, Pod
+from recommender.policy_io.policy_yaml import load_policies
 from recommender.semantics import (
     Decision,
     Endpoint,

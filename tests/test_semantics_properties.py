@@ -6,7 +6,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.io.policy_yaml import dump_policy_yaml, parse_policy
 from recommender.model import (
     ContainerPort,
     Inventory,
@@ -19,6 +18,7 @@ from recommender.model import (
     PolicyPort,
     Rule,
 )
+from recommender.policy_io.policy_yaml import dump_policy_yaml, parse_policy
 from recommender.semantics import Endpoint, compile_policies, pod_endpoint
 
 NAMESPACES = ("ns1", "ns2")

@@ -9,13 +9,13 @@ import orjson
 import pytest
 from conftest import FIXTURES, GOLDEN
 
-from recommender.cli import main
-from recommender.engines.base import get_engine
-from recommender.ingest.inventory import read_inventory
-from recommender.io.policy_yaml import load_policies
+from recommender.cli.parser import main
+from recommender.inventory.files import read_inventory
+from recommender.observe.factory import get_engine
+from recommender.policy_io.policy_yaml import load_policies
 from recommender.semantics import compile_policies
-from recommender.shadow import run_shadow
-from recommender.shadow_report import build_report, render_markdown
+from recommender.shadow.core import run_shadow
+from recommender.shadow.report import build_report, render_markdown
 
 DATA_DENY = FIXTURES / "shadow" / "data-default-deny.yaml"
 

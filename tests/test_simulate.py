@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from recommender.cli import main
+from recommender.cli.parser import main
 from recommender.labels import stable_labels
 from recommender.simulate import (
     SimOptions,
@@ -385,7 +385,7 @@ def test_inventory_is_a_kubectl_list(sim: Path) -> None:
 
 
 def test_inventory_loads_with_the_project_reader(sim: Path) -> None:
-    from recommender.ingest.inventory import read_inventory
+    from recommender.inventory.files import read_inventory
 
     inventory = read_inventory([sim / "inventory.json"])
     doc = json.loads((sim / "inventory.json").read_text())

@@ -8,7 +8,7 @@ import gzip
 import pytest
 from conftest import SAMPLES
 
-from recommender.ingest.sniff import sniff_file, sniff_format
+from recommender.flows.sniff import sniff_file, sniff_format
 
 NAMED = {
     "aws-vpc-flow-logs/custom-v3-tcp-flags-doc-examples.log": "an AWS VPC flow log",

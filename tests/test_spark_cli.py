@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import ROOT, SAMPLES
 
-from recommender.cli import main
+from recommender.cli.parser import main
 
 HUBBLE = SAMPLES / "hubble" / "hubble-otel-testdata" / "basic-sample-10-flows.json"
 
@@ -71,8 +71,8 @@ def test_spark_without_pyspark_names_the_extra_and_the_embedded_engine(monkeypat
 
 
 def test_spark_session_reports_a_failing_pyspark_import(monkeypatch):
-    from recommender.engines.spark import SparkEngine
     from recommender.errors import MissingDependencyError
+    from recommender.observe.engines.spark import SparkEngine
 
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # import raises ImportError
     with pytest.raises(MissingDependencyError, match="or use the embedded engine"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from recommender.ingest.inventory import read_inventory
+from recommender.inventory.files import read_inventory
 from tests.conftest import FIXTURES
 from tests.spark_support import (
     HUBBLE,

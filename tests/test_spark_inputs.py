@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from recommender.errors import InputError
-from recommender.ingest.inventory import read_inventory
+from recommender.inventory.files import read_inventory
 from tests.conftest import SAMPLES
 from tests.spark_support import (
     HUBBLE,
@@ -75,7 +75,7 @@ def test_missing_input_and_stdin_are_input_errors(engines, tmp_path):
 
 
 def test_cli_observations_with_spark_engine(engines, tmp_path, capsys):
-    from recommender.cli import main
+    from recommender.cli.parser import main
 
     out_a, out_b = tmp_path / "a.json", tmp_path / "b.json"
     flows = [str(p) for p in HUBBLE[:4]]

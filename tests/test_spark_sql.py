@@ -11,11 +11,11 @@ import re
 import duckdb
 import pytest
 
-from recommender.aggregate import aggregation_stages
-from recommender.engines.spark_sql import spark_ddl, to_spark
-from recommender.ingest.hubble import oriented_packets_sql, records_sql
-from recommender.ingest.hubble_sql import ENDPOINT_SCHEMA, stable_hash_sql
-from recommender.resolve import IP_INDEX_COLUMNS, resolved_sql
+from recommender.flows.hubble import oriented_packets_sql, records_sql
+from recommender.flows.hubble_sql import ENDPOINT_SCHEMA, stable_hash_sql
+from recommender.observe.engines.aggregate import aggregation_stages
+from recommender.observe.engines.spark_sql import spark_ddl, to_spark
+from recommender.semantics.resolve import IP_INDEX_COLUMNS, resolved_sql
 
 T = {"t": {"a": "VARCHAR", "b": "INTEGER", "l": "VARCHAR[]"}}
 

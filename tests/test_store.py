@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from recommender.engines.base import get_engine
 from recommender.errors import InputError
 from recommender.model import FLOW_COLUMNS, OBSERVATION_COLUMNS
-from recommender.store import (
+from recommender.observe.factory import get_engine
+from recommender.observe.store import (
     LineReader,
     StreamAppender,
     StreamOptions,
@@ -32,7 +32,7 @@ from recommender.store import (
     store_flow_table,
     store_info,
 )
-from recommender.store.options import (
+from recommender.observe.store.options import (
     add_store_arguments,
     flow_table_from_args,
     observations_from_args,
@@ -374,8 +374,8 @@ def test_store_options_read_the_store(store: str) -> None:
 def test_recommend_takes_store_observations_unchanged(store: str,
                                                      hour_files: tuple[str, str]) -> None:
     """Same policies from the store as from one aggregation (evidence counts aside)."""
-    from recommender.ingest.inventory import read_inventory
-    from recommender.recommend import recommend
+    from recommender.inventory.files import read_inventory
+    from recommender.recommend.pipeline import recommend
 
     inventory = read_inventory([str(ROOT / "data" / "sample" / "inventory.json")])
     direct = recommend(get_engine().aggregate(list(hour_files), inventory).observations, inventory)

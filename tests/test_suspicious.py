@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recommender import suspicious as s
+from recommender.recommend import suspicious as s
 
 
 def _edges(rows):

@@ -9,11 +9,11 @@ from fixtures.recommend.shop import SHOP_APPS, obs, shop_inventory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.io.policy_yaml import policy_to_dict
+from recommender.inventory.workloads import build_index
 from recommender.model import OBSERVATION_COLUMNS, LabelSelector
-from recommender.recommend import RecommendOptions, recommend
-from recommender.semantics import compile_policies, endpoint_for_pod
-from recommender.synthesize import (
+from recommender.policy_io.policy_yaml import policy_to_dict
+from recommender.recommend.pipeline import RecommendOptions, recommend
+from recommender.recommend.synthesize import (
     PORT_RANGE_MIN_RUN,
     DnsTarget,
     RuleBuilder,
@@ -23,7 +23,7 @@ from recommender.synthesize import (
     default_deny,
     without_evidence,
 )
-from recommender.workloads import build_index
+from recommender.semantics import compile_policies, endpoint_for_pod
 
 INVENTORY = shop_inventory()
 INDEX = build_index(INVENTORY)
@@ -72,7 +72,7 @@ def test_same_namespace_peer_has_pod_selector_only_and_cross_namespace_has_both(
 
 
 def policy_to_dict_peer(peer):
-    from recommender.io.policy_yaml import _peer_to_dict
+    from recommender.policy_io.policy_yaml import _peer_to_dict
 
     return _peer_to_dict(peer)
 

@@ -11,9 +11,8 @@ import pytest
 from conftest import GOLDEN
 from fixtures.tighten.cluster import CURRENT, frame, inventory, observation, week
 
-from recommender.cli import main
-from recommender.ingest.inventory import read_inventory
-from recommender.io.policy_yaml import dump_policy_yaml, load_policies
+from recommender.cli.parser import main
+from recommender.inventory.files import read_inventory
 from recommender.model import (
     IPBlock,
     LabelRequirement,
@@ -23,6 +22,7 @@ from recommender.model import (
     PolicyPort,
     Rule,
 )
+from recommender.policy_io.policy_yaml import dump_policy_yaml, load_policies
 from recommender.semantics import compile_policies, endpoint_for_ip, endpoint_for_pod
 from recommender.tighten import (
     TightenOptions,
@@ -358,7 +358,7 @@ def sample_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_sample_broadened_set_is_tightened_back(sample_run):
-    from recommender.reachability import allowed_triples, workload_universe
+    from recommender.semantics.reachability import allowed_triples, workload_universe
 
     report = json.loads((sample_run / "one.json").read_text())
     kinds = {c["kind"] for c in report["changes"]}
@@ -387,8 +387,8 @@ def test_sample_second_run_is_byte_identical(sample_run):
 
 
 def test_cli_store_window_decides_what_is_unused(tmp_path):
-    from recommender.engines.base import IngestStats
-    from recommender.store import append_observations
+    from recommender.observe.engines.base import IngestStats
+    from recommender.observe.store import append_observations
 
     inv, current = _write_inputs(tmp_path)
     store = str(tmp_path / "obs.duckdb")

@@ -18,8 +18,8 @@ from fixtures.tighten.cluster import WORKLOADS, frame, inventory, observation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.io.policy_yaml import dump_policy_yaml
 from recommender.model import IPBlock, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
+from recommender.policy_io.policy_yaml import dump_policy_yaml
 from recommender.semantics import compile_policies, endpoint_for_ip, endpoint_for_pod
 from recommender.tighten import TightenOptions, tighten
 

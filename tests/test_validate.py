@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from recommender.validate import (
+from recommender.semantics.validate import (
     Finding,
     check_policy_dict,
     is_label_key,

@@ -39,8 +39,8 @@ from recommender.diff.universe import (
 )
 from recommender.labels import matches_selector
 from recommender.model import Inventory, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
-from recommender.reachability import WorkloadRep, workload_universe
 from recommender.semantics import Decision, Endpoint, PolicySet, compile_policies
+from recommender.semantics.reachability import WorkloadRep, workload_universe
 
 SIDES: tuple[str, ...] = ("egress", "ingress")
 
@@ -447,12 +447,12 @@ _NON_POD = frozenset({"world", "host", "cluster_infra"})
 class FlowReplay:
     """Replay flow batches against NEW with OLD as baseline, and collect the observed universe.
 
-    The judging is :class:`recommender.shadow.ShadowRun`'s, so a flow gets the
+    The judging is :class:`recommender.shadow.core.ShadowRun`'s, so a flow gets the
     same verdict here as in ``netpol shadow``.
     """
 
     def __init__(self, old: PolicySet, new: PolicySet, inventory: Inventory) -> None:
-        from recommender.shadow import ShadowRun
+        from recommender.shadow.core import ShadowRun
 
         self.run = ShadowRun(new, inventory, baseline=old)
         self.ports: set[tuple[int, str]] = set()

@@ -1,6 +1,6 @@
 """Probe universe for diff and lint: which ports and non-pod addresses to ask the engine about.
 
-Workloads come from :func:`recommender.reachability.workload_universe`. This
+Workloads come from :func:`recommender.semantics.reachability.workload_universe`. This
 module adds what makes the question finite *and* exact for the policies at
 hand: port and address probes that stand for whole regions of the port and
 address space, cut where some policy entry starts or ends.
@@ -12,8 +12,8 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 
 from recommender.model import Inventory, NetworkPolicy
-from recommender.reachability import WorkloadRep
 from recommender.semantics import Endpoint, endpoint_for_ip
+from recommender.semantics.reachability import WorkloadRep
 
 #: Protocols a NetworkPolicy port can name, in report order.
 POLICY_PROTOCOLS: tuple[str, ...] = ("TCP", "UDP", "SCTP")

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from recommender.findings import RULES, SEVERITY_ORDER, LintFinding, LintRule, rule_for
 from recommender.lint.checks import InventoryView, check_policy
 from recommender.lint.coverage import default_deny_gaps, dns_gaps, uncovered_workloads
-from recommender.lint.findings import RULES, SEVERITY_ORDER, LintFinding, LintRule, rule_for
 from recommender.lint.redundancy import RedundancyCheck
 from recommender.lint.source import PolicyDoc, locate_error, read_policy_docs
 from recommender.model import Inventory
-from recommender.reachability import workload_universe
 from recommender.semantics import compile_policies
+from recommender.semantics.reachability import workload_universe
 
 
 @dataclass

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from recommender.findings import LintFinding, finding
 from recommender.labels import (
     EPHEMERAL_LABEL_KEYS,
     NAMESPACE_NAME_LABEL,
@@ -17,7 +18,6 @@ from recommender.labels import (
     matches_selector,
     namespace_labels,
 )
-from recommender.lint.findings import LintFinding, finding
 from recommender.model import Inventory, LabelSelector, NetworkPolicy, Peer, Pod
 from recommender.semantics.endpoints import TERMINAL_PHASES
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from recommender.lint.findings import LintFinding, finding
+from recommender.findings import LintFinding, finding
 from recommender.model import Inventory, NetworkPolicy
-from recommender.reachability import WorkloadRep
 from recommender.semantics import Endpoint, PolicySet, endpoint_for_pod, pod_endpoint
+from recommender.semantics.reachability import WorkloadRep
 
 DIRECTIONS: tuple[str, ...] = ("ingress", "egress")
 #: Labels of the cluster DNS pods (CoreDNS keeps kube-dns's label).

@@ -26,11 +26,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from recommender.diff.universe import external_universe, port_probes
-from recommender.lint.findings import LintFinding, finding
+from recommender.findings import LintFinding, finding
 from recommender.model import Inventory
-from recommender.reachability import WorkloadRep
 from recommender.semantics import PolicySet
 from recommender.semantics.engine import CompiledPolicy
+from recommender.semantics.reachability import WorkloadRep
 from recommender.semantics.rules import CompiledRule
 
 DIRECTIONS: tuple[str, ...] = ("ingress", "egress")

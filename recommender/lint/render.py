@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from recommender.findings import LintFinding, rule_for
 from recommender.lint import LintReport
-from recommender.lint.findings import LintFinding, rule_for
 
 
 def _where(f: LintFinding) -> str:

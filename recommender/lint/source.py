@@ -1,12 +1,12 @@
 """Read policy files for lint, keeping invalid policies and the YAML node of each document.
 
-Unlike :func:`recommender.io.policy_yaml.load_policies`, an invalid policy does
+Unlike :func:`recommender.policy_io.policy_yaml.load_policies`, an invalid policy does
 not stop the run: lint reports its findings (``NP1xx``: unknown fields, wrong
 types, what the API server's validation rejects) and judges the valid policies.
 What no policy check can judge stays an input error (exit 2): invalid YAML, a
 duplicate key, a document whose ``kind`` or ``apiVersion`` is not a string. Each
 document keeps its YAML node so a finding can name the line of the field it is
-about (:func:`recommender.io.strict_yaml.locate`).
+about (:func:`recommender.policy_io.strict_yaml.locate`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recommender.errors import InputError, PolicyError
-from recommender.io.policy_yaml import classify_object, located, parse_policy, policy_files
-from recommender.io.strict_yaml import item_node, locate, read_documents
 from recommender.model import NetworkPolicy
-from recommender.policy_fields import policy_findings
-from recommender.validate import Finding
+from recommender.policy_io.policy_yaml import classify_object, located, parse_policy, policy_files
+from recommender.policy_io.strict_yaml import item_node, locate, read_documents
+from recommender.semantics.policy_fields import policy_findings
+from recommender.semantics.validate import Finding
 
 
 @dataclass(frozen=True)

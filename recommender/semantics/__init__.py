@@ -5,6 +5,11 @@ Build endpoints (:func:`endpoint_for_pod`, :func:`endpoint_for_ip`,
 :meth:`PolicySet.decide` or :meth:`PolicySet.decide_many` for verdicts.
 Every :class:`Decision` names the side that denied, the policies that isolate each
 endpoint and the rules that allowed the flow.
+
+Beside the engine: field validation as the API server does it (``validate``,
+``policy_fields``), flow ends resolved to inventory pods (``resolve``,
+``flow_endpoints``) and workload reachability (``reachability``). Takes only
+:mod:`recommender.model` and :mod:`recommender.labels`; every stage builds on it.
 """
 
 from recommender.semantics.endpoints import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from recommender.labels import matches_selector
 from recommender.model import LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
 from recommender.semantics.endpoints import Endpoint
-from recommender.validate import parse_cidr
+from recommender.semantics.validate import parse_cidr
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from recommender.io.atomic import atomic_directory
+from recommender.policy_io.atomic import atomic_directory
 from recommender.simulate.cluster import NS_PER_S, ClusterState, Windows, build_cluster
 from recommender.simulate.edges import resolve_edges
 from recommender.simulate.generate import Context, SimOptions, effective_rate_scale, write_window

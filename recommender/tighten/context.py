@@ -13,8 +13,8 @@ from recommender.labels import (
     stable_labels,
 )
 from recommender.model import Inventory, LabelSelector
-from recommender.resolve import is_live
-from recommender.selectors import select_exactly
+from recommender.recommend.selectors import select_exactly
+from recommender.semantics.resolve import is_live
 
 NAME_LABEL = "kubernetes.io/metadata.name"
 

@@ -7,7 +7,7 @@ pod IPs too) and its full labels (a selector may read a non-stable key). So a
 pod end expands to every live inventory pod of that identity, and a verdict
 holds for the observation only if it holds for every (source pod, destination
 pod) pair. A pod end that no live pod matches (a finished CronJob run, a pod
-gone since) falls back to :class:`recommender.flow_endpoints.EndpointResolver`
+gone since) falls back to :class:`recommender.semantics.flow_endpoints.EndpointResolver`
 (the identity itself, with no IP). Nothing is guessed: an end that cannot be
 resolved makes the observation ``unknown``, and unknown observations are never
 evidence for keeping, narrowing or widening anything.
@@ -22,14 +22,14 @@ from typing import Any
 
 import pandas as pd
 
-from recommender.flow_endpoints import EndpointResolver
 from recommender.labels import decode_labels, encode_labels, stable_labels
-from recommender.learning import check_observations, verdict_counts
 from recommender.model import PROTOCOLS, Inventory, Pod
-from recommender.recommend_steps import timestamp_text
-from recommender.resolve import is_live
+from recommender.recommend.learning import check_observations, verdict_counts
+from recommender.recommend.steps import timestamp_text
+from recommender.recommend.suspicious import detect_scans
 from recommender.semantics import Decision, Endpoint, PolicySet, endpoint_for_pod
-from recommender.suspicious import detect_scans
+from recommender.semantics.flow_endpoints import EndpointResolver
+from recommender.semantics.resolve import is_live
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ def _is_list(value: Any) -> bool:
 
 
 def _scan_mask(rows: Sequence[Mapping[str, Any]], builder: CaseBuilder) -> list[bool]:
-    """Scan-shaped observations (``recommender.suspicious``): never widening evidence."""
+    """Scan-shaped observations (``recommender.recommend.suspicious``): never widening evidence."""
     if not rows:
         return []
     table = []

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from recommender.cidr import group_cidrs
 from recommender.diff.universe import protocol_order
 from recommender.labels import decode_labels
 from recommender.model import (
@@ -39,11 +38,12 @@ from recommender.model import (
     PolicyPort,
     Rule,
 )
-from recommender.selectors import cover_selectors
+from recommender.recommend.cidr import group_cidrs
+from recommender.recommend.selectors import cover_selectors
+from recommender.semantics.validate import parse_cidr
 from recommender.tighten.context import NAME_LABEL, InventoryContext
 from recommender.tighten.hits import HitTable, PeerHits, RuleHits
 from recommender.tighten.text import Change, Note, peer_text, peers_text, port_text, ports_text
-from recommender.validate import parse_cidr
 
 T = TypeVar("T", Peer, PolicyPort)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recommender.model import LabelSelector, Peer, PolicyPort, Rule
-from recommender.selectors import selector_labels_text
+from recommender.recommend.selectors import selector_labels_text
 
 
 @dataclass(frozen=True)

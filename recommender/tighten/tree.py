@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from recommender.io.policy_writer import render_tree
 from recommender.model import NetworkPolicy
+from recommender.policy_io.policy_writer import render_tree
 
 
 def render_tighten_tree(policies: Sequence[NetworkPolicy], report_md: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ A flow is a widening candidate when all of this holds:
   through), and none was dropped for policy. A contested edge (some
   connections dropped for policy) is not evidence, as in ``recommend``;
 * NetworkPolicy can express it (TCP/UDP/SCTP with a port);
-* it is not scan-shaped (:mod:`recommender.suspicious`).
+* it is not scan-shaped (:mod:`recommender.recommend.suspicious`).
 
 For each denying side the proposal is one rule, on the denied workload only:
 the isolated pods by their smallest exact stable selector, the peer by an
@@ -26,9 +26,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from recommender.cidr import host_cidr
 from recommender.labels import encode_labels, stable_labels
 from recommender.model import IPBlock, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
+from recommender.recommend.cidr import host_cidr
 from recommender.semantics import Endpoint
 from recommender.tighten.context import NAME_LABEL, InventoryContext
 from recommender.tighten.evidence import Judged

@@ -1,0 +1,91 @@
+"""Argument types shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _int_at_least(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 0, with a one-line error otherwise.
+
+    >>> non_negative_int("3")
+    3
+    """
+    return _int_at_least(text, 0)
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1.
+
+    >>> positive_int("1")
+    1
+    """
+    return _int_at_least(text, 1)
+
+
+def spark_conf_item(text: str) -> tuple[str, str]:
+    """An ``argparse`` type: a ``key=value`` Spark setting.
+
+    >>> spark_conf_item("spark.executor.memory=8g")
+    ('spark.executor.memory', '8g')
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--engine``, ``--spark-master`` and ``--spark-conf`` (see :func:`engine_from_args`)."""
+    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"),
+                        help="aggregation engine (default: embedded; spark needs the "
+                        "'spark' extra and Java 17)")
+    parser.add_argument("--spark-master", metavar="URL",
+                        help="Spark master for --engine spark: local[*] (default), local[N], "
+                        "spark://HOST:PORT, yarn, k8s://https://HOST:PORT")
+    parser.add_argument("--spark-conf", metavar="KEY=VALUE", action="append", default=[],
+                        type=spark_conf_item,
+                        help="a Spark setting for --engine spark, repeatable "
+                        "(e.g. spark.executor.memory=8g)")
+
+
+def engine_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~recommender.observe.engines.base.AggregationEngine` the arguments ask for.
+
+    Raises
+    ------
+    InputError
+        Spark options without ``--engine spark``.
+    MissingDependencyError
+        ``--engine spark`` without pyspark installed.
+    """
+    from recommender.errors import InputError, MissingDependencyError
+    from recommender.observe.factory import get_engine
+
+    master = getattr(args, "spark_master", None)
+    conf = dict(getattr(args, "spark_conf", None) or [])
+    if args.engine != "spark" and (master or conf):
+        raise InputError(None, "--spark-master and --spark-conf need --engine spark")
+    try:
+        engine = get_engine(args.engine, master=master, conf=conf)
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(exc.feature, exc.install, USE_EMBEDDED) from None
+    if args.engine == "spark":
+        # Spark's JVM logs to the terminal; keep it off unless the user debugs.
+        engine.quiet = not getattr(args, "debug", False)  # type: ignore[attr-defined]
+    return engine
+
+
+#: What to do instead when Spark is not available.
+USE_EMBEDDED = "or drop --engine spark to use the embedded engine (the default)"

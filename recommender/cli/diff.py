@@ -1,0 +1,124 @@
+"""``netpol diff OLD NEW``: a semantic diff of two policy sets over the inventory.
+
+Exit codes: 0 (whatever the diff says); 2 for bad input; 3 with
+``--fail-on-change`` when the sets are not equivalent on this universe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from recommender.cli._args import add_engine_arguments, engine_from_args
+from recommender.cli._gates import (
+    print_namespace_hint,
+    require_connections,
+    warn_if_mostly_rejected,
+)
+from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
+from recommender.diff import FlowReplay, build_universe, compile_pair, diff_policies
+from recommender.diff.render import build_report, render_markdown, render_text
+from recommender.errors import GateFailed, InputError, PolicyError
+from recommender.lint.source import locate_error
+from recommender.model import Inventory, NetworkPolicy
+from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.policy_yaml import load_policies
+from recommender.progress import Progress
+from recommender.semantics import PolicySet
+
+NAME = "diff"
+HELP = "semantic diff of two policy sets: which reachabilities and observed flows change"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``netpol diff``."""
+    parser.add_argument("old", metavar="OLD", help="policy file or directory (before)")
+    parser.add_argument("new", metavar="NEW", help="policy file or directory (after)")
+    add_inventory_arguments(parser)
+    parser.add_argument("--flows", nargs="+", metavar="FILE",
+                        help="flow files, globs or - for stdin: report observed flows whose "
+                             "verdict changes and add their ports and addresses to the universe")
+    parser.add_argument("--json", metavar="OUT.json", help="the report as JSON")
+    parser.add_argument("--markdown", metavar="OUT.md", help="the report as Markdown (for a PR)")
+    parser.add_argument("--fail-on-change", action="store_true",
+                        help="exit 3 when the two sets are not equivalent")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop with exit code 2 at the first rejected flow line")
+    add_engine_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
+
+
+def load_set(path: str, default_namespace: str | None) -> list[NetworkPolicy]:
+    """Policies of one side; an invalid policy is an input error located by line."""
+    try:
+        loaded = load_policies([path], default_namespace=default_namespace)
+    except PolicyError as exc:
+        raise locate_error(exc) from exc
+    for source, kind in loaded.skipped:
+        print(f"note: {source}: skipped {kind} (not a NetworkPolicy)", file=sys.stderr)
+    if not loaded.policies and loaded.skipped:  # objects, none a policy: the wrong file
+        raise InputError(path, f"no NetworkPolicy found ({len(loaded.skipped)} other objects "
+                               "skipped)", hint="an empty file or directory stands for no policies")
+    return loaded.policies
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load both sets, replay flows, diff, write, gate."""
+    for target in (args.json, args.markdown):
+        if target:
+            check_writable(target, args.force)
+    inventory = load_inventory_arg(args)
+    old = load_set(args.old, args.default_namespace)
+    new = load_set(args.new, args.default_namespace)
+    print_namespace_hint((p.namespace for p in (*old, *new)), inventory, args.default_namespace)
+    compiled = compile_pair(old, new, inventory)
+    replay = _replay(args.flows, compiled, inventory, args) if args.flows else None
+    universe = build_universe(old, new, inventory,
+                              replay.ports if replay else (), replay.ips if replay else ())
+    result = diff_policies(old, new, inventory, universe, compiled)
+    if replay is not None:
+        result.flow_changes, result.flow_totals = replay.changes(), replay.totals()
+    report = build_report(result, _inputs(args, old, new))
+    if args.json:
+        write_text_atomic(args.json, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+                          + "\n", args.force)
+    if args.markdown:
+        write_text_atomic(args.markdown, render_markdown(report), args.force)
+    sys.stdout.write(render_text(report))
+    if args.fail_on_change and not result.equivalent:
+        c = result.counts()
+        raise GateFailed(f"diff: not equivalent ({c['newly_allowed']} newly allowed, "
+                         f"{c['newly_denied']} newly denied)")
+    return 0
+
+
+def _replay(flows: Sequence[str], compiled: tuple[PolicySet, PolicySet], inventory: Inventory,
+            args: argparse.Namespace) -> FlowReplay:
+
+    old_ps, new_ps = compiled
+    replay = FlowReplay(old_ps, new_ps, inventory)
+    table = engine_from_args(args).read_flows(list(flows), inventory, strict=args.strict)
+    progress = Progress("diff: flow records", stream=sys.stderr)  # the current stderr
+    for batch in table:
+        replay.add(batch)
+        progress.update(len(batch))
+    progress.done()
+    require_connections(table.stats, flows, "no observed flow to replay against the two sets")
+    warn_if_mostly_rejected(table.stats, flows)
+    for warning in table.stats.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    return replay
+
+
+def _inputs(args: argparse.Namespace, old: Sequence[NetworkPolicy],
+            new: Sequence[NetworkPolicy]) -> dict[str, object]:
+    out: dict[str, object] = {
+        "old": [args.old], "new": [args.new], "old_policies": len(old),
+        "new_policies": len(new), "inventory": list(args.inventory or args.manifests),
+    }
+    if args.flows:
+        out["flows"] = list(args.flows)
+    return out

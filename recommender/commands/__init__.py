@@ -1,1 +1,0 @@
-"""One module per subcommand; see ``recommender.cli`` for the contract."""

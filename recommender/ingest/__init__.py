@@ -1,1 +1,0 @@
-"""Readers: one module per input format. Each returns good rows plus a reject count."""

@@ -1,1 +1,0 @@
-"""Serialisation edges: Kubernetes YAML/JSON in and out."""

@@ -1,0 +1,299 @@
+"""The embedded engine: DuckDB over Arrow line batches, bounded memory.
+
+Lines stream from :mod:`recommender.flows.sources` into DuckDB as Arrow
+batches; parsing, normalization (:mod:`recommender.flows.hubble_sql`),
+inventory resolution (:mod:`recommender.semantics.resolve`) and aggregation
+(:mod:`recommender.observe.engines.aggregate`) run as SQL. DuckDB gets a ``memory_limit`` and a
+private temp directory, so big inputs spill to disk instead of growing RSS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from recommender.errors import InputError
+from recommender.flows import parquet
+from recommender.flows.hubble import oriented_packets_sql, records_of_packets_sql
+from recommender.flows.hubble_sql import lit
+from recommender.flows.sources import (
+    LINE_SCHEMA,
+    FlowSource,
+    expand_paths,
+    iter_line_batches,
+    prefetched,
+)
+from recommender.model import FLOW_COLUMNS, Inventory
+from recommender.observe.engines.aggregate import (
+    STAGE_CONNECTIONS,
+    STAGE_KEYED,
+    STAGE_LEVEL1,
+    STAGE_NAMES,
+    STAGE_OBSERVERS,
+    aggregation_stages,
+    finish,
+)
+from recommender.observe.engines.base import (
+    AggregationEngine,
+    FlowTable,
+    IngestResult,
+    IngestStats,
+)
+from recommender.observe.engines.common import (
+    StatsAccumulator,
+    arrow_to_pandas,
+    flow_table_sql,
+    raise_first_reject,
+    strict_from_sample,
+)
+from recommender.policy_io.atomic import check_writable
+from recommender.semantics.resolve import (
+    IP_INDEX_COLUMNS,
+    IpEntry,
+    build_ip_index,
+    build_pod_index,
+    resolved_sql,
+)
+
+DEFAULT_MEMORY_LIMIT = os.environ.get("NETPOL_DUCKDB_MEMORY_LIMIT", "512MB")
+
+
+class EmbeddedEngine(AggregationEngine):
+    """DuckDB engine. ``threads`` None = DuckDB's default (all cores)."""
+
+    name = "embedded"
+
+    def __init__(
+        self,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        threads: int | None = None,
+        temp_directory: str | None = None,
+    ) -> None:
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self.temp_directory = temp_directory
+
+    # -- public API -------------------------------------------------------------
+
+    def aggregate(
+        self,
+        paths: Sequence[str],
+        inventory: Inventory | None = None,
+        *,
+        strict: bool = False,
+        bucket: str | None = None,
+    ) -> IngestResult:
+        sources = expand_paths(paths)
+        with self._connection() as con:
+            packets, sources, errors = self._packets(con, sources)
+            resolve = None
+            if inventory is not None:
+                _register_inventory(con, inventory)
+
+                def resolve(rel: str) -> str:
+                    return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
+
+            # Results are sorted in finish(): no need to keep insertion order (less memory).
+            con.execute("SET preserve_insertion_order = false")
+            stages, final = aggregation_stages(packets, resolve, bucket)
+            table = _run_stages(con, stages, final)
+            observers = dict(con.execute(f"SELECT * FROM {STAGE_OBSERVERS}").fetchall())
+            if errors:
+                raise errors[0]
+        groups = arrow_to_pandas(table)  # after DuckDB closed: its buffers are gone
+        del table
+        observations, stats = finish(
+            groups, bucket is not None, [s.path for s in sources], observers
+        )
+        if strict and stats.reject_samples:
+            raise strict_from_sample(stats.reject_samples[0], sources)
+        return IngestResult(observations, stats)
+
+    def read_flows(
+        self, paths: Sequence[str], inventory: Inventory | None = None, *, strict: bool = False
+    ) -> FlowTable:
+        sources = expand_paths(paths)
+        box: list[IngestStats] = []
+        return FlowTable(self._flow_batches(sources, inventory, strict, box), box)
+
+    # -- internals ----------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        tmp = tempfile.mkdtemp(prefix="netpol-duckdb-", dir=self.temp_directory)
+        con = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": tmp})
+        try:
+            with contextlib.suppress(duckdb.InvalidInputException):
+                # Never draw on the user's terminal. Inside Jupyter without ipywidgets
+                # DuckDB refuses the setting (and draws no bar either).
+                con.execute("SET enable_progress_bar = false")
+            if self.threads:
+                con.execute(f"SET threads = {int(self.threads)}")
+            yield con
+        finally:
+            con.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _register_lines(
+        self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource]
+    ) -> list[InputError]:
+        errors: list[InputError] = []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for source in sources:
+                try:
+                    yield from iter_line_batches(source)
+                except InputError as exc:  # e.g. deleted after expansion
+                    errors.append(exc)
+                    return
+
+        reader = pa.RecordBatchReader.from_batches(LINE_SCHEMA, prefetched(batches()))
+        con.register("lines", reader)
+        return errors
+
+    def convert(self, paths: Sequence[str], out: str, *, force: bool = False) -> dict[str, int]:
+        """Write the Hubble JSON ``paths`` as one Parquet file ``out`` (atomically);
+        see :mod:`recommender.flows.parquet`. Returns the lines written by kind."""
+        if parquet.split_inputs(paths):
+            raise InputError(None, "the inputs are Parquet already")
+        sources = expand_paths(paths)
+        target = check_writable(out, force)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with self._connection() as con:
+            errors = self._register_lines(con, sources)
+            shown = [s.path for s in sources]
+            sql = parquet.to_parquet_sql(f"({oriented_packets_sql('lines', shown)})", shown)
+            try:
+                con.execute(f"COPY ({sql}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+                if errors:
+                    raise errors[0]
+                counts = con.execute(
+                    f"SELECT line_kind, count(*) FROM read_parquet({lit(str(tmp))}) GROUP BY 1"
+                ).fetchall()
+                os.replace(tmp, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return {str(k): int(n) for k, n in counts}
+
+    def _packets(
+        self, con: duckdb.DuckDBPyConnection, sources: list[FlowSource]
+    ) -> tuple[str, list[FlowSource], list[InputError]]:
+        """The oriented-packets relation over ``sources`` (JSON lines or converted
+        Parquet), the original files by ``file_id``, and read errors to raise at the end."""
+        if not parquet.split_inputs([s.path for s in sources]):
+            errors = self._register_lines(con, sources)
+            packets = oriented_packets_sql("lines", [s.path for s in sources])
+            return f"({packets})", sources, errors
+        reads = []
+        for n, source in enumerate(sources):
+            where = source.path
+            if os.path.isdir(where):  # Spark writes a directory of part files
+                where = os.path.join(where, "*.parquet")
+            rel = f"read_parquet({lit(where)})"
+            try:
+                columns = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
+            except duckdb.Error as exc:
+                raise InputError(source.path, f"cannot read as Parquet: {exc}") from exc
+            parquet.check_columns(source.path, columns)
+            reads.append(f"SELECT *, {n} AS input_no FROM {rel}")
+        con.execute(f"CREATE TEMP VIEW pq_raw AS {' UNION ALL '.join(reads)}")
+        files = parquet.numbered_files(con.execute(parquet.files_sql("pq_raw")).fetchall())
+        table = pa.table(
+            {
+                "input_no": pa.array([f[0] for f in files], pa.int32()),
+                "file_id": pa.array([f[1] for f in files], pa.int32()),
+                "new_file_id": pa.array([f[2] for f in files], pa.int32()),
+                "path": pa.array([f[3] for f in files], pa.string()),
+            }
+        )
+        con.register("pq_files", table)
+        shown = [FlowSource(f[3], f[2]) for f in files]
+        return f"({parquet.packets_sql('pq_raw', 'pq_files')})", shown, []
+
+    def _records(self, con: duckdb.DuckDBPyConnection, packets: str, inventory: Inventory | None
+                 ) -> str:
+        sql = records_of_packets_sql(packets)
+        if inventory is None:
+            return sql
+        _register_inventory(con, inventory)
+        return resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
+
+    def _flow_batches(
+        self,
+        sources: list[FlowSource],
+        inventory: Inventory | None,
+        strict: bool,
+        box: list[IngestStats],
+    ) -> Iterator[pd.DataFrame]:
+        acc = StatsAccumulator()
+        with self._connection() as con:
+            packets, sources, errors = self._packets(con, sources)
+            records = self._records(con, packets, inventory)
+            reader = con.sql(flow_table_sql(records)).to_arrow_reader(65536)
+            for batch in reader:
+                frame = batch.to_pandas()
+                if strict:
+                    raise_first_reject(frame, sources)
+                acc.add(frame)
+                flows = frame[frame["line_kind"] == "flow"]
+                if len(flows):
+                    yield flows[list(FLOW_COLUMNS)].reset_index(drop=True)
+            if errors:
+                raise errors[0]
+        box.append(acc.result())
+
+
+def _run_stages(
+    con: duckdb.DuckDBPyConnection, stages: Sequence[tuple[str, str]], final: str
+) -> pa.Table:
+    """Each stage into a temp table, which spills to the temp directory (materialized
+    CTEs could not, and ran out of memory at 10M flows); then the final SELECT."""
+    for name, sql in stages:
+        con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        for done in _DROP_AFTER.get(name, ()):
+            con.execute(f"DROP TABLE {done}")
+    return _fetch_small(con, final)
+
+
+#: Stage tables no longer needed once a stage is stored (their space is given back).
+_DROP_AFTER = {
+    STAGE_CONNECTIONS: (STAGE_LEVEL1,),
+    STAGE_KEYED: (STAGE_CONNECTIONS,),
+    STAGE_NAMES: (STAGE_KEYED,),
+}
+
+
+#: DuckDB's memory limit while the (small) result is converted to pandas.
+_FETCH_MEMORY_LIMIT = "64MB"
+
+
+def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run ``sql`` into a temp table, let DuckDB give its working memory back, then
+    fetch it as Arrow (compact: no Python string per value)."""
+    con.execute("SET preserve_insertion_order = true")  # the result comes ordered
+    con.execute(f"CREATE TEMP TABLE netpol_result AS {sql}")
+    con.execute(f"SET memory_limit = '{_FETCH_MEMORY_LIMIT}'")
+    # large_string is what pandas' ``str`` columns hold: converted without a copy.
+    con.execute("SET arrow_large_buffer_size = true")
+    return con.sql("SELECT * FROM netpol_result").to_arrow_table()
+
+
+
+def _register_inventory(con: duckdb.DuckDBPyConnection, inventory: Inventory) -> None:
+    _register_index(con, "inv_ip", build_ip_index(inventory))
+    _register_index(con, "inv_pod", build_pod_index(inventory))
+
+
+def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[IpEntry]) -> None:
+    data = {c: [getattr(r, c) for r in rows] for c in IP_INDEX_COLUMNS}
+    table = pa.table({c: pa.array(v, pa.string()) for c, v in data.items()})
+    con.register(name, table)
