@@ -192,6 +192,8 @@ def render(results: list[dict[str, Any]], command: str) -> str:
                 f"hidden): {len(denied)}: " + ", ".join(
                     f"`{e['id']}` ({'trained' if e['trained'] else 'fresh-only'})"
                     for e in denied) + ".", ""]
+    out.append("How selectors are chosen so that they stay exact for workloads deployed later, "
+               "and what that costs: `docs/selectors.md`.")
     return "\n".join(out)
 
 

@@ -106,8 +106,8 @@ class Recommendation:
     window: tuple[str | None, str | None] = (None, None)
     dns: Any = None
     index: WorkloadIndex | None = None
-    coverage: Any = None  # recommender.recommend.coverage.Coverage, set by the recommend command
     observations: int | None = None  # rows given to recommend(), for the accounting
+    coverage: Any = None  # recommender.recommend.coverage.Coverage, set by the recommend command
 
     @cached_property
     def accounting(self) -> Accounting:
@@ -172,7 +172,7 @@ def recommend(observations: pd.DataFrame, inventory: Inventory,
               timestamp_text(observations["last_seen"].max()) if len(observations) else None)
     _dns_warnings(scope, table, warnings)
     return Recommendation(policies, groups, table, warnings, scans, scope, skipped, options,
-                          window, dns, index, len(observations))
+                          window, dns, index, observations=len(observations))
 
 
 def _dns_warnings(scope: Sequence[str], table: pd.DataFrame, warnings: list[str]) -> None:
