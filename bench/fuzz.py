@@ -66,26 +66,102 @@ MAX_REPRODUCERS = 10
 # ---------------------------------------------------------------------------
 
 TOKENS: tuple[bytes, ...] = (
-    b'"', b"\\", b"\n", b"\r", b"\x00", b"\t", b"{", b"}", b"[", b"]", b",", b":", b"'",
-    b"18446744073709551615", b"18446744073709551616", b"-1", b"99999999999999999999999999",
-    b"1e309", b"-0", b"NaN", b"Infinity", b"null", b"true", "é".encode(), "\u202e".encode(),
-    "\U0001f600".encode(), b"\xff\xfe", b"\xed\xa0\x80", b"\xc0\x80", b"\\u0000", b"\\ud800",
-    b'\\"', b"k8s:app=a\",\"role\":\"admin",
+    b'"',
+    b"\\",
+    b"\n",
+    b"\r",
+    b"\x00",
+    b"\t",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"'",
+    b"18446744073709551615",
+    b"18446744073709551616",
+    b"-1",
+    b"99999999999999999999999999",
+    b"1e309",
+    b"-0",
+    b"NaN",
+    b"Infinity",
+    b"null",
+    b"true",
+    "é".encode(),
+    "\u202e".encode(),
+    "\U0001f600".encode(),
+    b"\xff\xfe",
+    b"\xed\xa0\x80",
+    b"\xc0\x80",
+    b"\\u0000",
+    b"\\ud800",
+    b'\\"',
+    b'k8s:app=a","role":"admin',
 )
 
 #: Values a JSON/YAML node may be swapped for.
 SWAPS: tuple[Any, ...] = (
-    None, True, False, 0, -1, 1.5, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**30, "", "x" * 300,
-    [], {}, [1, "a"], {"a": 1}, 'a"b', "a\\b", "a\nb", "a\x00b",
-    "k8s:app=client\",\"role\":\"admin",
-    "-0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "0000-00-00T00:00:00Z", "1:20",
-    "on", "0x10", "0o17", "\u202eevil", "\ufffd",
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    2**63,
+    2**64 - 1,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    "",
+    "x" * 300,
+    [],
+    {},
+    [1, "a"],
+    {"a": 1},
+    'a"b',
+    "a\\b",
+    "a\nb",
+    "a\x00b",
+    'k8s:app=client","role":"admin',
+    "-0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999999Z",
+    "0000-00-00T00:00:00Z",
+    "1:20",
+    "on",
+    "0x10",
+    "0o17",
+    "\u202eevil",
+    "\ufffd",
 )
 
 YAML_SCALARS: tuple[bytes, ...] = (
-    b"on", b"off", b"yes", b"no", b"1:20", b"017", b"0o17", b"0x1F", b"~", b"1e3", b".inf",
-    b"!!binary aGk=", b"!!python/object:os.system", b"&a [*a]", b"*undefined", b"!!set {a}",
-    b"2001-12-14", b"- x", b"? x", b"|", b">", b"'", b'"', b"\t", b"%YAML 1.1",
+    b"on",
+    b"off",
+    b"yes",
+    b"no",
+    b"1:20",
+    b"017",
+    b"0o17",
+    b"0x1F",
+    b"~",
+    b"1e3",
+    b".inf",
+    b"!!binary aGk=",
+    b"!!python/object:os.system",
+    b"&a [*a]",
+    b"*undefined",
+    b"!!set {a}",
+    b"2001-12-14",
+    b"- x",
+    b"? x",
+    b"|",
+    b">",
+    b"'",
+    b'"',
+    b"\t",
+    b"%YAML 1.1",
 )
 
 
@@ -141,8 +217,11 @@ def mutate_tree(obj: Any, rng: random.Random) -> Any:
         parent[last] = rng.choice(SWAPS)
     elif isinstance(value, str):
         k = rng.randrange(len(value) + 1)
-        parent[last] = value[:k] + rng.choice(('"', "\\", "\n", "\x00", "=", ",", ":", "é",
-                                               '","x":"')) + value[k:]
+        parent[last] = (
+            value[:k]
+            + rng.choice(('"', "\\", "\n", "\x00", "=", ",", ":", "é", '","x":"'))
+            + value[k:]
+        )
     elif value:
         value.append(rng.choice(value))
     return obj
@@ -167,7 +246,7 @@ def mutate_yaml_text(text: bytes, rng: random.Random) -> bytes:
     op = rng.randrange(4)
     if op == 0 and lines:
         i = rng.randrange(len(lines))
-        return b"".join(lines[:i + 1] + lines[i:])
+        return b"".join(lines[: i + 1] + lines[i:])
     if op == 1 and lines:
         i = rng.randrange(len(lines))
         head, sep, _ = lines[i].partition(b": ")
@@ -186,8 +265,9 @@ def mutate_yaml_text(text: bytes, rng: random.Random) -> bytes:
     return mutate_bytes(text, rng)
 
 
-def mutate_n(data: bytes, rng: random.Random, one: Callable[[bytes, random.Random], bytes],
-             most: int = 3) -> bytes:
+def mutate_n(
+    data: bytes, rng: random.Random, one: Callable[[bytes, random.Random], bytes], most: int = 3
+) -> bytes:
     for _ in range(rng.randint(1, most)):
         try:
             data = one(data, rng)
@@ -258,9 +338,11 @@ def _make_wal(store: Path) -> bytes:
     """Commit one more row and die before the close would checkpoint: the WAL stays."""
     import subprocess
 
-    code = ("import duckdb, os, sys; c = duckdb.connect(sys.argv[1]); "
-            "c.execute(\"UPDATE meta SET value = value WHERE key = 'format'\"); "
-            "c.execute(\"INSERT INTO sources VALUES (99, 'x', 1, 'd')\"); os._exit(0)")
+    code = (
+        "import duckdb, os, sys; c = duckdb.connect(sys.argv[1]); "
+        "c.execute(\"UPDATE meta SET value = value WHERE key = 'format'\"); "
+        "c.execute(\"INSERT INTO sources VALUES (99, 'x', 1, 'd')\"); os._exit(0)"
+    )
     subprocess.run([sys.executable, "-c", code, str(store)], check=True)
     wal = Path(str(store) + ".wal")
     return wal.read_bytes() if wal.exists() else b""
@@ -319,7 +401,9 @@ def _check_store(path: str) -> dict[str, Any]:
 
 
 CHECKS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "hubble": _check_hubble, "inventory": _check_inventory, "policy": _check_policy,
+    "hubble": _check_hubble,
+    "inventory": _check_inventory,
+    "policy": _check_policy,
     "store": _check_store,
 }
 
@@ -331,8 +415,14 @@ def _cli_argv(target: str, path: str, work: str) -> list[str]:
     if target == "hubble":
         return ["observations", "--flows", path, "--json", out, "--force"]
     if target == "inventory":
-        return ["lint", str(ROOT / "tests" / "fixtures" / "policies" / "deny-all-ingress.yaml"),
-                "--inventory", path, "--fail-on", "never"]
+        return [
+            "lint",
+            str(ROOT / "tests" / "fixtures" / "policies" / "deny-all-ingress.yaml"),
+            "--inventory",
+            path,
+            "--fail-on",
+            "never",
+        ]
     if target == "policy":
         return ["lint", path, "--inventory", inventory, "--fail-on", "never"]
     return ["recommend", "--store", path, "--inventory", inventory, "--out", out]
@@ -403,8 +493,9 @@ class Worker:
             raise SystemExit("fuzz: the worker did not start")
         self.conn.recv()
 
-    def run(self, target: str, mode: str, data: bytes, wal: bytes | None,
-            timeout: float) -> dict[str, Any]:
+    def run(
+        self, target: str, mode: str, data: bytes, wal: bytes | None, timeout: float
+    ) -> dict[str, Any]:
         """The outcome; ``hang`` after ``timeout`` s, ``died`` when the worker died."""
         start = time.monotonic()
         self.conn.send((target, mode, data, wal))
@@ -469,15 +560,15 @@ class Tally:
             self.reproducers.append(f"{path.name}: {error[:160]}")
 
 
-def _single_inputs(target: str, corpus: list[bytes], rng: random.Random,
-                   n: int) -> Iterator[bytes]:
+def _single_inputs(target: str, corpus: list[bytes], rng: random.Random, n: int) -> Iterator[bytes]:
     one = mutate_yaml_text if target == "policy" else mutate_json_text
     for _ in range(n):
         yield mutate_n(rng.choice(corpus), rng, one)
 
 
-def _store_inputs(seed: tuple[bytes, bytes], rng: random.Random,
-                  n: int) -> Iterator[tuple[bytes, bytes | None]]:
+def _store_inputs(
+    seed: tuple[bytes, bytes], rng: random.Random, n: int
+) -> Iterator[tuple[bytes, bytes | None]]:
     data, wal = seed
     for _ in range(n):
         op = rng.randrange(5)
@@ -494,7 +585,7 @@ def _store_inputs(seed: tuple[bytes, bytes], rng: random.Random,
             out = bytearray(data)
             page = rng.randrange(len(out) // 4096) * 4096
             fill = bytes(4096) if rng.random() < 0.5 else rng.randbytes(4096)
-            out[page:page + 4096] = fill
+            out[page : page + 4096] = fill
             yield bytes(out), None
         elif op == 3:  # a damaged WAL beside an intact file
             yield data, mutate_n(wal, rng, mutate_bytes) if wal else rng.randbytes(64)
@@ -502,8 +593,9 @@ def _store_inputs(seed: tuple[bytes, bytes], rng: random.Random,
             yield data + rng.randbytes(rng.randint(1, 5000)), None
 
 
-def run_single(tally: Tally, worker: Worker, inputs: Iterator[Any], timeout: float,
-               out: Path) -> None:
+def run_single(
+    tally: Tally, worker: Worker, inputs: Iterator[Any], timeout: float, out: Path
+) -> None:
     for item in inputs:
         data, wal = item if isinstance(item, tuple) else (item, None)
         result = worker.run(tally.target, "check", data, wal, timeout)
@@ -524,8 +616,17 @@ def _count(tally: Tally, result: dict[str, Any], data: bytes, timeout: float, ou
         tally.crash(result["error"], data, out)
 
 
-def run_hubble(tally: Tally, worker: Worker, corpus: list[bytes], rng: random.Random, n: int,
-               batch: int, timeout: float, isolate: int, out: Path) -> None:
+def run_hubble(
+    tally: Tally,
+    worker: Worker,
+    corpus: list[bytes],
+    rng: random.Random,
+    n: int,
+    batch: int,
+    timeout: float,
+    isolate: int,
+    out: Path,
+) -> None:
     """Batches of mutated lines; a crashed batch is bisected within ``isolate`` calls."""
     clean = b"\n".join(rng.choice(corpus) for _ in range(batch)) + b"\n"
     base = worker.run("hubble", "check", clean, None, 300)
@@ -548,8 +649,9 @@ def _file_lines(data: bytes) -> int:
     return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
 
 
-def _hubble_batch(tally: Tally, worker: Worker, lines: list[bytes], limit: float,
-                  budget: list[int], out: Path) -> None:
+def _hubble_batch(
+    tally: Tally, worker: Worker, lines: list[bytes], limit: float, budget: list[int], out: Path
+) -> None:
     data = b"\n".join(lines) + b"\n"
     result = worker.run("hubble", "check", data, None, limit)
     if result["kind"] == "hang" or result.get("seconds", 0) > limit:
@@ -569,8 +671,15 @@ def _hubble_batch(tally: Tally, worker: Worker, lines: list[bytes], limit: float
         _isolate(tally, worker, lines, result["error"], limit, budget, out)
 
 
-def _isolate(tally: Tally, worker: Worker, lines: list[bytes], error: str, limit: float,
-             budget: list[int], out: Path) -> None:
+def _isolate(
+    tally: Tally,
+    worker: Worker,
+    lines: list[bytes],
+    error: str,
+    limit: float,
+    budget: list[int],
+    out: Path,
+) -> None:
     """Bisect a crashing batch down to single lines, spending at most ``budget`` calls."""
     if len(lines) == 1:
         tally.crashes += 1
@@ -617,17 +726,35 @@ def fuzz_target(target: str, args: argparse.Namespace, work: Path) -> Tally:
             run_single(tally, worker, _store_inputs(seed, rng, args.n), args.timeout, args.out)
             run_cli(tally, worker, _store_inputs(seed, rng, args.cli_sample), args.timeout)
         else:
-            corpus = {"hubble": hubble_corpus, "inventory": inventory_corpus,
-                      "policy": policy_corpus}[target]()
+            corpus = {
+                "hubble": hubble_corpus,
+                "inventory": inventory_corpus,
+                "policy": policy_corpus,
+            }[target]()
             if target == "hubble":
-                run_hubble(tally, worker, corpus, rng, args.n, args.batch, args.timeout,
-                           args.isolate, args.out)
+                run_hubble(
+                    tally,
+                    worker,
+                    corpus,
+                    rng,
+                    args.n,
+                    args.batch,
+                    args.timeout,
+                    args.isolate,
+                    args.out,
+                )
                 cli_inputs: Iterator[bytes] = (
                     b"\n".join(_hubble_line(corpus, rng) for _ in range(20)) + b"\n"
-                    for _ in range(args.cli_sample))
+                    for _ in range(args.cli_sample)
+                )
             else:
-                run_single(tally, worker, _single_inputs(target, corpus, rng, args.n),
-                           args.timeout, args.out)
+                run_single(
+                    tally,
+                    worker,
+                    _single_inputs(target, corpus, rng, args.n),
+                    args.timeout,
+                    args.out,
+                )
                 cli_inputs = _single_inputs(target, corpus, rng, args.cli_sample)
             run_cli(tally, worker, cli_inputs, args.timeout)
     finally:
@@ -642,20 +769,25 @@ def format_tally(t: Tally, n: int) -> str:
         f"{t.target}: {t.inputs:,} inputs in {t.seconds:,.0f} s ({per * 1000:.2f} ms/input; "
         f"100k projected {per * 100_000 / 60:,.0f} min)",
         f"  ok {t.ok:,}, refused (RecommenderError) {t.refused:,}, crashes {t.crashes:,}, "
-        f"hangs {t.hangs:,}, records lost {t.lost:,}" if t.target == "hubble" else
-        f"  ok {t.ok:,}, refused (RecommenderError) {t.refused:,}, crashes {t.crashes:,}, "
+        f"hangs {t.hangs:,}, records lost {t.lost:,}"
+        if t.target == "hubble"
+        else f"  ok {t.ok:,}, refused (RecommenderError) {t.refused:,}, crashes {t.crashes:,}, "
         f"hangs {t.hangs:,}, records lost n/a (whole-file reader)",
     ]
     if t.target == "hubble":
-        lines.append(f"  batches: {t.crashed_batches:,} crashed ({t.lines_in_crashed_batches:,}"
-                     f" lines, all lost to the run), {t.miscounted_batches:,} with lines not "
-                     f"accounted for; crashing lines isolated: {t.crashes:,}")
+        lines.append(
+            f"  batches: {t.crashed_batches:,} crashed ({t.lines_in_crashed_batches:,}"
+            f" lines, all lost to the run), {t.miscounted_batches:,} with lines not "
+            f"accounted for; crashing lines isolated: {t.crashes:,}"
+        )
     if t.crash_kinds:
         kinds = ", ".join(f"{k} {v}" for k, v in t.crash_kinds.most_common())
         lines.append(f"  crash kinds: {kinds}")
     codes = ", ".join(f"{k}: {v}" for k, v in sorted(t.exit_codes.items(), key=str))
-    lines.append(f"  CLI sample: {t.cli_inputs} inputs in {t.cli_seconds:,.0f} s, wrong exit "
-                 f"codes {t.wrong_exit} (exit codes {codes})")
+    lines.append(
+        f"  CLI sample: {t.cli_inputs} inputs in {t.cli_seconds:,.0f} s, wrong exit "
+        f"codes {t.wrong_exit} (exit codes {codes})"
+    )
     lines += [f"  reproducer {r}" for r in t.reproducers[:5]]
     return "\n".join(lines)
 
@@ -665,30 +797,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     parser.add_argument("--n", type=int, default=100_000, help="inputs per target")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cli-sample", type=int, default=200,
-                        help="inputs per target through recommender.cli.parser.main")
+    parser.add_argument(
+        "--cli-sample",
+        type=int,
+        default=200,
+        help="inputs per target through recommender.cli.parser.main",
+    )
     parser.add_argument("--batch", type=int, default=2000, help="Hubble lines per file")
     parser.add_argument("--timeout", type=float, default=5.0, help="hang limit per input (s)")
-    parser.add_argument("--isolate", type=int, default=60,
-                        help="calls spent bisecting crashed Hubble batches")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "work" / "fuzz",
-                        help="reproducers of crashes")
+    parser.add_argument(
+        "--isolate", type=int, default=60, help="calls spent bisecting crashed Hubble batches"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "work" / "fuzz", help="reproducers of crashes"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     targets = TARGETS if args.target == "all" else (args.target,)
-    print(f"fuzz: seed {args.seed}, {args.n:,} inputs per target, CLI sample "
-          f"{args.cli_sample}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
-          flush=True)
+    print(
+        f"fuzz: seed {args.seed}, {args.n:,} inputs per target, CLI sample "
+        f"{args.cli_sample}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     failed = False
     with tempfile.TemporaryDirectory(prefix="netpol-fuzz-") as work:
         for target in targets:
             tally = fuzz_target(target, args, Path(work))
             print(format_tally(tally, args.n), flush=True)
-            failed |= bool(tally.crashes or tally.crashed_batches or tally.hangs or tally.lost
-                           or tally.wrong_exit or tally.miscounted_batches)
+            failed |= bool(
+                tally.crashes
+                or tally.crashed_batches
+                or tally.hangs
+                or tally.lost
+                or tally.wrong_exit
+                or tally.miscounted_batches
+            )
     return 1 if failed else 0
 
 

@@ -33,8 +33,13 @@ def run(cases: int, random_seed: int, save: Path | None) -> collections.Counter[
     work = Path(tempfile.mkdtemp(prefix="netpol-fuzz-"))
 
     @seed(random_seed)
-    @settings(max_examples=cases, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=cases,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(data=mutated_inventory())
     def one(data: bytes) -> None:
         path = work / "inventory.json"
@@ -61,8 +66,10 @@ def main() -> int:
     crashes = {k: v for k, v in counts.items() if k.startswith("crash")}
     total = sum(counts.values())
     per_case = 1000 * elapsed / max(total, 1)
-    print(f"cases {total}  ok {counts['ok']}  input-error {counts['input-error']}  "
-          f"crashes {sum(crashes.values())}  ({elapsed:.0f} s, {per_case:.1f} ms/case)")
+    print(
+        f"cases {total}  ok {counts['ok']}  input-error {counts['input-error']}  "
+        f"crashes {sum(crashes.values())}  ({elapsed:.0f} s, {per_case:.1f} ms/case)"
+    )
     for kind, n in sorted(crashes.items()):
         print(f"  {kind}: {n}")
     return 1 if crashes else 0

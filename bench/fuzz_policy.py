@@ -38,9 +38,10 @@ INVENTORY = ROOT / "tests" / "fixtures" / "lint" / "inventory.yaml"
 def run_case(path: Path, inventory: Inventory) -> tuple[str, str]:
     """Outcome of one file (``ok``, ``input-error``, ``crash:<Type>``) and the traceback."""
     outcome = "ok"
-    for step in (lambda: load_policies([str(path)]),
-                 lambda: lint_docs(read_policy_docs([str(path)])[0], inventory,
-                                   redundancy=False)):
+    for step in (
+        lambda: load_policies([str(path)]),
+        lambda: lint_docs(read_policy_docs([str(path)])[0], inventory, redundancy=False),
+    ):
         try:
             step()
         except InputError:
@@ -77,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- case {case} ({outcome}):\n{text}\n{trace}", file=sys.stderr)
     elapsed = time.perf_counter() - start
     crashes = sum(n for k, n in counts.items() if k.startswith("crash"))
-    print(f"cases {args.cases}, seed {args.seed}, {elapsed:.1f} s "
-          f"({args.cases / elapsed:,.0f} cases/s)")
+    print(
+        f"cases {args.cases}, seed {args.seed}, {elapsed:.1f} s "
+        f"({args.cases / elapsed:,.0f} cases/s)"
+    )
     for key in sorted(counts):
         print(f"  {key:24} {counts[key]:>7}")
     print(f"crashes {crashes}, hangs {counts['hang']}")

@@ -31,12 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (
-    ROOT
-    / "tests"
-    / "samples"
-    / "hubble"
-    / "cilium-1.20-kind-lab"
-    / "flows-pos-egress-named.ndjson"
+    ROOT / "tests" / "samples" / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress-named.ndjson"
 )
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 

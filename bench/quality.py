@@ -43,8 +43,18 @@ TOPOLOGIES: dict[str, dict[str, Any]] = {
 }
 #: Above this many workloads the baselines' over-permissiveness sweep is skipped.
 MAX_BASELINE_SWEEP_WORKLOADS = 500
-EDGE_KEY = ["src_kind", "src_namespace", "src_labels", "src_ip", "dst_kind", "dst_namespace",
-            "dst_labels", "dst_ip", "port", "protocol"]
+EDGE_KEY = [
+    "src_kind",
+    "src_namespace",
+    "src_labels",
+    "src_ip",
+    "dst_kind",
+    "dst_namespace",
+    "dst_labels",
+    "dst_ip",
+    "port",
+    "protocol",
+]
 
 
 def log(text: str) -> None:
@@ -60,8 +70,9 @@ def simulate(name: str, seed: int) -> Path:
 
 
 def edge_keys(frame: pd.DataFrame) -> pd.Series:
-    return pd.Series(["|".join(map(str, r)) for r in frame[EDGE_KEY].itertuples(index=False)],
-                     index=frame.index)
+    return pd.Series(
+        ["|".join(map(str, r)) for r in frame[EDGE_KEY].itertuples(index=False)], index=frame.index
+    )
 
 
 def stability(train: tuple[pd.DataFrame, Any], fresh: tuple[pd.DataFrame, Any]) -> dict[str, Any]:
@@ -98,21 +109,35 @@ def run_topology(name: str, seed: int, only_ours: bool = False) -> dict[str, Any
     rows = {}
     methods = [("netpol recommend", rec.policies, True)]
     if not only_ours:
-        methods += [("per-owner, exact pod peers", per_owner_exact(rec), sweep_baselines),
-                    ("per-namespace, peer namespaces", per_namespace(rec), sweep_baselines)]
+        methods += [
+            ("per-owner, exact pod peers", per_owner_exact(rec), sweep_baselines),
+            ("per-namespace, peer namespaces", per_namespace(rec), sweep_baselines),
+        ]
     for label, policies, sweep in methods:
         start = time.perf_counter()
         rows[label] = score_policies(policies, truth, fresh_path, fresh_inv, records, sweep)
-        log(f"scored {label} in {time.perf_counter() - start:.1f} s: "
-            + json.dumps({k: rows[label][k] for k in ("false_deny", "block", "learned_attacks",
-                                                      "compactness")})[:2000])
+        log(
+            f"scored {label} in {time.perf_counter() - start:.1f} s: "
+            + json.dumps(
+                {
+                    k: rows[label][k]
+                    for k in ("false_deny", "block", "learned_attacks", "compactness")
+                }
+            )[:2000]
+        )
     return {
-        "topology": name, "seed": seed, "data": str(data.relative_to(ROOT)),
-        "workloads": len(truth["workloads"]), "pods": len(inv.pods),
+        "topology": name,
+        "seed": seed,
+        "data": str(data.relative_to(ROOT)),
+        "workloads": len(truth["workloads"]),
+        "pods": len(inv.pods),
         "lines": truth.get("line_counts", {}),
         "observations": len(train.observations),
-        "seconds": {"aggregate": round(t1 - t0, 1), "recommend": round(t2 - t1, 1),
-                    "self_check": round(t3 - t2, 1)},
+        "seconds": {
+            "aggregate": round(t1 - t0, 1),
+            "recommend": round(t2 - t1, 1),
+            "self_check": round(t3 - t2, 1),
+        },
         "self_check_ok": bool(check.ok),
         "stability": stability((train.observations, inv), (fresh.observations, fresh_inv)),
         "scores": rows,
@@ -138,42 +163,54 @@ def _lines(r: dict[str, Any], name: str) -> str:
 
 
 def render(results: list[dict[str, Any]], command: str) -> str:
-    out = ["# Recommendation quality", "",
-           "Measured with the simulator's ground truth (DESIGN.md, \"How recommendations are "
-           "judged\"): recommend on the training window, then replay the fresh window (after a "
-           "rollout: new pod names, IPs and `pod-template-hash`) with the exact semantics engine.",
-           "", f"Command: `{command}` (2-core machine; data cached under `bench/work/`).", "",
-           "Columns: *false-deny* is over legitimate fresh connections and over distinct "
-           "legitimate edges seen in training (fresh-only edges apart); *block* is the share of "
-           "illegitimate fresh flow records denied; *attacks allowed* are illegitimate edges of "
-           "either window the policies allow; *unobserved triples* are (source workload, "
-           "destination workload, port) triples allowed but never seen in training, with the "
-           "namespace-wide DNS allowance counted apart; *extra addresses* are external addresses "
-           "admitted beyond those observed (egress).", "",
-           "Baselines (`recommender/evaluate/baselines.py`), built from the same filtered "
-           "learning set "
-           "and sharing the recommendation's default-deny and DNS policies: *per-owner, exact pod "
-           "peers* writes one policy per owner workload whose peers are the exact pods seen (all "
-           "their labels, `pod-template-hash` included), the way a per-pod recorder would; "
-           "*per-namespace* writes one policy per namespace allowing the observed peer "
-           "namespaces on the ports seen between them.", "",
-           "Rollout stability is checked on the edges both windows saw: edges seen in one window "
-           "only (fresh-only edges, a CronJob that picked other object-store addresses) "
-           "legitimately change the rules, and are reported by shadow mode instead.", ""]
+    out = [
+        "# Recommendation quality",
+        "",
+        "Measured with the simulator's ground truth (DESIGN.md, \"How recommendations are "
+        'judged"): recommend on the training window, then replay the fresh window (after a '
+        "rollout: new pod names, IPs and `pod-template-hash`) with the exact semantics engine.",
+        "",
+        f"Command: `{command}` (2-core machine; data cached under `bench/work/`).",
+        "",
+        "Columns: *false-deny* is over legitimate fresh connections and over distinct "
+        "legitimate edges seen in training (fresh-only edges apart); *block* is the share of "
+        "illegitimate fresh flow records denied; *attacks allowed* are illegitimate edges of "
+        "either window the policies allow; *unobserved triples* are (source workload, "
+        "destination workload, port) triples allowed but never seen in training, with the "
+        "namespace-wide DNS allowance counted apart; *extra addresses* are external addresses "
+        "admitted beyond those observed (egress).",
+        "",
+        "Baselines (`recommender/evaluate/baselines.py`), built from the same filtered "
+        "learning set "
+        "and sharing the recommendation's default-deny and DNS policies: *per-owner, exact pod "
+        "peers* writes one policy per owner workload whose peers are the exact pods seen (all "
+        "their labels, `pod-template-hash` included), the way a per-pod recorder would; "
+        "*per-namespace* writes one policy per namespace allowing the observed peer "
+        "namespaces on the ports seen between them.",
+        "",
+        "Rollout stability is checked on the edges both windows saw: edges seen in one window "
+        "only (fresh-only edges, a CronJob that picked other object-store addresses) "
+        "legitimately change the rules, and are reported by shadow mode instead.",
+        "",
+    ]
     for r in results:
-        out += [f"## {r['topology']} (seed {r['seed']})", "",
-                f"{r['workloads']} workloads, {r['pods']} pods, "
-                f"{_lines(r, 'flows-train.jsonl.gz')} training and "
-                f"{_lines(r, 'flows-fresh.jsonl.gz')} fresh flow lines, "
-                f"{r['observations']:,} observations in training. Aggregation "
-                f"{r['seconds']['aggregate']} s, "
-                f"recommendation {r['seconds']['recommend']} s, self-check "
-                f"{r['seconds']['self_check']} s (ok: {r['self_check_ok']}); peak RSS of the "
-                f"whole run {r['peak_rss_mb']} MB.", "",
-                "| method | policies | rules | false-deny, connections | false-deny, trained "
-                "edges | false-deny, fresh-only edges | block | attacks allowed | unobserved "
-                "triples (+DNS) | extra addresses |",
-                "|---|---:|---:|---|---|---|---|---:|---|---:|"]
+        out += [
+            f"## {r['topology']} (seed {r['seed']})",
+            "",
+            f"{r['workloads']} workloads, {r['pods']} pods, "
+            f"{_lines(r, 'flows-train.jsonl.gz')} training and "
+            f"{_lines(r, 'flows-fresh.jsonl.gz')} fresh flow lines, "
+            f"{r['observations']:,} observations in training. Aggregation "
+            f"{r['seconds']['aggregate']} s, "
+            f"recommendation {r['seconds']['recommend']} s, self-check "
+            f"{r['seconds']['self_check']} s (ok: {r['self_check_ok']}); peak RSS of the "
+            f"whole run {r['peak_rss_mb']} MB.",
+            "",
+            "| method | policies | rules | false-deny, connections | false-deny, trained "
+            "edges | false-deny, fresh-only edges | block | attacks allowed | unobserved "
+            "triples (+DNS) | extra addresses |",
+            "|---|---:|---:|---|---|---|---|---:|---|---:|",
+        ]
         for label, s in r["scores"].items():
             fd, over, comp = s["false_deny"], s["over_permissiveness"], s["compactness"]
             out.append(
@@ -181,19 +218,29 @@ def render(results: list[dict[str, Any]], command: str) -> str:
                 f"{pct(fd['edges_trained'])} | {pct(fd['edges_fresh_only'])} | "
                 f"{100 * (s['block']['rate'] or 0):.2f}% | {s['learned_attacks']['allowed']} | "
                 f"{_triples(over)} | "
-                f"{over['external_addresses_beyond_observed']} |")
+                f"{over['external_addresses_beyond_observed']} |"
+            )
         st = r["stability"]
         denied = r["scores"]["netpol recommend"]["false_deny"]["denied_edges"]
-        out += ["", f"Rollout stability (recommend from each window on the edges both saw, "
-                f"compare YAML without evidence annotations): "
-                f"{'identical' if st['identical'] else 'DIFFERENT: ' + ', '.join(st['differing'])}"
-                f" ({st['policies']} policies).", "",
-                f"Fresh-window edges the recommendation denies (reported by shadow mode, never "
-                f"hidden): {len(denied)}: " + ", ".join(
-                    f"`{e['id']}` ({'trained' if e['trained'] else 'fresh-only'})"
-                    for e in denied) + ".", ""]
-    out.append("How selectors are chosen so that they stay exact for workloads deployed later, "
-               "and what that costs: `docs/selectors.md`.")
+        out += [
+            "",
+            f"Rollout stability (recommend from each window on the edges both saw, "
+            f"compare YAML without evidence annotations): "
+            f"{'identical' if st['identical'] else 'DIFFERENT: ' + ', '.join(st['differing'])}"
+            f" ({st['policies']} policies).",
+            "",
+            f"Fresh-window edges the recommendation denies (reported by shadow mode, never "
+            f"hidden): {len(denied)}: "
+            + ", ".join(
+                f"`{e['id']}` ({'trained' if e['trained'] else 'fresh-only'})" for e in denied
+            )
+            + ".",
+            "",
+        ]
+    out.append(
+        "How selectors are chosen so that they stay exact for workloads deployed later, "
+        "and what that costs: `docs/selectors.md`."
+    )
     return "\n".join(out)
 
 
@@ -203,10 +250,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", default=str(ROOT / "docs" / "quality.md"))
     parser.add_argument("--json", default=str(ROOT / "bench" / "work" / "quality.json"))
-    parser.add_argument("--only-ours", action="store_true",
-                        help="score only the recommendation (the baselines are slow on large)")
-    parser.add_argument("--render-from", nargs="+", metavar="JSON",
-                        help="only render --out from results saved by earlier runs")
+    parser.add_argument(
+        "--only-ours",
+        action="store_true",
+        help="score only the recommendation (the baselines are slow on large)",
+    )
+    parser.add_argument(
+        "--render-from",
+        nargs="+",
+        metavar="JSON",
+        help="only render --out from results saved by earlier runs",
+    )
     args = parser.parse_args()
     if args.render_from:
         saved = [r for path in args.render_from for r in json.loads(Path(path).read_text())]

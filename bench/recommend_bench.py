@@ -33,16 +33,31 @@ def _end(peer: dict[str, Any], labels: dict[str, dict[str, str]], n: int) -> lis
     kind = peer["kind"]
     if kind == "pod":
         key = f"{peer['namespace']}/{peer['workload']}"
-        return [{"kind": "pod", "namespace": peer["namespace"], "workload": peer["workload"],
-                 "labels": encode_labels(labels[key]), "ip": None}]
+        return [
+            {
+                "kind": "pod",
+                "namespace": peer["namespace"],
+                "workload": peer["workload"],
+                "labels": encode_labels(labels[key]),
+                "ip": None,
+            }
+        ]
     if "ip" in peer:
-        return [{"kind": kind, "namespace": None, "workload": None, "labels": None,
-                 "ip": peer["ip"]}]
+        return [
+            {"kind": kind, "namespace": None, "workload": None, "labels": None, "ip": peer["ip"]}
+        ]
     if kind == "world":  # a public client population: a few distinct addresses
-        return [{"kind": "world", "namespace": None, "workload": None, "labels": None,
-                 "ip": f"198.51.100.{i % 250 + 1}"} for i in range(min(n, 40))]
-    return [{"kind": kind, "namespace": None, "workload": None, "labels": None,
-             "ip": "10.244.0.1"}]
+        return [
+            {
+                "kind": "world",
+                "namespace": None,
+                "workload": None,
+                "labels": None,
+                "ip": f"198.51.100.{i % 250 + 1}",
+            }
+            for i in range(min(n, 40))
+        ]
+    return [{"kind": kind, "namespace": None, "workload": None, "labels": None, "ip": "10.244.0.1"}]
 
 
 def observations_from_truth(truth: dict[str, Any]) -> pd.DataFrame:
@@ -59,9 +74,16 @@ def observations_from_truth(truth: dict[str, Any]) -> pd.DataFrame:
                 for side, end in (("src", src), ("dst", dst)):
                     for field in ("kind", "namespace", "workload", "labels", "ip"):
                         row[f"{side}_{field}"] = end[field]
-                row.update(dst_names=list(edge["dst"].get("names", [])), port=edge["port"],
-                           protocol=edge["protocol"], connections=n, first_seen=START,
-                           last_seen=START, verdicts={"allowed": n}, refs=[])
+                row.update(
+                    dst_names=list(edge["dst"].get("names", [])),
+                    port=edge["port"],
+                    protocol=edge["protocol"],
+                    connections=n,
+                    first_seen=START,
+                    last_seen=START,
+                    verdicts={"allowed": n},
+                    refs=[],
+                )
                 rows.append(row)
     return pd.DataFrame(rows, columns=list(OBSERVATION_COLUMNS))
 
@@ -82,22 +104,30 @@ def main() -> None:
     else:
         from recommender.observe.factory import get_engine
 
-        observations = get_engine("embedded").aggregate(
-            [f"{args.dir}/flows-train.jsonl.gz"], inventory).observations
+        observations = (
+            get_engine("embedded")
+            .aggregate([f"{args.dir}/flows-train.jsonl.gz"], inventory)
+            .observations
+        )
     t2 = time.perf_counter()
     print(f"observations: {len(observations):,} rows in {t2 - t1:.1f} s")
     rec = recommend(observations, inventory)
     t3 = time.perf_counter()
-    print(f"recommend: {len(rec.policies):,} policies, {len(rec.groups):,} groups, "
-          f"{sum(len(g.members) for g in rec.groups):,} workloads in {t3 - t2:.1f} s")
+    print(
+        f"recommend: {len(rec.policies):,} policies, {len(rec.groups):,} groups, "
+        f"{sum(len(g.members) for g in rec.groups):,} workloads in {t3 - t2:.1f} s"
+    )
     check = rec.self_check(inventory)
     t4 = time.perf_counter()
-    print(f"self-check: ok={check.ok}, {check.checked_learned:,} learned replayed "
-          f"in {t4 - t3:.1f} s")
+    print(
+        f"self-check: ok={check.ok}, {check.checked_learned:,} learned replayed in {t4 - t3:.1f} s"
+    )
     files = render_tree(rec.policies, rec.summary_markdown(check))
     t5 = time.perf_counter()
-    print(f"render: {len(files):,} files in {t5 - t4:.1f} s; recommend+self-check+render "
-          f"{t5 - t2:.1f} s wall; whole run {time.process_time() - c0:.1f} s CPU")
+    print(
+        f"render: {len(files):,} files in {t5 - t4:.1f} s; recommend+self-check+render "
+        f"{t5 - t2:.1f} s wall; whole run {time.process_time() - c0:.1f} s CPU"
+    )
 
 
 if __name__ == "__main__":

@@ -163,9 +163,15 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> dict[str,
     """Run ``argv``; wall time, peak tree RSS, the JSON of its last stdout line."""
     peak = [0]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     done = threading.Event()
 
     def sample() -> None:
@@ -185,8 +191,12 @@ def run_child(argv: list[str], env: dict[str, str], timeout: float) -> dict[str,
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
-    result: dict[str, Any] = {"wall_seconds": wall, "peak_rss_mb": peak[0] / 2**20,
-                              "returncode": proc.returncode, "timed_out": timed_out}
+    result: dict[str, Any] = {
+        "wall_seconds": wall,
+        "peak_rss_mb": peak[0] / 2**20,
+        "returncode": proc.returncode,
+        "timed_out": timed_out,
+    }
     lines = out.strip().splitlines()
     if lines and lines[-1].startswith("{"):
         result.update(json.loads(lines[-1]))
@@ -202,9 +212,25 @@ def prepare(size: int, flows: int, keep: bool) -> Path:
     out = WORK / f"l{size}-{tag(flows)}"
     if not (keep and (out / "truth.json").exists()):
         t = time.perf_counter()
-        subprocess.run(NETPOL + ["simulate", "--topology", f"large:{size}", "--seed", "1",
-                                 "--flows", str(flows), "--compresslevel", "1",
-                                 "--out", str(out), "--force"], cwd=ROOT, check=True)
+        subprocess.run(
+            NETPOL
+            + [
+                "simulate",
+                "--topology",
+                f"large:{size}",
+                "--seed",
+                "1",
+                "--flows",
+                str(flows),
+                "--compresslevel",
+                "1",
+                "--out",
+                str(out),
+                "--force",
+            ],
+            cwd=ROOT,
+            check=True,
+        )
         if not (out / "truth.json").exists():
             sys.exit(f"netpol simulate wrote no {out}/truth.json")
         print(f"simulated {out} in {time.perf_counter() - t:.0f} s", flush=True)
@@ -227,13 +253,36 @@ def commands(data: Path, name: str, master: str, conf: dict[str, str]) -> list[s
         "duckdb": py + [DUCKDB_CHILD, plain],
         "embedded": py + [EMBEDDED_CHILD, plain, inv],
         "spark": py + [SPARK_CHILD, plain, inv, master, json.dumps(conf)],
-        "recommend": NETPOL + ["recommend", "--flows", plain, "--inventory", inv,
-                               "--out", pol, "--force"],
-        "shadow": NETPOL + ["shadow", "--policies", pol, "--inventory", inv, "--flows", fresh,
-                            "--report", str(data / "shadow.md"),
-                            "--json", str(data / "shadow.json"), "--force"],
-        "tighten": NETPOL + ["tighten", "--policies", pol, "--inventory", inv, "--flows", fresh,
-                             "--out", str(data / "tightened"), "--force"],
+        "recommend": NETPOL
+        + ["recommend", "--flows", plain, "--inventory", inv, "--out", pol, "--force"],
+        "shadow": NETPOL
+        + [
+            "shadow",
+            "--policies",
+            pol,
+            "--inventory",
+            inv,
+            "--flows",
+            fresh,
+            "--report",
+            str(data / "shadow.md"),
+            "--json",
+            str(data / "shadow.json"),
+            "--force",
+        ],
+        "tighten": NETPOL
+        + [
+            "tighten",
+            "--policies",
+            pol,
+            "--inventory",
+            inv,
+            "--flows",
+            fresh,
+            "--out",
+            str(data / "tightened"),
+            "--force",
+        ],
     }[name]
 
 
@@ -243,50 +292,79 @@ def load_results(path: Path) -> list[dict[str, Any]]:
 
 def save_result(path: Path, row: dict[str, Any]) -> None:
     """Replace the row with the same (size, flows, name), keep the rest, sorted."""
-    rows = [r for r in load_results(path)
-            if (r["size"], r["flows"], r["name"]) != (row["size"], row["flows"], row["name"])]
+    rows = [
+        r
+        for r in load_results(path)
+        if (r["size"], r["flows"], r["name"]) != (row["size"], row["flows"], row["name"])
+    ]
     rows.append(row)
     rows.sort(key=lambda r: (r["size"], r["flows"], r["name"]))
     path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def measure(args: argparse.Namespace, data: Path, name: str) -> dict[str, Any]:
-    conf = {"spark.driver.memory": args.spark_memory,
-            "spark.local.dir": str(WORK / "spark-local"),
-            "spark.sql.warehouse.dir": str(WORK / "spark-warehouse"),
-            "spark.ui.enabled": "false"}
+    conf = {
+        "spark.driver.memory": args.spark_memory,
+        "spark.local.dir": str(WORK / "spark-local"),
+        "spark.sql.warehouse.dir": str(WORK / "spark-warehouse"),
+        "spark.ui.enabled": "false",
+    }
     conf.update(item.split("=", 1) for item in args.spark_conf)
     env = dict(os.environ, PYTHONPATH=f"{WORK}{os.pathsep}{ROOT}")
     load_before = wait_for_quiet(args.max_load, args.max_wait)
     print(f"{name}: load {load_before:.2f}, running", flush=True)
     timeout = args.spark_timeout if name == "spark" else args.timeout
     row = run_child(commands(data, name, args.spark_master, conf), env, timeout)
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                         capture_output=True, text=True, check=False).stdout.strip()
-    row.update(name=name, size=args.size, flows=args.flows, load_before=load_before,
-               load_after=os.getloadavg()[0], commit=git,
-               when=time.strftime("%Y-%m-%dT%H:%M:%S"),
-               train_lines_file=str(data / "flows-train.jsonl"))
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    row.update(
+        name=name,
+        size=args.size,
+        flows=args.flows,
+        load_before=load_before,
+        load_after=os.getloadavg()[0],
+        commit=git,
+        when=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        train_lines_file=str(data / "flows-train.jsonl"),
+    )
     if name == "spark":
         row.update(master=args.spark_master, spark_conf=conf)
     secs = row.get("seconds", row["wall_seconds"])
-    print(f"{name}: {secs:.1f} s (wall {row['wall_seconds']:.1f} s), peak RSS tree "
-          f"{row['peak_rss_mb']:,.0f} MB, rc {row['returncode']}, load after "
-          f"{row['load_after']:.2f}", flush=True)
-    for key in ("observations", "connections", "lines", "groups", "digest", "session_seconds",
-                "stderr_tail", "stdout_tail"):
+    print(
+        f"{name}: {secs:.1f} s (wall {row['wall_seconds']:.1f} s), peak RSS tree "
+        f"{row['peak_rss_mb']:,.0f} MB, rc {row['returncode']}, load after "
+        f"{row['load_after']:.2f}",
+        flush=True,
+    )
+    for key in (
+        "observations",
+        "connections",
+        "lines",
+        "groups",
+        "digest",
+        "session_seconds",
+        "stderr_tail",
+        "stdout_tail",
+    ):
         if key in row:
             print(f"  {key}: {row[key]}", flush=True)
     return row
 
 
 #: Plotted measurements: (result name, label, seconds key).
-SERIES = (("duckdb", "bare DuckDB (reference)", "seconds"),
-          ("embedded", "aggregate, embedded", "seconds"),
-          ("spark", "aggregate, Spark local[2]", "seconds"),
-          ("recommend", "recommend (CLI)", "wall_seconds"),
-          ("shadow", "shadow (CLI)", "wall_seconds"),
-          ("tighten", "tighten (CLI)", "wall_seconds"))
+SERIES = (
+    ("duckdb", "bare DuckDB (reference)", "seconds"),
+    ("embedded", "aggregate, embedded", "seconds"),
+    ("spark", "aggregate, Spark local[2]", "seconds"),
+    ("recommend", "recommend (CLI)", "wall_seconds"),
+    ("shadow", "shadow (CLI)", "wall_seconds"),
+    ("tighten", "tighten (CLI)", "wall_seconds"),
+)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -300,9 +378,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for (name, label, key), color in zip(SERIES, colors, strict=False):
         for size, style in ((200, "o--"), (2000, "s-")):
-            pts = sorted((r["flows"], r.get(key, r["wall_seconds"]), r["peak_rss_mb"])
-                         for r in rows if r["name"] == name and r["size"] == size
-                         and r["returncode"] == 0 and not r["timed_out"])
+            pts = sorted(
+                (r["flows"], r.get(key, r["wall_seconds"]), r["peak_rss_mb"])
+                for r in rows
+                if r["name"] == name
+                and r["size"] == size
+                and r["returncode"] == 0
+                and not r["timed_out"]
+            )
             if not pts:
                 continue
             xs = [p[0] for p in pts]
@@ -327,8 +410,11 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown growth table: one row per (topology, flows), ``s / MB`` per cell."""
     cols = [n for n, _, _ in SERIES]
-    head = ("| topology | flows asked (train lines) | " + " | ".join(
-        label for _, label, _ in SERIES) + " | load 1-min before runs |")
+    head = (
+        "| topology | flows asked (train lines) | "
+        + " | ".join(label for _, label, _ in SERIES)
+        + " | load 1-min before runs |"
+    )
     out = [head, "|" + "---|" * (len(cols) + 3)]
     keys = sorted({(r["size"], r["flows"]) for r in rows})
     for size, flows in keys:
@@ -346,8 +432,11 @@ def table(rows: list[dict[str, Any]]) -> str:
                 cells.append(f"{secs:,.1f} s / {r['peak_rss_mb']:,.0f} MB")
         loads = [r["load_before"] for r in got.values()]
         shown = f"{lines:,}" if lines else "?"
-        out.append(f"| large:{size} | {flows:,} ({shown}) | " + " | ".join(cells)
-                   + f" | {min(loads):.1f}-{max(loads):.1f} |")
+        out.append(
+            f"| large:{size} | {flows:,} ({shown}) | "
+            + " | ".join(cells)
+            + f" | {min(loads):.1f}-{max(loads):.1f} |"
+        )
     return "\n".join(out)
 
 
@@ -363,8 +452,13 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="only print the Markdown table")
     parser.add_argument("--spark-master", default="local[2]")
     parser.add_argument("--spark-memory", default="8g")
-    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Spark setting, repeatable")
+    parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Spark setting, repeatable",
+    )
     parser.add_argument("--spark-timeout", type=float, default=45 * 60)
     parser.add_argument("--timeout", type=float, default=45 * 60)
     parser.add_argument("--max-load", type=float, default=1.5)

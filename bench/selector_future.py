@@ -92,7 +92,10 @@ def hypotheticals(workloads: list[Labels]) -> dict[str, list[Labels]]:
         for k, v in w.items():
             values.setdefault(k, set()).add(v)
     out: dict[str, dict[tuple[tuple[str, str], ...], Labels]] = {
-        "swap": {}, "other-app": {}, "new-app": {}}
+        "swap": {},
+        "other-app": {},
+        "new-app": {},
+    }
     for w in workloads:
         for kind, h in _variants(w, workloads, values):
             key = tuple(sorted(h.items()))
@@ -101,8 +104,9 @@ def hypotheticals(workloads: list[Labels]) -> dict[str, list[Labels]]:
     return {kind: [hs[k] for k in sorted(hs)] for kind, hs in out.items()}
 
 
-def _variants(w: Labels, workloads: list[Labels],
-              values: dict[str, set[str]]) -> Iterator[tuple[str, Labels]]:
+def _variants(
+    w: Labels, workloads: list[Labels], values: dict[str, set[str]]
+) -> Iterator[tuple[str, Labels]]:
     rest = {k: v for k, v in w.items() if k not in NAMING}
     for k in sorted(rest):
         for v in sorted(values[k] - {w[k]}):
@@ -137,8 +141,11 @@ def selectors(policies: list[Any], inv: Any) -> Iterator[tuple[str, list[str], A
                 if peer.namespace_selector is None:
                     yield "peer", [p.namespace], peer.pod_selector
                     continue
-                names = sorted(n for n, lab in ns_labels.items()
-                               if matches_selector(peer.namespace_selector, lab))
+                names = sorted(
+                    n
+                    for n, lab in ns_labels.items()
+                    if matches_selector(peer.namespace_selector, lab)
+                )
                 yield "peer", names, peer.pod_selector
 
 
@@ -146,8 +153,9 @@ def measure(policies: list[Any], inv: Any) -> dict[str, Any]:
     return measure_selectors(list(selectors(policies, inv)), namespace_workloads(inv))
 
 
-def measure_selectors(sels: list[tuple[str, list[str], Any]],
-                      wls: dict[str, list[Labels]]) -> dict[str, Any]:
+def measure_selectors(
+    sels: list[tuple[str, list[str], Any]], wls: dict[str, list[Labels]]
+) -> dict[str, Any]:
     from recommender.labels import matches_selector
 
     hyp = {ns: hypotheticals(w) for ns, w in wls.items()}
@@ -157,15 +165,20 @@ def measure_selectors(sels: list[tuple[str, list[str], Any]],
         if sel.is_empty:
             empty += 1
             continue
-        row: dict[str, Any] = {"where": where, "terms": _terms(sel), "in_values": _in_values(sel),
-                               "text": _text(sel)}
+        row: dict[str, Any] = {
+            "where": where,
+            "terms": _terms(sel),
+            "in_values": _in_values(sel),
+            "text": _text(sel),
+        }
         for ns in namespaces:
             apps = {app_of(w) for w in wls.get(ns, []) if matches_selector(sel, w)}
             for kind, hs in hyp.get(ns, {}).items():
                 hit = [h for h in hs if matches_selector(sel, h)]
                 row[kind] = row.get(kind, 0) + len(hit)
-                row[f"{kind}-foreign"] = (row.get(f"{kind}-foreign", 0)
-                                          + sum(app_of(h) not in apps for h in hit))
+                row[f"{kind}-foreign"] = row.get(f"{kind}-foreign", 0) + sum(
+                    app_of(h) not in apps for h in hit
+                )
         rows.append(row)
     hyp_counts = {k: sum(len(h[k]) for h in hyp.values()) for k in ("swap", "other-app", "new-app")}
     return {"selectors": rows, "empty_selectors": empty, "hypotheticals": hyp_counts}
@@ -213,8 +226,9 @@ def manifest_workloads(name: str) -> dict[str, list[Labels]]:
                     continue
                 meta = doc.get("metadata") or {}
                 tpl = ((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}
-                labels = stable_labels({str(k): str(v) for k, v in
-                                        (tpl.get("labels") or {}).items()})
+                labels = stable_labels(
+                    {str(k): str(v) for k, v in (tpl.get("labels") or {}).items()}
+                )
                 ns = meta.get("namespace") or "default"
                 sets.setdefault(ns, set()).add(tuple(labels.items()))
     return {ns: [dict(s) for s in sorted(v)] for ns, v in sorted(sets.items())}
@@ -262,9 +276,11 @@ def summary(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
-    head = ("| topology | code | policies | selectors (+ empty) | swap admitted (foreign) | "
-            "other-app admitted (foreign) | new-app admitted | selectors admitting a foreign "
-            "app | terms per selector, mean / max | selectors with In (max values) |")
+    head = (
+        "| topology | code | policies | selectors (+ empty) | swap admitted (foreign) | "
+        "other-app admitted (foreign) | new-app admitted | selectors admitting a foreign "
+        "app | terms per selector, mean / max | selectors with In (max values) |"
+    )
     lines = [head, "|---|---|---:|---|---|---|---:|---|---|---|"]
     for b, a in zip(before, after, strict=True):
         for label, r in (("before", b), ("after", a)):
@@ -273,9 +289,12 @@ def render(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
                 f"| {r['topology']} | {label} | {r['policies']} | {s['selectors']} "
                 f"(+{s['empty']}) | {s['swap']} ({s['swap-foreign']}) | {s['other-app']} "
                 f"({s['other-app-foreign']}) | {s['new-app']} | {s['admitting-foreign']} | "
-                f"{s['terms-mean']:.2f} / {s['terms-max']} | {s['with-in']} ({s['in-max']}) |")
-    hyp = ", ".join(f"{r['topology']}: " + ", ".join(f"{v} {k}" for k, v in
-                                                    r["hypotheticals"].items()) for r in after)
+                f"{s['terms-mean']:.2f} / {s['terms-max']} | {s['with-in']} ({s['in-max']}) |"
+            )
+    hyp = ", ".join(
+        f"{r['topology']}: " + ", ".join(f"{v} {k}" for k, v in r["hypotheticals"].items())
+        for r in after
+    )
     return "\n".join(lines) + f"\n\nHypothetical workloads per topology: {hyp}.\n"
 
 
@@ -284,11 +303,18 @@ def main() -> int:
     parser.add_argument("--topology", action="append", choices=sorted(TOPOLOGIES))
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--code", help="import recommender from this directory")
-    parser.add_argument("--apps", action="store_true",
-                        help="measure the real applications' label layouts (no flows)")
+    parser.add_argument(
+        "--apps",
+        action="store_true",
+        help="measure the real applications' label layouts (no flows)",
+    )
     parser.add_argument("--json", help="write the per-selector results here")
-    parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
-                        help="render the markdown table from two --json results")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="render the markdown table from two --json results",
+    )
     args = parser.parse_args()
     if args.compare:
         before, after = (json.loads(Path(p).read_text()) for p in args.compare)

@@ -33,8 +33,13 @@ from recommender.observe.store import (  # noqa: E402
 
 def _netpol(*args: str, stdin: object = None) -> tuple[float, str]:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], stdin=stdin,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args],
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"netpol {' '.join(args)} failed: {proc.stderr}")
     return time.monotonic() - start, proc.stdout + proc.stderr
@@ -64,9 +69,18 @@ def main() -> None:
     stream_store = work / "stream.duckdb"
     stream_store.unlink(missing_ok=True)
     with open(plain, "rb") as fh:
-        t_stream, log = _netpol("observe", "--flows", "-", "--store", str(stream_store),
-                                "--checkpoint-lines", args.checkpoint_lines,
-                                "--checkpoint-interval", "1h", stdin=fh)
+        t_stream, log = _netpol(
+            "observe",
+            "--flows",
+            "-",
+            "--store",
+            str(stream_store),
+            "--checkpoint-lines",
+            args.checkpoint_lines,
+            "--checkpoint-interval",
+            "1h",
+            stdin=fh,
+        )
     a, b = read_store_buckets(str(files_store)), read_store_buckets(str(stream_store))
     merged = read_store_observations(str(files_store))
     info = store_info(str(files_store))
@@ -79,16 +93,24 @@ def main() -> None:
     print()
     print("| store | time | size | bucket rows | buckets | connections |")
     print("|---|---|---|---|---|---|")
-    print(f"| one file append | {t_files:,.0f} s | {_mb(files_store)} | {len(a):,} | "
-          f"{info.buckets:,} | {a['connections'].sum():,} |")
-    print(f"| stdin, {checkpoints} checkpoints of {int(args.checkpoint_lines):,} lines | "
-          f"{t_stream:,.0f} s | {_mb(stream_store)} | {len(b):,} | "
-          f"{b['bucket'].nunique():,} | {b['connections'].sum():,} |")
-    print(f"| after --retain 3d | - | {_mb(retained)} | {len(a) - pruned.rows:,} | "
-          f"{info.buckets - pruned.buckets:,} | - |")
+    print(
+        f"| one file append | {t_files:,.0f} s | {_mb(files_store)} | {len(a):,} | "
+        f"{info.buckets:,} | {a['connections'].sum():,} |"
+    )
+    print(
+        f"| stdin, {checkpoints} checkpoints of {int(args.checkpoint_lines):,} lines | "
+        f"{t_stream:,.0f} s | {_mb(stream_store)} | {len(b):,} | "
+        f"{b['bucket'].nunique():,} | {b['connections'].sum():,} |"
+    )
+    print(
+        f"| after --retain 3d | - | {_mb(retained)} | {len(a) - pruned.rows:,} | "
+        f"{info.buckets - pruned.buckets:,} | - |"
+    )
     print()
-    print(f"merged over the week: {len(merged):,} observations; stream store equals file store "
-          f"(refs aside): {a.drop(columns='refs').equals(b.drop(columns='refs'))}")
+    print(
+        f"merged over the week: {len(merged):,} observations; stream store equals file store "
+        f"(refs aside): {a.drop(columns='refs').equals(b.drop(columns='refs'))}"
+    )
 
 
 if __name__ == "__main__":

@@ -121,5 +121,7 @@ class EngineUnavailableError(RecommenderError):
 
     def __str__(self) -> str:
         detail = f" ({self.detail})" if self.detail else ""
-        return (f"--engine {self.engine} cannot start: {self.missing}{detail}; install it, "
-                "or drop --engine spark to use the embedded engine (the default)")
+        return (
+            f"--engine {self.engine} cannot start: {self.missing}{detail}; install it, "
+            "or drop --engine spark to use the embedded engine (the default)"
+        )

@@ -39,53 +39,128 @@ class LintFinding:
     @property
     def sort_key(self) -> tuple[object, ...]:
         """Files, then lines, then ids: the order of every output."""
-        return (self.file or "~", self.line or 0, self.policy or "", self.rule_id,
-                self.path or "", self.message)
+        return (
+            self.file or "~",
+            self.line or 0,
+            self.policy or "",
+            self.rule_id,
+            self.path or "",
+            self.message,
+        )
 
 
 _RULES = (
-    LintRule("NPL001", "allow-all-rule", "warning",
-             "a rule without peers and without ports admits every peer on every port"),
-    LintRule("NPL002", "any-peer-rule", "note",
-             "a rule without peers admits every pod and every external address (on its ports)"),
-    LintRule("NPL003", "world-cidr", "warning",
-             "an ipBlock of 0.0.0.0/0 or ::/0 admits the whole address family"),
-    LintRule("NPL004", "all-namespaces-peer", "note",
-             "an empty namespaceSelector without a podSelector admits every pod of the cluster"),
-    LintRule("NPL005", "duplicate-policy-name", "warning",
-             "another policy with the same namespace/name is in the set; only one can exist"),
-    LintRule("NPL010", "no-default-deny", "warning",
-             "no policy selects every pod of a namespace for this direction (no default-deny)"),
-    LintRule("NPL011", "uncovered-workload", "warning",
-             "no policy isolates this workload's pods for this direction: all traffic passes"),
-    LintRule("NPL012", "egress-without-dns", "warning",
-             "pods isolated for egress cannot reach cluster DNS on 53/UDP"),
-    LintRule("NPL020", "policy-selects-nothing", "warning",
-             "the policy's podSelector matches no pod of its namespace in the inventory"),
-    LintRule("NPL021", "peer-selects-nothing", "warning",
-             "a selector peer matches no pod in the inventory"),
-    LintRule("NPL022", "namespace-selector-matches-nothing", "warning",
-             "a namespaceSelector matches no namespace in the inventory"),
-    LintRule("NPL023", "namespace-name-label", "error",
-             "a namespaceSelector keys on a label the namespaces lack while its value names a "
-             "namespace; use kubernetes.io/metadata.name"),
-    LintRule("NPL024", "unknown-namespace", "note",
-             "the policy's namespace is not in the inventory"),
-    LintRule("NPL030", "ephemeral-label", "warning",
-             "a selector uses a label that changes per rollout, pod or job run"),
-    LintRule("NPL031", "cilium-excluded-label", "note",
-             "a pod selector uses a label Cilium leaves out of security identities"),
-    LintRule("NPL040", "redundant-policy", "warning",
-             "removing the policy changes no verdict over the inventory universe"),
-    LintRule("NPL041", "redundant-rule", "warning",
-             "removing the rule changes no verdict over the inventory universe"),
+    LintRule(
+        "NPL001",
+        "allow-all-rule",
+        "warning",
+        "a rule without peers and without ports admits every peer on every port",
+    ),
+    LintRule(
+        "NPL002",
+        "any-peer-rule",
+        "note",
+        "a rule without peers admits every pod and every external address (on its ports)",
+    ),
+    LintRule(
+        "NPL003",
+        "world-cidr",
+        "warning",
+        "an ipBlock of 0.0.0.0/0 or ::/0 admits the whole address family",
+    ),
+    LintRule(
+        "NPL004",
+        "all-namespaces-peer",
+        "note",
+        "an empty namespaceSelector without a podSelector admits every pod of the cluster",
+    ),
+    LintRule(
+        "NPL005",
+        "duplicate-policy-name",
+        "warning",
+        "another policy with the same namespace/name is in the set; only one can exist",
+    ),
+    LintRule(
+        "NPL010",
+        "no-default-deny",
+        "warning",
+        "no policy selects every pod of a namespace for this direction (no default-deny)",
+    ),
+    LintRule(
+        "NPL011",
+        "uncovered-workload",
+        "warning",
+        "no policy isolates this workload's pods for this direction: all traffic passes",
+    ),
+    LintRule(
+        "NPL012",
+        "egress-without-dns",
+        "warning",
+        "pods isolated for egress cannot reach cluster DNS on 53/UDP",
+    ),
+    LintRule(
+        "NPL020",
+        "policy-selects-nothing",
+        "warning",
+        "the policy's podSelector matches no pod of its namespace in the inventory",
+    ),
+    LintRule(
+        "NPL021",
+        "peer-selects-nothing",
+        "warning",
+        "a selector peer matches no pod in the inventory",
+    ),
+    LintRule(
+        "NPL022",
+        "namespace-selector-matches-nothing",
+        "warning",
+        "a namespaceSelector matches no namespace in the inventory",
+    ),
+    LintRule(
+        "NPL023",
+        "namespace-name-label",
+        "error",
+        "a namespaceSelector keys on a label the namespaces lack while its value names a "
+        "namespace; use kubernetes.io/metadata.name",
+    ),
+    LintRule(
+        "NPL024", "unknown-namespace", "note", "the policy's namespace is not in the inventory"
+    ),
+    LintRule(
+        "NPL030",
+        "ephemeral-label",
+        "warning",
+        "a selector uses a label that changes per rollout, pod or job run",
+    ),
+    LintRule(
+        "NPL031",
+        "cilium-excluded-label",
+        "note",
+        "a pod selector uses a label Cilium leaves out of security identities",
+    ),
+    LintRule(
+        "NPL040",
+        "redundant-policy",
+        "warning",
+        "removing the policy changes no verdict over the inventory universe",
+    ),
+    LintRule(
+        "NPL041",
+        "redundant-rule",
+        "warning",
+        "removing the rule changes no verdict over the inventory universe",
+    ),
 )
 
 #: Validation ids with their own entry (the other ``NP1xx`` ids get :func:`rule_for`'s).
 _VALIDATION_RULES = (
-    LintRule("NP118", "unknown-field", "error",
-             "a field the networking.k8s.io/v1 API does not define (a typo such as `ingres`); "
-             "strict field validation rejects it, a lenient apply drops it silently"),
+    LintRule(
+        "NP118",
+        "unknown-field",
+        "error",
+        "a field the networking.k8s.io/v1 API does not define (a typo such as `ingres`); "
+        "strict field validation rejects it, a lenient apply drops it silently",
+    ),
 )
 
 #: The catalogue, by id. Other validation ids (``NP1xx``) are added on the fly.
@@ -97,8 +172,12 @@ def rule_for(rule_id: str) -> LintRule:
     hit = RULES.get(rule_id)
     if hit is not None:
         return hit
-    return LintRule(rule_id, "invalid-field", "error",
-                    "the API server would reject this field (see recommender.validate)")
+    return LintRule(
+        rule_id,
+        "invalid-field",
+        "error",
+        "the API server would reject this field (see recommender.validate)",
+    )
 
 
 def finding(rule_id: str, message: str, **where: object) -> LintFinding:

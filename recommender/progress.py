@@ -14,8 +14,13 @@ class Progress:
     >>> p.update(10); p.done()
     """
 
-    def __init__(self, label: str, total: int | None = None, stream: TextIO | None | bool = True,
-                 interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int | None = None,
+        stream: TextIO | None | bool = True,
+        interval: float = 0.5,
+    ) -> None:
         self.label = label
         self.total = total
         self.count = 0

@@ -37,8 +37,12 @@ def small_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from recommender.simulate import SimOptions, load_topology, run_simulation
 
     out = tmp_path_factory.mktemp("sim") / "webshop"
-    run_simulation(load_topology("webshop"), out,
-                   SimOptions(seed=5, window_s=3600, rate_scale=0.05), show_progress=False)
+    run_simulation(
+        load_topology("webshop"),
+        out,
+        SimOptions(seed=5, window_s=3600, rate_scale=0.05),
+        show_progress=False,
+    )
     return out
 
 

@@ -22,8 +22,10 @@ from recommender.cli.parser import main
 INVENTORY = FIXTURES / "lint" / "inventory.yaml"
 POLICY = FIXTURES / "lint" / "good.yaml"
 HUBBLE = SAMPLES / "hubble" / "hubble-otel-testdata" / "basic-sample-10-flows.json"
-LOST = ('{"lost_events":{"source":"HUBBLE_RING_BUFFER","num_events_lost":5,"cpu":1},'
-        '"node_name":"node-1","time":"2026-01-01T00:00:00Z"}\n')
+LOST = (
+    '{"lost_events":{"source":"HUBBLE_RING_BUFFER","num_events_lost":5,"cpu":1},'
+    '"node_name":"node-1","time":"2026-01-01T00:00:00Z"}\n'
+)
 
 #: Foreign formats: the sample file and the format the error must name.
 FOREIGN = {
@@ -31,10 +33,8 @@ FOREIGN = {
     "calico": (SAMPLES / "calico" / "flowlog-doc-example-no-aggregation.json", "Calico"),
     "antrea-csv": (SAMPLES / "antrea" / "flowlogger-csv-test-fixture.csv", "Antrea"),
 }
-KINDS = ("empty", "reply-only", "lost-events-only", "yaml", "truncated-gz", "binary",
-         *FOREIGN)
-COMMANDS = ("observations", "recommend", "shadow", "observe", "tighten", "diff", "lint",
-            "convert")
+KINDS = ("empty", "reply-only", "lost-events-only", "yaml", "truncated-gz", "binary", *FOREIGN)
+COMMANDS = ("observations", "recommend", "shadow", "observe", "tighten", "diff", "lint", "convert")
 
 
 def _replies() -> str:
@@ -49,9 +49,14 @@ def _replies() -> str:
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bad")
-    files = {"empty": d / "empty.json", "reply-only": d / "replies.json",
-             "lost-events-only": d / "lost.json", "yaml": d / "inventory.yaml",
-             "truncated-gz": d / "flows.json.gz", "binary": d / "flows.bin"}
+    files = {
+        "empty": d / "empty.json",
+        "reply-only": d / "replies.json",
+        "lost-events-only": d / "lost.json",
+        "yaml": d / "inventory.yaml",
+        "truncated-gz": d / "flows.json.gz",
+        "binary": d / "flows.bin",
+    }
     files["empty"].write_text("")
     files["reply-only"].write_text(_replies())
     files["lost-events-only"].write_text(LOST * 2)
@@ -66,16 +71,39 @@ def _argv(command: str, bad: str, out: Path) -> list[str]:
     return {
         "observations": ["observations", "--flows", bad, "--inventory", inv],
         "recommend": ["recommend", "--flows", bad, "--inventory", inv, "--out", str(out / "r")],
-        "shadow": ["shadow", "--policies", pol, "--inventory", inv, "--flows", bad,
-                   "--fail-on-deny"],
-        "observe": ["observe", "--flows", bad, "--inventory", inv, "--store",
-                    str(out / "s.duckdb")],
-        "tighten": ["tighten", "--policies", pol, "--inventory", inv, "--flows", bad,
-                    "--out", str(out / "t")],
+        "shadow": [
+            "shadow",
+            "--policies",
+            pol,
+            "--inventory",
+            inv,
+            "--flows",
+            bad,
+            "--fail-on-deny",
+        ],
+        "observe": [
+            "observe",
+            "--flows",
+            bad,
+            "--inventory",
+            inv,
+            "--store",
+            str(out / "s.duckdb"),
+        ],
+        "tighten": [
+            "tighten",
+            "--policies",
+            pol,
+            "--inventory",
+            inv,
+            "--flows",
+            bad,
+            "--out",
+            str(out / "t"),
+        ],
         "diff": ["diff", pol, pol, "--inventory", inv, "--flows", bad, "--fail-on-change"],
         "lint": ["lint", bad, "--inventory", inv],  # lint reads no flows: the bad file is a policy
-        "convert": ["convert", "--flows", bad, "--to", "parquet",
-                    "--out", str(out / "x.parquet")],
+        "convert": ["convert", "--flows", bad, "--to", "parquet", "--out", str(out / "x.parquet")],
     }[command]
 
 
@@ -98,22 +126,39 @@ def test_bad_input_is_exit_2_and_one_error_line(command, kind, bad_inputs, tmp_p
 
 def test_shadow_gate_refuses_an_empty_file_through_cli_py(bad_inputs):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "shadow", "--policies", str(POLICY),
-         "--inventory", str(INVENTORY), "--flows", str(bad_inputs["empty"]), "--fail-on-deny"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "shadow",
+            "--policies",
+            str(POLICY),
+            "--inventory",
+            str(INVENTORY),
+            "--flows",
+            str(bad_inputs["empty"]),
+            "--fail-on-deny",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: {bad_inputs['empty']}: no usable flow records (the input is empty): nothing "
-        "was judged, so the --fail-on-deny gate cannot pass"]
+        "was judged, so the --fail-on-deny gate cannot pass"
+    ]
 
 
 def test_mostly_rejected_input_warns_with_the_format(bad_inputs, tmp_path, capsys):
     mixed = tmp_path / "mixed.log"
     aws = FOREIGN["aws"][0].read_text()
-    tcp = (SAMPLES / "hubble" / "hubble-otel-testdata" / "basic-sample-400-tcp-flows.json")
-    syn = next(line for line in tcp.read_text().splitlines()
-               if '"SYN":true' in line and '"ACK"' not in line)  # one connection request
+    tcp = SAMPLES / "hubble" / "hubble-otel-testdata" / "basic-sample-400-tcp-flows.json"
+    syn = next(
+        line
+        for line in tcp.read_text().splitlines()
+        if '"SYN":true' in line and '"ACK"' not in line
+    )  # one connection request
     mixed.write_text(aws + syn + "\n")
     assert main(["observations", "--flows", str(mixed)]) == 0
     err = capsys.readouterr().err
@@ -122,24 +167,48 @@ def test_mostly_rejected_input_warns_with_the_format(bad_inputs, tmp_path, capsy
 
 
 def test_a_policy_file_without_policies_is_refused_as_shadow_candidate(bad_inputs, capsys):
-    code = main(["shadow", "--policies", str(bad_inputs["yaml"]), "--inventory", str(INVENTORY),
-                 "--flows", str(HUBBLE), "--fail-on-deny"])
+    code = main(
+        [
+            "shadow",
+            "--policies",
+            str(bad_inputs["yaml"]),
+            "--inventory",
+            str(INVENTORY),
+            "--flows",
+            str(HUBBLE),
+            "--fail-on-deny",
+        ]
+    )
     assert code == 2
     assert "no NetworkPolicy found in the candidate policies" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["lint", "diff", "shadow"])
-def test_policies_outside_every_inventory_namespace_hint_at_default_namespace(command, tmp_path,
-                                                                            capsys):
+def test_policies_outside_every_inventory_namespace_hint_at_default_namespace(
+    command, tmp_path, capsys
+):
     policy = tmp_path / "p.yaml"  # names no namespace: read as `default`, not in the inventory
-    policy.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
-                      "metadata: {name: deny}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n")
-    argv = {"lint": ["lint", str(policy), "--inventory", str(INVENTORY)],
-            "diff": ["diff", str(policy), str(policy), "--inventory", str(INVENTORY)],
-            "shadow": ["shadow", "--policies", str(policy), "--inventory", str(INVENTORY),
-                       "--flows", str(HUBBLE)]}[command]
+    policy.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: deny}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n"
+    )
+    argv = {
+        "lint": ["lint", str(policy), "--inventory", str(INVENTORY)],
+        "diff": ["diff", str(policy), str(policy), "--inventory", str(INVENTORY)],
+        "shadow": [
+            "shadow",
+            "--policies",
+            str(policy),
+            "--inventory",
+            str(INVENTORY),
+            "--flows",
+            str(HUBBLE),
+        ],
+    }[command]
     main(argv)
     hints = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("hint:")]
-    assert hints == ["hint: no policy is in a namespace of the inventory (policies: default; "
-                     "inventory: kube-system, other, shop); policies that name no namespace "
-                     "were read as `default`: pass --default-namespace NS"]
+    assert hints == [
+        "hint: no policy is in a namespace of the inventory (policies: default; "
+        "inventory: kube-system, other, shop); policies that name no namespace "
+        "were read as `default`: pass --default-namespace NS"
+    ]

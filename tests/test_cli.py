@@ -25,7 +25,10 @@ def test_unknown_command_is_one_line_usage_error(capsys):
 def test_python_cli_py_runs_the_same_main():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), "--version"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("netpol ")

@@ -30,7 +30,8 @@ SKLEARN_CHECKS = [
 
 
 @pytest.mark.parametrize(
-    ("estimator", "check"), SKLEARN_CHECKS,
+    ("estimator", "check"),
+    SKLEARN_CHECKS,
     ids=[f"{e!r}-{_check_name(c)}" for e, c in SKLEARN_CHECKS],
 )
 def test_sklearn_estimator_checks(estimator, check):

@@ -21,8 +21,14 @@ ON_OTHER_NODES = {"catalog": "node-2", "redis": "node-3", "prometheus": "node-3"
 
 def _three_node_items() -> list[dict]:
     items = shop_items()
-    items.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-3"},
-                  "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.4"}]}})
+    items.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "node-3"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "172.18.0.4"}]},
+        }
+    )
     for item in items:
         if item["kind"] == "Pod":
             owner = item["metadata"]["name"].split("-")[0]
@@ -32,21 +38,36 @@ def _three_node_items() -> list[dict]:
 
 def _pod(items: list[dict], owner: str) -> dict:
     pod = next(i for i in items if i["kind"] == "Pod" and i["metadata"]["name"].startswith(owner))
-    return {"ip": pod["status"]["podIP"], "ns": pod["metadata"]["namespace"],
-            "pod": pod["metadata"]["name"], "labels": sorted(pod["metadata"]["labels"].items())}
+    return {
+        "ip": pod["status"]["podIP"],
+        "ns": pod["metadata"]["namespace"],
+        "pod": pod["metadata"]["name"],
+        "labels": sorted(pod["metadata"]["labels"].items()),
+    }
 
 
 def _line(src: dict, dst: dict, port: int, node: str) -> str:
     flow = {
-        "time": "2026-03-01T10:00:00.000000000Z", "verdict": "FORWARDED",
+        "time": "2026-03-01T10:00:00.000000000Z",
+        "verdict": "FORWARDED",
         "IP": {"source": src["ip"], "destination": dst["ip"], "ipVersion": "IPv4"},
         "l4": {"TCP": {"source_port": 40000, "destination_port": port, "flags": {"SYN": True}}},
-        "source": {"namespace": src["ns"], "pod_name": src["pod"],
-                   "labels": [f"k8s:{k}={v}" for k, v in src["labels"]]},
-        "destination": {"namespace": dst["ns"], "pod_name": dst["pod"],
-                        "labels": [f"k8s:{k}={v}" for k, v in dst["labels"]]},
-        "Type": "L3_L4", "node_name": node, "is_reply": False, "event_type": {"type": 4},
-        "traffic_direction": "EGRESS", "trace_observation_point": "TO_ENDPOINT",
+        "source": {
+            "namespace": src["ns"],
+            "pod_name": src["pod"],
+            "labels": [f"k8s:{k}={v}" for k, v in src["labels"]],
+        },
+        "destination": {
+            "namespace": dst["ns"],
+            "pod_name": dst["pod"],
+            "labels": [f"k8s:{k}={v}" for k, v in dst["labels"]],
+        },
+        "Type": "L3_L4",
+        "node_name": node,
+        "is_reply": False,
+        "event_type": {"type": 4},
+        "traffic_direction": "EGRESS",
+        "trace_observation_point": "TO_ENDPOINT",
     }
     return json.dumps({"flow": flow, "node_name": node, "time": flow["time"]})
 
@@ -64,8 +85,18 @@ def one_node_capture(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _recommend(inventory: Path, flows: Path, out: Path, *extra: str) -> int:
-    return main(["recommend", "--flows", str(flows), "--inventory", str(inventory),
-                 "--out", str(out), *extra])
+    return main(
+        [
+            "recommend",
+            "--flows",
+            str(flows),
+            "--inventory",
+            str(inventory),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_capture_from_one_of_three_nodes_warns_first(one_node_capture, tmp_path, capsys):
@@ -96,8 +127,11 @@ def test_quiet_workloads_are_left_out_of_the_namespace_default_deny(one_node_cap
     out = tmp_path / "out"
     assert _recommend(inventory, flows, out) == 0
     deny = yaml.safe_load((out / "shop" / "default-deny.yaml").read_text())
-    assert deny["spec"]["podSelector"] == {"matchExpressions": [
-        {"key": "app", "operator": "NotIn", "values": ["catalog", "redis", "worker"]}]}
+    assert deny["spec"]["podSelector"] == {
+        "matchExpressions": [
+            {"key": "app", "operator": "NotIn", "values": ["catalog", "redis", "worker"]}
+        ]
+    }
     assert not (out / "shop" / "worker.yaml").exists()
 
 

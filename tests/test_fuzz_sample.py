@@ -53,19 +53,21 @@ def _read_all(path: Path) -> None:
 def _damaged(data: bytes, draw: st.DrawFn) -> tuple[bytes, bytes | None]:
     kind = draw(st.sampled_from(["truncate", "flip", "page", "wal", "garbage"]))
     if kind == "truncate":
-        return data[:draw(st.integers(0, len(data) - 1))], None
+        return data[: draw(st.integers(0, len(data) - 1))], None
     if kind == "flip":
         out = bytearray(data)
         where = st.integers(0, HEADERS - 1) | st.integers(0, len(data) - 1)
-        for offset, bit in draw(st.lists(st.tuples(where, st.integers(0, 7)), min_size=1,
-                                         max_size=8)):
+        for offset, bit in draw(
+            st.lists(st.tuples(where, st.integers(0, 7)), min_size=1, max_size=8)
+        ):
             out[offset] ^= 1 << bit
         return bytes(out), None
     if kind == "page":
         page = draw(st.integers(0, len(data) // 4096 - 1)) * 4096
         out = bytearray(data)
-        out[page:page + 4096] = draw(st.binary(min_size=4096, max_size=4096)
-                                     | st.just(bytes(4096)))
+        out[page : page + 4096] = draw(
+            st.binary(min_size=4096, max_size=4096) | st.just(bytes(4096))
+        )
         return bytes(out), None
     if kind == "wal":
         return data, draw(st.binary(min_size=1, max_size=512))
@@ -77,12 +79,16 @@ def damaged_stores(draw: st.DrawFn, data: bytes) -> tuple[bytes, bytes | None]:
     return _damaged(data, draw)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
 @given(data=st.data())
-def test_a_damaged_store_reads_or_is_refused(seed_store: bytes, tmp_path: Path,
-                                             data: st.DataObject) -> None:
+def test_a_damaged_store_reads_or_is_refused(
+    seed_store: bytes, tmp_path: Path, data: st.DataObject
+) -> None:
     store_bytes, wal = data.draw(damaged_stores(seed_store))
     path = tmp_path / "s.duckdb"
     shutil.rmtree(tmp_path, ignore_errors=True)
@@ -113,12 +119,22 @@ def test_the_undamaged_seed_reads(seed_store: bytes, tmp_path: Path) -> None:
     assert read_store_stats(str(path)).lines == 80
 
 
-@pytest.mark.parametrize(("message", "busy"), [
-    ('IO Error: Could not set lock on file "s.duckdb": Conflicting lock is held in python '
-     "(PID 7)", True),
-    ("Error: Corrupt database file: computed checksum 1 does not match stored checksum 2 in "
-     "block at location 274432", False),
-], ids=["another-process", "damaged-block"])
+@pytest.mark.parametrize(
+    ("message", "busy"),
+    [
+        (
+            'IO Error: Could not set lock on file "s.duckdb": Conflicting lock is held in python '
+            "(PID 7)",
+            True,
+        ),
+        (
+            "Error: Corrupt database file: computed checksum 1 does not match stored checksum 2 in "
+            "block at location 274432",
+            False,
+        ),
+    ],
+    ids=["another-process", "damaged-block"],
+)
 def test_only_a_real_lock_conflict_is_retried(message: str, busy: bool) -> None:
     """The fuzzer found damaged stores taking the whole 15 s lock timeout: "block"
     contains "lock". Only DuckDB's lock conflict means the store is busy."""

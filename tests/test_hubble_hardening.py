@@ -87,8 +87,15 @@ HOSTILE = [
 
 
 #: The cases of the issue, each through the CLI on its own; the others share one file.
-ONE_BY_ONE = ("quote", "backslash", "newline", "unicode-value", "lost-uint64-max",
-              "year-minus-1", "year-10000")
+ONE_BY_ONE = (
+    "quote",
+    "backslash",
+    "newline",
+    "unicode-value",
+    "lost-uint64-max",
+    "year-minus-1",
+    "year-10000",
+)
 
 
 @pytest.mark.parametrize(
@@ -118,7 +125,7 @@ def test_every_hostile_line_is_one_counted_reject(tmp_path, capsys):
         expected[reason] = expected.get(reason, 0) + 1
     assert stats["rejects"] == expected
     assert stats["flow_records"] == 1
-    assert f"{path}:2: invalid label: k8s:app=a\"b" in out
+    assert f'{path}:2: invalid label: k8s:app=a"b' in out
     assert f"{path}:4: invalid label: k8s:app=a?b" in out  # one line, whatever the input
 
 
@@ -158,7 +165,7 @@ def test_sql_label_check_equals_python_twin():
 
     con = duckdb.connect()
     sql = f"SELECT {label_ok_sql('l')} FROM (SELECT $1::VARCHAR AS l)"
-    part = st.text(alphabet="aZ09-_./\"\\=\n\u00e9 ", max_size=70)
+    part = st.text(alphabet='aZ09-_./"\\=\n\u00e9 ', max_size=70)
 
     @settings(max_examples=200, deadline=None)
     @given(part, part)
@@ -175,8 +182,18 @@ def test_ip_patterns_accept_only_what_python_accepts():
     import re
 
     pattern = re.compile(rf"(?:{IPV4_RE}|{IPV6_RE})")
-    good = ["10.0.0.1", "255.255.255.255", "::", "::1", "fe80::1", "2001:db8::8a2e:370:7334",
-            "::ffff:10.0.0.1", "1:2:3:4:5:6:7:8", "1::", "64:ff9b::10.0.0.1"]
+    good = [
+        "10.0.0.1",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fe80::1",
+        "2001:db8::8a2e:370:7334",
+        "::ffff:10.0.0.1",
+        "1:2:3:4:5:6:7:8",
+        "1::",
+        "64:ff9b::10.0.0.1",
+    ]
     bad = ["10.0.0.256", "01.2.3.4", "1.2.3", ":::", "1:2:3:4:5:6:7:8:9", "fe80::1%eth0", "x"]
     for ip in good:
         assert pattern.fullmatch(ip), ip
@@ -202,11 +219,22 @@ _HOSTILE = st.one_of(
 )
 #: Where a mutation lands: a path into the Flow (a list index is a label).
 _PATHS = [
-    ("source", "labels", 0), ("destination", "labels", 1), ("source", "namespace"),
-    ("destination", "pod_name"), ("source", "identity"), ("source", "cluster_name"),
-    ("destination", "workloads", 0, "name"), ("l4", "TCP", "destination_port"),
-    ("l4", "TCP", "source_port"), ("IP", "source"), ("time",), ("verdict",),
-    ("traffic_direction",), ("drop_reason",), ("event_type", "type"), ("destination_names",),
+    ("source", "labels", 0),
+    ("destination", "labels", 1),
+    ("source", "namespace"),
+    ("destination", "pod_name"),
+    ("source", "identity"),
+    ("source", "cluster_name"),
+    ("destination", "workloads", 0, "name"),
+    ("l4", "TCP", "destination_port"),
+    ("l4", "TCP", "source_port"),
+    ("IP", "source"),
+    ("time",),
+    ("verdict",),
+    ("traffic_direction",),
+    ("drop_reason",),
+    ("event_type", "type"),
+    ("destination_names",),
 ]
 
 

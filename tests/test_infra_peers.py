@@ -84,8 +84,9 @@ def test_in_cluster_apiserver_is_an_egress_ipblock_on_6443(case):
     assert "cidr: 192.168.0.5/32" in text
     assert "port: 6443" in text
     assert rec.accounting.outcomes["learned"] == 1
-    assert "Cilium gives node and API server addresses reserved identities" in \
-        rec.summary_markdown()
+    assert (
+        "Cilium gives node and API server addresses reserved identities" in rec.summary_markdown()
+    )
 
 
 def test_managed_apiserver_is_an_egress_ipblock_on_443():
@@ -120,8 +121,12 @@ def test_apiserver_vip_with_endpoint_slice_maps_to_endpoint_and_target_port():
 def test_admission_webhook_gets_ingress_from_the_apiserver_address():
     rec = _check_case("webhook")
     spec = policy_to_dict(next(p for p in rec.policies if p.name == "webhook"))["spec"]
-    assert spec["ingress"] == [{"from": [{"ipBlock": {"cidr": "192.168.0.5/32"}}],
-                                "ports": [{"protocol": "TCP", "port": 9443}]}]
+    assert spec["ingress"] == [
+        {
+            "from": [{"ipBlock": {"cidr": "192.168.0.5/32"}}],
+            "ports": [{"protocol": "TCP", "port": 9443}],
+        }
+    ]
 
 
 def test_nodes_own_node_other_node_hostnetwork_and_cilium_health():
@@ -136,8 +141,9 @@ def test_nodes_own_node_other_node_hostnetwork_and_cilium_health():
 
 def test_dns_to_kube_dns_pods_and_nodelocal_cache():
     rec = _check_case("dns")
-    dns = policy_to_dict(next(p for p in rec.policies if (p.namespace, p.name) ==
-                              ("app", "allow-dns")))["spec"]
+    dns = policy_to_dict(
+        next(p for p in rec.policies if (p.namespace, p.name) == ("app", "allow-dns"))
+    )["spec"]
     blocks = [p["ipBlock"]["cidr"] for r in dns["egress"] for p in r["to"] if "ipBlock" in p]
     assert blocks == ["169.254.20.10/32"]
     assert rec.accounting.outcomes["learned"] == 2
@@ -186,8 +192,11 @@ def test_accounting_adds_up_on_the_bundled_sample_and_every_hubble_sample():
         obs = get_engine().aggregate([str(path)], Inventory()).observations
         _assert_adds_up(recommend(obs, Inventory()), len(obs))
     inv = read_inventory([str(ROOT / "data" / "sample" / "inventory.json")])
-    obs = get_engine().aggregate([str(ROOT / "data" / "sample" / "flows-train.jsonl.gz")],
-                                 inv).observations
+    obs = (
+        get_engine()
+        .aggregate([str(ROOT / "data" / "sample" / "flows-train.jsonl.gz")], inv)
+        .observations
+    )
     rec = recommend(obs, inv)
     _assert_adds_up(rec, len(obs))
     summary = rec.summary_markdown()
@@ -198,8 +207,9 @@ def test_accounting_adds_up_on_the_bundled_sample_and_every_hubble_sample():
 
 
 _KINDS = st.sampled_from(["pod", "host", "world", "service", "cluster_infra", "unknown"])
-_VERDICTS = st.sampled_from([{"allowed": 1}, {"denied": 1, "policy_denied": 1},
-                             {"error": 1}, {"audit": 1}])
+_VERDICTS = st.sampled_from(
+    [{"allowed": 1}, {"denied": 1, "policy_denied": 1}, {"error": 1}, {"audit": 1}]
+)
 
 
 @st.composite
@@ -209,18 +219,35 @@ def _observation(draw: st.DrawFn) -> dict[str, object]:
         kind = draw(_KINDS)
         row[f"{side}_kind"] = kind
         if kind == "pod":
-            row.update({f"{side}_namespace": "app", f"{side}_labels": json.dumps(
-                {"app": draw(st.sampled_from(["operator", "web", "ghost"]))})})
+            row.update(
+                {
+                    f"{side}_namespace": "app",
+                    f"{side}_labels": json.dumps(
+                        {"app": draw(st.sampled_from(["operator", "web", "ghost"]))}
+                    ),
+                }
+            )
         else:
-            row[f"{side}_ip"] = draw(st.sampled_from(
-                [None, "10.96.0.1", "192.168.0.5", "192.168.0.11", "169.254.20.10", "8.8.8.8"]))
-            row[f"{side}_workload"] = draw(st.sampled_from([None, "kube-apiserver", "health",
-                                                            "node/node-a"]))
-    row.update({"port": draw(st.sampled_from([None, 53, 443, 6443, 8080])),
-                "protocol": draw(st.sampled_from(["TCP", "UDP", "ICMPv4"])),
-                "connections": 1, "verdicts": draw(_VERDICTS), "dst_names": [],
-                "first_seen": pd.Timestamp("2026-11-02T10:00:00Z"),
-                "last_seen": pd.Timestamp("2026-11-02T10:00:00Z"), "refs": []})
+            row[f"{side}_ip"] = draw(
+                st.sampled_from(
+                    [None, "10.96.0.1", "192.168.0.5", "192.168.0.11", "169.254.20.10", "8.8.8.8"]
+                )
+            )
+            row[f"{side}_workload"] = draw(
+                st.sampled_from([None, "kube-apiserver", "health", "node/node-a"])
+            )
+    row.update(
+        {
+            "port": draw(st.sampled_from([None, 53, 443, 6443, 8080])),
+            "protocol": draw(st.sampled_from(["TCP", "UDP", "ICMPv4"])),
+            "connections": 1,
+            "verdicts": draw(_VERDICTS),
+            "dst_names": [],
+            "first_seen": pd.Timestamp("2026-11-02T10:00:00Z"),
+            "last_seen": pd.Timestamp("2026-11-02T10:00:00Z"),
+            "refs": [],
+        }
+    )
     return row
 
 
@@ -236,9 +263,18 @@ def test_accounting_invariant_holds_for_any_observation_table(rows):
 
 def test_cli_json_accounting_and_fail_on_deny(tmp_path, capsys):
     out, report = tmp_path / "out", tmp_path / "rec.json"
-    argv = ["recommend", "--flows", str(INFRA / "apiserver-vip.ndjson"), "--inventory",
-            str(INFRA / "inventory.json"), "--out", str(out), "--json", str(report),
-            "--fail-on-deny"]
+    argv = [
+        "recommend",
+        "--flows",
+        str(INFRA / "apiserver-vip.ndjson"),
+        "--inventory",
+        str(INFRA / "inventory.json"),
+        "--out",
+        str(out),
+        "--json",
+        str(report),
+        "--fail-on-deny",
+    ]
     assert main(argv) == 3
     doc = json.loads(report.read_text())
     acc = doc["accounting"]
@@ -252,11 +288,24 @@ def test_cli_json_accounting_and_fail_on_deny(tmp_path, capsys):
 
 def _host_to_shop(ip: str, workload: str) -> pd.DataFrame:
     row: dict[str, object] = {c: None for c in OBSERVATION_COLUMNS}
-    row.update({"src_kind": "host", "src_ip": ip, "src_workload": workload, "dst_kind": "pod",
-                "dst_namespace": "app", "dst_labels": json.dumps({"app": "shop"}),
-                "port": 8080, "protocol": "TCP", "connections": 3, "verdicts": {"allowed": 3},
-                "dst_names": [], "refs": [], "first_seen": pd.Timestamp("2026-11-02T10:00Z"),
-                "last_seen": pd.Timestamp("2026-11-02T10:00Z")})
+    row.update(
+        {
+            "src_kind": "host",
+            "src_ip": ip,
+            "src_workload": workload,
+            "dst_kind": "pod",
+            "dst_namespace": "app",
+            "dst_labels": json.dumps({"app": "shop"}),
+            "port": 8080,
+            "protocol": "TCP",
+            "connections": 3,
+            "verdicts": {"allowed": 3},
+            "dst_names": [],
+            "refs": [],
+            "first_seen": pd.Timestamp("2026-11-02T10:00Z"),
+            "last_seen": pd.Timestamp("2026-11-02T10:00Z"),
+        }
+    )
     return pd.DataFrame([row], columns=list(OBSERVATION_COLUMNS))
 
 
@@ -271,6 +320,9 @@ def test_hubble_local_host_address_is_the_own_node_of_the_pod_it_reached():
     # Cilium's router IP (unknown to the inventory), named by reserved:host on node-a
     rec = recommend(_host_to_shop("10.244.1.1", "node/node-a"), _inventory("inventory"))
     assert dict(rec.accounting.reasons) == {"own-node": 1}
-    with_host = recommend(_host_to_shop("10.244.1.1", "node/node-a"), _inventory("inventory"),
-                          RecommendOptions(allow_host=True))
+    with_host = recommend(
+        _host_to_shop("10.244.1.1", "node/node-a"),
+        _inventory("inventory"),
+        RecommendOptions(allow_host=True),
+    )
     assert "cidr: 10.244.1.1/32" in _policy_text(with_host, "shop")

@@ -27,8 +27,13 @@ MODERN_PODS = K8S / "sre-ai-agent-2025-sample-pod-list.json"
 INV = FIXTURES / "inventory"
 
 
-def _pod(name: str, ns: str = "shop", owner: tuple[str, str] | None = None,
-         labels: dict[str, str] | None = None, **extra: object) -> dict[str, object]:
+def _pod(
+    name: str,
+    ns: str = "shop",
+    owner: tuple[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    **extra: object,
+) -> dict[str, object]:
     """A minimal raw pod, as kubectl prints it."""
     meta: dict[str, object] = {"name": name, "namespace": ns, "labels": labels or {}}
     if owner:
@@ -67,8 +72,13 @@ def test_2021_dump_owner_kinds() -> None:
     for pod in read_inventory([OLD_PODS]).pods:
         kinds[pod.owner_kind] = kinds.get(pod.owner_kind, 0) + 1
     # 126 ReplicaSet owners all carry a matching pod-template-hash -> Deployments.
-    assert kinds == {"Deployment": 126, "StatefulSet": 15, "DaemonSet": 9,
-                     "ReplicationController": 4, None: 4}
+    assert kinds == {
+        "Deployment": 126,
+        "StatefulSet": 15,
+        "DaemonSet": 9,
+        "ReplicationController": 4,
+        None: 4,
+    }
 
 
 def test_2021_dump_synthesises_every_namespace() -> None:
@@ -104,7 +114,10 @@ def test_mixed_list_every_kind() -> None:
     load = load_inventory([INV / "mixed-list.json"])
     inv = load.inventory
     assert [p.key for p in inv.pods] == [
-        "batch/report-29312640-x7k2p", "kube-system/kube-apiserver-node-a", "shop/web-7c9d8-abcde"]
+        "batch/report-29312640-x7k2p",
+        "kube-system/kube-apiserver-node-a",
+        "shop/web-7c9d8-abcde",
+    ]
     assert load.skipped_kinds == {"ConfigMap": 2, "Secret": 1}
     assert "skipped 3 objects of unused kinds: ConfigMap x2, Secret x1" in load.warnings
     # The dumped namespace gains kubernetes.io/metadata.name; the others are synthesised.
@@ -124,8 +137,10 @@ def test_mixed_list_pod_fields() -> None:
     assert (web.owner_kind, web.owner_name) == ("Deployment", "web")
     assert web.ips == ("10.244.1.5", "fd00:10:244::5")
     # Sidecar (restartPolicy: Always) ports count; a plain init container's do not.
-    assert web.container_ports == (ContainerPort(8080, "TCP", "http"),
-                                   ContainerPort(15001, "TCP", "envoy"))
+    assert web.container_ports == (
+        ContainerPort(8080, "TCP", "http"),
+        ContainerPort(15001, "TCP", "envoy"),
+    )
     assert (web.service_account, web.node, web.host_ip) == ("web", "node-a", "192.168.0.10")
     assert web.created == "2026-01-01T00:00:00Z"
     job_pod = pods["report-29312640-x7k2p"]
@@ -143,14 +158,18 @@ def test_mixed_list_services_and_slices() -> None:
     web = services["web"]
     assert web.selector == {"app": "web"}
     assert [(p.port, p.protocol, p.target_port) for p in web.ports] == [
-        (80, "TCP", "http"), (53, "UDP", 5353)]
+        (80, "TCP", "http"),
+        (53, "UDP", 5353),
+    ]
     (slice_,) = inv.endpoint_slices
     assert slice_.service == "web"
     assert slice_.endpoints[0].pod == "shop/web-7c9d8-abcde"
     assert slice_.endpoints[0].ready is True
     assert [p.port for p in slice_.ports] == [8080]
-    assert any("1 EndpointSlice ports without a port number" in w
-               for w in load_inventory([INV / "mixed-list.json"]).warnings)
+    assert any(
+        "1 EndpointSlice ports without a port number" in w
+        for w in load_inventory([INV / "mixed-list.json"]).warnings
+    )
 
 
 def test_typed_list_items_take_kind_from_the_list() -> None:
@@ -191,29 +210,58 @@ def test_single_object_and_several_files_merge(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("pod", "extra", "expected"),
     [
-        (_pod("w-5d8f-x", owner=("ReplicaSet", "w-5d8f"), labels={"pod-template-hash": "5d8f"}),
-         [], ("Deployment", "w")),
-        (_pod("w-5d8f-x", owner=("ReplicaSet", "w-5d8f"), labels={"pod-template-hash": "9999"}),
-         [], ("ReplicaSet", "w-5d8f")),
+        (
+            _pod("w-5d8f-x", owner=("ReplicaSet", "w-5d8f"), labels={"pod-template-hash": "5d8f"}),
+            [],
+            ("Deployment", "w"),
+        ),
+        (
+            _pod("w-5d8f-x", owner=("ReplicaSet", "w-5d8f"), labels={"pod-template-hash": "9999"}),
+            [],
+            ("ReplicaSet", "w-5d8f"),
+        ),
         (_pod("w-5d8f-x", owner=("ReplicaSet", "w-5d8f")), [], ("ReplicaSet", "w-5d8f")),
         (_pod("j-1-x", owner=("Job", "backup-29312640")), [], ("CronJob", "backup")),
         (_pod("j-1-x", owner=("Job", "migrate-2")), [], ("Job", "migrate-2")),
-        (_pod("j-1-x", owner=("Job", "backup-29312640")),
-         [{"kind": "Job", "metadata": {"name": "backup-29312640", "namespace": "shop"}}],
-         ("Job", "backup-29312640")),
-        (_pod("j-1-x", owner=("Job", "nightly")),
-         [{"kind": "Job", "metadata": {"name": "nightly", "namespace": "shop", "ownerReferences": [
-             {"kind": "CronJob", "name": "nightly-cron", "controller": True}]}}],
-         ("CronJob", "nightly-cron")),
+        (
+            _pod("j-1-x", owner=("Job", "backup-29312640")),
+            [{"kind": "Job", "metadata": {"name": "backup-29312640", "namespace": "shop"}}],
+            ("Job", "backup-29312640"),
+        ),
+        (
+            _pod("j-1-x", owner=("Job", "nightly")),
+            [
+                {
+                    "kind": "Job",
+                    "metadata": {
+                        "name": "nightly",
+                        "namespace": "shop",
+                        "ownerReferences": [
+                            {"kind": "CronJob", "name": "nightly-cron", "controller": True}
+                        ],
+                    },
+                }
+            ],
+            ("CronJob", "nightly-cron"),
+        ),
         (_pod("d-x", owner=("DaemonSet", "agent")), [], ("DaemonSet", "agent")),
         (_pod("bare"), [], None),
     ],
-    ids=["rs-hash-matches", "rs-hash-differs", "rs-no-hash-label", "cronjob-job-name",
-         "short-digits-job", "job-object-without-owner", "job-object-owned-by-cronjob",
-         "daemonset", "bare-pod"],
+    ids=[
+        "rs-hash-matches",
+        "rs-hash-differs",
+        "rs-no-hash-label",
+        "cronjob-job-name",
+        "short-digits-job",
+        "job-object-without-owner",
+        "job-object-owned-by-cronjob",
+        "daemonset",
+        "bare-pod",
+    ],
 )
-def test_top_owner(pod: dict[str, object], extra: list[dict[str, object]],
-                   expected: tuple[str, str] | None) -> None:
+def test_top_owner(
+    pod: dict[str, object], extra: list[dict[str, object]], expected: tuple[str, str] | None
+) -> None:
     (parsed,) = parse_inventory_items([*extra, pod], "test").pods
     owner = (parsed.owner_kind, parsed.owner_name) if parsed.owner_kind else None
     assert owner == expected
@@ -245,25 +293,38 @@ def test_bad_yaml_is_located() -> None:
 def test_item_without_name_names_the_item() -> None:
     with pytest.raises(InputError) as err:
         read_inventory([INV / "pod-without-name.json"])
-    assert str(err.value) == (f"{INV / 'pod-without-name.json'}: item 1 (Pod): "
-                              "metadata.name: missing or not a string")
+    assert str(err.value) == (
+        f"{INV / 'pod-without-name.json'}: item 1 (Pod): metadata.name: missing or not a string"
+    )
 
 
 @pytest.mark.parametrize(
     ("obj", "message"),
     [
-        (_pod("a", labels={"v": 1}),  # type: ignore[dict-item]
-         r"item 0 \(Pod shop/a\): metadata.labels\['v'\]: label values must be strings"),
-        (_pod("a", spec={"containers": [{"ports": [{"containerPort": 0}]}]}),
-         r"spec.containers\[0\].ports\[0\].containerPort: expected a port number"),
+        (
+            _pod("a", labels={"v": 1}),  # type: ignore[dict-item]
+            r"item 0 \(Pod shop/a\): metadata.labels\['v'\]: label values must be strings",
+        ),
+        (
+            _pod("a", spec={"containers": [{"ports": [{"containerPort": 0}]}]}),
+            r"spec.containers\[0\].ports\[0\].containerPort: expected a port number",
+        ),
         (_pod("a", spec={"containers": {"name": "x"}}), "spec.containers: expected a list"),
-        ({"kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": "80"}]}},
-         r"spec.ports\[0\].port: expected a port number"),
+        (
+            {"kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": "80"}]}},
+            r"spec.ports\[0\].port: expected a port number",
+        ),
         ({"metadata": {"name": "s"}}, "object without a kind"),
         ("text", "expected a Kubernetes object"),
     ],
-    ids=["number-label", "port-zero", "containers-not-list", "string-service-port",
-         "no-kind", "not-an-object"],
+    ids=[
+        "number-label",
+        "port-zero",
+        "containers-not-list",
+        "string-service-port",
+        "no-kind",
+        "not-an-object",
+    ],
 )
 def test_malformed_objects(obj: object, message: str) -> None:
     with pytest.raises(InputError, match=message):

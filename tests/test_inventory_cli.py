@@ -21,19 +21,24 @@ POLICY = FIXTURES / "shadow" / "data-default-deny.yaml"
 
 
 def _frontend(items: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-    return next((i, o) for i, o in enumerate(items)
-                if o["kind"] == "Pod" and o["metadata"]["name"].startswith("frontend"))
+    return next(
+        (i, o)
+        for i, o in enumerate(items)
+        if o["kind"] == "Pod" and o["metadata"]["name"].startswith("frontend")
+    )
 
 
 def _set_namespace(value: str):
     def change(pod: dict[str, Any]) -> None:
         pod["metadata"]["namespace"] = value
+
     return change
 
 
 def _set_label(value: str):
     def change(pod: dict[str, Any]) -> None:
         pod["metadata"]["labels"]["app"] = value
+
     return change
 
 
@@ -56,10 +61,26 @@ def _write(tmp_path: Path, items: list[dict[str, Any]]) -> Path:
 
 def _argv(command: str, inventory: Path, tmp_path: Path) -> list[str]:
     if command == "recommend":
-        return ["recommend", "--flows", str(HUBBLE), "--inventory", str(inventory),
-                "--out", str(tmp_path / "out")]
-    return ["shadow", "--policies", str(POLICY), "--inventory", str(inventory),
-            "--flows", str(HUBBLE), "--report", str(tmp_path / "out")]
+        return [
+            "recommend",
+            "--flows",
+            str(HUBBLE),
+            "--inventory",
+            str(inventory),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    return [
+        "shadow",
+        "--policies",
+        str(POLICY),
+        "--inventory",
+        str(inventory),
+        "--flows",
+        str(HUBBLE),
+        "--report",
+        str(tmp_path / "out"),
+    ]
 
 
 @pytest.mark.parametrize("command", ["recommend", "shadow"])

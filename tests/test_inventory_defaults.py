@@ -40,8 +40,13 @@ def _one(items, name):
 
 @pytest.mark.parametrize(
     ("name", "port", "target"),
-    [("zero", 80, 80), ("empty", 81, 81), ("absent", 82, 82), ("named", 83, "http"),
-     ("number", 84, 8080)],
+    [
+        ("zero", 80, 80),
+        ("empty", 81, 81),
+        ("absent", 82, 82),
+        ("named", 83, "http"),
+        ("number", 84, 8080),
+    ],
     ids=["targetPort-0", "targetPort-empty", "targetPort-absent", "named-kept", "number-kept"],
 )
 def test_service_target_port_defaults_to_port(inv, name, port, target) -> None:
@@ -55,8 +60,15 @@ def test_service_target_port_defaults_to_port(inv, name, port, target) -> None:
 def test_service_with_target_port_zero_is_read_not_refused(tmp_path: Path) -> None:
     """The reported case: one Service with ``targetPort: 0`` failed the whole inventory."""
     path = tmp_path / "svc.json"
-    path.write_text(json.dumps({"kind": "Service", "metadata": {"name": "api", "namespace": "a"},
-                                "spec": {"ports": [{"port": 8443, "targetPort": 0}]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "kind": "Service",
+                "metadata": {"name": "api", "namespace": "a"},
+                "spec": {"ports": [{"port": 8443, "targetPort": 0}]},
+            }
+        )
+    )
     (svc,) = read_inventory([path]).services
     assert svc.ports == (ServicePort(port=8443, protocol="TCP", name=None, target_port=8443),)
 
@@ -64,8 +76,13 @@ def test_service_with_target_port_zero_is_read_not_refused(tmp_path: Path) -> No
 def test_service_port_protocol_defaults_to_tcp(inv) -> None:
     # "if sp.Protocol == "" { sp.Protocol = v1.ProtocolTCP }" (absent and "")
     protocols = {p.name: p.protocol for p in _one(inv.services, "web").ports}
-    assert protocols == {"zero": "TCP", "empty": "TCP", "absent": "TCP", "named": "UDP",
-                         "number": "TCP"}
+    assert protocols == {
+        "zero": "TCP",
+        "empty": "TCP",
+        "absent": "TCP",
+        "named": "UDP",
+        "number": "TCP",
+    }
 
 
 def test_service_type_defaults_to_cluster_ip(inv) -> None:
@@ -84,8 +101,11 @@ def test_service_traffic_policies_default_on_the_raw_object() -> None:
 
 
 def test_external_name_service_gets_no_internal_policy() -> None:
-    obj = {"kind": "Service", "metadata": {"name": "x"},
-           "spec": {"type": "ExternalName", "externalName": "db.example.com"}}
+    obj = {
+        "kind": "Service",
+        "metadata": {"name": "x"},
+        "spec": {"type": "ExternalName", "externalName": "db.example.com"},
+    }
     assert "internalTrafficPolicy" not in default_object(obj)["spec"]
 
 
@@ -116,9 +136,11 @@ def test_pod_without_phase_is_pending(inv) -> None:
 
 @pytest.mark.parametrize(
     ("pod", "ips"),
-    [("web-5d8f9c-abcde", ("10.244.1.5",)),        # old dump: podIP only
-     ("dual", ("10.244.1.6", "fd00::6")),           # podIPs only: podIP = podIPs[0]
-     ("mismatch", ("172.18.0.3",))],                # both, differing: podIP is authoritative
+    [
+        ("web-5d8f9c-abcde", ("10.244.1.5",)),  # old dump: podIP only
+        ("dual", ("10.244.1.6", "fd00::6")),  # podIPs only: podIP = podIPs[0]
+        ("mismatch", ("172.18.0.3",)),
+    ],  # both, differing: podIP is authoritative
     ids=["podIP-only", "podIPs-only", "mismatch-podIP-wins"],
 )
 def test_pod_ips_reconciled(inv, pod, ips) -> None:
@@ -197,8 +219,11 @@ def test_defaulting_is_idempotent_and_does_not_modify_its_input() -> None:
 def test_malformed_shapes_are_left_for_validation() -> None:
     obj = {"kind": "Service", "spec": {"ports": "80"}}
     assert default_object(obj)["spec"]["ports"] == "80"
-    assert default_object({"kind": "Pod", "spec": [1], "status": 3}) == \
-        {"kind": "Pod", "spec": [1], "status": 3}
+    assert default_object({"kind": "Pod", "spec": [1], "status": 3}) == {
+        "kind": "Pod",
+        "spec": [1],
+        "status": 3,
+    }
 
 
 def test_manifest_items_carry_api_defaults(tmp_path: Path) -> None:
@@ -207,7 +232,8 @@ def test_manifest_items_carry_api_defaults(tmp_path: Path) -> None:
         "spec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 0}]\n---\n"
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n"
         "spec:\n  template:\n    metadata: {labels: {app: web}}\n"
-        "    spec: {containers: [{name: web, ports: [{containerPort: 80}]}]}\n")
+        "    spec: {containers: [{name: web, ports: [{containerPort: 80}]}]}\n"
+    )
     items = manifest_items([tmp_path])
     svc = next(i for i in items if i["kind"] == "Service")
     pod = next(i for i in items if i["kind"] == "Pod")

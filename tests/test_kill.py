@@ -78,16 +78,18 @@ def flows(lines: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli(*argv: str, **kwargs: object) -> subprocess.Popen[bytes]:
     kwargs.setdefault("stderr", subprocess.DEVNULL)
-    return subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *argv], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), *argv], cwd=ROOT, stdout=subprocess.DEVNULL, **kwargs
+    )  # type: ignore[call-overload]
 
 
 def _temps(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f".{out.name}.netpol-*"))
 
 
-def _wait_until(cond: Callable[[], bool], proc: subprocess.Popen[bytes],
-                timeout: float = 120.0) -> bool:
+def _wait_until(
+    cond: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float = 120.0
+) -> bool:
     """Poll ``cond`` until true (True), the process ended or ``timeout`` passed (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -100,8 +102,9 @@ def _wait_until(cond: Callable[[], bool], proc: subprocess.Popen[bytes],
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def _check_complete(out: Path, reference: dict[str, bytes]) -> None:
@@ -112,8 +115,11 @@ def _check_complete(out: Path, reference: dict[str, bytes]) -> None:
         assert None not in docs, path
     for kust in out.rglob("kustomization.yaml"):
         listed = set(yaml.safe_load(kust.read_text())["resources"])
-        present = {p.name for p in kust.parent.iterdir() if p.name != "kustomization.yaml"
-                   and (p.is_dir() or p.suffix == ".yaml")}
+        present = {
+            p.name
+            for p in kust.parent.iterdir()
+            if p.name != "kustomization.yaml" and (p.is_dir() or p.suffix == ".yaml")
+        }
         assert listed == present, kust
     assert _tree(out) == reference
 
@@ -156,12 +162,20 @@ def _kill_run(argv: list[str], out: Path, delay: float, in_write: bool) -> subpr
     return proc
 
 
-def _killed_outputs(argv: Callable[[Path], list[str]], tmp: Path, window: float,
-                    prepare: Callable[[Path], None], seed: int) -> list[Path]:
+def _killed_outputs(
+    argv: Callable[[Path], list[str]],
+    tmp: Path,
+    window: float,
+    prepare: Callable[[Path], None],
+    seed: int,
+) -> list[Path]:
     """Three concurrent runs, killed at seeded moments; return their output paths."""
     rng = random.Random(seed)
-    plans = [(rng.uniform(0.5, 3.0), False), (rng.uniform(0, window), True),
-             (rng.uniform(0, window), True)]
+    plans = [
+        (rng.uniform(0.5, 3.0), False),
+        (rng.uniform(0, window), True),
+        (rng.uniform(0, window), True),
+    ]
     outs = []
     threads = []
     for i, (delay, in_write) in enumerate(plans):
@@ -169,8 +183,7 @@ def _killed_outputs(argv: Callable[[Path], list[str]], tmp: Path, window: float,
         out.parent.mkdir()
         prepare(out)
         outs.append(out)
-        threads.append(threading.Thread(target=_kill_run,
-                                        args=(argv(out), out, delay, in_write)))
+        threads.append(threading.Thread(target=_kill_run, args=(argv(out), out, delay, in_write)))
     for t in threads:
         t.start()
     for t in threads:
@@ -178,8 +191,12 @@ def _killed_outputs(argv: Callable[[Path], list[str]], tmp: Path, window: float,
     return outs
 
 
-def _assert_survivable(out: Path, reference: dict[str, bytes], old: dict[str, bytes] | None,
-                       extra: set[str] = frozenset()) -> None:
+def _assert_survivable(
+    out: Path,
+    reference: dict[str, bytes],
+    old: dict[str, bytes] | None,
+    extra: set[str] = frozenset(),
+) -> None:
     """After a kill: the output is absent or complete; the rest of the folder is temp."""
     if out.exists():
         assert _tree(out) in (reference, old), f"{out} is neither the new nor the old output"
@@ -199,9 +216,13 @@ def _old_output(out: Path, reference: dict[str, bytes]) -> dict[str, bytes]:
     return old
 
 
-def _rerun_cleans_up(argv: Callable[[Path], list[str]], out: Path,
-                     reference: dict[str, bytes], old: dict[str, bytes] | None,
-                     full: bool) -> None:
+def _rerun_cleans_up(
+    argv: Callable[[Path], list[str]],
+    out: Path,
+    reference: dict[str, bytes],
+    old: dict[str, bytes] | None,
+    full: bool,
+) -> None:
     """The next run removes the leftovers first (restoring a swapped-out old output);
     a ``full`` rerun then writes the clean run's bytes."""
     remove_stale_temps(out)  # what every write calls first (check_writable)
@@ -221,8 +242,12 @@ def _rerun_cleans_up(argv: Callable[[Path], list[str]], out: Path,
 # ---------------------------------------------------------------------------
 
 
-def _kill_and_check(argv: Callable[[Path], list[str]], tmp: Path, seed: int,
-                    extra: Callable[[Path], set[str]] = lambda out: set()) -> None:
+def _kill_and_check(
+    argv: Callable[[Path], list[str]],
+    tmp: Path,
+    seed: int,
+    extra: Callable[[Path], set[str]] = lambda out: set(),
+) -> None:
     reference_dir = tmp / "clean" / "out"
     reference_dir.parent.mkdir()
     window = _write_window(argv, reference_dir)
@@ -232,8 +257,13 @@ def _kill_and_check(argv: Callable[[Path], list[str]], tmp: Path, seed: int,
     def prepare(out: Path) -> None:  # the last run replaces an older output with --force
         olds[out] = _old_output(out, reference) if out.parent.name == "kill2" else None
 
-    outs = _killed_outputs(lambda out: [*argv(out), *(["--force"] if olds.get(out) else [])],
-                           tmp, window, prepare, seed)
+    outs = _killed_outputs(
+        lambda out: [*argv(out), *(["--force"] if olds.get(out) else [])],
+        tmp,
+        window,
+        prepare,
+        seed,
+    )
     for out in outs:
         _assert_survivable(out, reference, olds[out], extra(out))
     for out in outs:
@@ -249,8 +279,19 @@ def test_recommend_killed_leaves_nothing_half_written(flows: Path, tmp_path: Pat
 
 def test_tighten_killed_leaves_nothing_half_written(flows: Path, tmp_path: Path) -> None:
     def argv(out: Path) -> list[str]:
-        return ["tighten", "--policies", str(BROADENED), "--inventory", INVENTORY,
-                "--flows", str(flows), "--out", str(out), "--json", str(out) + ".json"]
+        return [
+            "tighten",
+            "--policies",
+            str(BROADENED),
+            "--inventory",
+            INVENTORY,
+            "--flows",
+            str(flows),
+            "--out",
+            str(out),
+            "--json",
+            str(out) + ".json",
+        ]
 
     def json_ok(out: Path) -> set[str]:  # the report lands after the tree, atomically too
         report = Path(str(out) + ".json")
@@ -303,10 +344,22 @@ class _Stream:
 
     def __init__(self, store: Path, lines: list[bytes], spool: Path) -> None:
         env = {**os.environ, "TMPDIR": str(spool)}
-        self.proc = _cli("observe", "--flows", "-", "--store", str(store),
-                         "--checkpoint-interval", "1h", "--checkpoint-lines", "100",
-                         "--overlap-lines", "100000", stdin=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+        self.proc = _cli(
+            "observe",
+            "--flows",
+            "-",
+            "--store",
+            str(store),
+            "--checkpoint-interval",
+            "1h",
+            "--checkpoint-lines",
+            "100",
+            "--overlap-lines",
+            "100000",
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         self.written = 0
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -321,7 +374,7 @@ class _Stream:
         assert self.proc.stdin is not None
         try:
             for i in range(0, len(lines), 20):
-                self.proc.stdin.write(b"".join(lines[i:i + 20]))
+                self.proc.stdin.write(b"".join(lines[i : i + 20]))
                 self.proc.stdin.flush()
                 self.written = min(i + 20, len(lines))
                 time.sleep(0.02)
@@ -330,8 +383,11 @@ class _Stream:
 
     def committed(self) -> list[int]:
         """Totals of the checkpoints the process reported."""
-        return [int(m.group(1).replace(",", "")) for line in list(self.stderr)
-                if (m := re.search(r"checkpoint \d+: .*\(([\d,]+) in all\)", line))]
+        return [
+            int(m.group(1).replace(",", ""))
+            for line in list(self.stderr)
+            if (m := re.search(r"checkpoint \d+: .*\(([\d,]+) in all\)", line))
+        ]
 
 
 def _kill_stream(store: Path, lines: list[bytes], spool: Path, plan: tuple[str, float]) -> _Stream:
@@ -369,8 +425,9 @@ def _check_store(store: Path, stream: _Stream, lines: list[bytes], tmp: Path) ->
     assert held in reported or held > max(reported, default=0)  # committed, not yet reported
     if held:
         boundaries = sorted({b for b in reported if b < held} | {held})
-        pd.testing.assert_frame_equal(read_store_buckets(str(store)),
-                                      _stream_reference(lines, boundaries, tmp))
+        pd.testing.assert_frame_equal(
+            read_store_buckets(str(store)), _stream_reference(lines, boundaries, tmp)
+        )
 
 
 def _stream_reference(lines: list[bytes], boundaries: list[int], tmp: Path) -> pd.DataFrame:
@@ -402,11 +459,15 @@ def _held(store: Path) -> int:
     return read_store_stats(str(store)).lines if row and row[0] else 0
 
 
-def test_observe_killed_keeps_a_checkpoint_prefix(lines: list[bytes], tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_observe_killed_keeps_a_checkpoint_prefix(
+    lines: list[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rng = random.Random(SEED + 2)
-    plans = [("start", rng.uniform(1.0, 8.0)), ("after", rng.uniform(0, 0.5)),
-             ("wal", rng.uniform(0, 0.02))]
+    plans = [
+        ("start", rng.uniform(1.0, 8.0)),
+        ("after", rng.uniform(0, 0.5)),
+        ("wal", rng.uniform(0, 0.02)),
+    ]
     runs: list[tuple[Path, Path, list[_Stream]]] = []
     threads = []
     for i, plan in enumerate(plans):
@@ -415,8 +476,13 @@ def test_observe_killed_keeps_a_checkpoint_prefix(lines: list[bytes], tmp_path: 
         spool.mkdir(parents=True)
         box: list[_Stream] = []
         runs.append((run / "s.duckdb", spool, box))
-        threads.append(threading.Thread(target=lambda s=run / "s.duckdb", p=spool, b=box, pl=plan:
-                                        b.append(_kill_stream(s, lines, p, pl))))
+        threads.append(
+            threading.Thread(
+                target=lambda s=run / "s.duckdb", p=spool, b=box, pl=plan: b.append(
+                    _kill_stream(s, lines, p, pl)
+                )
+            )
+        )
     for t in threads:
         t.start()
     for t in threads:
@@ -427,15 +493,20 @@ def test_observe_killed_keeps_a_checkpoint_prefix(lines: list[bytes], tmp_path: 
     readable = [store for store, _, _ in runs if _held(store)]
     assert readable, "no kill landed after a checkpoint: the test exercised nothing"
     out = tmp_path / "rec"
-    assert main(["recommend", "--store", str(readable[-1]), "--inventory", INVENTORY,
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            ["recommend", "--store", str(readable[-1]), "--inventory", INVENTORY, "--out", str(out)]
+        )
+        == 0
+    )
     assert (out / "kustomization.yaml").is_file()
     for store, spool, _ in runs:
         _next_run_continues(store, spool, lines, monkeypatch)
 
 
-def _next_run_continues(store: Path, spool: Path, lines: list[bytes],
-                        monkeypatch: pytest.MonkeyPatch) -> None:
+def _next_run_continues(
+    store: Path, spool: Path, lines: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The next observe removes the killed one's spool and appends to the same store."""
     monkeypatch.setattr("tempfile.tempdir", str(spool))
     before = _held(store)
@@ -455,11 +526,30 @@ def test_first_append_killed_before_the_schema_committed(tmp_path: Path) -> None
     """DuckDB creates the file on connect: a first ``observe`` killed before its schema
     committed leaves an empty database, which the next append takes as a new store."""
     store = tmp_path / "s.duckdb"
-    subprocess.run([sys.executable, "-c", "import duckdb, os, sys; duckdb.connect(sys.argv[1]);"
-                    " os._exit(0)", str(store)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, os, sys; duckdb.connect(sys.argv[1]); os._exit(0)",
+            str(store),
+        ],
+        check=True,
+    )
     assert store.stat().st_size > 0
-    assert main(["recommend", "--store", str(store), "--inventory", INVENTORY,
-                 "--out", str(tmp_path / "rec")]) == 2
+    assert (
+        main(
+            [
+                "recommend",
+                "--store",
+                str(store),
+                "--inventory",
+                INVENTORY,
+                "--out",
+                str(tmp_path / "rec"),
+            ]
+        )
+        == 2
+    )
     flows = tmp_path / "f.jsonl"
     with gzip.open(SAMPLE / "flows-train.jsonl.gz", "rb") as fh:
         flows.write_bytes(b"".join(fh.read().splitlines(keepends=True)[:50]))

@@ -41,13 +41,14 @@ def _serve_cluster(server: HTTPServer, skip: str | None = None) -> None:
     for path, name in ROUTES.items():
         if path != skip:
             server.expect_request(path, method="GET", query_string=PAGE).respond_with_json(
-                _recorded(name))
+                _recorded(name)
+            )
     page1 = _recorded("pods-page1.json")
     token = page1["metadata"]["continue"]  # type: ignore[index]
     server.expect_request("/api/v1/pods", method="GET", query_string=PAGE).respond_with_json(page1)
-    server.expect_request("/api/v1/pods", method="GET",
-                          query_string={**PAGE, "continue": token}).respond_with_json(
-        _recorded("pods-page2.json"))
+    server.expect_request(
+        "/api/v1/pods", method="GET", query_string={**PAGE, "continue": token}
+    ).respond_with_json(_recorded("pods-page2.json"))
 
 
 @pytest.fixture
@@ -63,7 +64,9 @@ def _url(server: HTTPServer) -> str:
 def _kubeconfig(tmp_path: Path, contexts: dict[str, str], current: str) -> Path:
     """A kubeconfig with one bearer-token user and a cluster per context."""
     doc = {
-        "apiVersion": "v1", "kind": "Config", "current-context": current,
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": current,
         "clusters": [{"name": n, "cluster": {"server": url}} for n, url in contexts.items()],
         "users": [{"name": "reader", "user": {"token": "s3cr3t-token"}}],
         "contexts": [{"name": n, "context": {"cluster": n, "user": "reader"}} for n in contexts],
@@ -89,7 +92,10 @@ def test_fetch_builds_inventory_from_raw_lists(cluster: HTTPServer) -> None:
     pods = {p.name: p for p in inventory.pods}
     # Both pod pages were read (the second only through the continue token).
     assert sorted(pods) == [
-        "kube-proxy-d4z2n", "open-webui-0", "open-webui-ollama-78f7f9765c-jm7dw"]
+        "kube-proxy-d4z2n",
+        "open-webui-0",
+        "open-webui-ollama-78f7f9765c-jm7dw",
+    ]
     assert pods["open-webui-0"].workload == "statefulset/open-webui"
     assert pods["open-webui-ollama-78f7f9765c-jm7dw"].workload == "deployment/open-webui-ollama"
     assert pods["kube-proxy-d4z2n"].host_network
@@ -102,9 +108,14 @@ def test_fetch_builds_inventory_from_raw_lists(cluster: HTTPServer) -> None:
     assert [p["metadata"]["name"] for p in inventory.network_policies] == ["adservice"]
     # The kind is taken from the typed list and written onto each raw item.
     kinds = sorted({(i["apiVersion"], i["kind"]) for i in items})
-    assert kinds == [("discovery.k8s.io/v1", "EndpointSlice"), ("networking.k8s.io/v1",
-                     "NetworkPolicy"), ("v1", "Namespace"), ("v1", "Node"), ("v1", "Pod"),
-                     ("v1", "Service")]
+    assert kinds == [
+        ("discovery.k8s.io/v1", "EndpointSlice"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("v1", "Namespace"),
+        ("v1", "Node"),
+        ("v1", "Pod"),
+        ("v1", "Service"),
+    ]
     assert inventory.sources == (f"api:{_url(cluster)}",)
 
 
@@ -157,11 +168,13 @@ def test_context_selects_the_cluster(cluster: HTTPServer, tmp_path: Path) -> Non
     [(403, "Forbidden", "list permission"), (401, "Unauthorized", "credentials")],
     ids=["forbidden", "unauthorized"],
 )
-def test_failed_list_names_the_resource(httpserver: HTTPServer, status: int, reason: str,
-                                        hint: str) -> None:
+def test_failed_list_names_the_resource(
+    httpserver: HTTPServer, status: int, reason: str, hint: str
+) -> None:
     _serve_cluster(httpserver, skip="/api/v1/nodes")
     httpserver.expect_request("/api/v1/nodes").respond_with_json(
-        {"kind": "Status", "status": "Failure", "reason": reason, "code": status}, status=status)
+        {"kind": "Status", "status": "Failure", "reason": reason, "code": status}, status=status
+    )
     with pytest.raises(InputError, match=rf"cannot list nodes: HTTP {status}") as err:
         fetch_inventory(host=_url(httpserver))
     assert err.value.path == _url(httpserver)
@@ -175,8 +188,7 @@ def test_response_that_is_not_json(httpserver: HTTPServer) -> None:
 
 
 def test_untyped_list_is_rejected(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/api/v1/namespaces").respond_with_json({"kind": "List",
-                                                                        "items": []})
+    httpserver.expect_request("/api/v1/namespaces").respond_with_json({"kind": "List", "items": []})
     with pytest.raises(InputError, match="expected a typed list"):
         fetch_inventory(host=_url(httpserver))
 
@@ -218,8 +230,9 @@ def test_in_cluster_uses_service_account(monkeypatch: pytest.MonkeyPatch, tmp_pa
 # ---------------------------------------------------------------------------
 
 
-def test_command_writes_snapshot(cluster: HTTPServer, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_writes_snapshot(
+    cluster: HTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "inventory.json"
     assert main(["inventory", "--out", str(out), "--server", _url(cluster)]) == 0
     err = capsys.readouterr().err
@@ -244,8 +257,9 @@ def test_command_kubeconfig_and_context(cluster: HTTPServer, tmp_path: Path) -> 
     assert len(read_inventory([out]).pods) == 3
 
 
-def test_command_connection_error_is_one_line(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_connection_error_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "inv.json"
     url = f"http://127.0.0.1:{_closed_port()}"
     assert main(["inventory", "--out", str(out), "--server", url]) == 2
@@ -278,23 +292,27 @@ def test_live_objects_get_the_api_defaults(httpserver: HTTPServer) -> None:
     for ns in namespaces["items"]:  # type: ignore[union-attr]
         ns["metadata"].get("labels", {}).pop("kubernetes.io/metadata.name", None)
     _serve_with(httpserver, "/api/v1/services", services)
-    httpserver.expect_request("/api/v1/namespaces", method="GET",
-                              query_string=PAGE).respond_with_json(namespaces)
+    httpserver.expect_request(
+        "/api/v1/namespaces", method="GET", query_string=PAGE
+    ).respond_with_json(namespaces)
     inventory, _ = fetch_inventory(host=_url(httpserver))
     svc = next(s for s in inventory.services if s.name == "calico-etcd")
     assert (svc.type, svc.ports[0].protocol, svc.ports[0].target_port) == ("ClusterIP", "TCP", 6666)
     assert all(n.labels["kubernetes.io/metadata.name"] == n.name for n in inventory.namespaces)
 
 
-def test_live_invalid_item_is_one_line_naming_it(httpserver: HTTPServer, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_live_invalid_item_is_one_line_naming_it(
+    httpserver: HTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     namespaces = _recorded("namespaces.json")
     namespaces["items"][1]["metadata"]["labels"]["team"] = "a\nb"  # type: ignore[index]
     _serve_with(httpserver, "/api/v1/namespaces", namespaces)
     out = tmp_path / "snap.json"
     assert main(["inventory", "--out", str(out), "--server", _url(httpserver)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"error: api:{_url(httpserver)}: item 1 (Namespace open-webui): "
-                   "metadata.labels['team']: invalid label value 'a\\nb': <= 63 alphanumerics, "
-                   "'-', '_' or '.', starting and ending with an alphanumeric (or empty)"]
+    assert err == [
+        f"error: api:{_url(httpserver)}: item 1 (Namespace open-webui): "
+        "metadata.labels['team']: invalid label value 'a\\nb': <= 63 alphanumerics, "
+        "'-', '_' or '.', starting and ending with an alphanumeric (or empty)"
+    ]
     assert not out.exists()

@@ -19,15 +19,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
 CONTRACTS = {c["id"]: c for c in CONFIG["contracts"]}
-LINT = ("import sys\nfrom importlinter.cli import lint_imports\n"
-        "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))")
+LINT = (
+    "import sys\nfrom importlinter.cli import lint_imports\n"
+    "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))"
+)
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     """import-linter on the package under ``root`` (its own copy first on the path)."""
     env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "200"}  # no wrapped lines
-    return subprocess.run([sys.executable, "-c", LINT], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", LINT],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _layer_names(contract: dict[str, object]) -> set[str]:
@@ -56,23 +65,41 @@ def test_circles_are_checked_in_every_package():
     assert CONTRACTS["acyclic"]["ancestors"] == ["recommender"]
 
 
-@pytest.mark.parametrize(("module", "line", "message"), [
-    # the exact engine importing the command line: a reverse arrow
-    ("semantics/engine.py", "from recommender.cli import parser",
-     "recommender.semantics is not allowed to import recommender.cli"),
-    # plain data importing a stage
-    ("model.py", "import recommender.recommend.pipeline",
-     "recommender.model is not allowed to import recommender.recommend"),
-    # the old circle: the engine interface importing the store that imports it
-    ("observe/engines/base.py", "import recommender.observe.store",
-     "recommender.observe.engines.base is not allowed to import recommender.observe.store"),
-    # a circle between two modules of a package no layers contract lists
-    ("tighten/text.py", "from recommender.tighten import report",
-     "No cycles are allowed in recommender.tighten"),
-])
+@pytest.mark.parametrize(
+    ("module", "line", "message"),
+    [
+        # the exact engine importing the command line: a reverse arrow
+        (
+            "semantics/engine.py",
+            "from recommender.cli import parser",
+            "recommender.semantics is not allowed to import recommender.cli",
+        ),
+        # plain data importing a stage
+        (
+            "model.py",
+            "import recommender.recommend.pipeline",
+            "recommender.model is not allowed to import recommender.recommend",
+        ),
+        # the old circle: the engine interface importing the store that imports it
+        (
+            "observe/engines/base.py",
+            "import recommender.observe.store",
+            "recommender.observe.engines.base is not allowed to import recommender.observe.store",
+        ),
+        # a circle between two modules of a package no layers contract lists
+        (
+            "tighten/text.py",
+            "from recommender.tighten import report",
+            "No cycles are allowed in recommender.tighten",
+        ),
+    ],
+)
 def test_an_added_bad_import_breaks_a_contract(tmp_path, module, line, message):
-    shutil.copytree(ROOT / "recommender", tmp_path / "recommender",
-                    ignore=shutil.ignore_patterns("__pycache__", "topologies"))
+    shutil.copytree(
+        ROOT / "recommender",
+        tmp_path / "recommender",
+        ignore=shutil.ignore_patterns("__pycache__", "topologies"),
+    )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     target = tmp_path / "recommender" / module
     target.write_text(target.read_text() + f"\n{line}\n")
@@ -84,11 +111,19 @@ def test_an_added_bad_import_breaks_a_contract(tmp_path, module, line, message):
 def test_the_core_imports_no_stage_and_no_heavy_dependency():
     # semantics and the plain data load without kubernetes, DuckDB, pandas or YAML,
     # and without any stage package (flows, inventory, policy_io, ...).
-    code = ("import sys\nimport recommender.semantics.flow_endpoints, "
-            "recommender.semantics.reachability, recommender.semantics.validate\n"
-            "print(' '.join(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys\nimport recommender.semantics.flow_endpoints, "
+        "recommender.semantics.reachability, recommender.semantics.validate\n"
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     loaded = set(out.stdout.split())
     assert "recommender.semantics.engine" in loaded
     assert not loaded & {"kubernetes", "duckdb", "pandas", "yaml", "pyarrow", "sklearn"}

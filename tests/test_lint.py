@@ -45,8 +45,11 @@ def _by_id(report: LintReport, rule_id: str) -> list[tuple[str | None, int | Non
     [
         ("allow-all-rule.yaml", "NPL001", [("shop/web-open", 7, "spec.ingress[0]")]),
         ("world-cidr.yaml", "NPL003", [("shop/api-internet", 9, "spec.egress[0].to[0].ipBlock")]),
-        ("namespace-name-label.yaml", "NPL023",
-         [("shop/web-from-other", 9, "spec.ingress[0].from[0].namespaceSelector")]),
+        (
+            "namespace-name-label.yaml",
+            "NPL023",
+            [("shop/web-from-other", 9, "spec.ingress[0].from[0].namespaceSelector")],
+        ),
         ("selects-nothing.yaml", "NPL020", [("shop/cart", 5, "spec.podSelector")]),
         ("selects-nothing.yaml", "NPL021", [("shop/cart", 7, "spec.ingress[0].from[0]")]),
         ("ephemeral-label.yaml", "NPL030", [("shop/web-pinned", 5, "spec.podSelector")]),
@@ -72,12 +75,16 @@ def test_default_deny_egress_without_dns() -> None:
     report = _lint("egress-no-dns.yaml")
     gaps = [f for f in report.findings if f.rule_id == "NPL012"]
     assert sorted(f.message.split()[1] for f in gaps) == [
-        "shop/deployment/web", "shop/pod/api-1", "shop/pod/db-1"]
+        "shop/deployment/web",
+        "shop/pod/api-1",
+        "shop/pod/db-1",
+    ]
     assert all(f.line == 3 and "kube-system/coredns-1" in f.message for f in gaps)
     # The same pods with the DNS policy of good.yaml added: no gap.
     docs, _ = read_policy_docs([str(LINT / "egress-no-dns.yaml"), str(LINT / "good.yaml")])
-    assert "NPL012" not in {f.rule_id for f in lint_docs(docs, read_inventory([INVENTORY]))
-                            .findings}
+    assert "NPL012" not in {
+        f.rule_id for f in lint_docs(docs, read_inventory([INVENTORY])).findings
+    }
 
 
 def test_dns_gap_through_an_except_hole() -> None:
@@ -88,13 +95,22 @@ def test_dns_gap_through_an_except_hole() -> None:
 def test_namespace_and_workload_coverage() -> None:
     report = _lint("allow-all-rule.yaml")
     assert sorted(f.message.split()[5] for f in report.findings if f.rule_id == "NPL010") == [
-        "egress", "ingress"]
-    uncovered = sorted((f.message.split()[1], f.message.split()[6].rstrip(":"))
-                       for f in report.findings if f.rule_id == "NPL011")
+        "egress",
+        "ingress",
+    ]
+    uncovered = sorted(
+        (f.message.split()[1], f.message.split()[6].rstrip(":"))
+        for f in report.findings
+        if f.rule_id == "NPL011"
+    )
     # web-open isolates web for ingress only.
-    assert uncovered == [("shop/deployment/web", "egress"), ("shop/pod/api-1", "egress"),
-                         ("shop/pod/api-1", "ingress"), ("shop/pod/db-1", "egress"),
-                         ("shop/pod/db-1", "ingress")]
+    assert uncovered == [
+        ("shop/deployment/web", "egress"),
+        ("shop/pod/api-1", "egress"),
+        ("shop/pod/api-1", "ingress"),
+        ("shop/pod/db-1", "egress"),
+        ("shop/pod/db-1", "ingress"),
+    ]
     # web-open isolates web but admits everything: removing it changes nothing.
     assert _by_id(report, "NPL040") == [("shop/web-open", 3, None)]
 
@@ -102,15 +118,22 @@ def test_namespace_and_workload_coverage() -> None:
 def test_namespace_scope_defaults_to_every_namespace_with_workloads() -> None:
     report = _lint("good.yaml", namespaces=None)
     assert {f.policy for f in report.findings if f.rule_id == "NPL010"} == {
-        "other/*", "kube-system/*"}
+        "other/*",
+        "kube-system/*",
+    }
 
 
 def test_invalid_fields_are_error_findings_with_lines() -> None:
     report = _lint("invalid.yaml")
-    invalid = [(f.rule_id, f.line, f.severity) for f in report.findings
-               if f.rule_id.startswith("NP1")]
-    assert invalid == [("NP101", 3, "error"), ("NP106", 8, "error"), ("NP107", 10, "error"),
-                       ("NP111", 12, "error")]
+    invalid = [
+        (f.rule_id, f.line, f.severity) for f in report.findings if f.rule_id.startswith("NP1")
+    ]
+    assert invalid == [
+        ("NP101", 3, "error"),
+        ("NP106", 8, "error"),
+        ("NP107", 10, "error"),
+        ("NP111", 12, "error"),
+    ]
     assert report.invalid == 1
     assert report.policies == 0
     assert report.fails("error")
@@ -131,8 +154,9 @@ def test_name_label_hint_only_when_the_value_names_a_namespace(tmp_path: Path) -
 
 
 def test_sock_shop_upstream_selectors_do_not_match_its_pods() -> None:
-    inv = inventory_from_manifests([SOCK / "upstream" / "deploy" / "kubernetes" / "manifests"],
-                                   "sock-shop")
+    inv = inventory_from_manifests(
+        [SOCK / "upstream" / "deploy" / "kubernetes" / "manifests"], "sock-shop"
+    )
     docs, _ = read_policy_docs([str(SOCK / "upstream_policies.yaml")])
     report = lint_docs(docs, inv)
     # The pods are labelled name=carts; the upstream policies say name=cart.
@@ -145,10 +169,12 @@ def test_sock_shop_upstream_selectors_do_not_match_its_pods() -> None:
 
 
 def test_online_boutique_egress_is_allow_all() -> None:
-    inv = inventory_from_manifests([BOUTIQUE / "release" / "kubernetes-manifests.yaml"],
-                                   "onlineboutique")
-    docs, _ = read_policy_docs([str(BOUTIQUE / "kustomize" / "components" / "network-policies")],
-                               "onlineboutique")
+    inv = inventory_from_manifests(
+        [BOUTIQUE / "release" / "kubernetes-manifests.yaml"], "onlineboutique"
+    )
+    docs, _ = read_policy_docs(
+        [str(BOUTIQUE / "kustomize" / "components" / "network-policies")], "onlineboutique"
+    )
     report = lint_docs(docs, inv)
     allow_all = _by_id(report, "NPL001")
     assert len([a for a in allow_all if a[2] == "spec.egress[0]"]) == 12
@@ -178,10 +204,10 @@ def test_sarif_structure() -> None:
         assert res["level"] in ("error", "warning", "note")
         assert res["message"]["text"]
     located = [r for r in run["results"] if "physicalLocation" in r["locations"][0]]
-    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in located} \
-        == {"tests/fixtures/lint/redundant.yaml"}
-    assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1
-               for r in located)
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in located} == {
+        "tests/fixtures/lint/redundant.yaml"
+    }
+    assert all(r["locations"][0]["physicalLocation"]["region"]["startLine"] >= 1 for r in located)
 
 
 def test_every_rule_is_documented() -> None:
@@ -204,10 +230,16 @@ def test_golden_outputs(update_golden: bool, monkeypatch: pytest.MonkeyPatch) ->
     docs = [d for d in docs if "inventory" not in d.file]
     report = lint_docs(docs, read_inventory([INVENTORY]))
     _check_golden(GOLDEN / "lint" / "fixtures.txt", render_text(report), update_golden)
-    _check_golden(GOLDEN / "lint" / "fixtures.json",
-                  json.dumps(report_dict(report), indent=2) + "\n", update_golden)
-    _check_golden(GOLDEN / "lint" / "fixtures.sarif",
-                  json.dumps(to_sarif(report.findings, base="."), indent=2) + "\n", update_golden)
+    _check_golden(
+        GOLDEN / "lint" / "fixtures.json",
+        json.dumps(report_dict(report), indent=2) + "\n",
+        update_golden,
+    )
+    _check_golden(
+        GOLDEN / "lint" / "fixtures.sarif",
+        json.dumps(to_sarif(report.findings, base="."), indent=2) + "\n",
+        update_golden,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -219,8 +251,9 @@ def test_cli_exit_codes_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixtur
     base = ["lint", "--inventory", str(INVENTORY), "--namespace", "shop"]
     assert main([*base, str(LINT / "good.yaml")]) == 0
     sarif, js = tmp_path / "out.sarif", tmp_path / "out.json"
-    code = main([*base, str(LINT / "namespace-name-label.yaml"), "--sarif", str(sarif),
-                 "--json", str(js)])
+    code = main(
+        [*base, str(LINT / "namespace-name-label.yaml"), "--sarif", str(sarif), "--json", str(js)]
+    )
     assert code == 3
     assert "lint: 1 errors" in capsys.readouterr().err
     assert json.loads(js.read_text())["summary"]["error"] == 1
@@ -252,6 +285,7 @@ def test_duplicate_policy_names() -> None:
     report = lint_docs(docs, read_inventory([INVENTORY]), ["shop"])
     dups = [f for f in report.findings if f.rule_id == "NPL005"]
     assert [(f.file, f.line, f.policy) for f in dups] == [
-        (str(LINT / "redundant.yaml"), 4, "shop/api"), (str(LINT / "redundant.yaml"), 22,
-                                                         "shop/web")]
+        (str(LINT / "redundant.yaml"), 4, "shop/api"),
+        (str(LINT / "redundant.yaml"), 22, "shop/web"),
+    ]
     assert f"{LINT / 'good.yaml'}:38" in dups[0].message

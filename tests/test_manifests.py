@@ -29,13 +29,34 @@ SOCK = SAMPLES / "apps" / "sock-shop" / "upstream" / "deploy" / "kubernetes"
 ALL_KINDS = FIXTURES / "inventory" / "manifests-all-kinds.yaml"
 
 BOUTIQUE_DEPLOYMENTS = [
-    "adservice", "cartservice", "checkoutservice", "currencyservice", "emailservice",
-    "frontend", "loadgenerator", "paymentservice", "productcatalogservice",
-    "recommendationservice", "redis-cart", "shippingservice",
+    "adservice",
+    "cartservice",
+    "checkoutservice",
+    "currencyservice",
+    "emailservice",
+    "frontend",
+    "loadgenerator",
+    "paymentservice",
+    "productcatalogservice",
+    "recommendationservice",
+    "redis-cart",
+    "shippingservice",
 ]
 SOCK_DEPLOYMENTS = [
-    "carts", "carts-db", "catalogue", "catalogue-db", "front-end", "orders", "orders-db",
-    "payment", "queue-master", "rabbitmq", "session-db", "shipping", "user", "user-db",
+    "carts",
+    "carts-db",
+    "catalogue",
+    "catalogue-db",
+    "front-end",
+    "orders",
+    "orders-db",
+    "payment",
+    "queue-master",
+    "rabbitmq",
+    "session-db",
+    "shipping",
+    "user",
+    "user-db",
 ]
 
 
@@ -74,7 +95,8 @@ def test_online_boutique_with_its_policies() -> None:
     assert len(names) == 13  # one file per policy; kustomization.yaml is a Component
     assert "deny-all" in names
     assert {p["metadata"]["namespace"] for p in load.inventory.network_policies} == {
-        "onlineboutique"}
+        "onlineboutique"
+    }
     assert load.skipped_kinds == {"Component": 1, "ServiceAccount": 11}
 
 
@@ -116,8 +138,13 @@ def test_every_workload_kind() -> None:
     for pod in pods:
         by_workload.setdefault(pod.workload, []).append(pod.key)
     assert {k: len(v) for k, v in by_workload.items()} == {
-        "deployment/web": 3, "statefulset/db": 2, "daemonset/node-agent": 1,
-        "job/migrate": 2, "cronjob/backup": 1, "pod/debug": 1}  # ReplicaSet has replicas: 0
+        "deployment/web": 3,
+        "statefulset/db": 2,
+        "daemonset/node-agent": 1,
+        "job/migrate": 2,
+        "cronjob/backup": 1,
+        "pod/debug": 1,
+    }  # ReplicaSet has replicas: 0
     assert by_workload["statefulset/db"] == ["data/db-0", "data/db-1"]
     assert load.skipped_kinds == {"ConfigMap": 1}
     assert [n.name for n in load.inventory.namespaces] == ["data", "jobs", "kube-system", "shop"]
@@ -133,8 +160,10 @@ def test_controller_labels_and_ports() -> None:
     web = [p for p in pods.values() if p.owner_name == "web"]
     assert {p.labels["pod-template-hash"] for p in web} == {web[0].labels["pod-template-hash"]}
     assert web[0].labels["tier"] == "frontend"
-    assert web[0].container_ports == (ContainerPort(8080, "TCP", "http"),
-                                      ContainerPort(15001, "TCP", "envoy"))
+    assert web[0].container_ports == (
+        ContainerPort(8080, "TCP", "http"),
+        ContainerPort(15001, "TCP", "envoy"),
+    )
     agent = next(p for p in pods.values() if p.owner_name == "node-agent")
     assert agent.host_network
     assert agent.ips == (NODE_IP,)
@@ -169,11 +198,19 @@ def test_items_round_trip_through_a_list_file(tmp_path: Path) -> None:
 
 
 def _deployment(name: str, replicas: int) -> dict[str, object]:
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "a"},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "c"}]}}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "a"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c"}]},
+            },
+        },
+    }
 
 
 def test_scaling_keeps_hash_names_and_ips(tmp_path: Path) -> None:
@@ -217,7 +254,8 @@ def test_negative_replicas(tmp_path: Path) -> None:
 def test_bad_container_port_names_file_and_pod(tmp_path: Path) -> None:
     doc = _deployment("x", 1)
     doc["spec"]["template"]["spec"]["containers"][0]["ports"] = [  # type: ignore[index]
-        {"containerPort": "http"}]
+        {"containerPort": "http"}
+    ]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(InputError, match=r"\(Deployment x\): pod x-.*containerPort") as err:

@@ -49,8 +49,9 @@ def _expected(lines: list[bytes], tmp_path: Path) -> pd.DataFrame:
 # -- files ----------------------------------------------------------------------
 
 
-def test_observe_files_then_status(flows: Path, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_observe_files_then_status(
+    flows: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = tmp_path / "s.duckdb"
     assert main(["observe", "--flows", str(flows), "--store", str(store), "--status"]) == 0
     out = capsys.readouterr().out
@@ -61,8 +62,9 @@ def test_observe_files_then_status(flows: Path, tmp_path: Path,
     pd.testing.assert_frame_equal(read_store_buckets(str(store)), expected)
 
 
-def test_same_file_twice_is_refused_unless_again(flows: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_same_file_twice_is_refused_unless_again(
+    flows: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.duckdb")
     assert main(["observe", "--flows", str(flows), "--store", store]) == 0
     once = read_store_observations(store)["connections"].sum()
@@ -76,8 +78,9 @@ def test_same_file_twice_is_refused_unless_again(flows: Path, tmp_path: Path,
     assert read_store_observations(store)["connections"].sum() == 2 * once
 
 
-def test_retain_from_the_command_line(lines: list[bytes], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_retain_from_the_command_line(
+    lines: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "s.duckdb")
     with gzip.open(SAMPLE, "rb") as fh:
         two_hours = fh.read().splitlines(keepends=True)[:2999]
@@ -89,16 +92,21 @@ def test_retain_from_the_command_line(lines: list[bytes], tmp_path: Path,
     assert read_store_buckets(store)["bucket"].dt.hour.unique().tolist() == [1]
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--flows", "{tmp}/missing.jsonl"], "error: {tmp}/missing.jsonl: no such file"),
-    ([], "error: nothing to do"),
-    (["--status"], "error: {tmp}/s.duckdb: no such store"),
-    (["--flows", "{flows}", "--checkpoint-interval", "soon"], "error: bad duration 'soon'"),
-    (["--retain", "forever"], "error: bad duration 'forever'"),
-    (["--flows", "{flows}", "--strict"], "error: {flows}:159: not valid JSON"),
-], ids=["missing-file", "nothing", "missing-store", "bad-interval", "bad-retain", "strict"])
-def test_bad_input_is_one_line_exit_2(argv: list[str], message: str, flows: Path, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--flows", "{tmp}/missing.jsonl"], "error: {tmp}/missing.jsonl: no such file"),
+        ([], "error: nothing to do"),
+        (["--status"], "error: {tmp}/s.duckdb: no such store"),
+        (["--flows", "{flows}", "--checkpoint-interval", "soon"], "error: bad duration 'soon'"),
+        (["--retain", "forever"], "error: bad duration 'forever'"),
+        (["--flows", "{flows}", "--strict"], "error: {flows}:159: not valid JSON"),
+    ],
+    ids=["missing-file", "nothing", "missing-store", "bad-interval", "bad-retain", "strict"],
+)
+def test_bad_input_is_one_line_exit_2(
+    argv: list[str], message: str, flows: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fill = {"tmp": str(tmp_path), "flows": str(flows)}
     argv = [a.format(**fill) for a in argv]
     assert main(["observe", *argv, "--store", str(tmp_path / "s.duckdb")]) == 2
@@ -108,8 +116,9 @@ def test_bad_input_is_one_line_exit_2(argv: list[str], message: str, flows: Path
     assert not (tmp_path / "s.duckdb").exists()  # nothing half-written
 
 
-def test_corrupt_store_is_one_line_exit_2(flows: Path, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_store_is_one_line_exit_2(
+    flows: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = tmp_path / "s.duckdb"
     store.write_bytes(b"\x00garbage" * 4096)
     assert main(["observe", "--flows", str(flows), "--store", str(store)]) == 2
@@ -126,9 +135,23 @@ class Observer:
 
     def __init__(self, store: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "observe", "--flows", "-", "--store",
-             str(store), "--checkpoint-interval", "1h", *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+            [
+                sys.executable,
+                str(ROOT / "cli.py"),
+                "observe",
+                "--flows",
+                "-",
+                "--store",
+                str(store),
+                "--checkpoint-interval",
+                "1h",
+                *args,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -142,7 +165,7 @@ class Observer:
     def write_slowly(self, lines: list[bytes], piece: int = 10) -> None:
         assert self.proc.stdin is not None
         for i in range(0, len(lines), piece):
-            self.proc.stdin.write(b"".join(lines[i:i + piece]))
+            self.proc.stdin.write(b"".join(lines[i : i + piece]))
             self.proc.stdin.flush()
             time.sleep(0.02)
 
@@ -159,8 +182,9 @@ class Observer:
         raise AssertionError(f"no {pattern!r} on stderr: {''.join(self.stderr)}")
 
 
-def test_kill_9_keeps_everything_up_to_the_last_checkpoint(lines: list[bytes],
-                                                           tmp_path: Path) -> None:
+def test_kill_9_keeps_everything_up_to_the_last_checkpoint(
+    lines: list[bytes], tmp_path: Path
+) -> None:
     store = tmp_path / "s.duckdb"
     obs = Observer(store, "--checkpoint-lines", "70", "--overlap-lines", "1000")
     try:
@@ -177,9 +201,23 @@ def test_kill_9_keeps_everything_up_to_the_last_checkpoint(lines: list[bytes],
     pd.testing.assert_frame_equal(read_store_buckets(str(store)), _expected(lines[:140], tmp_path))
     assert read_store_stats(str(store)).lines == 140
     # not corrupt: it reports, and takes the next append
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "observe", "--flows", "-",
-                           "--store", str(store), "--status"], input=b"".join(lines[140:]),
-                          capture_output=True, cwd=ROOT, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "observe",
+            "--flows",
+            "-",
+            "--store",
+            str(store),
+            "--status",
+        ],
+        input=b"".join(lines[140:]),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert b"appends: 2" in proc.stdout
     assert read_store_stats(str(store)).lines == len(lines)
@@ -204,9 +242,14 @@ def test_sigterm_commits_what_was_read_and_exits_0(lines: list[bytes], tmp_path:
 def test_eof_with_a_partial_last_line(lines: list[bytes], tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     data = b"".join(lines[:40]) + lines[40][:25]  # cut mid-record, no newline
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "observe", "--flows", "-",
-                           "--store", str(store)], input=data, capture_output=True, cwd=ROOT,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), "observe", "--flows", "-", "--store", str(store)],
+        input=data,
+        capture_output=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert b"stdin: 41 lines in 1 checkpoint(s)" in proc.stdout
     stats = read_store_stats(str(store))

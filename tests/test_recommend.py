@@ -74,11 +74,14 @@ def test_denied_attempts_scans_unknown_icmp_and_probes_are_excluded(rec):
 def test_dns_policy_uses_the_labels_the_dns_pods_carry(rec):
     spec = policy_to_dict(_policy(rec, "shop", "allow-dns"))["spec"]
     peer = spec["egress"][0]["to"][0]
-    assert peer == {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
-                                                          "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
-    assert spec["egress"][0]["ports"] == [{"protocol": "TCP", "port": 53},
-                                          {"protocol": "UDP", "port": 53}]
+    assert peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+    assert spec["egress"][0]["ports"] == [
+        {"protocol": "TCP", "port": 53},
+        {"protocol": "UDP", "port": 53},
+    ]
     assert "53" not in str(policy_to_dict(_policy(rec, "shop", "frontend"))["spec"]["egress"])
 
 
@@ -101,7 +104,8 @@ def test_apiserver_and_external_peers_are_exact_ipblocks_with_fqdn_annotation(re
     assert "port: 6443" in text
     assert f"cidr: {PAYMENTS_IP}/32" in text
     assert dict(worker.annotations)[f"{EVIDENCE_PREFIX}fqdns"] == (
-        '{"203.0.113.10/32":["api.payments.example"]}')
+        '{"203.0.113.10/32":["api.payments.example"]}'
+    )
 
 
 def test_identical_profiles_share_one_group(rec):
@@ -138,8 +142,9 @@ def test_namespace_options(inventory):
     assert {p.name for p in only.policies} >= {"coredns", "default-deny", "allow-dns"}
     coredns = dump_policy_yaml(_policy(only, "kube-system", "coredns"))
     assert "kubernetes.io/metadata.name: shop" in coredns  # ingress from shop's DNS clients
-    excl = recommend(shop_observations(), inventory,
-                     RecommendOptions(exclude_namespaces=("monitoring",)))
+    excl = recommend(
+        shop_observations(), inventory, RecommendOptions(exclude_namespaces=("monitoring",))
+    )
     assert "monitoring" not in excl.namespaces
     assert excl.skipped_namespaces["monitoring"].startswith("excluded")
     # the in-scope side still allows the scrapes from the excluded namespace
@@ -159,7 +164,7 @@ def test_merge_similar_reports_what_the_merge_allows(inventory):
     assert selector_labels_text(policy.pod_selector) == "app in (cart,catalog,frontend)"
     assert not any("split along the selectors" in w for w in merged.warnings)
     extra = dict(group.extra_edges)
-    assert ("egress", "shop/{\"app\":\"redis\",\"tier\":\"db\"}", "TCP", 6379) in extra["catalog"]
+    assert ("egress", 'shop/{"app":"redis","tier":"db"}', "TCP", 6379) in extra["catalog"]
     summary = merged.summary_markdown()
     assert "what it never used" in summary
     assert merged.self_check(inventory).ok
@@ -186,7 +191,8 @@ def test_named_ports_and_port_ranges(inventory):
     assert sorted(map(str, ports)) == ["8080", "http", "metrics"]
     cart = policy_to_dict(_policy(rec, "shop", "cart"))["spec"]
     assert {"protocol": "TCP", "port": 7000, "endPort": 7002} in [
-        p for r in cart["ingress"] for p in r["ports"]]
+        p for r in cart["ingress"] for p in r["ports"]
+    ]
     assert rec.self_check(inventory).ok
 
 
@@ -229,8 +235,9 @@ def test_golden_tree(rec, inventory, update_golden):
         for rel, text in files.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
-    stored = {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
-              if p.is_file()}
+    stored = {
+        str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()
+    }
     assert stored == files
 
 
@@ -252,8 +259,14 @@ def test_output_bytes_do_not_depend_on_hash_seed(tmp_path):
     )
     digests = set()
     for seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                             text=True, check=True, env={"PYTHONHASHSEED": seed, "PATH": ""})
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+        )
         digests.add(out.stdout.strip())
     assert len(digests) == 1
     assert hashlib.sha256(b"").hexdigest() not in digests
@@ -265,13 +278,25 @@ SAMPLE = GOLDEN.parents[1] / "data" / "sample"
 
 
 #: Columns that identify an edge, independent of pod names and counts.
-EDGE_KEY = ["src_kind", "src_namespace", "src_labels", "src_ip", "dst_kind", "dst_namespace",
-            "dst_labels", "dst_ip", "port", "protocol"]
+EDGE_KEY = [
+    "src_kind",
+    "src_namespace",
+    "src_labels",
+    "src_ip",
+    "dst_kind",
+    "dst_namespace",
+    "dst_labels",
+    "dst_ip",
+    "port",
+    "protocol",
+]
 
 
 def _edge_keys(frame):
-    return pd.Series(["|".join(map(str, row)) for row in frame[EDGE_KEY].itertuples(index=False)],
-                     index=frame.index)
+    return pd.Series(
+        ["|".join(map(str, row)) for row in frame[EDGE_KEY].itertuples(index=False)],
+        index=frame.index,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -284,8 +309,9 @@ def sample_windows():
     out = {}
     for window, inv_name in (("train", "inventory.json"), ("fresh", "inventory-fresh.json")):
         inventory = read_inventory([str(SAMPLE / inv_name)])
-        observations = engine.aggregate([str(SAMPLE / f"flows-{window}.jsonl.gz")],
-                                        inventory).observations
+        observations = engine.aggregate(
+            [str(SAMPLE / f"flows-{window}.jsonl.gz")], inventory
+        ).observations
         out[window] = (observations, inventory)
     return out
 
@@ -301,8 +327,10 @@ def test_sample_rollout_windows_give_identical_policies_apart_from_evidence(samp
     train = recommend(train_obs[_edge_keys(train_obs).isin(common)], train_inv)
     fresh = recommend(fresh_obs[_edge_keys(fresh_obs).isin(common)], fresh_inv)
     # a rollout really happened: most Deployment pods have new names and addresses
-    deployed = [{(p.name, p.ips) for p in inv.pods if p.owner_kind == "Deployment"}
-                for inv in (train_inv, fresh_inv)]
+    deployed = [
+        {(p.name, p.ips) for p in inv.pods if p.owner_kind == "Deployment"}
+        for inv in (train_inv, fresh_inv)
+    ]
     assert len(deployed[0] - deployed[1]) > len(deployed[0]) / 2
     before = [dump_policy_yaml(without_evidence(p)) for p in train.policies]
     after = [dump_policy_yaml(without_evidence(p)) for p in fresh.policies]

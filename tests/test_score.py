@@ -12,18 +12,23 @@ from recommender.cli.score import format_table, score
 
 @pytest.fixture(scope="module")
 def paths(small_sim):
-    return {"truth": str(small_sim / "truth.json"),
-            "flows": str(small_sim / "flows-fresh.jsonl.gz"),
-            "inventory": [str(small_sim / "inventory-fresh.json")]}
+    return {
+        "truth": str(small_sim / "truth.json"),
+        "flows": str(small_sim / "flows-fresh.jsonl.gz"),
+        "inventory": [str(small_sim / "inventory-fresh.json")],
+    }
 
 
 @pytest.fixture(scope="module")
 def deny_all_everywhere(tmp_path_factory, small_sim):
     truth = json.loads((small_sim / "truth.json").read_text())
     namespaces = sorted({w["namespace"] for w in truth["workloads"]})
-    docs = [f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
-            f"  name: deny-all\n  namespace: {ns}\nspec:\n  podSelector: {{}}\n"
-            f"  policyTypes: [Ingress, Egress]\n" for ns in namespaces]
+    docs = [
+        f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n"
+        f"  name: deny-all\n  namespace: {ns}\nspec:\n  podSelector: {{}}\n"
+        f"  policyTypes: [Ingress, Egress]\n"
+        for ns in namespaces
+    ]
     path = tmp_path_factory.mktemp("deny") / "deny.yaml"
     path.write_text("---\n".join(docs))
     return path
@@ -63,8 +68,19 @@ def test_deny_all_blocks_every_attack_and_breaks_the_app(paths, deny_all_everywh
 
 def test_cli_writes_json_and_refuses_overwrite(paths, deny_all_everywhere, tmp_path, capsys):
     out = tmp_path / "score.json"
-    argv = ["score", "--policies", str(deny_all_everywhere), "--truth", paths["truth"],
-            "--flows", paths["flows"], "--inventory", *paths["inventory"], "--json", str(out)]
+    argv = [
+        "score",
+        "--policies",
+        str(deny_all_everywhere),
+        "--truth",
+        paths["truth"],
+        "--flows",
+        paths["flows"],
+        "--inventory",
+        *paths["inventory"],
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     assert json.loads(out.read_text())["block"]["rate"] == 1.0
     assert main(argv) == 2
@@ -74,7 +90,16 @@ def test_cli_writes_json_and_refuses_overwrite(paths, deny_all_everywhere, tmp_p
 def test_not_a_truth_file_is_exit_2(paths, tmp_path, capsys):
     bogus = tmp_path / "t.json"
     bogus.write_text("[]")
-    argv = ["score", "--policies", str(bogus), "--truth", str(bogus), "--flows", paths["flows"],
-            "--inventory", *paths["inventory"]]
+    argv = [
+        "score",
+        "--policies",
+        str(bogus),
+        "--truth",
+        str(bogus),
+        "--flows",
+        paths["flows"],
+        "--inventory",
+        *paths["inventory"],
+    ]
     assert main(argv) == 2
     assert "truth" in capsys.readouterr().err

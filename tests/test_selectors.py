@@ -70,8 +70,12 @@ def test_select_exactly_takes_the_whole_universe():
 
 
 def test_cover_selectors_combines_what_it_can():
-    universe = [{"role": "a", "tier": "api"}, {"role": "b", "tier": "api"}, {"role": "c"},
-                {"role": "d", "tier": "api2"}]
+    universe = [
+        {"role": "a", "tier": "api"},
+        {"role": "b", "tier": "api"},
+        {"role": "c"},
+        {"role": "d", "tier": "api2"},
+    ]
     cover = cover_selectors([universe[0], universe[1], universe[3]], universe)
     texts = [selector_labels_text(s) for s, _ in cover]
     assert texts == ["tier=api", "tier=api2"]
@@ -84,7 +88,9 @@ def test_cover_piece_keeps_the_naming_label_of_what_it_covers():
     cover = cover_selectors([r3, r4, loner], universe)
     # track=c alone would admit any future track=c workload of another app
     assert [(selector_labels_text(s), ix) for s, ix in cover] == [
-        ("app=r,track=c", [0, 1]), ("team=z", [2])]
+        ("app=r,track=c", [0, 1]),
+        ("team=z", [2]),
+    ]
 
 
 def test_selector_text_for_empty_selector():
@@ -92,9 +98,13 @@ def test_selector_text_for_empty_selector():
 
 
 _label_sets = st.lists(
-    st.dictionaries(st.sampled_from(["app", "tier", "track", "pod-template-hash", "team"]),
-                    st.sampled_from(["a", "b", "c"]), max_size=4),
-    min_size=1, max_size=8,
+    st.dictionaries(
+        st.sampled_from(["app", "tier", "track", "pod-template-hash", "team"]),
+        st.sampled_from(["a", "b", "c"]),
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=8,
 )
 
 
@@ -123,45 +133,69 @@ def test_property_selector_is_exact_and_stable(universe, data):
 _HELM_REDIS = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": "cache"}
 #: (layout, targets, others, expected selector); the comment gives today's minimal one.
 RULE_TABLE = [
-    ("helm, component distinguishes",  # was app.kubernetes.io/component=master
-     [{**_HELM_REDIS, "app.kubernetes.io/component": "master"}],
-     [{**_HELM_REDIS, "app.kubernetes.io/component": "replica"},
-      {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/component": "primary"}],
-     "app.kubernetes.io/component=master,app.kubernetes.io/name=redis"),
-    ("helm, two releases of one chart",  # was app.kubernetes.io/instance=cache
-     [_HELM_REDIS],
-     [{"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": "sessions"},
-      {"app.kubernetes.io/name": "nginx", "app.kubernetes.io/instance": "web"}],
-     "app.kubernetes.io/instance=cache,app.kubernetes.io/name=redis"),
-    ("helm, one release's applications: instance is the naming label",
-     [{"app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "shop"},
-      {"app.kubernetes.io/name": "worker", "app.kubernetes.io/instance": "shop"}],
-     [{"app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "blog"}],
-     "app.kubernetes.io/instance=shop"),
-    ("k8s-app only",  # was version=v2
-     [{"k8s-app": "kube-dns", "version": "v2"}],
-     [{"k8s-app": "kube-dns", "version": "v1"}, {"k8s-app": "metrics", "version": "v1"}],
-     "k8s-app=kube-dns,version=v2"),
-    ("two naming keys: the preferred one only",
-     [{"app.kubernetes.io/name": "web", "app": "web", "tier": "fe"}],
-     [{"app.kubernetes.io/name": "cart", "app": "cart", "tier": "api"}],
-     "app.kubernetes.io/name=web"),
-    ("several applications: In over the naming key",  # was tier=api
-     [{"app": "cart", "tier": "api"}, {"app": "catalog", "tier": "api"}],
-     [{"app": "frontend", "tier": "web"}, {"app": "catalog", "tier": "db"}],
-     "tier=api,app in (cart,catalog)"),
-    ("naming label plus absence",
-     [{"name": "catalog"}], [{"name": "catalog", "track": "canary"}],
-     "name=catalog,!track"),
-    ("no naming label: smallest distinguishing set",
-     [{"tier": "web", "version": "v2"}],
-     [{"tier": "web", "version": "v1"}, {"tier": "db", "version": "v2"}],
-     "tier=web,version=v2"),
+    (
+        "helm, component distinguishes",  # was app.kubernetes.io/component=master
+        [{**_HELM_REDIS, "app.kubernetes.io/component": "master"}],
+        [
+            {**_HELM_REDIS, "app.kubernetes.io/component": "replica"},
+            {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/component": "primary"},
+        ],
+        "app.kubernetes.io/component=master,app.kubernetes.io/name=redis",
+    ),
+    (
+        "helm, two releases of one chart",  # was app.kubernetes.io/instance=cache
+        [_HELM_REDIS],
+        [
+            {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": "sessions"},
+            {"app.kubernetes.io/name": "nginx", "app.kubernetes.io/instance": "web"},
+        ],
+        "app.kubernetes.io/instance=cache,app.kubernetes.io/name=redis",
+    ),
+    (
+        "helm, one release's applications: instance is the naming label",
+        [
+            {"app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "shop"},
+            {"app.kubernetes.io/name": "worker", "app.kubernetes.io/instance": "shop"},
+        ],
+        [{"app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "blog"}],
+        "app.kubernetes.io/instance=shop",
+    ),
+    (
+        "k8s-app only",  # was version=v2
+        [{"k8s-app": "kube-dns", "version": "v2"}],
+        [{"k8s-app": "kube-dns", "version": "v1"}, {"k8s-app": "metrics", "version": "v1"}],
+        "k8s-app=kube-dns,version=v2",
+    ),
+    (
+        "two naming keys: the preferred one only",
+        [{"app.kubernetes.io/name": "web", "app": "web", "tier": "fe"}],
+        [{"app.kubernetes.io/name": "cart", "app": "cart", "tier": "api"}],
+        "app.kubernetes.io/name=web",
+    ),
+    (
+        "several applications: In over the naming key",  # was tier=api
+        [{"app": "cart", "tier": "api"}, {"app": "catalog", "tier": "api"}],
+        [{"app": "frontend", "tier": "web"}, {"app": "catalog", "tier": "db"}],
+        "tier=api,app in (cart,catalog)",
+    ),
+    (
+        "naming label plus absence",
+        [{"name": "catalog"}],
+        [{"name": "catalog", "track": "canary"}],
+        "name=catalog,!track",
+    ),
+    (
+        "no naming label: smallest distinguishing set",
+        [{"tier": "web", "version": "v2"}],
+        [{"tier": "web", "version": "v1"}, {"tier": "db", "version": "v2"}],
+        "tier=web,version=v2",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("layout", "targets", "others", "expected"), RULE_TABLE,
-                         ids=[row[0] for row in RULE_TABLE])
+@pytest.mark.parametrize(
+    ("layout", "targets", "others", "expected"), RULE_TABLE, ids=[row[0] for row in RULE_TABLE]
+)
 def test_rule_table(layout, targets, others, expected):
     choice = find_selector(targets, others)
     assert selector_labels_text(choice.selector) == expected, layout
@@ -188,19 +222,29 @@ BOOKINFO = {
 
 def _bookinfo_pod(owner: str, ip: str) -> dict[str, Any]:
     labels = {**BOOKINFO[owner], "pod-template-hash": "7f9c"}
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{owner}-7f9c-00000", "namespace": "bookinfo",
-                         "labels": labels,
-                         "ownerReferences": [{"kind": "ReplicaSet", "name": f"{owner}-7f9c",
-                                              "controller": True}]},
-            "spec": {"nodeName": "node-1", "containers": [
-                {"name": "c", "ports": [{"containerPort": 9080, "protocol": "TCP"}]}]},
-            "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{owner}-7f9c-00000",
+            "namespace": "bookinfo",
+            "labels": labels,
+            "ownerReferences": [
+                {"kind": "ReplicaSet", "name": f"{owner}-7f9c", "controller": True}
+            ],
+        },
+        "spec": {
+            "nodeName": "node-1",
+            "containers": [{"name": "c", "ports": [{"containerPort": 9080, "protocol": "TCP"}]}],
+        },
+        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
+    }
 
 
 def _bookinfo_inventory(owners: list[str]) -> Inventory:
     items: list[dict[str, Any]] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bookinfo"}}]
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bookinfo"}}
+    ]
     items += [_bookinfo_pod(o, f"10.244.0.{10 + i}") for i, o in enumerate(owners)]
     return parse_inventory_items(items, "bookinfo.json")
 
@@ -208,28 +252,46 @@ def _bookinfo_inventory(owners: list[str]) -> Inventory:
 def _bookinfo_obs(src: str, dst: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(OBSERVATION_COLUMNS)
     for side, owner in (("src", src), ("dst", dst)):
-        row.update({f"{side}_kind": "pod", f"{side}_namespace": "bookinfo",
-                    f"{side}_labels": encode_labels(BOOKINFO[owner]),
-                    f"{side}_workload": f"deployment/{owner}"})
-    row.update({"dst_names": [], "port": 9080, "protocol": "TCP", "connections": 20,
-                "first_seen": pd.Timestamp("2026-03-01T08:00:00Z"),
-                "last_seen": pd.Timestamp("2026-03-01T18:00:00Z"),
-                "verdicts": {"allowed": 20}, "refs": ["flows.json:1"]})
+        row.update(
+            {
+                f"{side}_kind": "pod",
+                f"{side}_namespace": "bookinfo",
+                f"{side}_labels": encode_labels(BOOKINFO[owner]),
+                f"{side}_workload": f"deployment/{owner}",
+            }
+        )
+    row.update(
+        {
+            "dst_names": [],
+            "port": 9080,
+            "protocol": "TCP",
+            "connections": 20,
+            "first_seen": pd.Timestamp("2026-03-01T08:00:00Z"),
+            "last_seen": pd.Timestamp("2026-03-01T18:00:00Z"),
+            "verdicts": {"allowed": 20},
+            "refs": ["flows.json:1"],
+        }
+    )
     return row
 
 
 def test_future_workload_with_same_version_other_app_is_not_admitted():
     """reviews-v2 talks to ratings; a ratings-v2 deployed later gets none of its rights."""
     today = ["productpage-v1", "reviews-v1", "reviews-v2", "ratings-v1"]
-    rows = [_bookinfo_obs("productpage-v1", "reviews-v1"),
-            _bookinfo_obs("productpage-v1", "reviews-v2"),
-            _bookinfo_obs("reviews-v2", "ratings-v1")]
-    rec = recommend(pd.DataFrame(rows, columns=list(OBSERVATION_COLUMNS)),
-                    _bookinfo_inventory(today))
+    rows = [
+        _bookinfo_obs("productpage-v1", "reviews-v1"),
+        _bookinfo_obs("productpage-v1", "reviews-v2"),
+        _bookinfo_obs("reviews-v2", "ratings-v1"),
+    ]
+    rec = recommend(
+        pd.DataFrame(rows, columns=list(OBSERVATION_COLUMNS)), _bookinfo_inventory(today)
+    )
     tomorrow = _bookinfo_inventory([*today, "ratings-v2"])
     ps = compile_policies(rec.policies, tomorrow)
-    ep = {p.labels["app"] + "-" + p.labels["version"]: endpoint_for_pod(p, tomorrow)
-          for p in tomorrow.pods}
+    ep = {
+        p.labels["app"] + "-" + p.labels["version"]: endpoint_for_pod(p, tomorrow)
+        for p in tomorrow.pods
+    }
     assert ps.decide(ep["reviews-v2"], ep["ratings-v1"], 9080, "TCP").is_allowed
     assert ps.decide(ep["productpage-v1"], ep["reviews-v2"], 9080, "TCP").is_allowed
     # ratings-v2 carries version=v2 like reviews-v2, but not app=reviews:

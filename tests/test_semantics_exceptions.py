@@ -14,13 +14,16 @@ from recommender.semantics import Endpoint, compile_policies, endpoint_for_pod, 
 
 DENY_ALL = NetworkPolicy("shop", "deny-all", LabelSelector(), ("Ingress", "Egress"), (), ())
 WEB = Pod("shop", "web-1", {"app": "web"}, ips=("10.244.1.10",), node="n1", host_ip="192.168.0.1")
-WEB_ON_N2 = Pod("shop", "web-2", {"app": "web"}, ips=("10.244.2.10",), node="n2",
-                host_ip="192.168.0.2")
+WEB_ON_N2 = Pod(
+    "shop", "web-2", {"app": "web"}, ips=("10.244.2.10",), node="n2", host_ip="192.168.0.2"
+)
 INV = Inventory(
     namespaces=(Namespace("shop"),),
     pods=(WEB, WEB_ON_N2),
-    nodes=(Node("n1", ("192.168.0.1",), ("10.244.1.0/24",)),
-           Node("n2", ("192.168.0.2",), ("10.244.2.0/24",))),
+    nodes=(
+        Node("n1", ("192.168.0.1",), ("10.244.1.0/24",)),
+        Node("n2", ("192.168.0.2",), ("10.244.2.0/24",)),
+    ),
 )
 
 
@@ -37,8 +40,9 @@ def test_a_pod_reaches_itself_under_deny_all(denied_everywhere):
 
 
 def test_another_replica_is_still_denied(denied_everywhere):
-    decision = denied_everywhere.decide(endpoint_for_pod(WEB, INV),
-                                        endpoint_for_pod(WEB_ON_N2, INV), 8080, "TCP")
+    decision = denied_everywhere.decide(
+        endpoint_for_pod(WEB, INV), endpoint_for_pod(WEB_ON_N2, INV), 8080, "TCP"
+    )
     assert decision.verdict == "denied"
     assert decision.denied_by == "both"
 

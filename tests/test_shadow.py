@@ -41,8 +41,12 @@ def test_one_verdict_per_record_in_input_order(judged):
 
 def test_allowed_edge_names_its_rule(judged):
     _, v, _ = judged
-    pg = v[(v.dst_workload == "data/statefulset/postgres") & (v.port == 5432)
-           & v.src_workload.str.startswith("shop/") & ~v.is_reply]
+    pg = v[
+        (v.dst_workload == "data/statefulset/postgres")
+        & (v.port == 5432)
+        & v.src_workload.str.startswith("shop/")
+        & ~v.is_reply
+    ]
     assert len(pg) > 0
     assert set(pg.verdict) == {"allowed"}
     assert all("data/allow-pg-from-shop#ingress[0]" in rules for rules in pg.rules)
@@ -51,8 +55,10 @@ def test_allowed_edge_names_its_rule(judged):
 def test_isolated_namespace_denies_other_edges_with_the_deciding_side(judged):
     _, v, _ = judged
     req = v[~v.is_reply]
-    scrape = req[(req.src_workload == "monitoring/statefulset/prometheus")
-                 & (req.dst_workload == "data/statefulset/postgres")]
+    scrape = req[
+        (req.src_workload == "monitoring/statefulset/prometheus")
+        & (req.dst_workload == "data/statefulset/postgres")
+    ]
     assert len(scrape) > 0
     assert set(scrape.verdict) == {"denied"}
     assert set(scrape.denied_by) == {"ingress"}
@@ -64,8 +70,11 @@ def test_isolated_namespace_denies_other_edges_with_the_deciding_side(judged):
 
 def test_kubelet_probes_from_the_own_node_pass(judged):
     _, v, _ = judged
-    probes = v[v.src_workload.str.startswith("host:") & v.dst_workload.str.startswith("data/")
-               & ~v.is_reply]
+    probes = v[
+        v.src_workload.str.startswith("host:")
+        & v.dst_workload.str.startswith("data/")
+        & ~v.is_reply
+    ]
     assert len(probes) > 0
     assert set(probes.verdict) == {"allowed"}
     assert all("own node" in r for r in probes.reason)
@@ -105,19 +114,46 @@ def test_cni_drops_are_reported_apart(judged):
 
 
 def _shadow(small_sim: Path, tmp_path: Path, *extra: str) -> int:
-    return main(["shadow", "--policies", str(DATA_DENY), "--inventory",
-                 str(small_sim / "inventory-fresh.json"), "--flows",
-                 str(small_sim / "flows-fresh.jsonl.gz"), *extra])
+    return main(
+        [
+            "shadow",
+            "--policies",
+            str(DATA_DENY),
+            "--inventory",
+            str(small_sim / "inventory-fresh.json"),
+            "--flows",
+            str(small_sim / "flows-fresh.jsonl.gz"),
+            *extra,
+        ]
+    )
 
 
 def test_cli_writes_verdicts_report_and_json(small_sim, tmp_path, capsys):
     out = tmp_path / "v.jsonl"
-    rc = _shadow(small_sim, tmp_path, "--verdicts", str(out), "--report", str(tmp_path / "r.md"),
-                 "--json", str(tmp_path / "r.json"))
+    rc = _shadow(
+        small_sim,
+        tmp_path,
+        "--verdicts",
+        str(out),
+        "--report",
+        str(tmp_path / "r.md"),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert rc == 0
     first = orjson.loads(out.read_bytes().splitlines()[0])
-    assert set(first) >= {"ref", "src", "dst", "src_workload", "dst_workload", "port",
-                          "protocol", "verdict", "denied_by", "rules"}
+    assert set(first) >= {
+        "ref",
+        "src",
+        "dst",
+        "src_workload",
+        "dst_workload",
+        "port",
+        "protocol",
+        "verdict",
+        "denied_by",
+        "rules",
+    }
     assert "would be denied" in capsys.readouterr().out
     assert json.loads((tmp_path / "r.json").read_text())["would_be_denied"]
 
@@ -130,8 +166,15 @@ def test_fail_on_deny_exits_3(small_sim, tmp_path, capsys):
 
 
 def test_baseline_equal_to_candidate_passes_the_gate(small_sim, tmp_path, capsys):
-    rc = _shadow(small_sim, tmp_path, "--baseline", str(DATA_DENY), "--fail-on-deny",
-                 "--json", str(tmp_path / "r.json"))
+    rc = _shadow(
+        small_sim,
+        tmp_path,
+        "--baseline",
+        str(DATA_DENY),
+        "--fail-on-deny",
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert rc == 0
     assert json.loads((tmp_path / "r.json").read_text())["verdict_changes"] == []
 
@@ -139,8 +182,7 @@ def test_baseline_equal_to_candidate_passes_the_gate(small_sim, tmp_path, capsys
 def test_baseline_change_lists_edges_that_flip(small_sim, tmp_path):
     empty = tmp_path / "none.yaml"
     empty.write_text("# no policies: everything is allowed today\n")
-    rc = _shadow(small_sim, tmp_path, "--baseline", str(empty), "--json",
-                 str(tmp_path / "r.json"))
+    rc = _shadow(small_sim, tmp_path, "--baseline", str(empty), "--json", str(tmp_path / "r.json"))
     assert rc == 0
     report = json.loads((tmp_path / "r.json").read_text())
     flipped = {(c["baseline"], c["outcome"]) for c in report["verdict_changes"]}
@@ -158,12 +200,22 @@ def test_refuses_to_overwrite_without_force(small_sim, tmp_path, capsys):
 
 def test_invalid_policy_is_one_located_line(small_sim, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
-                   "metadata: {name: x, namespace: data}\n"
-                   "spec: {podSelector: {}, ingress: [{ports: [{port: [1]}]}]}\n")
-    rc = main(["shadow", "--policies", str(bad), "--inventory",
-               str(small_sim / "inventory-fresh.json"), "--flows",
-               str(small_sim / "flows-fresh.jsonl.gz")])
+    bad.write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: x, namespace: data}\n"
+        "spec: {podSelector: {}, ingress: [{ports: [{port: [1]}]}]}\n"
+    )
+    rc = main(
+        [
+            "shadow",
+            "--policies",
+            str(bad),
+            "--inventory",
+            str(small_sim / "inventory-fresh.json"),
+            "--flows",
+            str(small_sim / "flows-fresh.jsonl.gz"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1
@@ -172,27 +224,53 @@ def test_invalid_policy_is_one_located_line(small_sim, tmp_path, capsys):
 
 
 def test_missing_flow_file_is_exit_2(small_sim, tmp_path, capsys):
-    rc = main(["shadow", "--policies", str(DATA_DENY), "--inventory",
-               str(small_sim / "inventory-fresh.json"), "--flows", str(tmp_path / "nope.json")])
+    rc = main(
+        [
+            "shadow",
+            "--policies",
+            str(DATA_DENY),
+            "--inventory",
+            str(small_sim / "inventory-fresh.json"),
+            "--flows",
+            str(tmp_path / "nope.json"),
+        ]
+    )
     assert rc == 2
     assert "nope.json" in capsys.readouterr().err
 
 
 def test_unresolvable_endpoints_are_unknown_never_guessed(small_sim, tmp_path):
-    line = {"flow": {"time": "2026-11-02T03:00:00Z", "verdict": "FORWARDED",
-                     "IP": {"source": "10.244.1.250", "destination": "10.244.2.251",
-                            "ipVersion": "IPv4"},
-                     "l4": {"TCP": {"source_port": 40000, "destination_port": 80,
-                                    "flags": {"SYN": True}}},
-                     "source": {}, "destination": {}, "is_reply": False,
-                     "traffic_direction": "EGRESS", "event_type": {"type": 4}},
-            "node_name": "n", "time": "2026-11-02T03:00:00Z"}
+    line = {
+        "flow": {
+            "time": "2026-11-02T03:00:00Z",
+            "verdict": "FORWARDED",
+            "IP": {"source": "10.244.1.250", "destination": "10.244.2.251", "ipVersion": "IPv4"},
+            "l4": {"TCP": {"source_port": 40000, "destination_port": 80, "flags": {"SYN": True}}},
+            "source": {},
+            "destination": {},
+            "is_reply": False,
+            "traffic_direction": "EGRESS",
+            "event_type": {"type": 4},
+        },
+        "node_name": "n",
+        "time": "2026-11-02T03:00:00Z",
+    }
     flows = tmp_path / "f.json"
     flows.write_bytes(orjson.dumps(line) + b"\n")
     out = tmp_path / "v.jsonl"
-    rc = main(["shadow", "--policies", str(DATA_DENY), "--inventory",
-               str(small_sim / "inventory-fresh.json"), "--flows", str(flows),
-               "--verdicts", str(out)])
+    rc = main(
+        [
+            "shadow",
+            "--policies",
+            str(DATA_DENY),
+            "--inventory",
+            str(small_sim / "inventory-fresh.json"),
+            "--flows",
+            str(flows),
+            "--verdicts",
+            str(out),
+        ]
+    )
     assert rc == 0
     row = orjson.loads(out.read_bytes())
     assert row["verdict"] == "unknown"
@@ -205,8 +283,9 @@ def test_golden_report(small_sim, update_golden):
     policies = compile_policies(load_policies([str(DATA_DENY)]).policies, inv)
     table = get_engine().read_flows([flows], inv)
     run, _ = run_shadow(table, policies, inv)
-    report = build_report(run, {"ingress": [], "egress": []},
-                          {"policies": ["data-default-deny.yaml"]}, {})
+    report = build_report(
+        run, {"ingress": [], "egress": []}, {"policies": ["data-default-deny.yaml"]}, {}
+    )
     text = render_markdown(report)
     golden = GOLDEN / "shadow" / "small-sim-report.md"
     if update_golden:

@@ -90,8 +90,11 @@ def test_saas_has_tenants_and_envs() -> None:
     t = load_topology("saas")
     tenant_ns = {n.name for n in t.namespaces if "tenant" in n.labels}
     assert len(tenant_ns) == 9
-    assert {n.labels["env"] for n in t.namespaces if n.name in tenant_ns} == \
-        {"dev", "staging", "prod"}
+    assert {n.labels["env"] for n in t.namespaces if n.name in tenant_ns} == {
+        "dev",
+        "staging",
+        "prod",
+    }
     assert t.workload("acme-prod/web").replicas == 3
     assert t.workload("acme-dev/web").replicas == 1
 
@@ -101,8 +104,9 @@ def test_large_size_parameter_reaches_scale() -> None:
     windows = simulation_windows(SimOptions(window_s=3600))
     inventory = build_inventory(t, build_cluster(t, 1, windows), "train", windows.rollout - 1)
     pods = [i for i in inventory["items"] if i["kind"] == "Pod"]
-    owners = {(p["metadata"]["namespace"], p["metadata"]["ownerReferences"][0]["name"])
-              for p in pods}
+    owners = {
+        (p["metadata"]["namespace"], p["metadata"]["ownerReferences"][0]["name"]) for p in pods
+    }
     assert len(pods) >= 20_000
     assert len(owners) >= 2_000
 
@@ -120,8 +124,13 @@ def test_invalid_topology_is_an_input_error() -> None:
     from recommender.errors import InputError
 
     with pytest.raises(InputError, match="not a workload"):
-        parse_topology({"name": "x", "cluster": {"workers": 1},
-                        "edges": [{"from": "a/b", "to": "c/d", "port": 80, "rate": 1}]})
+        parse_topology(
+            {
+                "name": "x",
+                "cluster": {"workers": 1},
+                "edges": [{"from": "a/b", "to": "c/d", "port": 80, "rate": 1}],
+            }
+        )
 
 
 # --------------------------------------------------------------------------- determinism
@@ -147,7 +156,8 @@ def test_gzip_header_has_no_mtime_and_no_name(sim: Path) -> None:
 
 
 def test_lines_are_wrapped_jsonpb_except_recorded_ones(
-        docs: dict[str, list[dict[str, Any] | None]], truth: dict[str, Any]) -> None:
+    docs: dict[str, list[dict[str, Any] | None]], truth: dict[str, Any]
+) -> None:
     for name, parsed in docs.items():
         damaged = set(truth["damaged_lines"][name])
         non_flow = set(truth["non_flow_lines"][name])
@@ -159,8 +169,7 @@ def test_lines_are_wrapped_jsonpb_except_recorded_ones(
                 assert doc is None or "flow" not in doc
             elif number in non_flow:
                 assert doc is not None
-                assert ({"lost_events"} <= doc.keys()
-                                            or {"node_status"} <= doc.keys())
+                assert {"lost_events"} <= doc.keys() or {"node_status"} <= doc.keys()
             else:
                 assert doc is not None, number
                 assert list(doc) == ["flow", "node_name", "time"], number
@@ -168,8 +177,9 @@ def test_lines_are_wrapped_jsonpb_except_recorded_ones(
                 assert doc["time"].endswith("Z")
 
 
-def test_protojson_conventions(flows: dict[str, list[str]],
-                               objs: dict[str, list[dict[str, Any]]]) -> None:
+def test_protojson_conventions(
+    flows: dict[str, list[str]], objs: dict[str, list[dict[str, Any]]]
+) -> None:
     lost = [parse(line) for line in flows[TRAIN] if line.startswith('{"lost_events"')]
     assert all(isinstance(d["lost_events"]["num_events_lost"], str) for d in lost if d)
     for f in objs[TRAIN][:3000]:
@@ -183,8 +193,11 @@ def test_protojson_conventions(flows: dict[str, list[str]],
                 assert "controller-revision-hash" not in label
             if end.get("pod_name"):
                 keys = {lbl.split("=")[0] for lbl in end["labels"]}
-                assert {"k8s:io.kubernetes.pod.namespace", "k8s:io.cilium.k8s.policy.cluster",
-                        "k8s:io.cilium.k8s.policy.serviceaccount"} <= keys
+                assert {
+                    "k8s:io.kubernetes.pod.namespace",
+                    "k8s:io.cilium.k8s.policy.cluster",
+                    "k8s:io.cilium.k8s.policy.serviceaccount",
+                } <= keys
             else:
                 assert "ID" not in end
                 assert "workloads" not in end
@@ -193,11 +206,14 @@ def test_protojson_conventions(flows: dict[str, list[str]],
         assert all("workloads" in e for e in (f["source"], f["destination"]) if "ID" in e)
 
 
-def test_reply_counts_match_truth(objs: dict[str, list[dict[str, Any]]],
-                                  truth: dict[str, Any]) -> None:
+def test_reply_counts_match_truth(
+    objs: dict[str, list[dict[str, Any]]], truth: dict[str, Any]
+) -> None:
     for name, flows in objs.items():
-        counts = Counter("is_reply_absent" if "is_reply" not in f else
-                         f"is_reply_{str(f['is_reply']).lower()}" for f in flows)
+        counts = Counter(
+            "is_reply_absent" if "is_reply" not in f else f"is_reply_{str(f['is_reply']).lower()}"
+            for f in flows
+        )
         assert dict(counts) == truth["reply_lines"][name]
         assert counts["is_reply_true"] > 50
         assert counts["is_reply_absent"] > 10
@@ -214,8 +230,11 @@ def test_both_observation_points_and_trace_points(objs: dict[str, list[dict[str,
         if "TCP" in f["l4"] and f.get("is_reply") is False:
             key = (f["IP"]["source"], f["l4"]["TCP"]["source_port"], f["IP"]["destination"])
             seen.setdefault(key, set()).add((f["node_name"], f["traffic_direction"]))
-    both = [v for v in seen.values()
-            if len({n for n, _ in v}) == 2 and {d for _, d in v} == {"EGRESS", "INGRESS"}]
+    both = [
+        v
+        for v in seen.values()
+        if len({n for n, _ in v}) == 2 and {d for _, d in v} == {"EGRESS", "INGRESS"}
+    ]
     assert len(both) > 100
     points = Counter(f.get("trace_observation_point") for f in train)
     assert {"TO_ENDPOINT", "TO_OVERLAY", "TO_STACK", "TO_NETWORK"} <= points.keys()
@@ -226,8 +245,10 @@ def test_dns_on_udp_and_tcp_53(objs: dict[str, list[dict[str, Any]]]) -> None:
     clients: dict[str, set[str]] = {"UDP": set(), "TCP": set()}
     for f in objs[TRAIN]:
         proto = next(iter(f["l4"]))
-        if f["l4"][proto].get("destination_port") == 53 and \
-                "k8s:k8s-app=kube-dns" in f["destination"]["labels"]:
+        if (
+            f["l4"][proto].get("destination_port") == 53
+            and "k8s:k8s-app=kube-dns" in f["destination"]["labels"]
+        ):
             clients[proto].add(f["source"].get("namespace", ""))
     assert len(clients["UDP"]) >= 4
     assert len(clients["TCP"]) >= 2
@@ -239,10 +260,16 @@ def test_world_apiserver_and_host_peers(objs: dict[str, list[dict[str, Any]]]) -
     assert world
     assert any(f.get("destination_names") == ["api.stripe.com"] for f in world)
     assert all(f["destination"]["identity"] == 2 for f in world)
-    assert any(f["destination"].get("identity") == 7 and
-               "reserved:kube-apiserver" in f["destination"]["labels"] for f in train)
-    probes = [f for f in train if f["source"].get("identity") == 1 and
-              f["source"]["labels"] == ["reserved:host"]]
+    assert any(
+        f["destination"].get("identity") == 7
+        and "reserved:kube-apiserver" in f["destination"]["labels"]
+        for f in train
+    )
+    probes = [
+        f
+        for f in train
+        if f["source"].get("identity") == 1 and f["source"]["labels"] == ["reserved:host"]
+    ]
     # kubelet probes are seen only on the probed pod's own node
     assert probes
     assert all("ID" in f["destination"] for f in probes)
@@ -252,11 +279,11 @@ def test_world_apiserver_and_host_peers(objs: dict[str, list[dict[str, Any]]]) -
 
 
 def _workload_of(end: dict[str, Any], truth: dict[str, Any]) -> str | None:
-    labels = dict(lbl[4:].split("=", 1) for lbl in end.get("labels", ())
-                  if lbl.startswith("k8s:"))
+    labels = dict(lbl[4:].split("=", 1) for lbl in end.get("labels", ()) if lbl.startswith("k8s:"))
     for w in truth["workloads"]:
-        if w["namespace"] == end.get("namespace") and \
-                all(labels.get(k) == v for k, v in w["labels"].items()):
+        if w["namespace"] == end.get("namespace") and all(
+            labels.get(k) == v for k, v in w["labels"].items()
+        ):
             return f"{w['namespace']}/{w['workload']}"
     return None
 
@@ -279,9 +306,12 @@ def _truth_peer(doc: dict[str, Any]) -> tuple[str, ...]:
 def _oriented(f: dict[str, Any], truth: dict[str, Any]) -> list[tuple[Any, ...]]:
     proto = next(iter(f["l4"]))
     l4 = f["l4"][proto]
-    fwd = (_peer(f["source"], f["IP"]["source"], truth),
-           _peer(f["destination"], f["IP"]["destination"], truth),
-           l4["destination_port"], proto)
+    fwd = (
+        _peer(f["source"], f["IP"]["source"], truth),
+        _peer(f["destination"], f["IP"]["destination"], truth),
+        l4["destination_port"],
+        proto,
+    )
     rev = (fwd[1], fwd[0], l4["source_port"], proto)
     if f.get("is_reply") is True:
         return [rev]
@@ -289,14 +319,16 @@ def _oriented(f: dict[str, Any], truth: dict[str, Any]) -> list[tuple[Any, ...]]
 
 
 def test_marked_lines_are_exactly_the_illegitimate_flows(
-        docs: dict[str, list[dict[str, Any] | None]], truth: dict[str, Any]) -> None:
+    docs: dict[str, list[dict[str, Any] | None]], truth: dict[str, Any]
+) -> None:
     legit = set()
     for e in truth["legitimate_edges"]:
         src, dst = _truth_peer(e["src"]), _truth_peer(e["dst"])
-        legit.add((("world", "*") if src == ("world", "*") else src, dst, e["port"],
-                   e["protocol"]))
-    bad = {(_truth_peer(e["src"]), _truth_peer(e["dst"]), e["port"], e["protocol"])
-           for e in truth["illegitimate"]["edges"]}
+        legit.add((("world", "*") if src == ("world", "*") else src, dst, e["port"], e["protocol"]))
+    bad = {
+        (_truth_peer(e["src"]), _truth_peer(e["dst"]), e["port"], e["protocol"])
+        for e in truth["illegitimate"]["edges"]
+    }
 
     def is_legit(key: tuple[Any, ...]) -> bool:
         src = ("world", "*") if key[0][0] == "world" else key[0]
@@ -318,37 +350,45 @@ def test_marked_lines_are_exactly_the_illegitimate_flows(
     assert {e["verdict"] for e in truth["illegitimate"]["edges"]} == {"DROPPED", "FORWARDED"}
 
 
-def test_dropped_attacks_carry_policy_denied(flows: dict[str, list[str]],
-                                            truth: dict[str, Any]) -> None:
+def test_dropped_attacks_carry_policy_denied(
+    flows: dict[str, list[str]], truth: dict[str, Any]
+) -> None:
     marked = set(truth["illegitimate"]["flows"][TRAIN])
-    drops = [parse(line)["flow"] for n, line in enumerate(flows[TRAIN], 1)  # type: ignore[index]
-             if n in marked and '"verdict":"DROPPED"' in line]
+    drops = [
+        parse(line)["flow"]
+        for n, line in enumerate(flows[TRAIN], 1)  # type: ignore[index]
+        if n in marked and '"verdict":"DROPPED"' in line
+    ]
     assert drops
     assert all(f["drop_reason_desc"] == "POLICY_DENIED" for f in drops)
-    assert any(f["event_type"] == {"type": 1, "sub_type": 133} and "is_reply" not in f
-               for f in drops)
+    assert any(
+        f["event_type"] == {"type": 1, "sub_type": 133} and "is_reply" not in f for f in drops
+    )
 
 
 def test_fresh_only_edges(truth: dict[str, Any]) -> None:
     edges = {e["id"]: e for e in truth["legitimate_edges"]}
     declared = [e for e in edges.values() if e["declared_fresh_only"]]
     assert declared
-    assert all(e["train_connections"] == 0 and e["fresh_connections"] > 0
-                            for e in declared)
-    assert set(truth["fresh_only_edges"]) == {i for i, e in edges.items()
-                                              if e["train_connections"] == 0}
+    assert all(e["train_connections"] == 0 and e["fresh_connections"] > 0 for e in declared)
+    assert set(truth["fresh_only_edges"]) == {
+        i for i, e in edges.items() if e["train_connections"] == 0
+    }
     assert {e["category"] for e in edges.values()} >= {"app", "dns", "probe", "scrape"}
     rates = [e["rate_per_hour"] for e in edges.values() if e["rate_per_hour"] > 0]
     assert max(rates) / min(rates) > 1000  # orders of magnitude apart
 
 
-def test_rollout_changes_hash_names_ips_not_stable_labels(sim: Path,
-                                                          truth: dict[str, Any]) -> None:
+def test_rollout_changes_hash_names_ips_not_stable_labels(sim: Path, truth: dict[str, Any]) -> None:
     def pods(name: str) -> list[dict[str, Any]]:
         doc = json.loads((sim / name).read_text())
-        return [i for i in doc["items"] if i["kind"] == "Pod"
-                and i["metadata"]["namespace"] != "kube-system"
-                and i["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"]
+        return [
+            i
+            for i in doc["items"]
+            if i["kind"] == "Pod"
+            and i["metadata"]["namespace"] != "kube-system"
+            and i["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+        ]
 
     old, new = pods("inventory.json"), pods("inventory-fresh.json")
     assert {p["metadata"]["name"] for p in old}.isdisjoint(p["metadata"]["name"] for p in new)
@@ -371,15 +411,19 @@ def test_inventory_is_a_kubectl_list(sim: Path) -> None:
     assert doc["apiVersion"] == "v1"
     kinds = Counter(i["kind"] for i in doc["items"])
     assert {"Namespace", "Pod", "Service", "EndpointSlice", "Node"} <= kinds.keys()
-    by_name = {(i["kind"], i["metadata"].get("namespace"), i["metadata"]["name"]): i
-               for i in doc["items"]}
+    by_name = {
+        (i["kind"], i["metadata"].get("namespace"), i["metadata"]["name"]): i for i in doc["items"]
+    }
     api = by_name[("Service", "default", "kubernetes")]
     assert api["spec"]["ports"][0]["targetPort"] == 6443
     slice_ = by_name[("EndpointSlice", "default", "kubernetes")]
     nodes = [i for i in doc["items"] if i["kind"] == "Node"]
     assert slice_["endpoints"][0]["addresses"][0] == nodes[0]["status"]["addresses"][0]["address"]
-    dns = [i for i in doc["items"] if i["kind"] == "Pod"
-           and i["metadata"]["labels"].get("k8s-app") == "kube-dns"]
+    dns = [
+        i
+        for i in doc["items"]
+        if i["kind"] == "Pod" and i["metadata"]["labels"].get("k8s-app") == "kube-dns"
+    ]
     assert len(dns) == 2
     assert all(p["metadata"]["namespace"] == "kube-system" for p in dns)
 
@@ -398,8 +442,15 @@ def test_inventory_loads_with_the_project_reader(sim: Path) -> None:
 
 
 def test_toggles_remove_their_feature(tmp_path: Path, truth: dict[str, Any]) -> None:
-    options = SimOptions(seed=11, window_s=3600, rate_scale=0.15, replies=False, damage=False,
-                         non_flow=False, illegitimate=False)
+    options = SimOptions(
+        seed=11,
+        window_s=3600,
+        rate_scale=0.15,
+        replies=False,
+        damage=False,
+        non_flow=False,
+        illegitimate=False,
+    )
     run_simulation(load_topology("webshop"), tmp_path / "off", options, show_progress=False)
     off = json.loads((tmp_path / "off" / "truth.json").read_text())
     lines = read_lines(tmp_path / "off" / TRAIN)
@@ -413,14 +464,27 @@ def test_toggles_remove_their_feature(tmp_path: Path, truth: dict[str, Any]) -> 
     assert not any(o["flow"].get("is_reply") for o in parsed if o)  # no reply packets at all
 
 
-def test_cli_writes_and_refuses_to_overwrite(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "cli"
-    argv = ["simulate", "--topology", "webshop", "--window", "30m", "--seed", "5",
-            "--rate-scale", "0.05", "--out", str(out)]
+    argv = [
+        "simulate",
+        "--topology",
+        "webshop",
+        "--window",
+        "30m",
+        "--seed",
+        "5",
+        "--rate-scale",
+        "0.05",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["inventory.json", "inventory-fresh.json", TRAIN, FRESH, "truth.json"])
+        ["inventory.json", "inventory-fresh.json", TRAIN, FRESH, "truth.json"]
+    )
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err

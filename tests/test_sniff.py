@@ -22,8 +22,7 @@ NAMED = {
     "gcp-vpc-flow-logs/elastic-integrations-vpcflow-logentries.ndjson": "a GCP VPC flow log",
     "inspektor-gadget/kubeipresolver-doc-fragment.json": "Inspektor Gadget output",
     "inspektor-gadget/kubenameresolver-doc-fragment.json": "Inspektor Gadget output",
-    "k8s-inventory/describecluster-2021-pods.json":
-        "Kubernetes objects (JSON), not flow records",
+    "k8s-inventory/describecluster-2021-pods.json": "Kubernetes objects (JSON), not flow records",
 }
 
 
@@ -38,12 +37,16 @@ def test_hubble_samples_are_not_named(sample):
     assert sniff_file(str(path)) is None
 
 
-@pytest.mark.parametrize(("head", "name"), [
-    (b"apiVersion: v1\nkind: List\nitems: []\n", "YAML (a Kubernetes manifest?)"),
-    (b"a,b,c\n1,2,3\n4,5,6\n", "a CSV file"),
-    (bytes(range(256)), "a binary file (not text)"),
-    (gzip.compress(b"x" * 1000)[:10], "a gzip file that cannot be decompressed (truncated?)"),
-], ids=["yaml", "csv", "binary", "truncated-gzip"])
+@pytest.mark.parametrize(
+    ("head", "name"),
+    [
+        (b"apiVersion: v1\nkind: List\nitems: []\n", "YAML (a Kubernetes manifest?)"),
+        (b"a,b,c\n1,2,3\n4,5,6\n", "a CSV file"),
+        (bytes(range(256)), "a binary file (not text)"),
+        (gzip.compress(b"x" * 1000)[:10], "a gzip file that cannot be decompressed (truncated?)"),
+    ],
+    ids=["yaml", "csv", "binary", "truncated-gzip"],
+)
 def test_generic_kinds(head, name):
     assert sniff_format(head) == name
 

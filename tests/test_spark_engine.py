@@ -45,8 +45,6 @@ def test_time_buckets_identical(engines):
     assert result.observations["bucket"].nunique() >= 12
 
 
-
-
 def test_damaged_lines_identical_with_their_references(engines, tmp_path):
     path = damaged_file(tmp_path)
     result = same_aggregate(engines, [path, str(FIXTURES / "hubble" / "exporter-mixed.ndjson")])

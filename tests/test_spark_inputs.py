@@ -81,8 +81,19 @@ def test_cli_observations_with_spark_engine(engines, tmp_path, capsys):
     flows = [str(p) for p in HUBBLE[:4]]
     assert main(["observations", "--flows", *flows, "--json", str(out_a)]) == 0
     code = main(
-        ["observations", "--flows", *flows, "--engine", "spark", "--spark-master", "local[2]",
-         "--spark-conf", "spark.sql.shuffle.partitions=2", "--json", str(out_b)]
+        [
+            "observations",
+            "--flows",
+            *flows,
+            "--engine",
+            "spark",
+            "--spark-master",
+            "local[2]",
+            "--spark-conf",
+            "spark.sql.shuffle.partitions=2",
+            "--json",
+            str(out_b),
+        ]
     )
     assert code == 0
     assert out_a.read_bytes() == out_b.read_bytes()

@@ -120,8 +120,9 @@ def test_unsupported_try_is_refused():
 @pytest.mark.parametrize("with_inventory", [False, True])
 def test_the_whole_pipeline_translates(with_inventory):
     """Every stage of the real SQL goes through the dialect layer."""
-    lines = {"lines": {"file_id": "INTEGER", "line_no": "BIGINT", "text": "VARCHAR",
-                       "reject": "VARCHAR"}}
+    lines = {
+        "lines": {"file_id": "INTEGER", "line_no": "BIGINT", "text": "VARCHAR", "reject": "VARCHAR"}
+    }
     index = {c: "VARCHAR" for c in IP_INDEX_COLUMNS}
     schema = {**lines, "inv_ip": index, "inv_pod": index}
     resolve = (lambda r: resolved_sql(r, ("x",), "inv_ip", "inv_pod")) if with_inventory else None

@@ -41,9 +41,22 @@ from recommender.observe.store.options import (
 SAMPLE = ROOT / "data" / "sample" / "flows-train.jsonl.gz"
 #: First lines of hour 01 and hour 02 in the sample (time-ordered Hubble lines).
 HOUR_1, HOUR_2 = 1473, 3000
-IDENTITY = ["src_kind", "src_cluster", "src_namespace", "src_workload", "src_labels", "src_ip",
-            "dst_kind", "dst_cluster", "dst_namespace", "dst_workload", "dst_labels", "dst_ip",
-            "port", "protocol"]
+IDENTITY = [
+    "src_kind",
+    "src_cluster",
+    "src_namespace",
+    "src_workload",
+    "src_labels",
+    "src_ip",
+    "dst_kind",
+    "dst_cluster",
+    "dst_namespace",
+    "dst_workload",
+    "dst_labels",
+    "dst_ip",
+    "port",
+    "protocol",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +72,7 @@ def hour_files(lines: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> 
     d = tmp_path_factory.mktemp("hours")
     a, b = d / "h00.jsonl", d / "h01.jsonl"
     a.write_bytes(b"".join(lines[: HOUR_1 - 1]))
-    b.write_bytes(b"".join(lines[HOUR_1 - 1:]))
+    b.write_bytes(b"".join(lines[HOUR_1 - 1 :]))
     return str(a), str(b)
 
 
@@ -80,8 +93,10 @@ def store(hour_files: tuple[str, str], tmp_path_factory: pytest.TempPathFactory)
 
 
 def _tuples(frame: pd.DataFrame, cols: list[str]) -> list[tuple[object, ...]]:
-    return [tuple(None if (not isinstance(v, (list, dict)) and pd.isna(v)) else v for v in row)
-            for row in frame[cols].itertuples(index=False)]
+    return [
+        tuple(None if (not isinstance(v, (list, dict)) and pd.isna(v)) else v for v in row)
+        for row in frame[cols].itertuples(index=False)
+    ]
 
 
 # -- appends ------------------------------------------------------------------
@@ -98,10 +113,19 @@ def test_merged_observations_sum_the_buckets(store: str, both: pd.DataFrame) -> 
     assert list(merged.columns) == list(OBSERVATION_COLUMNS)
     expected = {}
     for row in both.to_dict("records"):
-        key = tuple(None if not isinstance(row[c], list) and pd.isna(row[c]) else row[c]
-                    for c in IDENTITY)
-        e = expected.setdefault(key, {"connections": 0, "first": row["first_seen"],
-                                      "last": row["last_seen"], "names": set(), "v": {}})
+        key = tuple(
+            None if not isinstance(row[c], list) and pd.isna(row[c]) else row[c] for c in IDENTITY
+        )
+        e = expected.setdefault(
+            key,
+            {
+                "connections": 0,
+                "first": row["first_seen"],
+                "last": row["last_seen"],
+                "names": set(),
+                "v": {},
+            },
+        )
         e["connections"] += row["connections"]
         e["first"] = min(e["first"], row["first_seen"])
         e["last"] = max(e["last"], row["last_seen"])
@@ -119,8 +143,9 @@ def test_merged_observations_sum_the_buckets(store: str, both: pd.DataFrame) -> 
         assert 1 <= len(row["refs"]) <= 3
 
 
-def test_merged_observations_have_the_aggregate_identities(store: str,
-                                                           hour_files: tuple[str, str]) -> None:
+def test_merged_observations_have_the_aggregate_identities(
+    store: str, hour_files: tuple[str, str]
+) -> None:
     """Without buckets the aggregation counts a connection across hours once; identities match."""
     plain = get_engine().aggregate(list(hour_files)).observations
     merged = read_store_observations(store)
@@ -151,8 +176,9 @@ def test_ingest_stats_are_recorded_per_append(store: str, hour_files: tuple[str,
     assert read_store_stats(store, until="2026-11-02T01:00:00Z").lines == a.lines
 
 
-def test_duplicate_files_are_recognised(store: str, hour_files: tuple[str, str],
-                                        tmp_path: Path) -> None:
+def test_duplicate_files_are_recognised(
+    store: str, hour_files: tuple[str, str], tmp_path: Path
+) -> None:
     copy = tmp_path / "copy.jsonl"
     copy.write_bytes(Path(hour_files[1]).read_bytes())
     other = tmp_path / "other.jsonl"
@@ -161,26 +187,40 @@ def test_duplicate_files_are_recognised(store: str, hour_files: tuple[str, str],
     assert found == []  # the store fixture was built without fingerprints
     result = get_engine().aggregate([str(other)], bucket="1h")
     path = str(tmp_path / "fp.duckdb")
-    append_observations(path, result.observations, result.stats, files=[fingerprint_file(
-        str(other))])
+    append_observations(
+        path, result.observations, result.stats, files=[fingerprint_file(str(other))]
+    )
     assert find_appended(path, [fingerprint_file(str(copy)), fingerprint_file(str(other))]) == [
-        (str(other), 1)]
+        (str(other), 1)
+    ]
 
 
 # -- windows and retention ----------------------------------------------------
 
 
-@pytest.mark.parametrize(("since", "until", "hours"), [
-    ("2026-11-02T01:00:00Z", None, [1]),
-    ("2026-11-02T00:30:00Z", None, [0, 1]),  # a bucket overlapping the window is included
-    (None, "2026-11-02T01:00:00Z", [0]),
-    ("2026-11-02T01:00:00+01:00", "2026-11-02T01:00:00Z", [0]),  # 00:00Z to 01:00Z
-    ("1h", None, [0, 1]),  # durations count back from the newest last_seen (01:5x)
-    ("30m", None, [1]),
-    ("7d", None, [0, 1]),
-    (pd.Timestamp("2026-11-02T01:00:00"), None, [1]),
-], ids=["since-hour", "since-mid-hour", "until", "both", "1h-back", "30m-back", "7d-back",
-        "timestamp"])
+@pytest.mark.parametrize(
+    ("since", "until", "hours"),
+    [
+        ("2026-11-02T01:00:00Z", None, [1]),
+        ("2026-11-02T00:30:00Z", None, [0, 1]),  # a bucket overlapping the window is included
+        (None, "2026-11-02T01:00:00Z", [0]),
+        ("2026-11-02T01:00:00+01:00", "2026-11-02T01:00:00Z", [0]),  # 00:00Z to 01:00Z
+        ("1h", None, [0, 1]),  # durations count back from the newest last_seen (01:5x)
+        ("30m", None, [1]),
+        ("7d", None, [0, 1]),
+        (pd.Timestamp("2026-11-02T01:00:00"), None, [1]),
+    ],
+    ids=[
+        "since-hour",
+        "since-mid-hour",
+        "until",
+        "both",
+        "1h-back",
+        "30m-back",
+        "7d-back",
+        "timestamp",
+    ],
+)
 def test_since_until(store: str, since: object, until: object, hours: list[int]) -> None:
     got = read_store_buckets(store, since=since, until=until)  # type: ignore[arg-type]
     assert sorted(got["bucket"].dt.hour.unique()) == hours
@@ -215,13 +255,15 @@ def test_retain_prunes_old_buckets(hour_files: tuple[str, str], tmp_path: Path) 
 # -- streams --------------------------------------------------------------------
 
 
-def _stream(lines: list[bytes], path: str, max_lines: int, overlap: int,
-            piece: int = 37) -> StreamAppender:
-    appender = StreamAppender(path, get_engine(), None,
-                              StreamOptions(max_lines=max_lines, overlap_lines=overlap))
+def _stream(
+    lines: list[bytes], path: str, max_lines: int, overlap: int, piece: int = 37
+) -> StreamAppender:
+    appender = StreamAppender(
+        path, get_engine(), None, StreamOptions(max_lines=max_lines, overlap_lines=overlap)
+    )
     try:
         for i in range(0, len(lines), piece):
-            appender.add_lines(lines[i:i + piece])
+            appender.add_lines(lines[i : i + piece])
             if appender.pending >= max_lines:
                 appender.checkpoint()
         appender.checkpoint()
@@ -240,8 +282,9 @@ def test_stream_with_checkpoints_equals_one_aggregation(lines: list[bytes], tmp_
     """Checkpoints cut connections apart; the overlap correction counts each once."""
     whole = tmp_path / "whole.jsonl"
     whole.write_bytes(b"".join(lines))
-    expected = _as_stdin_refs(get_engine().aggregate([str(whole)], bucket="1h").observations,
-                              str(whole))
+    expected = _as_stdin_refs(
+        get_engine().aggregate([str(whole)], bucket="1h").observations, str(whole)
+    )
     path = str(tmp_path / "stream.duckdb")
     appender = _stream(lines, path, max_lines=1000, overlap=1000)
     assert appender.checkpoints == 3
@@ -254,7 +297,8 @@ def test_stream_with_checkpoints_equals_one_aggregation(lines: list[bytes], tmp_
 
 
 def test_stream_without_overlap_counts_straddling_connections_twice(
-        lines: list[bytes], tmp_path: Path) -> None:
+    lines: list[bytes], tmp_path: Path
+) -> None:
     """Why the overlap exists: chunks aggregated alone over-count at the cuts."""
     whole = tmp_path / "whole.jsonl"
     whole.write_bytes(b"".join(lines))
@@ -274,7 +318,7 @@ def test_line_reader_keeps_partial_lines_and_gunzips() -> None:
     r = LineReader()
     out = []
     for i in range(0, len(gz), 7):
-        out += r.feed(gz[i:i + 7])
+        out += r.feed(gz[i : i + 7])
     out += r.finish()
     assert b"".join(out) == payload
 
@@ -299,19 +343,45 @@ def test_store_flow_table_weights_records_by_connections(store: str) -> None:
 
 
 def test_store_flow_records_resolve_pods_by_workload() -> None:
-    obs = pd.DataFrame([{
-        "src_kind": "pod", "src_cluster": None, "src_namespace": "shop",
-        "src_workload": "deployment/web", "src_labels": '{"app":"web"}', "src_ip": None,
-        "dst_kind": "world", "dst_cluster": None, "dst_namespace": None, "dst_workload": "world",
-        "dst_labels": None, "dst_ip": "2001:db8::1", "dst_names": ["api.example.com"],
-        "port": 443, "protocol": "TCP", "connections": 5,
-        "first_seen": pd.Timestamp("2026-11-02"), "last_seen": pd.Timestamp("2026-11-03"),
-        "verdicts": {"allowed": 3, "denied": 2, "audit": 0, "error": 0, "unknown": 0,
-                     "policy_denied": 1},
-        "refs": ["f:1", "f:9"]}])
+    obs = pd.DataFrame(
+        [
+            {
+                "src_kind": "pod",
+                "src_cluster": None,
+                "src_namespace": "shop",
+                "src_workload": "deployment/web",
+                "src_labels": '{"app":"web"}',
+                "src_ip": None,
+                "dst_kind": "world",
+                "dst_cluster": None,
+                "dst_namespace": None,
+                "dst_workload": "world",
+                "dst_labels": None,
+                "dst_ip": "2001:db8::1",
+                "dst_names": ["api.example.com"],
+                "port": 443,
+                "protocol": "TCP",
+                "connections": 5,
+                "first_seen": pd.Timestamp("2026-11-02"),
+                "last_seen": pd.Timestamp("2026-11-03"),
+                "verdicts": {
+                    "allowed": 3,
+                    "denied": 2,
+                    "audit": 0,
+                    "error": 0,
+                    "unknown": 0,
+                    "policy_denied": 1,
+                },
+                "refs": ["f:1", "f:9"],
+            }
+        ]
+    )
     flows = next(observation_flow_batches(obs))
     assert flows[["verdict", "is_policy_drop", "conn_count"]].values.tolist() == [
-        ["allowed", False, 3], ["denied", True, 1], ["denied", False, 1]]
+        ["allowed", False, 3],
+        ["denied", True, 1],
+        ["denied", False, 1],
+    ]
     row = flows.iloc[0]
     assert (row["src_workload_kind"], row["src_workload_name"]) == ("Deployment", "web")
     assert (row["dst_port"], row["ip_version"], row["raw_ref"]) == (443, 6, "f:1")
@@ -352,11 +422,15 @@ def _args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--flows", "f", "--store", "s"], "either --flows or --store"),
-    ([], "no flow input given"),
-    (["--flows", "f", "--since", "7d"], "need --store"),
-], ids=["both", "neither", "since-without-store"])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--flows", "f", "--store", "s"], "either --flows or --store"),
+        ([], "no flow input given"),
+        (["--flows", "f", "--since", "7d"], "need --store"),
+    ],
+    ids=["both", "neither", "since-without-store"],
+)
 def test_store_options_are_checked(argv: list[str], message: str) -> None:
     with pytest.raises(InputError, match=message):
         observations_from_args(_args(*argv))
@@ -367,12 +441,15 @@ def test_store_options_read_the_store(store: str) -> None:
     pd.testing.assert_frame_equal(result.observations, read_store_observations(store, "30m"))
     assert result.stats.lines == read_store_stats(store, "30m").lines
     table = flow_table_from_args(_args("--store", store))
-    assert sum(int(b["conn_count"].sum()) for b in table) == read_store_observations(
-        store)["connections"].sum()
+    assert (
+        sum(int(b["conn_count"].sum()) for b in table)
+        == read_store_observations(store)["connections"].sum()
+    )
 
 
-def test_recommend_takes_store_observations_unchanged(store: str,
-                                                     hour_files: tuple[str, str]) -> None:
+def test_recommend_takes_store_observations_unchanged(
+    store: str, hour_files: tuple[str, str]
+) -> None:
     """Same policies from the store as from one aggregation (evidence counts aside)."""
     from recommender.inventory.files import read_inventory
     from recommender.recommend.pipeline import recommend

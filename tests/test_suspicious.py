@@ -52,16 +52,18 @@ def test_sweep_on_undeclared_port_is_flagged():
 
 def test_monitoring_scraper_with_keepalive_is_left_alone():
     # one long-lived connection per target, many targets, declared metrics ports
-    rows = [_probe("mon/prometheus", f"ns{i}/app{i}", 9090 + i % 2, declared=True)
-            for i in range(60)]
+    rows = [
+        _probe("mon/prometheus", f"ns{i}/app{i}", 9090 + i % 2, declared=True) for i in range(60)
+    ]
     mask, findings = s.detect_scans(_edges(rows))
     assert not mask.any()
     assert findings == []
 
 
 def test_dns_fanout_is_left_alone():
-    rows = [_probe("a/x", f"kube-system/dns{i}", 53, proto=p) for i in range(30)
-            for p in ("UDP", "TCP")]
+    rows = [
+        _probe("a/x", f"kube-system/dns{i}", 53, proto=p) for i in range(30) for p in ("UDP", "TCP")
+    ]
     mask, _ = s.detect_scans(_edges(rows))
     assert not mask.any()
 
@@ -78,8 +80,9 @@ def test_repeated_connections_are_not_probes():
     assert not mask.any()
 
 
-@pytest.mark.parametrize("name", ["PROBE_MAX_CONNECTIONS", "PORT_SCAN_MIN_PORTS",
-                                  "FANOUT_MIN_PORTS", "SWEEP_MIN_PEERS"])
+@pytest.mark.parametrize(
+    "name", ["PROBE_MAX_CONNECTIONS", "PORT_SCAN_MIN_PORTS", "FANOUT_MIN_PORTS", "SWEEP_MIN_PEERS"]
+)
 def test_thresholds_are_named_positive_integers(name):
     assert isinstance(getattr(s, name), int)
     assert getattr(s, name) > 0
@@ -92,8 +95,10 @@ def test_empty_input():
 
 
 def test_external_fanout_with_one_connection_each_is_flagged():
-    rows = [_probe("shop/orders", f"world:198.51.100.{i}", 443, inside=False)
-            for i in range(s.EXTERNAL_FANOUT_MIN_PEERS)]
+    rows = [
+        _probe("shop/orders", f"world:198.51.100.{i}", 443, inside=False)
+        for i in range(s.EXTERNAL_FANOUT_MIN_PEERS)
+    ]
     _, findings = s.detect_scans(_edges(rows))
     assert [f.shape for f in findings] == ["external fan-out"]
     _, findings = s.detect_scans(_edges(rows[:-1]))
@@ -102,11 +107,29 @@ def test_external_fanout_with_one_connection_each_is_flagged():
 
 def test_external_fan_out_flags_only_the_external_probes():
     """A beaconing pod keeps its rare but ordinary in-cluster edges."""
-    rows = [{"src_key": "t/worker", "dst_key": f"world:203.0.113.{i}", "dst_in_cluster": False,
-             "port": 443, "protocol": "TCP", "connections": 1, "declared": False}
-            for i in range(10)]
-    rows.append({"src_key": "t/worker", "dst_key": "platform/kafka", "dst_in_cluster": True,
-                 "port": 9092, "protocol": "TCP", "connections": 2, "declared": True})
+    rows = [
+        {
+            "src_key": "t/worker",
+            "dst_key": f"world:203.0.113.{i}",
+            "dst_in_cluster": False,
+            "port": 443,
+            "protocol": "TCP",
+            "connections": 1,
+            "declared": False,
+        }
+        for i in range(10)
+    ]
+    rows.append(
+        {
+            "src_key": "t/worker",
+            "dst_key": "platform/kafka",
+            "dst_in_cluster": True,
+            "port": 9092,
+            "protocol": "TCP",
+            "connections": 2,
+            "declared": True,
+        }
+    )
     mask, findings = s.detect_scans(pd.DataFrame(rows))
     assert [f.shape for f in findings] == ["external fan-out"]
     assert mask.tolist() == [True] * 10 + [False]

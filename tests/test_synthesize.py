@@ -39,12 +39,15 @@ def test_default_deny_selects_every_pod_both_directions():
 
 
 def test_allow_dns_is_egress_only_on_dns_ports():
-    dns = DnsTarget("kube-system", LabelSelector((("k8s-app", "kube-dns"),)),
-                    (("UDP", 53), ("TCP", 53)))
+    dns = DnsTarget(
+        "kube-system", LabelSelector((("k8s-app", "kube-dns"),)), (("UDP", 53), ("TCP", 53))
+    )
     d = policy_to_dict(allow_dns("shop", dns))
     assert d["spec"]["policyTypes"] == ["Egress"]
-    assert d["spec"]["egress"][0]["ports"] == [{"protocol": "TCP", "port": 53},
-                                               {"protocol": "UDP", "port": 53}]
+    assert d["spec"]["egress"][0]["ports"] == [
+        {"protocol": "TCP", "port": 53},
+        {"protocol": "UDP", "port": 53},
+    ]
 
 
 def test_port_ranges_only_for_dense_runs():
@@ -52,13 +55,15 @@ def test_port_ranges_only_for_dense_runs():
     assert [(p.port, p.end_port) for p in compact_ports(run, True)] == [(8000, 8002)]
     short = run[:-1] + [("TCP", 9000)]
     assert [(p.port, p.end_port) for p in compact_ports(short, True)] == [
-        (8000, None), (8001, None), (9000, None)]
+        (8000, None),
+        (8001, None),
+        (9000, None),
+    ]
     assert all(p.end_port is None for p in compact_ports(run, False))
 
 
 def _builder(namespace="shop", members=("cart",), **opts):
-    return RuleBuilder(INDEX, SynthesisOptions(**opts), namespace,
-                       [_wl(m) for m in members], {})
+    return RuleBuilder(INDEX, SynthesisOptions(**opts), namespace, [_wl(m) for m in members], {})
 
 
 def test_same_namespace_peer_has_pod_selector_only_and_cross_namespace_has_both():
@@ -67,8 +72,10 @@ def test_same_namespace_peer_has_pod_selector_only_and_cross_namespace_has_both(
     rules = b.rules("ingress", {frontend: {("TCP", 7070)}, prom: {("TCP", 9090)}})
     peers = [policy_to_dict_peer(r.peers[0]) for r in rules]
     assert {"podSelector": {"matchLabels": {"app": "frontend"}}} in peers
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-            "podSelector": {"matchLabels": {"app": "prometheus"}}} in peers
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app": "prometheus"}},
+    } in peers
 
 
 def policy_to_dict_peer(peer):
@@ -83,7 +90,8 @@ def test_namespace_selector_alone_only_when_every_workload_is_a_peer():
     rules = b.rules("egress", every)
     assert len(rules) == 1
     assert [policy_to_dict_peer(p) for p in rules[0].peers] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}]
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "shop"}}}
+    ]
     assert b.notes.namespace_wide == ["shop"]
     most = dict(list(every.items())[:-1])
     rules = _builder(namespace="monitoring", members=("prometheus",)).rules("egress", most)
@@ -105,12 +113,14 @@ def test_public_endpoint_admits_internet_minus_pod_networks():
     assert block.except_ == ("10.244.0.0/23",)
     below = _builder(members=("frontend",), public_ingress_min_sources=4).rules("ingress", world)
     assert sorted(p.ip_block.cidr for p in below[0].peers) == [
-        f"198.51.100.{i}/32" for i in range(3)]
+        f"198.51.100.{i}/32" for i in range(3)
+    ]
 
 
 def test_without_evidence_drops_only_evidence():
-    rec = recommend(pd.DataFrame([obs("frontend", "cart", 7070)], columns=OBSERVATION_COLUMNS),
-                    INVENTORY)
+    rec = recommend(
+        pd.DataFrame([obs("frontend", "cart", 7070)], columns=OBSERVATION_COLUMNS), INVENTORY
+    )
     cart = next(p for p in rec.policies if p.name == "cart")
     keys = [k for k, _ in without_evidence(cart).annotations]
     assert keys == ["netpol-recommender.io/members"]

@@ -42,8 +42,9 @@ def _current() -> list[NetworkPolicy]:
 
 def _run(obs=None, policies=None, **options):
     options.setdefault("semantic_diff", False)
-    return tighten(policies or _current(), week() if obs is None else obs, INV,
-                   TightenOptions(**options))
+    return tighten(
+        policies or _current(), week() if obs is None else obs, INV, TightenOptions(**options)
+    )
 
 
 def _by_key(policies) -> dict[str, NetworkPolicy]:
@@ -67,20 +68,24 @@ def test_unused_rule_is_pruned_but_isolation_stays(result):
     legacy = _by_key(result.proposed)["data/legacy-import"]
     assert legacy.ingress == ()
     assert legacy.policy_types == ("Ingress",)
-    assert any(n.kind == "keeps-isolation" and n.policy == "data/legacy-import"
-               for n in result.notes)
+    assert any(
+        n.kind == "keeps-isolation" and n.policy == "data/legacy-import" for n in result.notes
+    )
     # Still isolated: batch -> cache on the pruned port is denied, as before.
     assert not _allowed(result.proposed, _pod("job-0"), _pod("cache-0"), 1234)
     frontend = _by_key(result.proposed)["shop/frontend"]
     assert len(frontend.egress) == 2  # the app=legacy rule is gone
-    assert {c.kind for c in result.changes if c.rule == "shop/frontend#egress[2]"} == {
-        "prune-rule"}
+    assert {c.kind for c in result.changes if c.rule == "shop/frontend#egress[2]"} == {"prune-rule"}
 
 
 def test_namespace_wide_peer_narrowed_to_talking_workload(result):
     rule = _by_key(result.proposed)["shop/frontend"].egress[0]
-    assert rule.peers == (Peer(pod_selector=LabelSelector(match_labels=(("app", "cart"),)),
-                               namespace_selector=LabelSelector(match_labels=((NAME, "shop"),))),)
+    assert rule.peers == (
+        Peer(
+            pod_selector=LabelSelector(match_labels=(("app", "cart"),)),
+            namespace_selector=LabelSelector(match_labels=((NAME, "shop"),)),
+        ),
+    )
     assert rule.ports == (PolicyPort("TCP", 8080),)  # the 8000-9000 range, narrowed
 
 
@@ -93,8 +98,9 @@ def test_pod_selector_all_peer_and_protocol_only_port_narrowed(result):
 def test_namespace_selector_narrowed_to_namespace_when_all_its_workloads_talk(result):
     rule = _by_key(result.proposed)["shop/cart"].egress[0]
     # team=data matched data and batch; only data talks, and all of data does.
-    assert rule.peers == (Peer(namespace_selector=LabelSelector(
-        match_labels=((NAME, "data"), ("team", "data")))),)
+    assert rule.peers == (
+        Peer(namespace_selector=LabelSelector(match_labels=((NAME, "data"), ("team", "data")))),
+    )
     assert rule.ports == (PolicyPort("TCP", 5432), PolicyPort("TCP", 6379))  # UDP 9999 pruned
 
 
@@ -103,16 +109,24 @@ def test_smallest_exact_selector_keeps_the_namespace_selector(result):
     # cart and admin talk (admin's flow is a widening candidate): tier=api selects exactly
     # them, but the selector names their applications (docs/quality.md, future workloads).
     names = LabelRequirement("app", "In", ("admin", "cart"))
-    assert rule.peers == (Peer(pod_selector=LabelSelector(match_expressions=(names,)),
-                               namespace_selector=LabelSelector(match_labels=(("team", "web"),))),)
+    assert rule.peers == (
+        Peer(
+            pod_selector=LabelSelector(match_expressions=(names,)),
+            namespace_selector=LabelSelector(match_labels=(("team", "web"),)),
+        ),
+    )
 
 
 def test_ipblock_narrowed_to_observed_addresses_budget_zero(result):
     frontend = _by_key(result.proposed)["shop/frontend"]
     assert [p.ip_block for p in frontend.ingress[0].peers] == [
-        IPBlock("203.0.113.5/32"), IPBlock("203.0.113.9/32")]
+        IPBlock("203.0.113.5/32"),
+        IPBlock("203.0.113.9/32"),
+    ]
     assert [p.ip_block for p in frontend.egress[1].peers] == [
-        IPBlock("198.51.100.7/32"), IPBlock("198.51.100.8/32")]
+        IPBlock("198.51.100.7/32"),
+        IPBlock("198.51.100.8/32"),
+    ]
 
 
 def test_ipblock_budget_merges_and_carries_the_except_inside():
@@ -137,9 +151,13 @@ def test_public_ingress_is_not_narrowed():
 
 
 def test_ipblock_matching_pod_ips_is_kept():
-    policy = NetworkPolicy("shop", "frontend-pods", LabelSelector((("app", "frontend"),)),
-                           ("Egress",), egress=(Rule((Peer(ip_block=IPBlock("10.0.0.0/8")),),
-                                                     (PolicyPort("TCP", 8080),)),))
+    policy = NetworkPolicy(
+        "shop",
+        "frontend-pods",
+        LabelSelector((("app", "frontend"),)),
+        ("Egress",),
+        egress=(Rule((Peer(ip_block=IPBlock("10.0.0.0/8")),), (PolicyPort("TCP", 8080),)),),
+    )
     res = _run(frame([observation("frontend", "cart", 8080)]), policies=[*_current(), policy])
     assert _by_key(res.proposed)["shop/frontend-pods"] == policy
     assert any(n.kind == "pod-ipblock" for n in res.notes)
@@ -157,10 +175,13 @@ def test_dns_allowance_kept_and_reported_unless_asked(result):
 
 
 def test_widening_is_listed_with_evidence_but_not_applied(result):
-    flows = sorted((w.judged.observed.src, w.judged.observed.dst, w.direction)
-                   for w in result.widenings)
-    assert flows == [("shop/deployment/admin", "data/statefulset/db", "egress"),
-                     ("shop/deployment/cart", "data/statefulset/cache", "ingress")]
+    flows = sorted(
+        (w.judged.observed.src, w.judged.observed.dst, w.direction) for w in result.widenings
+    )
+    assert flows == [
+        ("shop/deployment/admin", "data/statefulset/db", "egress"),
+        ("shop/deployment/cart", "data/statefulset/cache", "ingress"),
+    ]
     assert not any(p.name.endswith("-widened") for p in result.proposed)
     assert not _allowed(result.proposed, _pod("admin-0"), _pod("db-0"), 5432)
     # The policy-dropped attempt is not a candidate and stays denied.
@@ -176,9 +197,17 @@ def test_accept_widening_applies_exactly_the_proposals():
     admin = widened["shop/admin-widened"]
     assert admin.pod_selector == LabelSelector(match_labels=(("app", "admin"),))
     assert admin.policy_types == ("Egress",)
-    assert admin.egress == (Rule((Peer(pod_selector=LabelSelector((("app", "db"),)),
-                                       namespace_selector=LabelSelector(((NAME, "data"),))),),
-                                 (PolicyPort("TCP", 5432),)),)
+    assert admin.egress == (
+        Rule(
+            (
+                Peer(
+                    pod_selector=LabelSelector((("app", "db"),)),
+                    namespace_selector=LabelSelector(((NAME, "data"),)),
+                ),
+            ),
+            (PolicyPort("TCP", 5432),),
+        ),
+    )
     assert widened["data/cache-widened"].policy_types == ("Ingress",)
     assert _allowed(res.proposed, _pod("admin-0"), _pod("db-0"), 5432)
     assert _allowed(res.proposed, _pod("cart-0"), _pod("cache-0"), 6379)
@@ -197,8 +226,10 @@ def test_scan_shaped_and_node_cross_pairs_are_not_widening_evidence():
 
 
 def test_unknown_end_is_never_evidence():
-    rows = [observation("frontend", "cart", 8080),
-            observation("10.0.1.99", "cart", 7777, src_kind="unknown")]
+    rows = [
+        observation("frontend", "cart", 8080),
+        observation("10.0.1.99", "cart", 7777, src_kind="unknown"),
+    ]
     res = _run(frame(rows))
     assert res.totals()["unknown_connections"] == 10
     assert res.widenings == []
@@ -212,8 +243,12 @@ def _ends(row, side):
 
 
 def _observed_cases():
-    return [(s, d, row["port"], row["protocol"]) for row in week().to_dict(orient="records")
-            for s in _ends(row, "src") for d in _ends(row, "dst")]
+    return [
+        (s, d, row["port"], row["protocol"])
+        for row in week().to_dict(orient="records")
+        for s in _ends(row, "src")
+        for d in _ends(row, "dst")
+    ]
 
 
 def test_guarantees_on_the_evidence(result):
@@ -234,8 +269,10 @@ def test_semantic_diff_never_newly_allows():
     assert res.diff.counts()["newly_denied"] > 0
     widened = _run(semantic_diff=True, accept_widening=True)
     allowed = {(c.src, c.dst, c.port) for c in widened.diff.changes if c.change == "allowed"}
-    assert allowed == {("shop/deployment/admin", "data/statefulset/db", 5432),
-                       ("shop/deployment/cart", "data/statefulset/cache", 6379)}
+    assert allowed == {
+        ("shop/deployment/admin", "data/statefulset/db", 5432),
+        ("shop/deployment/cart", "data/statefulset/cache", 6379),
+    }
 
 
 @pytest.mark.parametrize("widen", [False, True], ids=["plain", "accept-widening"])
@@ -244,7 +281,8 @@ def test_second_run_changes_nothing(widen):
     second = _run(policies=first.proposed, accept_widening=widen)
     assert second.changes == []
     assert [dump_policy_yaml(p) for p in second.proposed] == [
-        dump_policy_yaml(p) for p in first.proposed]
+        dump_policy_yaml(p) for p in first.proposed
+    ]
 
 
 def test_empty_window_is_an_input_error_not_a_prune_everything():
@@ -277,8 +315,9 @@ def test_tree_golden(update_golden):
         for rel, text in files.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text)
-    on_disk = {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*"))
-               if p.is_file()}
+    on_disk = {
+        str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()
+    }
     assert on_disk == files
 
 
@@ -286,18 +325,45 @@ def _write_inputs(tmp: Path) -> tuple[str, str]:
     """The fixture cluster as a kubectl List, and the week as a store-less observation file."""
     from fixtures.tighten.cluster import NAMESPACES, WORKLOADS
 
-    items = [{"apiVersion": "v1", "kind": "Namespace",
-              "metadata": {"name": n, "labels": {NAME: n, **extra}}}
-             for n, extra in NAMESPACES.items()]
+    items = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": n, "labels": {NAME: n, **extra}},
+        }
+        for n, extra in NAMESPACES.items()
+    ]
     for ns, kind, owner, labels, replicas, ports in WORKLOADS.values():
         for i, (ip, node) in enumerate(replicas):
-            items.append({"apiVersion": "v1", "kind": "Pod", "metadata": {
-                "name": f"{owner}-{i}", "namespace": ns, "labels": labels,
-                "ownerReferences": [{"kind": kind, "name": owner, "controller": True}]},
-                "spec": {"nodeName": node, "containers": [{"name": "c", "ports": [
-                    {"containerPort": p.port, "protocol": p.protocol, "name": p.name}
-                    for p in ports]}]},
-                "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})
+            items.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": f"{owner}-{i}",
+                        "namespace": ns,
+                        "labels": labels,
+                        "ownerReferences": [{"kind": kind, "name": owner, "controller": True}],
+                    },
+                    "spec": {
+                        "nodeName": node,
+                        "containers": [
+                            {
+                                "name": "c",
+                                "ports": [
+                                    {
+                                        "containerPort": p.port,
+                                        "protocol": p.protocol,
+                                        "name": p.name,
+                                    }
+                                    for p in ports
+                                ],
+                            }
+                        ],
+                    },
+                    "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
+                }
+            )
     inv = tmp / "inventory.json"
     inv.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     return str(inv), str(CURRENT)
@@ -306,26 +372,71 @@ def _write_inputs(tmp: Path) -> tuple[str, str]:
 def test_cli_bad_input_exits_2(tmp_path, capsys):
     inv, current = _write_inputs(tmp_path)
     flows = tmp_path / "none.jsonl"
-    code = main(["tighten", "--policies", current, "--inventory", inv, "--flows", str(flows),
-                 "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "tighten",
+            "--policies",
+            current,
+            "--inventory",
+            inv,
+            "--flows",
+            str(flows),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert "none.jsonl" in capsys.readouterr().err
-    code = main(["tighten", "--policies", current, "--inventory", inv, "--flows", str(flows),
-                 "--since", "7d", "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "tighten",
+            "--policies",
+            current,
+            "--inventory",
+            inv,
+            "--flows",
+            str(flows),
+            "--since",
+            "7d",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert "--since needs --store" in capsys.readouterr().err
     (tmp_path / "exists").mkdir()
-    code = main(["tighten", "--policies", current, "--inventory", inv, "--flows", str(flows),
-                 "--out", str(tmp_path / "exists")])
+    code = main(
+        [
+            "tighten",
+            "--policies",
+            current,
+            "--inventory",
+            inv,
+            "--flows",
+            str(flows),
+            "--out",
+            str(tmp_path / "exists"),
+        ]
+    )
     assert code == 2
     assert "--force" in capsys.readouterr().err
 
 
 def test_cli_writes_the_recommend_layout(tmp_path, small_sim):
     out, js = tmp_path / "out", tmp_path / "t.json"
-    args = ["tighten", "--policies", str(CURRENT), "--inventory",
-            str(small_sim / "inventory.json"), "--flows", str(small_sim / "flows-train.jsonl.gz"),
-            "--out", str(out), "--json", str(js)]
+    args = [
+        "tighten",
+        "--policies",
+        str(CURRENT),
+        "--inventory",
+        str(small_sim / "inventory.json"),
+        "--flows",
+        str(small_sim / "flows-train.jsonl.gz"),
+        "--out",
+        str(out),
+        "--json",
+        str(js),
+    ]
     assert main(args) == 0
     assert (out / "kustomization.yaml").read_text().count("- ") == 2  # data, shop
     assert (out / "shop" / "kustomization.yaml").is_file()
@@ -347,12 +458,42 @@ BROADENED = Path(__file__).parent / "fixtures" / "tighten" / "webshop-broadened.
 def sample_run(tmp_path_factory):
     """netpol tighten on the sample, then again on its own output (same evidence)."""
     tmp = tmp_path_factory.mktemp("tighten-sample")
-    common = ["--inventory", str(SAMPLE / "inventory.json"), "--flows",
-              str(SAMPLE / "flows-train.jsonl.gz")]
-    assert main(["tighten", "--policies", str(BROADENED), *common, "--out", str(tmp / "one"),
-                 "--json", str(tmp / "one.json")]) == 0
-    assert main(["tighten", "--policies", str(tmp / "one"), *common, "--out", str(tmp / "two"),
-                 "--json", str(tmp / "two.json")]) == 0
+    common = [
+        "--inventory",
+        str(SAMPLE / "inventory.json"),
+        "--flows",
+        str(SAMPLE / "flows-train.jsonl.gz"),
+    ]
+    assert (
+        main(
+            [
+                "tighten",
+                "--policies",
+                str(BROADENED),
+                *common,
+                "--out",
+                str(tmp / "one"),
+                "--json",
+                str(tmp / "one.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "tighten",
+                "--policies",
+                str(tmp / "one"),
+                *common,
+                "--out",
+                str(tmp / "two"),
+                "--json",
+                str(tmp / "two.json"),
+            ]
+        )
+        == 0
+    )
     return tmp
 
 
@@ -368,20 +509,26 @@ def test_sample_broadened_set_is_tightened_back(sample_run):
     assert report["semantic_diff"]["newly_denied"] > 0
     inv = read_inventory([str(SAMPLE / "inventory.json")])
     universe = workload_universe(inv)
-    broad = allowed_triples(compile_policies(load_policies([str(BROADENED)]).policies, inv),
-                            universe)
-    tight = allowed_triples(compile_policies(load_policies([str(sample_run / "one")]).policies,
-                                             inv), universe)
+    broad = allowed_triples(
+        compile_policies(load_policies([str(BROADENED)]).policies, inv), universe
+    )
+    tight = allowed_triples(
+        compile_policies(load_policies([str(sample_run / "one")]).policies, inv), universe
+    )
     assert tight < broad
     assert len(tight) <= len(broad) * 2 // 3
 
 
 @pytest.mark.slow
 def test_sample_second_run_is_byte_identical(sample_run):
-    one = {str(p.relative_to(sample_run / "one")): p.read_bytes()
-           for p in (sample_run / "one").rglob("*.yaml")}
-    two = {str(p.relative_to(sample_run / "two")): p.read_bytes()
-           for p in (sample_run / "two").rglob("*.yaml")}
+    one = {
+        str(p.relative_to(sample_run / "one")): p.read_bytes()
+        for p in (sample_run / "one").rglob("*.yaml")
+    }
+    two = {
+        str(p.relative_to(sample_run / "two")): p.read_bytes()
+        for p in (sample_run / "two").rglob("*.yaml")
+    }
     assert one == two
     assert json.loads((sample_run / "two.json").read_text())["changes"] == []
 
@@ -400,12 +547,30 @@ def test_cli_store_window_decides_what_is_unused(tmp_path):
     append_observations(store, pd.concat([old, recent], ignore_index=True), IngestStats())
     base = ["tighten", "--policies", current, "--inventory", inv, "--store", store]
     assert main([*base, "--out", str(tmp_path / "all"), "--json", str(tmp_path / "all.json")]) == 0
-    assert main([*base, "--since", "7d", "--out", str(tmp_path / "week"),
-                 "--json", str(tmp_path / "week.json")]) == 0
-    pruned = {c["rule"] for c in json.loads((tmp_path / "week.json").read_text())["changes"]
-              if c["kind"] == "prune-rule"}
-    kept = {c["rule"] for c in json.loads((tmp_path / "all.json").read_text())["changes"]
-            if c["kind"] == "prune-rule"}
+    assert (
+        main(
+            [
+                *base,
+                "--since",
+                "7d",
+                "--out",
+                str(tmp_path / "week"),
+                "--json",
+                str(tmp_path / "week.json"),
+            ]
+        )
+        == 0
+    )
+    pruned = {
+        c["rule"]
+        for c in json.loads((tmp_path / "week.json").read_text())["changes"]
+        if c["kind"] == "prune-rule"
+    }
+    kept = {
+        c["rule"]
+        for c in json.loads((tmp_path / "all.json").read_text())["changes"]
+        if c["kind"] == "prune-rule"
+    }
     assert "data/legacy-import#ingress[0]" in pruned
     assert "data/legacy-import#ingress[0]" not in kept
     assert json.loads((tmp_path / "week.json").read_text())["inputs"]["since"] == "7d"

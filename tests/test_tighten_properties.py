@@ -46,20 +46,34 @@ PEERS = [
     Peer(ip_block=IPBlock("10.0.1.0/24")),  # pod IPs of shop
 ]
 PORTS = [
-    PolicyPort("TCP", 8080), PolicyPort("TCP", 8000, 9000), PolicyPort("TCP"),
-    PolicyPort("UDP"), PolicyPort("UDP", 53), PolicyPort("TCP", 5432),
-    PolicyPort("TCP", 443), PolicyPort("TCP", "http"), PolicyPort("TCP", 1, 65535),
+    PolicyPort("TCP", 8080),
+    PolicyPort("TCP", 8000, 9000),
+    PolicyPort("TCP"),
+    PolicyPort("UDP"),
+    PolicyPort("UDP", 53),
+    PolicyPort("TCP", 5432),
+    PolicyPort("TCP", 443),
+    PolicyPort("TCP", "http"),
+    PolicyPort("TCP", 1, 65535),
 ]
-SELECTED = [LabelSelector(), _sel(app="frontend"), _sel(tier="api"), _sel(app="db"),
-            _sel(app="cache"), _sel(app="job")]
+SELECTED = [
+    LabelSelector(),
+    _sel(app="frontend"),
+    _sel(tier="api"),
+    _sel(app="db"),
+    _sel(app="cache"),
+    _sel(app="job"),
+]
 NAMESPACE_OF = {"frontend": "shop", "api": "shop", "db": "data", "cache": "data", "job": "batch"}
 
 rules = st.builds(
     Rule,
-    st.one_of(st.none(), st.lists(st.sampled_from(PEERS), min_size=1, max_size=3,
-                                  unique=True).map(tuple)),
-    st.one_of(st.none(), st.lists(st.sampled_from(PORTS), min_size=1, max_size=3,
-                                  unique=True).map(tuple)),
+    st.one_of(
+        st.none(), st.lists(st.sampled_from(PEERS), min_size=1, max_size=3, unique=True).map(tuple)
+    ),
+    st.one_of(
+        st.none(), st.lists(st.sampled_from(PORTS), min_size=1, max_size=3, unique=True).map(tuple)
+    ),
 )
 
 
@@ -82,11 +96,16 @@ def policy_sets(draw: st.DrawFn) -> list[NetworkPolicy]:
 
 ENDS = [*sorted(WORKLOADS), "203.0.113.5", "198.51.100.7", "198.51.100.9", "192.168.0.1"]
 observations = st.lists(
-    st.tuples(st.sampled_from(ENDS), st.sampled_from(ENDS),
-              st.sampled_from([(8080, "TCP"), (8500, "TCP"), (5432, "TCP"), (53, "UDP"),
-                               (443, "TCP"), (6379, "TCP")]),
-              st.sampled_from(["allowed", "audit", "policy_denied"])),
-    min_size=1, max_size=12,
+    st.tuples(
+        st.sampled_from(ENDS),
+        st.sampled_from(ENDS),
+        st.sampled_from(
+            [(8080, "TCP"), (8500, "TCP"), (5432, "TCP"), (53, "UDP"), (443, "TCP"), (6379, "TCP")]
+        ),
+        st.sampled_from(["allowed", "audit", "policy_denied"]),
+    ),
+    min_size=1,
+    max_size=12,
 ).map(lambda rows: [r for r in rows if r[0] != r[1] and (r[0] in WORKLOADS or r[1] in WORKLOADS)])
 
 
@@ -94,8 +113,17 @@ def _evidence(rows):
     out = []
     for src, dst, (port, proto), verdict in rows:
         kinds = {"192.168.0.1": "host"}
-        out.append(observation(src, dst, port, proto, verdict=verdict,
-                               src_kind=kinds.get(src), dst_kind=kinds.get(dst)))
+        out.append(
+            observation(
+                src,
+                dst,
+                port,
+                proto,
+                verdict=verdict,
+                src_kind=kinds.get(src),
+                dst_kind=kinds.get(dst),
+            )
+        )
     return frame(out)
 
 
@@ -107,12 +135,15 @@ def _endpoints(name: str):
 
 
 def _cases(rows):
-    return [(i, (s, d, port, proto)) for i, (src, dst, (port, proto), _) in enumerate(rows)
-            for s in _endpoints(src) for d in _endpoints(dst)]
+    return [
+        (i, (s, d, port, proto))
+        for i, (src, dst, (port, proto), _) in enumerate(rows)
+        for s in _endpoints(src)
+        for d in _endpoints(dst)
+    ]
 
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -132,7 +163,8 @@ def test_tightening_keeps_allowed_and_never_allows_denied(policies, rows):
     assert res.diff.counts()["newly_allowed"] == 0
     # Isolation is never removed: same policies, same policyTypes.
     assert [(p.key, p.policy_types) for p in res.proposed] == [
-        (p.key, p.policy_types) for p in policies]
+        (p.key, p.policy_types) for p in policies
+    ]
 
 
 @SETTINGS
@@ -140,8 +172,9 @@ def test_tightening_keeps_allowed_and_never_allows_denied(policies, rows):
 def test_accepted_widening_allows_only_widened_observations(policies, rows):
     if not rows:
         return
-    res = tighten(policies, _evidence(rows), INV,
-                  TightenOptions(accept_widening=True, semantic_diff=False))
+    res = tighten(
+        policies, _evidence(rows), INV, TightenOptions(accept_widening=True, semantic_diff=False)
+    )
     widened = {w.judged.observed.index for w in res.widenings if w.possible}
     before, after = compile_policies(policies, INV), compile_policies(res.proposed, INV)
     for i, case in _cases(rows):
@@ -164,4 +197,5 @@ def test_second_run_is_byte_identical(policies, rows, widen, budget):
     second = tighten(first.proposed, evidence, INV, opts)
     assert second.changes == []
     assert [dump_policy_yaml(p) for p in second.proposed] == [
-        dump_policy_yaml(p) for p in first.proposed]
+        dump_policy_yaml(p) for p in first.proposed
+    ]

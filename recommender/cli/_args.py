@@ -48,16 +48,26 @@ def spark_conf_item(text: str) -> tuple[str, str]:
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """``--engine``, ``--spark-master`` and ``--spark-conf`` (see :func:`engine_from_args`)."""
-    parser.add_argument("--engine", default="embedded", choices=("embedded", "spark"),
-                        help="aggregation engine (default: embedded; spark needs the "
-                        "'spark' extra and Java 17)")
-    parser.add_argument("--spark-master", metavar="URL",
-                        help="Spark master for --engine spark: local[*] (default), local[N], "
-                        "spark://HOST:PORT, yarn, k8s://https://HOST:PORT")
-    parser.add_argument("--spark-conf", metavar="KEY=VALUE", action="append", default=[],
-                        type=spark_conf_item,
-                        help="a Spark setting for --engine spark, repeatable "
-                        "(e.g. spark.executor.memory=8g)")
+    parser.add_argument(
+        "--engine",
+        default="embedded",
+        choices=("embedded", "spark"),
+        help="aggregation engine (default: embedded; spark needs the 'spark' extra and Java 17)",
+    )
+    parser.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="Spark master for --engine spark: local[*] (default), local[N], "
+        "spark://HOST:PORT, yarn, k8s://https://HOST:PORT",
+    )
+    parser.add_argument(
+        "--spark-conf",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        type=spark_conf_item,
+        help="a Spark setting for --engine spark, repeatable (e.g. spark.executor.memory=8g)",
+    )
 
 
 def engine_from_args(args: argparse.Namespace) -> Any:

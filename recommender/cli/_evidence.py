@@ -17,24 +17,30 @@ from recommender.recommend.coverage import Coverage, assess_coverage, withhold_u
 
 def add_coverage_arguments(parser: argparse.ArgumentParser) -> None:
     """``--deny-unobserved`` and ``--fail-on-gap``."""
-    parser.add_argument("--deny-unobserved", action="store_true",
-                        help="also write default-deny (and deny-all group policies) for "
-                             "namespaces and workloads without any observed traffic")
-    parser.add_argument("--fail-on-gap", action="store_true",
-                        help="exit 3 (after writing) when the evidence has gaps: flows from "
-                             "fewer nodes than the inventory has, or workloads without traffic")
+    parser.add_argument(
+        "--deny-unobserved",
+        action="store_true",
+        help="also write default-deny (and deny-all group policies) for "
+        "namespaces and workloads without any observed traffic",
+    )
+    parser.add_argument(
+        "--fail-on-gap",
+        action="store_true",
+        help="exit 3 (after writing) when the evidence has gaps: flows from "
+        "fewer nodes than the inventory has, or workloads without traffic",
+    )
 
 
-def apply_coverage(rec: Any, stats: IngestStats, deny_unobserved: bool,
-                   synthetic: bool = False) -> Coverage:
+def apply_coverage(
+    rec: Any, stats: IngestStats, deny_unobserved: bool, synthetic: bool = False
+) -> Coverage:
     """Assess coverage, print its warnings (partial coverage first, before any other
     warning), and unless ``deny_unobserved`` write no policy for what has no evidence.
 
     ``synthetic``: the inventory comes from manifests; its nodes are made up, so the
     capture's nodes are not compared with them."""
     observers = None if synthetic else getattr(stats, "observers", None)
-    coverage = assess_coverage(rec.index, rec.table, list(rec.namespaces), rec.window,
-                               observers)
+    coverage = assess_coverage(rec.index, rec.table, list(rec.namespaces), rec.window, observers)
     for warning in coverage.warnings():
         print(f"warning: {warning}", file=sys.stderr)
     if not deny_unobserved:
@@ -49,9 +55,11 @@ def check_gap(coverage: Coverage, fail_on_gap: bool) -> None:
         parts = []
         if coverage.partial:
             seen = set(coverage.inventory_nodes) - set(coverage.missing_nodes)
-            parts.append(f"flows from {len(seen)} of "
-                         f"{len(coverage.inventory_nodes)} nodes")
+            parts.append(f"flows from {len(seen)} of {len(coverage.inventory_nodes)} nodes")
         if coverage.quiet:
             parts.append(f"{len(coverage.quiet)} workload(s) without observed traffic")
-        raise GateFailed("recommend: evidence gaps (" + "; ".join(parts)
-                         + "); see Evidence coverage in SUMMARY.md")
+        raise GateFailed(
+            "recommend: evidence gaps ("
+            + "; ".join(parts)
+            + "); see Evidence coverage in SUMMARY.md"
+        )

@@ -36,8 +36,10 @@ def describe_input(stats: IngestStats) -> str:
     if stats.non_flow:
         parts.append(f"{sum(stats.non_flow.values()):,} non-flow ({_counts(stats.non_flow)})")
     if stats.flow_records and not stats.connections:
-        parts.append(f"{stats.flow_records:,} flow records, none a connection request "
-                     f"({stats.replies:,} replies)")
+        parts.append(
+            f"{stats.flow_records:,} flow records, none a connection request "
+            f"({stats.replies:,} replies)"
+        )
     return ", ".join(parts)
 
 
@@ -46,8 +48,10 @@ def recognised_format(paths: Sequence[str]) -> str | None:
     for path in paths:
         name = sniff_file(path)
         if name is not None:
-            return f"{path} looks like {name}; netpol reads Hubble JSON (hubble observe -o " \
-                   "jsonpb, the Hubble exporter) or its Parquet"
+            return (
+                f"{path} looks like {name}; netpol reads Hubble JSON (hubble observe -o "
+                "jsonpb, the Hubble exporter) or its Parquet"
+            )
     return None
 
 
@@ -94,13 +98,17 @@ def require_pods(inventory: Inventory, paths: Sequence[str] | None) -> None:
     would be unresolvable, and a gate would pass on no evidence."""
     if not inventory.pods:
         where = ", ".join(paths) if paths else None
-        raise InputError(where, "the inventory holds no pods",
-                         hint="dump it with kubectl get namespaces,pods,services,"
-                              "endpointslices -A -o json, or pass --manifests")
+        raise InputError(
+            where,
+            "the inventory holds no pods",
+            hint="dump it with kubectl get namespaces,pods,services,"
+            "endpointslices -A -o json, or pass --manifests",
+        )
 
 
-def namespace_hint(namespaces: Iterable[str], inventory: Inventory,
-                   default_namespace: str | None) -> str | None:
+def namespace_hint(
+    namespaces: Iterable[str], inventory: Inventory, default_namespace: str | None
+) -> str | None:
     """A hint when no policy's namespace is in the inventory (often: the manifests name no
     namespace and were read as ``default``); None when at least one matches.
 
@@ -112,14 +120,20 @@ def namespace_hint(namespaces: Iterable[str], inventory: Inventory,
     known = {n.name for n in inventory.namespaces} | {p.namespace for p in inventory.pods}
     if not wanted or set(wanted) & known:
         return None
-    fix = ("check --default-namespace" if default_namespace else
-           "policies that name no namespace were read as `default`: pass --default-namespace NS")
-    return (f"no policy is in a namespace of the inventory (policies: {', '.join(wanted)}; "
-            f"inventory: {', '.join(sorted(known)) or 'none'}); {fix}")
+    fix = (
+        "check --default-namespace"
+        if default_namespace
+        else "policies that name no namespace were read as `default`: pass --default-namespace NS"
+    )
+    return (
+        f"no policy is in a namespace of the inventory (policies: {', '.join(wanted)}; "
+        f"inventory: {', '.join(sorted(known)) or 'none'}); {fix}"
+    )
 
 
-def print_namespace_hint(namespaces: Iterable[str], inventory: Inventory,
-                         default_namespace: str | None) -> None:
+def print_namespace_hint(
+    namespaces: Iterable[str], inventory: Inventory, default_namespace: str | None
+) -> None:
     """:func:`namespace_hint` as a ``hint:`` line on stderr."""
     hint = namespace_hint(namespaces, inventory, default_namespace)
     if hint:

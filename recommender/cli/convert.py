@@ -30,13 +30,20 @@ HELP = "convert Hubble flow logs to Parquet (parse once, aggregate many times)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol convert``."""
-    parser.add_argument("--flows", nargs="+", required=True, metavar="FILE",
-                        help="Hubble flow files or globs (plain or .gz; - for stdin with the "
-                        "embedded engine)")
+    parser.add_argument(
+        "--flows",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="Hubble flow files or globs (plain or .gz; - for stdin with the embedded engine)",
+    )
     parser.add_argument("--to", required=True, choices=("parquet",), help="output format")
-    parser.add_argument("--out", required=True, metavar="OUT",
-                        help="output: a .parquet file (embedded) or directory (spark, any "
-                        "Hadoop path)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="OUT",
+        help="output: a .parquet file (embedded) or directory (spark, any Hadoop path)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output")
     add_engine_arguments(parser)
 
@@ -44,8 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Convert, then print how many lines of each kind were written."""
     if not is_parquet_input(args.out):
-        raise InputError(args.out, "the output name must end in .parquet",
-                         hint="Parquet inputs are recognised by that suffix")
+        raise InputError(
+            args.out,
+            "the output name must end in .parquet",
+            hint="Parquet inputs are recognised by that suffix",
+        )
     engine = engine_from_args(args)
     local = "://" not in args.out
     if args.engine == "spark":
@@ -80,9 +90,13 @@ def _require_requests(kinds: dict[str, int], flows: list[str], local: str | None
     if requests:
         return
     flows_seen = kinds.get("flow", 0)  # here each one is a reply (no request was found)
-    stats = IngestStats(lines=sum(kinds.values()), flow_records=flows_seen, replies=flows_seen,
-                        rejects={k: n for k, n in rejects.items() if n},
-                        non_flow={k: n for k, n in kinds.items() if k not in ("flow", "reject")})
+    stats = IngestStats(
+        lines=sum(kinds.values()),
+        flow_records=flows_seen,
+        replies=flows_seen,
+        rejects={k: n for k, n in rejects.items() if n},
+        non_flow={k: n for k, n in kinds.items() if k not in ("flow", "reject")},
+    )
     note = "nothing was written" if local is not None else "the output was written anyway"
     require_connections(stats, flows, note)
 
@@ -96,10 +110,13 @@ def _read_back(local: str) -> tuple[int, dict[str, int]]:
     con = duckdb.connect()
     try:
         rel = f"read_parquet({lit(local)})"
-        row = con.execute(f"SELECT count(*) FROM {rel} WHERE line_kind = 'flow' "
-                          "AND NOT coalesce(is_reply, false)").fetchall()[0]
-        rejects = con.execute(f"SELECT {reject_class_sql('reject_detail')}, count(*) FROM {rel} "
-                              "WHERE line_kind = 'reject' GROUP BY 1").fetchall()
+        row = con.execute(
+            f"SELECT count(*) FROM {rel} WHERE line_kind = 'flow' AND NOT coalesce(is_reply, false)"
+        ).fetchall()[0]
+        rejects = con.execute(
+            f"SELECT {reject_class_sql('reject_detail')}, count(*) FROM {rel} "
+            "WHERE line_kind = 'reject' GROUP BY 1"
+        ).fetchall()
     finally:
         con.close()
     return int(row[0]), {str(k): int(n) for k, n in rejects}

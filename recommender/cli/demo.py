@@ -22,20 +22,36 @@ from recommender.errors import InputError, OutputExistsError, RecommenderError
 NAME = "demo"
 HELP = "run simulate/recommend/shadow/score end to end on data/sample and summarise"
 
-DATA_FILES = ("inventory.json", "inventory-fresh.json", "flows-train.jsonl.gz",
-              "flows-fresh.jsonl.gz", "truth.json")
+DATA_FILES = (
+    "inventory.json",
+    "inventory-fresh.json",
+    "flows-train.jsonl.gz",
+    "flows-fresh.jsonl.gz",
+    "truth.json",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol demo``."""
-    parser.add_argument("--data", default="data/sample", metavar="DIR",
-                        help="simulator output to use (default: data/sample)")
-    parser.add_argument("--simulate", metavar="TOPOLOGY",
-                        help="simulate TOPOLOGY first (webshop, saas, large:N) instead of --data")
+    parser.add_argument(
+        "--data",
+        default="data/sample",
+        metavar="DIR",
+        help="simulator output to use (default: data/sample)",
+    )
+    parser.add_argument(
+        "--simulate",
+        metavar="TOPOLOGY",
+        help="simulate TOPOLOGY first (webshop, saas, large:N) instead of --data",
+    )
     parser.add_argument("--window", default="6h", help="window for --simulate (default 6h)")
     parser.add_argument("--seed", type=int, default=7, help="seed for --simulate")
-    parser.add_argument("--out", default="demo-out", metavar="DIR",
-                        help="where everything is written (default: demo-out)")
+    parser.add_argument(
+        "--out",
+        default="demo-out",
+        metavar="DIR",
+        help="where everything is written (default: demo-out)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
 
 
@@ -73,19 +89,54 @@ def run(args: argparse.Namespace) -> int:
     data = _data(args, out)
     policies, shadow_md = out / "policies", out / "shadow-report.md"
     print(f"1/4 data: {data}")
-    rec = _step("recommend", ["recommend", "--flows", str(data / "flows-train.jsonl.gz"),
-                              "--inventory", str(data / "inventory.json"), "--out",
-                              str(policies)])
+    rec = _step(
+        "recommend",
+        [
+            "recommend",
+            "--flows",
+            str(data / "flows-train.jsonl.gz"),
+            "--inventory",
+            str(data / "inventory.json"),
+            "--out",
+            str(policies),
+        ],
+    )
     print("2/4 recommend: " + rec.strip().splitlines()[0])
-    shadow = _step("shadow", [
-        "shadow", "--policies", str(policies), "--inventory", str(data / "inventory-fresh.json"),
-        "--flows", str(data / "flows-fresh.jsonl.gz"), "--report", str(shadow_md), "--json",
-        str(out / "shadow.json"), "--verdicts", str(out / "verdicts.jsonl")])
+    shadow = _step(
+        "shadow",
+        [
+            "shadow",
+            "--policies",
+            str(policies),
+            "--inventory",
+            str(data / "inventory-fresh.json"),
+            "--flows",
+            str(data / "flows-fresh.jsonl.gz"),
+            "--report",
+            str(shadow_md),
+            "--json",
+            str(out / "shadow.json"),
+            "--verdicts",
+            str(out / "verdicts.jsonl"),
+        ],
+    )
     print("3/4 shadow (fresh window, after a rollout): " + shadow.strip().splitlines()[1])
-    table = _step("score", [
-        "score", "--policies", str(policies), "--truth", str(data / "truth.json"), "--flows",
-        str(data / "flows-fresh.jsonl.gz"), "--inventory", str(data / "inventory-fresh.json"),
-        "--json", str(out / "score.json")])
+    table = _step(
+        "score",
+        [
+            "score",
+            "--policies",
+            str(policies),
+            "--truth",
+            str(data / "truth.json"),
+            "--flows",
+            str(data / "flows-fresh.jsonl.gz"),
+            "--inventory",
+            str(data / "inventory-fresh.json"),
+            "--json",
+            str(out / "score.json"),
+        ],
+    )
     print("4/4 score against the ground truth:")
     print("\n".join(f"    {line}" for line in table.rstrip().splitlines()))
     _print_paths(out, _load(out / "shadow.json"), _load(out / "score.json"))
@@ -95,14 +146,29 @@ def run(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace, out: Path) -> Path:
     if args.simulate:
         data = out / "data"
-        _step("simulate", ["simulate", "--topology", args.simulate, "--window", args.window,
-                           "--seed", str(args.seed), "--out", str(data)])
+        _step(
+            "simulate",
+            [
+                "simulate",
+                "--topology",
+                args.simulate,
+                "--window",
+                args.window,
+                "--seed",
+                str(args.seed),
+                "--out",
+                str(data),
+            ],
+        )
         return data
     data = Path(args.data)
     missing = [f for f in DATA_FILES if not (data / f).is_file()]
     if missing:
-        raise InputError(str(data), f"missing {', '.join(missing)}",
-                         hint="run from the repository root, or pass --data DIR or --simulate")
+        raise InputError(
+            str(data),
+            f"missing {', '.join(missing)}",
+            hint="run from the repository root, or pass --data DIR or --simulate",
+        )
     return data
 
 
@@ -113,16 +179,22 @@ def _load(path: Path) -> Any:
 def _print_paths(out: Path, shadow: dict[str, Any], score: dict[str, Any]) -> None:
     denied = shadow["would_be_denied"]
     legit = score["false_deny"]["denied_edges"]
-    print(f"\nFresh-window edges the recommendation would deny: {len(denied)}. The truth says "
-          f"{len(legit)} of them are legitimate ({sum(not e['trained'] for e in legit)} never "
-          "seen in training); the rest are the simulated attacks.")
+    print(
+        f"\nFresh-window edges the recommendation would deny: {len(denied)}. The truth says "
+        f"{len(legit)} of them are legitimate ({sum(not e['trained'] for e in legit)} never "
+        "seen in training); the rest are the simulated attacks."
+    )
     for row in denied[:5]:
         port = f"{row['port']}/{row['protocol']}" if row["port"] is not None else row["protocol"]
-        print(f"    {row['src_workload']} -> {row['dst_workload']} {port}: "
-              f"{row['connections']} connections, denied by {row['denied_by']}")
+        print(
+            f"    {row['src_workload']} -> {row['dst_workload']} {port}: "
+            f"{row['connections']} connections, denied by {row['denied_by']}"
+        )
     print("\nOutputs:")
-    for name, what in (("policies/", "recommended NetworkPolicies (kustomize) + SUMMARY.md"),
-                       ("shadow-report.md", "shadow-mode report on the fresh window"),
-                       ("verdicts.jsonl", "one verdict per fresh flow record"),
-                       ("score.json", "quality measures against the ground truth")):
+    for name, what in (
+        ("policies/", "recommended NetworkPolicies (kustomize) + SUMMARY.md"),
+        ("shadow-report.md", "shadow-mode report on the fresh window"),
+        ("verdicts.jsonl", "one verdict per fresh flow record"),
+        ("score.json", "quality measures against the ground truth"),
+    ):
         print(f"    {out / name}  {what}")

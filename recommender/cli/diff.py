@@ -38,15 +38,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", metavar="OLD", help="policy file or directory (before)")
     parser.add_argument("new", metavar="NEW", help="policy file or directory (after)")
     add_inventory_arguments(parser)
-    parser.add_argument("--flows", nargs="+", metavar="FILE",
-                        help="flow files, globs or - for stdin: report observed flows whose "
-                             "verdict changes and add their ports and addresses to the universe")
+    parser.add_argument(
+        "--flows",
+        nargs="+",
+        metavar="FILE",
+        help="flow files, globs or - for stdin: report observed flows whose "
+        "verdict changes and add their ports and addresses to the universe",
+    )
     parser.add_argument("--json", metavar="OUT.json", help="the report as JSON")
     parser.add_argument("--markdown", metavar="OUT.md", help="the report as Markdown (for a PR)")
-    parser.add_argument("--fail-on-change", action="store_true",
-                        help="exit 3 when the two sets are not equivalent")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with exit code 2 at the first rejected flow line")
+    parser.add_argument(
+        "--fail-on-change", action="store_true", help="exit 3 when the two sets are not equivalent"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit code 2 at the first rejected flow line",
+    )
     add_engine_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
 
@@ -60,8 +68,11 @@ def load_set(path: str, default_namespace: str | None) -> list[NetworkPolicy]:
     for source, kind in loaded.skipped:
         print(f"note: {source}: skipped {kind} (not a NetworkPolicy)", file=sys.stderr)
     if not loaded.policies and loaded.skipped:  # objects, none a policy: the wrong file
-        raise InputError(path, f"no NetworkPolicy found ({len(loaded.skipped)} other objects "
-                               "skipped)", hint="an empty file or directory stands for no policies")
+        raise InputError(
+            path,
+            f"no NetworkPolicy found ({len(loaded.skipped)} other objects skipped)",
+            hint="an empty file or directory stands for no policies",
+        )
     return loaded.policies
 
 
@@ -76,27 +87,35 @@ def run(args: argparse.Namespace) -> int:
     print_namespace_hint((p.namespace for p in (*old, *new)), inventory, args.default_namespace)
     compiled = compile_pair(old, new, inventory)
     replay = _replay(args.flows, compiled, inventory, args) if args.flows else None
-    universe = build_universe(old, new, inventory,
-                              replay.ports if replay else (), replay.ips if replay else ())
+    universe = build_universe(
+        old, new, inventory, replay.ports if replay else (), replay.ips if replay else ()
+    )
     result = diff_policies(old, new, inventory, universe, compiled)
     if replay is not None:
         result.flow_changes, result.flow_totals = replay.changes(), replay.totals()
     report = build_report(result, _inputs(args, old, new))
     if args.json:
-        write_text_atomic(args.json, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
-                          + "\n", args.force)
+        write_text_atomic(
+            args.json, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n", args.force
+        )
     if args.markdown:
         write_text_atomic(args.markdown, render_markdown(report), args.force)
     sys.stdout.write(render_text(report))
     if args.fail_on_change and not result.equivalent:
         c = result.counts()
-        raise GateFailed(f"diff: not equivalent ({c['newly_allowed']} newly allowed, "
-                         f"{c['newly_denied']} newly denied)")
+        raise GateFailed(
+            f"diff: not equivalent ({c['newly_allowed']} newly allowed, "
+            f"{c['newly_denied']} newly denied)"
+        )
     return 0
 
 
-def _replay(flows: Sequence[str], compiled: tuple[PolicySet, PolicySet], inventory: Inventory,
-            args: argparse.Namespace) -> FlowReplay:
+def _replay(
+    flows: Sequence[str],
+    compiled: tuple[PolicySet, PolicySet],
+    inventory: Inventory,
+    args: argparse.Namespace,
+) -> FlowReplay:
 
     old_ps, new_ps = compiled
     replay = FlowReplay(old_ps, new_ps, inventory)
@@ -113,11 +132,15 @@ def _replay(flows: Sequence[str], compiled: tuple[PolicySet, PolicySet], invento
     return replay
 
 
-def _inputs(args: argparse.Namespace, old: Sequence[NetworkPolicy],
-            new: Sequence[NetworkPolicy]) -> dict[str, object]:
+def _inputs(
+    args: argparse.Namespace, old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy]
+) -> dict[str, object]:
     out: dict[str, object] = {
-        "old": [args.old], "new": [args.new], "old_policies": len(old),
-        "new_policies": len(new), "inventory": list(args.inventory or args.manifests),
+        "old": [args.old],
+        "new": [args.new],
+        "old_policies": len(old),
+        "new_policies": len(new),
+        "inventory": list(args.inventory or args.manifests),
     }
     if args.flows:
         out["flows"] = list(args.flows)

@@ -10,32 +10,51 @@ from recommender.inventory.kube_api import fetch_inventory
 from recommender.policy_io.atomic import check_writable
 
 NAME = "inventory"
-HELP = ("snapshot namespaces, nodes, pods, services, endpointslices and networkpolicies "
-        "from a live cluster (read-only) into a List JSON file")
+HELP = (
+    "snapshot namespaces, nodes, pods, services, endpointslices and networkpolicies "
+    "from a live cluster (read-only) into a List JSON file"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol inventory``."""
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="output file (kubectl-style List JSON)")
-    parser.add_argument("--kubeconfig", metavar="PATH",
-                        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    parser.add_argument(
+        "--out", required=True, metavar="FILE", help="output file (kubectl-style List JSON)"
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)",
+    )
     parser.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
-    parser.add_argument("--in-cluster", action="store_true",
-                        help="use the pod's service account (running inside the cluster)")
-    parser.add_argument("--server", metavar="URL",
-                        help="API server URL without authentication, e.g. from `kubectl proxy`")
+    parser.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="use the pod's service account (running inside the cluster)",
+    )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="API server URL without authentication, e.g. from `kubectl proxy`",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
 def run(args: argparse.Namespace) -> int:
     """List the cluster, write the snapshot, print a one-line summary to stderr."""
     check_writable(args.out, args.force)  # refuse before talking to the cluster
-    inventory, items = fetch_inventory(kubeconfig=args.kubeconfig, context=args.context,
-                                       in_cluster=args.in_cluster, host=args.server)
+    inventory, items = fetch_inventory(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        in_cluster=args.in_cluster,
+        host=args.server,
+    )
     path = write_inventory_json(items, args.out, force=args.force)
-    print(f"wrote {path}: {len(inventory.namespaces)} namespaces, {len(inventory.nodes)} nodes, "
-          f"{len(inventory.pods)} pods, {len(inventory.services)} services, "
-          f"{len(inventory.endpoint_slices)} endpointslices, "
-          f"{len(inventory.network_policies)} networkpolicies", file=sys.stderr)
+    print(
+        f"wrote {path}: {len(inventory.namespaces)} namespaces, {len(inventory.nodes)} nodes, "
+        f"{len(inventory.pods)} pods, {len(inventory.services)} services, "
+        f"{len(inventory.endpoint_slices)} endpointslices, "
+        f"{len(inventory.network_policies)} networkpolicies",
+        file=sys.stderr,
+    )
     return 0

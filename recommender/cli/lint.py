@@ -28,12 +28,23 @@ HELP = "check policies for risky, ineffective, redundant or invalid rules"
 def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
     """``--inventory`` or ``--manifests`` (shared by lint and diff)."""
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--inventory", nargs="+", metavar="FILE",
-                       help="kubectl get namespaces,pods,services,... -A -o json file(s)")
-    group.add_argument("--manifests", nargs="+", metavar="PATH",
-                       help="app manifests instead: a SYNTHETIC inventory of the pods they create")
-    parser.add_argument("--default-namespace", metavar="NS",
-                        help="namespace for policies (and manifests) that name none")
+    group.add_argument(
+        "--inventory",
+        nargs="+",
+        metavar="FILE",
+        help="kubectl get namespaces,pods,services,... -A -o json file(s)",
+    )
+    group.add_argument(
+        "--manifests",
+        nargs="+",
+        metavar="PATH",
+        help="app manifests instead: a SYNTHETIC inventory of the pods they create",
+    )
+    parser.add_argument(
+        "--default-namespace",
+        metavar="NS",
+        help="namespace for policies (and manifests) that name none",
+    )
 
 
 def load_inventory_arg(args: argparse.Namespace) -> Inventory:
@@ -54,17 +65,29 @@ def load_inventory_arg(args: argparse.Namespace) -> Inventory:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol lint``."""
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="policy files or directories (YAML/JSON)")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="policy files or directories (YAML/JSON)"
+    )
     add_inventory_arguments(parser)
-    parser.add_argument("--namespace", action="append", metavar="NS",
-                        help="limit default-deny, coverage and DNS checks to these namespaces")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        metavar="NS",
+        help="limit default-deny, coverage and DNS checks to these namespaces",
+    )
     parser.add_argument("--json", metavar="OUT.json", help="findings as JSON")
     parser.add_argument("--sarif", metavar="OUT.sarif", help="findings as SARIF 2.1.0")
-    parser.add_argument("--fail-on", choices=("error", "warning", "note", "never"),
-                        default="error", help="exit 3 on findings this severe (default: error)")
-    parser.add_argument("--no-redundancy", action="store_true",
-                        help="skip the redundant policy/rule checks (the slowest)")
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "note", "never"),
+        default="error",
+        help="exit 3 on findings this severe (default: error)",
+    )
+    parser.add_argument(
+        "--no-redundancy",
+        action="store_true",
+        help="skip the redundant policy/rule checks (the slowest)",
+    )
     parser.add_argument("--force", action="store_true", help="replace existing output files")
 
 
@@ -76,10 +99,16 @@ def run(args: argparse.Namespace) -> int:
     inventory = load_inventory_arg(args)
     docs, skipped = read_policy_docs(args.paths, args.default_namespace)
     if not docs:
-        raise InputError(", ".join(args.paths), "no NetworkPolicy found",
-                         hint=f"{skipped} other objects skipped" if skipped else None)
-    print_namespace_hint((d.policy.namespace for d in docs if d.policy is not None), inventory,
-                         args.default_namespace)
+        raise InputError(
+            ", ".join(args.paths),
+            "no NetworkPolicy found",
+            hint=f"{skipped} other objects skipped" if skipped else None,
+        )
+    print_namespace_hint(
+        (d.policy.namespace for d in docs if d.policy is not None),
+        inventory,
+        args.default_namespace,
+    )
     report = lint_docs(docs, inventory, args.namespace, redundancy=not args.no_redundancy)
     report.skipped = skipped
     if args.json:
@@ -89,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(render_text(report))
     if args.fail_on != "never" and report.fails(args.fail_on):
         c = report.counts()
-        raise GateFailed(f"lint: {c['error']} errors, {c['warning']} warnings "
-                         f"(failing on {args.fail_on})")
+        raise GateFailed(
+            f"lint: {c['error']} errors, {c['warning']} warnings (failing on {args.fail_on})"
+        )
     return 0
 
 

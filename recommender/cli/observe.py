@@ -31,27 +31,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol observe``."""
     from recommender.observe.store import DEFAULT_STORE
 
-    parser.add_argument("--flows", nargs="+", metavar="FILE",
-                        help="flow files, globs, or - for a stream on stdin (plain or .gz)")
-    parser.add_argument("--store", default=DEFAULT_STORE, metavar="PATH",
-                        help=f"the store file (default {DEFAULT_STORE}; created when missing)")
-    parser.add_argument("--inventory", nargs="+", metavar="FILE",
-                        help="kubectl get ... -o json List file(s) to resolve IPs at ingest")
-    parser.add_argument("--checkpoint-interval", default="60s", metavar="DURATION",
-                        help="stdin: commit at least this often (default 60s)")
-    parser.add_argument("--checkpoint-lines", type=positive_int, default=50_000, metavar="N",
-                        help="stdin: commit after N lines at the latest (default 50000)")
-    parser.add_argument("--overlap-lines", type=int, default=5_000, metavar="N",
-                        help="stdin: lines re-read across a checkpoint so a connection that "
-                             "straddles it counts once (default 5000)")
-    parser.add_argument("--retain", metavar="DURATION",
-                        help="then delete buckets older than this (e.g. 30d) before the newest")
-    parser.add_argument("--status", action="store_true",
-                        help="print buckets, time range, rows and size of the store")
-    parser.add_argument("--again", action="store_true",
-                        help="append files even if the store already holds them")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with exit code 2 at the first rejected input line")
+    parser.add_argument(
+        "--flows",
+        nargs="+",
+        metavar="FILE",
+        help="flow files, globs, or - for a stream on stdin (plain or .gz)",
+    )
+    parser.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="PATH",
+        help=f"the store file (default {DEFAULT_STORE}; created when missing)",
+    )
+    parser.add_argument(
+        "--inventory",
+        nargs="+",
+        metavar="FILE",
+        help="kubectl get ... -o json List file(s) to resolve IPs at ingest",
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        default="60s",
+        metavar="DURATION",
+        help="stdin: commit at least this often (default 60s)",
+    )
+    parser.add_argument(
+        "--checkpoint-lines",
+        type=positive_int,
+        default=50_000,
+        metavar="N",
+        help="stdin: commit after N lines at the latest (default 50000)",
+    )
+    parser.add_argument(
+        "--overlap-lines",
+        type=int,
+        default=5_000,
+        metavar="N",
+        help="stdin: lines re-read across a checkpoint so a connection that "
+        "straddles it counts once (default 5000)",
+    )
+    parser.add_argument(
+        "--retain",
+        metavar="DURATION",
+        help="then delete buckets older than this (e.g. 30d) before the newest",
+    )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="print buckets, time range, rows and size of the store",
+    )
+    parser.add_argument(
+        "--again", action="store_true", help="append files even if the store already holds them"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit code 2 at the first rejected input line",
+    )
     add_engine_arguments(parser)
 
 
@@ -68,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
         _append(args, interval)
     if args.retain:
         pruned = prune_store(args.store, args.retain)
-        print(f"pruned {pruned.rows:,} rows in {pruned.buckets:,} buckets that ended before "
-              f"{_time(pruned.cutoff)}")
+        print(
+            f"pruned {pruned.rows:,} rows in {pruned.buckets:,} buckets that ended before "
+            f"{_time(pruned.cutoff)}"
+        )
     if args.status:
         print(store_info(args.store).format())
     return 0
@@ -102,34 +140,45 @@ def _append_files(args: argparse.Namespace, engine: Any, inventory: Any, files: 
     seen = find_appended(args.store, prints)
     if seen and not args.again:
         path, append_id = seen[0]
-        raise InputError(path, f"already in the store (append {append_id}); appending it "
-                               "again would count its connections twice",
-                         hint="pass --again to append it anyway")
+        raise InputError(
+            path,
+            f"already in the store (append {append_id}); appending it "
+            "again would count its connections twice",
+            hint="pass --again to append it anyway",
+        )
     result = engine.aggregate(paths, inventory, strict=args.strict, bucket="1h")
     require_connections(result.stats, paths, "nothing was appended to the store")
     warn_if_mostly_rejected(result.stats, paths)
-    summary = append_observations(args.store, result.observations, result.stats,
-                                  sources=paths, files=prints)
-    print(f"appended {len(paths)} file(s) to {args.store} (append {summary.append_id}): "
-          f"{len(result.observations):,} observation rows in {summary.buckets:,} buckets; "
-          f"the store holds {summary.store_rows:,} rows")
+    summary = append_observations(
+        args.store, result.observations, result.stats, sources=paths, files=prints
+    )
+    print(
+        f"appended {len(paths)} file(s) to {args.store} (append {summary.append_id}): "
+        f"{len(result.observations):,} observation rows in {summary.buckets:,} buckets; "
+        f"the store holds {summary.store_rows:,} rows"
+    )
     print(result.stats.format())
 
 
-def _append_stream(args: argparse.Namespace, engine: Any, inventory: Any,
-                   interval: float) -> None:
+def _append_stream(args: argparse.Namespace, engine: Any, inventory: Any, interval: float) -> None:
     from recommender.observe.store import Checkpoint, StreamAppender, StreamOptions
     from recommender.progress import Progress
 
-    options = StreamOptions(interval_s=interval, max_lines=args.checkpoint_lines,
-                            overlap_lines=max(args.overlap_lines, 0), strict=args.strict)
+    options = StreamOptions(
+        interval_s=interval,
+        max_lines=args.checkpoint_lines,
+        overlap_lines=max(args.overlap_lines, 0),
+        strict=args.strict,
+    )
     progress = Progress(f"observe {args.store}: lines")
     note = [""]  # the last checkpoint, shown beside the count on a terminal
 
     def on_checkpoint(cp: Checkpoint) -> None:
-        text = (f"checkpoint {cp.number}: +{cp.lines:,} lines ({cp.total_lines:,} in all), "
-                f"{cp.summary.delta_rows:,} rows merged, the store holds "
-                f"{cp.summary.store_rows:,}")
+        text = (
+            f"checkpoint {cp.number}: +{cp.lines:,} lines ({cp.total_lines:,} in all), "
+            f"{cp.summary.delta_rows:,} rows merged, the store holds "
+            f"{cp.summary.store_rows:,}"
+        )
         if progress.stream is None:  # a log, not a terminal: one line per checkpoint
             print(f"observe: {text}", file=sys.stderr, flush=True)
         note[0] = f"[checkpoint {cp.number}, store {cp.summary.store_rows:,} rows]"
@@ -140,16 +189,21 @@ def _append_stream(args: argparse.Namespace, engine: Any, inventory: Any,
     appender = StreamAppender(args.store, engine, inventory, options, on_checkpoint)
     try:
         with _stop_on_signals() as stop:
-            print(f"observe: reading stdin into {args.store}; checkpoint every "
-                  f"{args.checkpoint_interval} or {options.max_lines:,} lines",
-                  file=sys.stderr, flush=True)
+            print(
+                f"observe: reading stdin into {args.store}; checkpoint every "
+                f"{args.checkpoint_interval} or {options.max_lines:,} lines",
+                file=sys.stderr,
+                flush=True,
+            )
             ended = appender.run(sys.stdin.fileno(), stop, on_read)
     finally:
         progress.done()
         appender.close()
     how = "end of input" if ended == "eof" else "stopped by a signal"
-    print(f"stdin: {appender.lines:,} lines in {appender.checkpoints:,} checkpoint(s) "
-          f"appended to {args.store} ({how})")
+    print(
+        f"stdin: {appender.lines:,} lines in {appender.checkpoints:,} checkpoint(s) "
+        f"appended to {args.store} ({how})"
+    )
 
 
 @contextmanager

@@ -74,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in load_commands():
         cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show tracebacks for errors")
+        cmd.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks for errors",
+        )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
@@ -105,8 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         if debug:
             traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc}; re-run with --debug",
-              file=sys.stderr)
+        print(f"internal error: {type(exc).__name__}: {exc}; re-run with --debug", file=sys.stderr)
         return 1
 
 

@@ -44,41 +44,87 @@ def _threshold(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol recommend``."""
-    parser.add_argument("--flows", nargs="+", metavar="FILE",
-                        help="flow files, globs or - for stdin (plain or .gz); or use --store")
+    parser.add_argument(
+        "--flows",
+        nargs="+",
+        metavar="FILE",
+        help="flow files, globs or - for stdin (plain or .gz); or use --store",
+    )
     add_store_arguments(parser)
     add_inventory_arguments(parser)  # --inventory or --manifests, --default-namespace
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--force", action="store_true", help="replace an existing DIR")
-    parser.add_argument("--namespace", action="append", default=[], metavar="NS",
-                        help="write policies only for NS (repeatable; default: all but system)")
-    parser.add_argument("--exclude-namespace", action="append", default=[], metavar="NS",
-                        help="write no policies for NS (repeatable)")
-    parser.add_argument("--merge-similar", type=_threshold, metavar="T",
-                        help="merge groups whose edge sets are closer than Jaccard distance T")
-    parser.add_argument("--cidr-budget", type=non_negative_int, default=0, metavar="N",
-                        help="external addresses a CIDR may admit beyond those seen, per group "
-                             "and direction (default 0: exact /32 and /128)")
-    parser.add_argument("--named-ports", action="store_true",
-                        help="use port names every destination pod declares")
-    parser.add_argument("--port-ranges", action="store_true",
-                        help="write runs of consecutive ports as port/endPort ranges")
-    parser.add_argument("--allow-host", action="store_true",
-                        help="allow ingress from node addresses (kubelet probes)")
-    parser.add_argument("--public-ingress-min-sources", type=non_negative_int, default=16,
-                        metavar="N",
-                        help="ingress from N+ distinct external addresses becomes 0.0.0.0/0 "
-                             "minus pod networks (a public endpoint); 0 = never (default 16)")
-    parser.add_argument("--include-suspicious", action="store_true",
-                        help="learn scan-shaped traffic too (it is excluded by default)")
-    parser.add_argument("--json", metavar="OUT.json",
-                        help="also write the accounting (learned, excluded, unknown per "
-                             "namespace and group) and the self-check as JSON")
-    parser.add_argument("--fail-on-deny", action="store_true",
-                        help="exit 3 when the output would deny observed traffic: a learned "
-                             "observation (nothing is written) or unlearned traffic that flowed")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with exit code 2 at the first rejected input line")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="write policies only for NS (repeatable; default: all but system)",
+    )
+    parser.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="write no policies for NS (repeatable)",
+    )
+    parser.add_argument(
+        "--merge-similar",
+        type=_threshold,
+        metavar="T",
+        help="merge groups whose edge sets are closer than Jaccard distance T",
+    )
+    parser.add_argument(
+        "--cidr-budget",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="external addresses a CIDR may admit beyond those seen, per group "
+        "and direction (default 0: exact /32 and /128)",
+    )
+    parser.add_argument(
+        "--named-ports", action="store_true", help="use port names every destination pod declares"
+    )
+    parser.add_argument(
+        "--port-ranges",
+        action="store_true",
+        help="write runs of consecutive ports as port/endPort ranges",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="store_true",
+        help="allow ingress from node addresses (kubelet probes)",
+    )
+    parser.add_argument(
+        "--public-ingress-min-sources",
+        type=non_negative_int,
+        default=16,
+        metavar="N",
+        help="ingress from N+ distinct external addresses becomes 0.0.0.0/0 "
+        "minus pod networks (a public endpoint); 0 = never (default 16)",
+    )
+    parser.add_argument(
+        "--include-suspicious",
+        action="store_true",
+        help="learn scan-shaped traffic too (it is excluded by default)",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="OUT.json",
+        help="also write the accounting (learned, excluded, unknown per "
+        "namespace and group) and the self-check as JSON",
+    )
+    parser.add_argument(
+        "--fail-on-deny",
+        action="store_true",
+        help="exit 3 when the output would deny observed traffic: a learned "
+        "observation (nothing is written) or unlearned traffic that flowed",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit code 2 at the first rejected input line",
+    )
     add_coverage_arguments(parser)
     add_engine_arguments(parser)
 
@@ -93,13 +139,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json, args.force)
     inventory = load_inventory_arg(args)  # refuses an inventory without pods
-    result = observations_from_args(args, inventory, strict=args.strict,
-                                    engine=engine_from_args(args))
+    result = observations_from_args(
+        args, inventory, strict=args.strict, engine=engine_from_args(args)
+    )
     require_connections(result.stats, args.flows, "nothing to learn from; nothing was written")
     options = RecommendOptions(
-        namespaces=tuple(args.namespace), exclude_namespaces=tuple(args.exclude_namespace),
-        merge_similar=args.merge_similar, cidr_budget=args.cidr_budget,
-        named_ports=args.named_ports, port_ranges=args.port_ranges, allow_host=args.allow_host,
+        namespaces=tuple(args.namespace),
+        exclude_namespaces=tuple(args.exclude_namespace),
+        merge_similar=args.merge_similar,
+        cidr_budget=args.cidr_budget,
+        named_ports=args.named_ports,
+        port_ranges=args.port_ranges,
+        allow_host=args.allow_host,
         include_suspicious=args.include_suspicious,
         public_ingress_min_sources=args.public_ingress_min_sources,
     )
@@ -114,13 +165,20 @@ def run(args: argparse.Namespace) -> int:
         return 1
     path = write_recommendation(rec, args.out, force=args.force, check=check)
     if args.json:
-        write_text_atomic(args.json, orjson.dumps(
-            recommendation_json(rec, check), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-        ).decode() + "\n", args.force)
+        write_text_atomic(
+            args.json,
+            orjson.dumps(
+                recommendation_json(rec, check), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+            ).decode()
+            + "\n",
+            args.force,
+        )
     _report(rec, check, str(path))
     if args.fail_on_deny and check.denied_unknown:
-        raise GateFailed(f"recommend: {len(check.denied_unknown)} observation(s) of traffic that "
-                         "flowed but was not learned would be denied (see SUMMARY.md)")
+        raise GateFailed(
+            f"recommend: {len(check.denied_unknown)} observation(s) of traffic that "
+            "flowed but was not learned would be denied (see SUMMARY.md)"
+        )
     check_gap(coverage, args.fail_on_gap)
     return 0
 
@@ -132,32 +190,52 @@ def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]
         "accounting_problems": rec.accounting.problems(),
         "namespaces": rec.namespaces,
         "policies": [f"{p.namespace}/{p.name}" for p in rec.policies],
-        "groups": [{"namespace": g.namespace, "name": g.name, "edges": len(g.edges),
-                    "members": [m.name for m in g.members]} for g in rec.groups],
-        "self_check": {"learned_replayed": check.checked_learned,
-                       "learned_denied": list(check.denied_learned),
-                       "excluded_allowed": list(check.allowed_excluded),
-                       "unlearned_denied": list(check.denied_unknown),
-                       "findings": list(check.findings)},
+        "groups": [
+            {
+                "namespace": g.namespace,
+                "name": g.name,
+                "edges": len(g.edges),
+                "members": [m.name for m in g.members],
+            }
+            for g in rec.groups
+        ],
+        "self_check": {
+            "learned_replayed": check.checked_learned,
+            "learned_denied": list(check.denied_learned),
+            "excluded_allowed": list(check.allowed_excluded),
+            "unlearned_denied": list(check.denied_unknown),
+            "findings": list(check.findings),
+        },
         "warnings": rec.warnings,
     }
 
 
 def _report(rec: Recommendation, check: SelfCheck, path: str) -> None:
-    print(f"wrote {len(rec.policies)} policies for {len(rec.namespaces)} namespace(s) "
-          f"({len(rec.groups)} groups) to {path}/ ; review {path}/SUMMARY.md")
-    print(f"learned {len(rec.learned)} observations, excluded {len(rec.excluded)}; "
-          f"self-check: {check.checked_learned} learned observations allowed")
+    print(
+        f"wrote {len(rec.policies)} policies for {len(rec.namespaces)} namespace(s) "
+        f"({len(rec.groups)} groups) to {path}/ ; review {path}/SUMMARY.md"
+    )
+    print(
+        f"learned {len(rec.learned)} observations, excluded {len(rec.excluded)}; "
+        f"self-check: {check.checked_learned} learned observations allowed"
+    )
     acc = rec.accounting
-    print(f"accounting: {acc.total} observations = {acc.outcomes['learned']} learned + "
-          f"{acc.outcomes['excluded']} excluded + {acc.outcomes['unknown']} unknown")
+    print(
+        f"accounting: {acc.total} observations = {acc.outcomes['learned']} learned + "
+        f"{acc.outcomes['excluded']} excluded + {acc.outcomes['unknown']} unknown"
+    )
     for allowed in check.allowed_excluded:
         print(f"warning: the output would allow excluded traffic: {allowed}", file=sys.stderr)
     for denied in check.denied_unknown[:MAX_WARNINGS_SHOWN]:
-        print(f"WARNING: traffic that flowed but was not learned would be denied: {denied}",
-              file=sys.stderr)
+        print(
+            f"WARNING: traffic that flowed but was not learned would be denied: {denied}",
+            file=sys.stderr,
+        )
     for warning in rec.warnings[:MAX_WARNINGS_SHOWN]:
         print(f"warning: {warning}", file=sys.stderr)
     if len(rec.warnings) > MAX_WARNINGS_SHOWN:
-        print(f"warning: ... and {len(rec.warnings) - MAX_WARNINGS_SHOWN} more; every warning "
-              f"is listed in {path}/SUMMARY.md", file=sys.stderr)
+        print(
+            f"warning: ... and {len(rec.warnings) - MAX_WARNINGS_SHOWN} more; every warning "
+            f"is listed in {path}/SUMMARY.md",
+            file=sys.stderr,
+        )

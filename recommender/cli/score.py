@@ -29,8 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol score``."""
     parser.add_argument("--policies", nargs="+", required=True, metavar="PATH")
     parser.add_argument("--truth", required=True, metavar="truth.json")
-    parser.add_argument("--flows", required=True, metavar="FILE",
-                        help="the simulator's flow file to replay (usually flows-fresh.jsonl.gz)")
+    parser.add_argument(
+        "--flows",
+        required=True,
+        metavar="FILE",
+        help="the simulator's flow file to replay (usually flows-fresh.jsonl.gz)",
+    )
     parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE")
     parser.add_argument("--json", metavar="OUT", help="write the measures as JSON")
     parser.add_argument("--force", action="store_true", help="replace an existing output")
@@ -50,8 +54,9 @@ def load_truth(path: str) -> dict[str, Any]:
     return truth
 
 
-def score(policies_paths: list[str], truth_path: str, flows: str,
-          inventory_paths: list[str]) -> dict[str, Any]:
+def score(
+    policies_paths: list[str], truth_path: str, flows: str, inventory_paths: list[str]
+) -> dict[str, Any]:
     """All measures for one policy set (the command's core, reused by demo and bench)."""
     from recommender.inventory.files import read_inventory
 
@@ -59,14 +64,23 @@ def score(policies_paths: list[str], truth_path: str, flows: str,
     inventory = read_inventory(inventory_paths)
     policies = load_policies(policies_paths).policies
     result = score_policies(policies, truth, flows, inventory)
-    result["inputs"] = {"policies": policies_paths, "truth": truth_path, "flows": flows,
-                        "inventory": inventory_paths}
+    result["inputs"] = {
+        "policies": policies_paths,
+        "truth": truth_path,
+        "flows": flows,
+        "inventory": inventory_paths,
+    }
     return result
 
 
-def score_policies(policies: list[NetworkPolicy], truth: dict[str, Any], flows: str,
-                   inventory: Inventory, batches: Iterable[pd.DataFrame] | None = None,
-                   reachability: bool = True) -> dict[str, Any]:
+def score_policies(
+    policies: list[NetworkPolicy],
+    truth: dict[str, Any],
+    flows: str,
+    inventory: Inventory,
+    batches: Iterable[pd.DataFrame] | None = None,
+    reachability: bool = True,
+) -> dict[str, Any]:
     """All measures for policies already in memory (used by bench/quality.py too).
 
     ``batches`` are the flow records of ``flows`` when the caller has read them
@@ -82,8 +96,11 @@ def score_policies(policies: list[NetworkPolicy], truth: dict[str, Any], flows: 
         progress.update(len(batch))
     progress.done()
     result = scorer.result()
-    result.update(static_measures(policies, policy_set, workload_universe(inventory), truth,
-                                 inventory, reachability))
+    result.update(
+        static_measures(
+            policies, policy_set, workload_universe(inventory), truth, inventory, reachability
+        )
+    )
     return result
 
 
@@ -96,22 +113,40 @@ def format_table(result: dict[str, Any]) -> str:
         return "n/a" if not t["total"] else f"{100 * t['denied'] / t['total']:.2f}%"
 
     rows = [
-        ("false-deny, connections", f"{pct(fd['connections'])} "
-         f"({fd['connections']['denied']:,}/{fd['connections']['total']:,})"),
-        ("false-deny, trained edges", f"{pct(fd['edges_trained'])} "
-         f"({fd['edges_trained']['denied']}/{fd['edges_trained']['total']})"),
-        ("false-deny, fresh-only edges", f"{pct(fd['edges_fresh_only'])} "
-         f"({fd['edges_fresh_only']['denied']}/{fd['edges_fresh_only']['total']})"),
+        (
+            "false-deny, connections",
+            f"{pct(fd['connections'])} "
+            f"({fd['connections']['denied']:,}/{fd['connections']['total']:,})",
+        ),
+        (
+            "false-deny, trained edges",
+            f"{pct(fd['edges_trained'])} "
+            f"({fd['edges_trained']['denied']}/{fd['edges_trained']['total']})",
+        ),
+        (
+            "false-deny, fresh-only edges",
+            f"{pct(fd['edges_fresh_only'])} "
+            f"({fd['edges_fresh_only']['denied']}/{fd['edges_fresh_only']['total']})",
+        ),
         ("block rate, illegitimate", f"{pct(blk)} ({blk['denied']:,}/{blk['total']:,})"),
-        ("illegitimate edges allowed", f"{result['learned_attacks']['allowed']}"
-         f"/{result['learned_attacks']['edges']}"),
-        ("allowed, unobserved triples", f"{over['unobserved_allowed_triples'] or 0:,}"
-         f" (+{over['dns_allowance_triples']:,} from the DNS allowance)"),
-        ("external addresses beyond observed",
-         f"egress {over['external_addresses_beyond_observed']:,}, "
-         f"ingress {over['ingress_external_addresses_beyond_legitimate']:,}"),
-        ("policies / rules", f"{comp['policies']} / {comp['rules']} for "
-         f"{comp['workloads']} workloads"),
+        (
+            "illegitimate edges allowed",
+            f"{result['learned_attacks']['allowed']}/{result['learned_attacks']['edges']}",
+        ),
+        (
+            "allowed, unobserved triples",
+            f"{over['unobserved_allowed_triples'] or 0:,}"
+            f" (+{over['dns_allowance_triples']:,} from the DNS allowance)",
+        ),
+        (
+            "external addresses beyond observed",
+            f"egress {over['external_addresses_beyond_observed']:,}, "
+            f"ingress {over['ingress_external_addresses_beyond_legitimate']:,}",
+        ),
+        (
+            "policies / rules",
+            f"{comp['policies']} / {comp['rules']} for {comp['workloads']} workloads",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -124,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     result = score(args.policies, args.truth, args.flows, args.inventory)
     print(format_table(result))
     if args.json:
-        write_text_atomic(args.json, orjson.dumps(result, option=orjson.OPT_INDENT_2
-                                                  | orjson.OPT_SORT_KEYS).decode() + "\n",
-                          args.force)
+        write_text_atomic(
+            args.json,
+            orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
+            args.force,
+        )
     return 0

@@ -40,26 +40,52 @@ HELP = "replay flows against candidate policies offline and report what would be
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol shadow``."""
-    parser.add_argument("--policies", nargs="+", required=True, metavar="PATH",
-                        help="candidate policy files or directories (YAML/JSON)")
-    parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE",
-                        help="kubectl get ... -o json List file(s)")
-    parser.add_argument("--flows", nargs="+", metavar="FILE",
-                        help="flow files, globs or - for stdin (plain or .gz); or use --store "
-                             "(then each verdict line stands for one stored observation)")
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="candidate policy files or directories (YAML/JSON)",
+    )
+    parser.add_argument(
+        "--inventory",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="kubectl get ... -o json List file(s)",
+    )
+    parser.add_argument(
+        "--flows",
+        nargs="+",
+        metavar="FILE",
+        help="flow files, globs or - for stdin (plain or .gz); or use --store "
+        "(then each verdict line stands for one stored observation)",
+    )
     add_store_arguments(parser)
-    parser.add_argument("--baseline", nargs="+", metavar="PATH",
-                        help="the policies enforced today, to report verdict changes")
-    parser.add_argument("--verdicts", metavar="OUT.jsonl",
-                        help="one JSON line per flow record, in input order")
+    parser.add_argument(
+        "--baseline",
+        nargs="+",
+        metavar="PATH",
+        help="the policies enforced today, to report verdict changes",
+    )
+    parser.add_argument(
+        "--verdicts", metavar="OUT.jsonl", help="one JSON line per flow record, in input order"
+    )
     parser.add_argument("--report", metavar="OUT.md", help="Markdown report")
     parser.add_argument("--json", metavar="OUT.json", help="the report as JSON")
-    parser.add_argument("--fail-on-deny", action="store_true",
-                        help="exit 3 if observed traffic (allowed by the baseline) would be denied")
-    parser.add_argument("--default-namespace", metavar="NS",
-                        help="namespace for policies that name none")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with exit code 2 at the first rejected input line")
+    parser.add_argument(
+        "--fail-on-deny",
+        action="store_true",
+        help="exit 3 if observed traffic (allowed by the baseline) would be denied",
+    )
+    parser.add_argument(
+        "--default-namespace", metavar="NS", help="namespace for policies that name none"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit code 2 at the first rejected input line",
+    )
     add_engine_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
 
@@ -75,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
     require_pods(inventory, args.inventory)
     candidate, n_candidate = _compile(args.policies, inventory, args.default_namespace)
     if not n_candidate:
-        raise InputError(", ".join(args.policies), "no NetworkPolicy found in the candidate "
-                         "policies: every flow would be allowed, so nothing can be judged")
+        raise InputError(
+            ", ".join(args.policies),
+            "no NetworkPolicy found in the candidate "
+            "policies: every flow would be allowed, so nothing can be judged",
+        )
     baseline = None
     if args.baseline:
         baseline, _ = _compile(args.baseline, inventory, args.default_namespace)
@@ -84,29 +113,37 @@ def run(args: argparse.Namespace) -> int:
     shadow = ShadowRun(candidate, inventory, baseline)
     _judge_all(shadow, table, args.verdicts, args.force, lambda: _usable(table, args))
     stats = table.stats
-    inputs: dict[str, Any] = {"policies": list(args.policies), "candidate policies": n_candidate,
-                              "flows": list(args.flows) if args.flows else f"store {args.store}",
-                              "inventory": list(args.inventory)}
+    inputs: dict[str, Any] = {
+        "policies": list(args.policies),
+        "candidate policies": n_candidate,
+        "flows": list(args.flows) if args.flows else f"store {args.store}",
+        "inventory": list(args.inventory),
+    }
     if args.baseline:
         inputs["baseline"] = list(args.baseline)
     report = build_report(shadow, uncovered(candidate), inputs, _ingest_summary(stats))
     if args.report:
         write_text_atomic(args.report, render_markdown(report), args.force)
     if args.json:
-        write_text_atomic(args.json, orjson.dumps(report, option=orjson.OPT_INDENT_2
-                                                  | orjson.OPT_SORT_KEYS).decode() + "\n",
-                          args.force)
+        write_text_atomic(
+            args.json,
+            orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
+            args.force,
+        )
     _print_summary(report, stats)
     gate = report["totals"]["gate_records"]
     if args.fail_on_deny and gate:
         against = "that the baseline allows " if baseline is not None else ""
-        raise GateFailed(f"shadow: {gate:,} observed flow records {against}would be denied "
-                         "by the candidate policies (see the report)")
+        raise GateFailed(
+            f"shadow: {gate:,} observed flow records {against}would be denied "
+            "by the candidate policies (see the report)"
+        )
     return 0
 
 
-def _compile(paths: list[str], inventory: Inventory,
-             default_ns: str | None) -> tuple[PolicySet, int]:
+def _compile(
+    paths: list[str], inventory: Inventory, default_ns: str | None
+) -> tuple[PolicySet, int]:
     loaded = load_policies(paths, default_namespace=default_ns)
     note = loaded.skipped_note()
     if note:
@@ -118,14 +155,16 @@ def _compile(paths: list[str], inventory: Inventory,
 def _usable(table: Any, args: argparse.Namespace) -> None:
     """Fail closed: a gate that passes on no data is worse than no gate."""
     flows = list(args.flows) if args.flows else None
-    what = "nothing was judged" + (", so the --fail-on-deny gate cannot pass"
-                                   if args.fail_on_deny else "")
+    what = "nothing was judged" + (
+        ", so the --fail-on-deny gate cannot pass" if args.fail_on_deny else ""
+    )
     require_connections(table.stats, flows, what)
     warn_if_mostly_rejected(table.stats, flows)
 
 
-def _judge_all(shadow: ShadowRun, table: Any, verdicts: str | None, force: bool,
-               check: Any) -> None:
+def _judge_all(
+    shadow: ShadowRun, table: Any, verdicts: str | None, force: bool, check: Any
+) -> None:
     """Judge the batches in order, streaming verdict lines to a temp file renamed at the
     end (after ``check`` accepted the input)."""
     progress = Progress("shadow: records")
@@ -155,19 +194,27 @@ def _judge_all(shadow: ShadowRun, table: Any, verdicts: str | None, force: bool,
 
 
 def _ingest_summary(stats: IngestStats) -> dict[str, Any]:
-    return {"lines read": stats.lines, "flow records": stats.flow_records,
-            "rejected lines": stats.rejected, "non-flow lines": sum(stats.non_flow.values()),
-            "lost events": stats.lost_events}
+    return {
+        "lines read": stats.lines,
+        "flow records": stats.flow_records,
+        "rejected lines": stats.rejected,
+        "non-flow lines": sum(stats.non_flow.values()),
+        "lost events": stats.lost_events,
+    }
 
 
 def _print_summary(report: dict[str, Any], stats: IngestStats) -> None:
     t = report["totals"]
     by = ", ".join(f"{k} {v:,}" for k, v in t["connections_by_verdict"].items()) or "none"
-    print(f"records: {t['records']:,} ({t['reply_records']:,} replies); connections: "
-          f"{t['connections']:,} ({by})")
-    print(f"would be denied: {t['would_deny_connections']:,} connections on "
-          f"{len(report['would_be_denied'])} edges; unknown edges: {len(report['unknown'])}; "
-          f"CNI-dropped records: {t['cni_dropped_records']:,}")
+    print(
+        f"records: {t['records']:,} ({t['reply_records']:,} replies); connections: "
+        f"{t['connections']:,} ({by})"
+    )
+    print(
+        f"would be denied: {t['would_deny_connections']:,} connections on "
+        f"{len(report['would_be_denied'])} edges; unknown edges: {len(report['unknown'])}; "
+        f"CNI-dropped records: {t['cni_dropped_records']:,}"
+    )
     for direction, pods in report["uncovered_pods"].items():
         print(f"pods no policy covers ({direction}): {len(pods)}")
     if "verdict_changes" in report:

@@ -43,8 +43,11 @@ def parse_start(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--topology", required=True,
-                        help="bundled name (webshop, saas, large, large:2000) or a YAML file")
+    parser.add_argument(
+        "--topology",
+        required=True,
+        help="bundled name (webshop, saas, large, large:2000) or a YAML file",
+    )
     parser.add_argument("--size", type=int, help="size of generated topologies (large)")
     parser.add_argument("--window", default="24h", help="training window (default 24h)")
     parser.add_argument("--fresh-window", help="window after the rollout (default: --window)")
@@ -54,17 +57,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-replies", action="store_true", help="no reply packets")
     parser.add_argument("--no-damage", action="store_true", help="no damaged lines")
-    parser.add_argument("--no-non-flow", action="store_true",
-                        help="no lost_events/node_status lines")
-    parser.add_argument("--no-illegitimate", action="store_true",
-                        help="no scans, lateral movement or exfiltration")
+    parser.add_argument(
+        "--no-non-flow", action="store_true", help="no lost_events/node_status lines"
+    )
+    parser.add_argument(
+        "--no-illegitimate", action="store_true", help="no scans, lateral movement or exfiltration"
+    )
     volume = parser.add_mutually_exclusive_group()
-    volume.add_argument("--rate-scale", type=float, default=1.0,
-                        help="multiply every edge rate (CronJob runs excepted)")
-    volume.add_argument("--flows", type=int,
-                        help="aim for about N flow lines in the training window")
-    parser.add_argument("--compresslevel", type=int, default=6, choices=range(1, 10),
-                        metavar="1-9", help="gzip level (default 6)")
+    volume.add_argument(
+        "--rate-scale",
+        type=float,
+        default=1.0,
+        help="multiply every edge rate (CronJob runs excepted)",
+    )
+    volume.add_argument(
+        "--flows", type=int, help="aim for about N flow lines in the training window"
+    )
+    parser.add_argument(
+        "--compresslevel",
+        type=int,
+        default=6,
+        choices=range(1, 10),
+        metavar="1-9",
+        help="gzip level (default 6)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,20 +88,29 @@ def run(args: argparse.Namespace) -> int:
 
     window = parse_duration(args.window)
     options = SimOptions(
-        seed=args.seed, window_s=window,
+        seed=args.seed,
+        window_s=window,
         fresh_window_s=parse_duration(args.fresh_window) if args.fresh_window else None,
-        start_s=parse_start(args.start), replies=not args.no_replies,
-        illegitimate=not args.no_illegitimate, damage=not args.no_damage,
-        non_flow=not args.no_non_flow, rate_scale=args.rate_scale, flows=args.flows,
-        compresslevel=args.compresslevel)
+        start_s=parse_start(args.start),
+        replies=not args.no_replies,
+        illegitimate=not args.no_illegitimate,
+        damage=not args.no_damage,
+        non_flow=not args.no_non_flow,
+        rate_scale=args.rate_scale,
+        flows=args.flows,
+        compresslevel=args.compresslevel,
+    )
     if options.rate_scale <= 0 or (options.flows is not None and options.flows < 1):
         raise InputError(None, "--rate-scale and --flows must be positive")
     topology = load_topology(args.topology, args.size)
-    summary = run_simulation(topology, args.out, options, force=args.force,
-                             show_progress=sys.stderr.isatty())
+    summary = run_simulation(
+        topology, args.out, options, force=args.force, show_progress=sys.stderr.isatty()
+    )
     total = sum(summary.lines.values())
     for name, lines in sorted(summary.lines.items()):
         print(f"{summary.out_dir / name}: {lines:,} lines")
-    print(f"{topology.name}: {len(topology.workloads)} workloads, {len(topology.edges)} edges; "
-          f"{total:,} lines in {summary.seconds:.1f} s ({summary.lines_per_second:,.0f} lines/s)")
+    print(
+        f"{topology.name}: {len(topology.workloads)} workloads, {len(topology.edges)} edges; "
+        f"{total:,} lines in {summary.seconds:.1f} s ({summary.lines_per_second:,.0f} lines/s)"
+    )
     return 0

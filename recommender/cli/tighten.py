@@ -30,36 +30,69 @@ HELP = "prune and narrow current policies to what a window of evidence uses"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol tighten``."""
-    parser.add_argument("--policies", nargs="+", required=True, metavar="PATH",
-                        help="the current policy files or directories (YAML/JSON)")
-    parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE",
-                        help="kubectl get namespaces,pods,services,endpointslices -A -o json")
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="the current policy files or directories (YAML/JSON)",
+    )
+    parser.add_argument(
+        "--inventory",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="kubectl get namespaces,pods,services,endpointslices -A -o json",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--flows", nargs="+", metavar="FILE",
-                        help="flow files, globs or - for stdin (plain or .gz)")
+    source.add_argument(
+        "--flows", nargs="+", metavar="FILE", help="flow files, globs or - for stdin (plain or .gz)"
+    )
     source.add_argument("--store", metavar="PATH", help="observation store (netpol observe)")
-    parser.add_argument("--since", metavar="WHEN",
-                        help="with --store: window start, a duration back from the newest "
-                             "observation (14d, 36h) or a time (default: the whole store)")
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="with --store: window start, a duration back from the newest "
+        "observation (14d, 36h) or a time (default: the whole store)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--force", action="store_true", help="replace an existing DIR / --json")
     parser.add_argument("--json", metavar="OUT.json", help="the report as JSON")
-    parser.add_argument("--cidr-budget", type=non_negative_int, default=0, metavar="N",
-                        help="addresses a narrowed ipBlock may admit beyond those seen "
-                             "(default 0: exact /32 and /128)")
-    parser.add_argument("--public-ingress-min-sources", type=non_negative_int, default=16,
-                        metavar="N",
-                        help="an ingress ipBlock hit by N+ external sources is a public "
-                             "endpoint and is not narrowed; 0 = always narrow (default 16)")
-    parser.add_argument("--prune-dns", action="store_true",
-                        help="prune and narrow DNS allowances too (default: keep, report)")
-    parser.add_argument("--accept-widening", action="store_true",
-                        help="apply the widening proposals (legitimate flows the current set "
-                             "denies); without it they are only listed")
-    parser.add_argument("--default-namespace", metavar="NS",
-                        help="namespace for policies that name none")
-    parser.add_argument("--strict", action="store_true",
-                        help="stop with exit code 2 at the first rejected input line")
+    parser.add_argument(
+        "--cidr-budget",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="addresses a narrowed ipBlock may admit beyond those seen "
+        "(default 0: exact /32 and /128)",
+    )
+    parser.add_argument(
+        "--public-ingress-min-sources",
+        type=non_negative_int,
+        default=16,
+        metavar="N",
+        help="an ingress ipBlock hit by N+ external sources is a public "
+        "endpoint and is not narrowed; 0 = always narrow (default 16)",
+    )
+    parser.add_argument(
+        "--prune-dns",
+        action="store_true",
+        help="prune and narrow DNS allowances too (default: keep, report)",
+    )
+    parser.add_argument(
+        "--accept-widening",
+        action="store_true",
+        help="apply the widening proposals (legitimate flows the current set "
+        "denies); without it they are only listed",
+    )
+    parser.add_argument(
+        "--default-namespace", metavar="NS", help="namespace for policies that name none"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop with exit code 2 at the first rejected input line",
+    )
     add_engine_arguments(parser)
 
 
@@ -92,23 +125,28 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.policies[0], "no NetworkPolicy found")
     observations, warnings = _evidence(args, inventory)
     options = TightenOptions(
-        cidr_budget=args.cidr_budget, prune_dns=args.prune_dns,
+        cidr_budget=args.cidr_budget,
+        prune_dns=args.prune_dns,
         public_ingress_min_sources=args.public_ingress_min_sources,
-        accept_widening=args.accept_widening)
+        accept_widening=args.accept_widening,
+    )
     result = tighten(loaded.policies, observations, inventory, options)
     if not result.check.ok:
         for v in result.check.violations[:10]:
             print(f"internal error: self-check: {v}", file=sys.stderr)
-        print("internal error: the proposal breaks a guarantee; nothing was written",
-              file=sys.stderr)
+        print(
+            "internal error: the proposal breaks a guarantee; nothing was written", file=sys.stderr
+        )
         return 1
     report = build_report(result, _inputs(args), warnings)
     markdown = render_markdown(report)
     write_tree(render_tighten_tree(result.proposed, markdown), args.out, force=args.force)
     if args.json:
-        write_text_atomic(args.json, orjson.dumps(
-            report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
-            args.force)
+        write_text_atomic(
+            args.json,
+            orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
+            args.force,
+        )
     _print_summary(report, args.out, warnings)
     return 0
 
@@ -144,17 +182,23 @@ def _print_summary(report: dict[str, Any], out: str, warnings: list[str]) -> Non
         kinds[c["kind"]] = kinds.get(c["kind"], 0) + 1
     by = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) or "none"
     w = report["window"]
-    print(f"window {w['first_seen']} to {w['last_seen']}: {report['totals']['observations']} "
-          f"observations; changes: {by}")
+    print(
+        f"window {w['first_seen']} to {w['last_seen']}: {report['totals']['observations']} "
+        f"observations; changes: {by}"
+    )
     diff = report["semantic_diff"]
     if diff is not None:
-        print(f"semantic diff: {diff['newly_allowed']} reachabilities newly allowed, "
-              f"{diff['newly_denied']} newly denied")
+        print(
+            f"semantic diff: {diff['newly_allowed']} reachabilities newly allowed, "
+            f"{diff['newly_denied']} newly denied"
+        )
     widen = report["widening"]
     if widen:
         applied = sum(1 for x in widen if x["applied"])
-        print(f"widening: {len(widen)} proposed, {applied} applied"
-              + ("" if applied else " (pass --accept-widening to apply)"))
+        print(
+            f"widening: {len(widen)} proposed, {applied} applied"
+            + ("" if applied else " (pass --accept-widening to apply)")
+        )
     print(f"wrote {out}/ ; review {out}/TIGHTEN.md")
     for note in report["kept"]:
         if note["kind"] == "unused-dns":

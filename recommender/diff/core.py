@@ -134,9 +134,13 @@ class DiffResult:
 # ---------------------------------------------------------------------------
 
 
-def build_universe(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
-                   inventory: Inventory, observed_ports: Iterable[tuple[int, str]] = (),
-                   observed_ips: Iterable[str] = ()) -> Universe:
+def build_universe(
+    old: Sequence[NetworkPolicy],
+    new: Sequence[NetworkPolicy],
+    inventory: Inventory,
+    observed_ports: Iterable[tuple[int, str]] = (),
+    observed_ips: Iterable[str] = (),
+) -> Universe:
     """The universe for comparing ``old`` and ``new`` on ``inventory``."""
     workloads = workload_universe(inventory)
     both = [*old, *new]
@@ -144,8 +148,9 @@ def build_universe(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
     declared = {p for w in workloads for p in w.ports}
     ports = port_probes(both, [*declared, *seen_ports])
     ips = tuple(sorted(set(observed_ips)))
-    return Universe(tuple(workloads), tuple(external_universe(both, inventory, ips)), ports,
-                    seen_ports, ips)
+    return Universe(
+        tuple(workloads), tuple(external_universe(both, inventory, ips)), ports, seen_ports, ips
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -157,8 +162,9 @@ def _selector_key(s: LabelSelector | None) -> object:
     if s is None:
         return None
     # matchLabels/matchExpressions None and empty select alike.
-    exprs = sorted((r.key, r.operator, tuple(sorted(set(r.values))))
-                   for r in s.match_expressions or ())
+    exprs = sorted(
+        (r.key, r.operator, tuple(sorted(set(r.values)))) for r in s.match_expressions or ()
+    )
     return (tuple(sorted(s.match_labels or ())), tuple(exprs))
 
 
@@ -168,8 +174,7 @@ def _peer_key(p: Peer) -> object:
 
 
 def _port_key(p: PolicyPort) -> object:
-    return ((p.protocol or "TCP").upper(), str(p.port) if p.port is not None else "",
-            p.end_port)
+    return ((p.protocol or "TCP").upper(), str(p.port) if p.port is not None else "", p.end_port)
 
 
 def _rule_key(namespace: str, r: Rule) -> object:
@@ -195,9 +200,13 @@ def side_signature(policies: PolicySet, ep: Endpoint, side: str) -> object:
 # ---------------------------------------------------------------------------
 
 
-def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
-                  inventory: Inventory, universe: Universe | None = None,
-                  compiled: tuple[PolicySet, PolicySet] | None = None) -> DiffResult:
+def diff_policies(
+    old: Sequence[NetworkPolicy],
+    new: Sequence[NetworkPolicy],
+    inventory: Inventory,
+    universe: Universe | None = None,
+    compiled: tuple[PolicySet, PolicySet] | None = None,
+) -> DiffResult:
     """Compare two policy sets over ``universe`` (built from the inventory when None).
 
     ``compiled`` passes both sets already compiled (see :func:`compile_pair`).
@@ -209,8 +218,11 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
     every = [*uni.workloads, *uni.externals]
     sigs = _Signatures()
     changed = {
-        side: {rep.key for rep in uni.workloads
-               if sigs.of(old_ps, rep.endpoint, side) != sigs.of(new_ps, rep.endpoint, side)}
+        side: {
+            rep.key
+            for rep in uni.workloads
+            if sigs.of(old_ps, rep.endpoint, side) != sigs.of(new_ps, rep.endpoint, side)
+        }
         for side in SIDES
     }
     probes = _PairPorts((old_ps, new_ps), uni)
@@ -225,8 +237,11 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
             if src.key == dst.key and src.namespace:
                 continue  # a pod cannot block access to itself
             pairs += 1
-            sides = [side for side, rep in (("egress", src), ("ingress", dst))
-                     if rep.key in changed[side]]
+            sides = [
+                side
+                for side, rep in (("egress", src), ("ingress", dst))
+                if rep.key in changed[side]
+            ]
             for port, last, proto in probes.of(src, dst):
                 if not any(check.differ(side, src, dst, port, proto) for side in sides):
                     continue  # the unchanged side answers alike: the verdict cannot flip
@@ -237,8 +252,9 @@ def diff_policies(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
                     why = explained.get((a, b))
                     if why is None:
                         why = explained[(a, b)] = _explain(a, b)
-                    changes.append(ReachChange(src.key, dst.key, port, proto, why[0], last,
-                                               *why[1:]))
+                    changes.append(
+                        ReachChange(src.key, dst.key, port, proto, why[0], last, *why[1:])
+                    )
         _forget(old_ps, new_ps)
     changes.sort(key=lambda c: (c.change, c.src, c.dst, protocol_order(c.protocol), c.port))
     return DiffResult(uni, changes, {s: len(v) for s, v in changed.items()}, pairs, decisions)
@@ -267,8 +283,9 @@ class _Sides:
         for rep in every:
             if rep.endpoint.kind == "pod" and rep.endpoint.namespace:
                 self.by_ns.setdefault(rep.endpoint.namespace, []).append(rep)
-        self.ns_labels = {ns: reps[0].endpoint.namespace_label_map
-                          for ns, reps in self.by_ns.items()}
+        self.ns_labels = {
+            ns: reps[0].endpoint.namespace_label_map for ns, reps in self.by_ns.items()
+        }
         self._admits: dict[tuple[int, str], dict[str, tuple[Any, ...]]] = {}
 
     def _rules_for(self, cp: Any, side: str) -> dict[str, tuple[Any, ...]]:
@@ -293,27 +310,34 @@ class _Sides:
             elif peer.namespace_selector is None:
                 candidates = self.by_ns.get(peer.own_namespace, [])
             else:
-                candidates = [rep for ns, labels in self.ns_labels.items()
-                              if matches_selector(peer.namespace_selector, labels)
-                              for rep in self.by_ns[ns]]
+                candidates = [
+                    rep
+                    for ns, labels in self.ns_labels.items()
+                    if matches_selector(peer.namespace_selector, labels)
+                    for rep in self.by_ns[ns]
+                ]
             out.update(rep.key for rep in candidates if peer.matches(rep.endpoint))
         return frozenset(out)
 
-    def _allows(self, ps: PolicySet, side: str, src: WorkloadRep, dst: WorkloadRep, port: int,
-                proto: str) -> bool:
+    def _allows(
+        self, ps: PolicySet, side: str, src: WorkloadRep, dst: WorkloadRep, port: int, proto: str
+    ) -> bool:
         own, peer = (src, dst) if side == "egress" else (dst, src)
         isolating = ps.selecting(own.endpoint, side)
         if not isolating:
             return True
-        return any(rule.matches_port(port, proto, dst.endpoint) for cp in isolating
-                   for rule in self._rules_for(cp, side).get(peer.key, ()))
+        return any(
+            rule.matches_port(port, proto, dst.endpoint)
+            for cp in isolating
+            for rule in self._rules_for(cp, side).get(peer.key, ())
+        )
 
-    def differ(self, side: str, src: WorkloadRep, dst: WorkloadRep, port: int,
-               proto: str) -> bool:
+    def differ(self, side: str, src: WorkloadRep, dst: WorkloadRep, port: int, proto: str) -> bool:
         """True when ``side`` answers differently in the two sets."""
         old, new = self.sets
-        return self._allows(old, side, src, dst, port, proto) != \
-            self._allows(new, side, src, dst, port, proto)
+        return self._allows(old, side, src, dst, port, proto) != self._allows(
+            new, side, src, dst, port, proto
+        )
 
 
 class _Signatures:
@@ -331,7 +355,8 @@ class _Signatures:
             if hit is None:
                 written = cp.policy.egress if side == "egress" else cp.policy.ingress
                 hit = self._rules[key] = frozenset(
-                    repr(_rule_key(cp.policy.namespace, r)) for r in written or ())
+                    repr(_rule_key(cp.policy.namespace, r)) for r in written or ()
+                )
             rules |= hit
         return (bool(selecting), tuple(sorted(rules)))
 
@@ -353,8 +378,10 @@ class _PairPorts:
         self.base: set[tuple[int, str]] = {(1, p) for p in POLICY_PROTOCOLS}
         self._policy_cuts: dict[tuple[int, str], frozenset[tuple[int, str]]] = {}
         self._side_cuts: dict[tuple[str, str], frozenset[tuple[int, str]]] = {}
-        self._pairs: dict[tuple[frozenset[tuple[int, str]], frozenset[tuple[int, str]]],
-                          tuple[tuple[int, int, str], ...]] = {}
+        self._pairs: dict[
+            tuple[frozenset[tuple[int, str]], frozenset[tuple[int, str]]],
+            tuple[tuple[int, int, str], ...],
+        ] = {}
 
     def _cuts(self, rep: WorkloadRep, side: str) -> frozenset[tuple[int, str]]:
         hit = self._side_cuts.get((rep.key, side))
@@ -364,8 +391,9 @@ class _PairPorts:
                 for cp in ps.selecting(rep.endpoint, side):
                     cuts |= self._policy(cp.policy, side)
             if side == "ingress":
-                cuts.update(c for port, proto in rep.ports for c in ((port, proto),
-                                                                     (port + 1, proto)))
+                cuts.update(
+                    c for port, proto in rep.ports for c in ((port, proto), (port + 1, proto))
+                )
             hit = self._side_cuts[(rep.key, side)] = frozenset(cuts)
         return hit
 
@@ -374,8 +402,12 @@ class _PairPorts:
         hit = self._policy_cuts.get(key)
         if hit is None:
             rules = (policy.egress if side == "egress" else policy.ingress) or ()
-            cuts = {(port, proto) for port, proto in port_probes(
-                [NetworkPolicy("", "", LabelSelector(), ("Ingress",), ingress=rules)])}
+            cuts = {
+                (port, proto)
+                for port, proto in port_probes(
+                    [NetworkPolicy("", "", LabelSelector(), ("Ingress",), ingress=rules)]
+                )
+            }
             hit = self._policy_cuts[key] = frozenset(cuts)
         return hit
 
@@ -385,12 +417,12 @@ class _PairPorts:
         key = (self._cuts(src, "egress"), self._cuts(dst, "ingress"))
         hit = self._pairs.get(key)
         if hit is None:
-            probes = sorted(self.base | key[0] | key[1], key=lambda p: (protocol_order(p[1]),
-                                                                        p[0]))
+            probes = sorted(self.base | key[0] | key[1], key=lambda p: (protocol_order(p[1]), p[0]))
             probes = [p for p in probes if 1 <= p[0] <= 65535]
             regions = port_regions(probes)
-            hit = self._pairs[key] = tuple((port, regions[(port, proto)], proto)
-                                           for port, proto in probes)
+            hit = self._pairs[key] = tuple(
+                (port, regions[(port, proto)], proto) for port, proto in probes
+            )
         return hit
 
 
@@ -422,7 +454,8 @@ def _explain(a: Decision, b: Decision) -> tuple[Any, ...]:
     old = [_responsible(a, s) for s in sides]
     new = [_responsible(b, s) for s in sides]
     return (
-        "allowed" if b.is_allowed else "denied", sides,
+        "allowed" if b.is_allowed else "denied",
+        sides,
         tuple(sorted({r for rules, _ in old for r in rules})),
         tuple(sorted({r for rules, _ in new for r in rules})),
         tuple(sorted({p for _, ps in old for p in ps})),
@@ -430,8 +463,9 @@ def _explain(a: Decision, b: Decision) -> tuple[Any, ...]:
     )
 
 
-def compile_pair(old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy],
-                 inventory: Inventory) -> tuple[PolicySet, PolicySet]:
+def compile_pair(
+    old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy], inventory: Inventory
+) -> tuple[PolicySet, PolicySet]:
     """Both sets compiled, for judging observed flows (``ShadowRun(new, inv, old)``)."""
     return compile_policies(old, inventory), compile_policies(new, inventory)
 
@@ -462,15 +496,19 @@ class FlowReplay:
         """Judge one FLOW_COLUMNS batch and note its ports and external addresses."""
         self.run.evaluate(batch)
         requests = batch[batch["is_reply"].map(lambda v: v is not True)]
-        for port, proto in zip(requests["dst_port"].tolist(), requests["protocol"].tolist(),
-                               strict=True):
+        for port, proto in zip(
+            requests["dst_port"].tolist(), requests["protocol"].tolist(), strict=True
+        ):
             if proto in _FLOW_PROTOCOLS and port is not None and port == port:
                 self.ports.add((int(port), str(proto)))
         for side in ("src", "dst"):
             kinds = requests[f"{side}_kind"].tolist()
             ips = requests[f"{side}_ip"].tolist()
-            self.ips.update(str(ip) for k, ip in zip(kinds, ips, strict=True)
-                            if k in _NON_POD and isinstance(ip, str) and ip)
+            self.ips.update(
+                str(ip)
+                for k, ip in zip(kinds, ips, strict=True)
+                if k in _NON_POD and isinstance(ip, str) and ip
+            )
 
     def changes(self) -> list[dict[str, Any]]:
         """Observed edges whose verdict differs between OLD (baseline) and NEW."""
@@ -480,8 +518,9 @@ class FlowReplay:
         mask = (table["outcome"] != "cni_dropped") & (table["baseline"] != table["outcome"])
         rows = []
         for row in table[mask].to_dict(orient="records"):
-            row["port"] = None if row["port"] is None or row["port"] != row["port"] \
-                else int(row["port"])
+            row["port"] = (
+                None if row["port"] is None or row["port"] != row["port"] else int(row["port"])
+            )
             row["old"], row["new"] = row.pop("baseline"), row.pop("outcome")
             rows.append(row)
         return rows
@@ -489,8 +528,12 @@ class FlowReplay:
     def totals(self) -> dict[str, Any]:
         """Record and connection counts of the replay."""
         t = self.run.totals
-        return {"records": t.records, "request_records": t.requests,
-                "connections": t.connections, "cni_dropped_records": t.cni_dropped}
+        return {
+            "records": t.records,
+            "request_records": t.requests,
+            "connections": t.connections,
+            "cni_dropped_records": t.cni_dropped,
+        }
 
 
 # ---------------------------------------------------------------------------
@@ -508,16 +551,34 @@ def group_changes(changes: Sequence[ReachChange]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple[Any, ...], list[ReachChange]] = {}
     for c in changes:
-        key = (c.change, c.src, c.dst, c.sides, c.old_policies, c.new_policies, c.old_rules,
-               c.new_rules)
+        key = (
+            c.change,
+            c.src,
+            c.dst,
+            c.sides,
+            c.old_policies,
+            c.new_policies,
+            c.old_rules,
+            c.new_rules,
+        )
         groups.setdefault(key, []).append(c)
     rows = []
     for key, items in groups.items():
         change, src, dst, sides, old_p, new_p, old_r, new_r = key
-        rows.append({"change": change, "src": src, "dst": dst, "ports": _ranges(items),
-                     "sides": list(sides), "old_policies": list(old_p),
-                     "new_policies": list(new_p), "old_rules": list(old_r),
-                     "new_rules": list(new_r), "probes": len(items)})
+        rows.append(
+            {
+                "change": change,
+                "src": src,
+                "dst": dst,
+                "ports": _ranges(items),
+                "sides": list(sides),
+                "old_policies": list(old_p),
+                "new_policies": list(new_p),
+                "old_rules": list(old_r),
+                "new_rules": list(new_r),
+                "probes": len(items),
+            }
+        )
     rows.sort(key=lambda r: (r["change"], r["src"], r["dst"], r["ports"]))
     return rows
 

@@ -27,8 +27,10 @@ def build_report(result: DiffResult, inputs: Mapping[str, Any]) -> dict[str, Any
         "changes": group_changes(result.changes),
     }
     if result.flow_changes is not None:
-        report["observed_flows"] = {"totals": dict(result.flow_totals),
-                                    "changes": list(result.flow_changes)}
+        report["observed_flows"] = {
+            "totals": dict(result.flow_totals),
+            "changes": list(result.flow_changes),
+        }
     return report
 
 
@@ -36,15 +38,19 @@ def _verdict_line(report: Mapping[str, Any]) -> str:
     s = report["summary"]
     if report["equivalent"]:
         return "EQUIVALENT on this universe: no reachability changes"
-    return (f"NOT EQUIVALENT: {s['newly_allowed']:,} reachabilities newly allowed, "
-            f"{s['newly_denied']:,} newly denied")
+    return (
+        f"NOT EQUIVALENT: {s['newly_allowed']:,} reachabilities newly allowed, "
+        f"{s['newly_denied']:,} newly denied"
+    )
 
 
 def _universe_line(u: Mapping[str, Any]) -> str:
     ext = ", ".join(f"{k} {v}" for k, v in u["external_probes"].items()) or "none"
-    return (f"{u['workloads']} workloads, {u['declared_ports']} declared ports, "
-            f"{u['probe_ports']} port probes ({u['observed_ports']} observed ports), "
-            f"non-pod probes: {ext} ({u['observed_external_addresses']} observed addresses)")
+    return (
+        f"{u['workloads']} workloads, {u['declared_ports']} declared ports, "
+        f"{u['probe_ports']} port probes ({u['observed_ports']} observed ports), "
+        f"non-pod probes: {ext} ({u['observed_external_addresses']} observed addresses)"
+    )
 
 
 def _why(row: Mapping[str, Any]) -> str:
@@ -81,11 +87,15 @@ def render_text(report: Mapping[str, Any]) -> str:
             lines.append(f"  ... and {len(rows) - MAX_ROWS} more (see --json)")
     flows = report.get("observed_flows")
     if flows is not None:
-        lines.append(f"observed flows: {flows['totals'].get('records', 0):,} records; "
-                     f"{len(flows['changes'])} observed edges change verdict")
+        lines.append(
+            f"observed flows: {flows['totals'].get('records', 0):,} records; "
+            f"{len(flows['changes'])} observed edges change verdict"
+        )
         for r in flows["changes"][:MAX_ROWS]:
-            lines.append(f"  {r['src_workload']} -> {r['dst_workload']} {_port(r)}: "
-                         f"{r['old']} -> {r['new']} ({r['connections']:,} connections)")
+            lines.append(
+                f"  {r['src_workload']} -> {r['dst_workload']} {_port(r)}: "
+                f"{r['old']} -> {r['new']} ({r['connections']:,} connections)"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -118,13 +128,17 @@ def _change_table(title: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [f"### {title} ({len(rows)})", ""]
     if not rows:
         return [*lines, "None.", ""]
-    lines += ["| source | destination | ports | side | before | after |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "| source | destination | ports | side | before | after |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows[:MAX_ROWS]:
         before = ", ".join(r["old_rules"] or r["old_policies"]) or "open"
         after = ", ".join(r["new_rules"] or r["new_policies"]) or "open"
-        lines.append(f"| {r['src']} | {r['dst']} | {', '.join(r['ports'])} | "
-                     f"{'+'.join(r['sides'])} | {before} | {after} |")
+        lines.append(
+            f"| {r['src']} | {r['dst']} | {', '.join(r['ports'])} | "
+            f"{'+'.join(r['sides'])} | {before} | {after} |"
+        )
     if len(rows) > MAX_ROWS:
         lines.append(f"\n... and {len(rows) - MAX_ROWS} more (see the JSON report)")
     return [*lines, ""]
@@ -134,11 +148,15 @@ def _flow_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [f"### Observed flows that change verdict ({len(rows)} edges)", ""]
     if not rows:
         return [*lines, "None: every observed edge keeps its verdict.", ""]
-    lines += ["| source | destination | port | old | new | connections |",
-              "|---|---|---|---|---|---:|"]
+    lines += [
+        "| source | destination | port | old | new | connections |",
+        "|---|---|---|---|---|---:|",
+    ]
     for r in rows[:MAX_ROWS]:
-        lines.append(f"| {r['src_workload']} | {r['dst_workload']} | {_port(r)} | {r['old']} | "
-                     f"{r['new']} | {r['connections']:,} |")
+        lines.append(
+            f"| {r['src_workload']} | {r['dst_workload']} | {_port(r)} | {r['old']} | "
+            f"{r['new']} | {r['connections']:,} |"
+        )
     return [*lines, ""]
 
 

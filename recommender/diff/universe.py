@@ -19,16 +19,18 @@ from recommender.semantics.reachability import WorkloadRep
 POLICY_PROTOCOLS: tuple[str, ...] = ("TCP", "UDP", "SCTP")
 
 
-def _policy_ports(policies: Iterable[NetworkPolicy]) -> Iterable[tuple[str, int | str | None,
-                                                                       int | None]]:
+def _policy_ports(
+    policies: Iterable[NetworkPolicy],
+) -> Iterable[tuple[str, int | str | None, int | None]]:
     for p in policies:
         for rule in (*(p.ingress or ()), *(p.egress or ())):
             for port in rule.ports or ():
                 yield (port.protocol or "TCP").upper(), port.port, port.end_port
 
 
-def port_probes(policies: Iterable[NetworkPolicy],
-                extra: Iterable[tuple[int, str]] = ()) -> tuple[tuple[int, str], ...]:
+def port_probes(
+    policies: Iterable[NetworkPolicy], extra: Iterable[tuple[int, str]] = ()
+) -> tuple[tuple[int, str], ...]:
     """One port per region of the port space that the policies' port entries cut out.
 
     Every numeric ``port``/``endPort`` entry splits the port space of its protocol
@@ -123,8 +125,9 @@ def address_probes(policies: Iterable[NetworkPolicy]) -> tuple[tuple[str, str], 
     return tuple(out)
 
 
-def external_universe(policies: Iterable[NetworkPolicy], inventory: Inventory,
-                      observed_ips: Iterable[str] = ()) -> list[WorkloadRep]:
+def external_universe(
+    policies: Iterable[NetworkPolicy], inventory: Inventory, observed_ips: Iterable[str] = ()
+) -> list[WorkloadRep]:
     """Non-pod endpoints to probe: ipBlock regions, observed addresses, nodes, apiserver.
 
     Keys are ``world:<region>``, ``host:<node or ip>`` and ``cluster_infra:<ip>``;
@@ -148,7 +151,14 @@ def external_universe(policies: Iterable[NetworkPolicy], inventory: Inventory,
     for node in sorted(inventory.nodes, key=lambda n: n.name):
         if node.addresses:
             add(f"host:{node.name}", Endpoint("host", ip=node.addresses[0], node=node.name))
-    for ip in sorted({a for s in inventory.endpoint_slices if s.namespace == "default"
-                      and s.service == "kubernetes" for e in s.endpoints for a in e.addresses}):
+    for ip in sorted(
+        {
+            a
+            for s in inventory.endpoint_slices
+            if s.namespace == "default" and s.service == "kubernetes"
+            for e in s.endpoints
+            for a in e.addresses
+        }
+    ):
         add(f"cluster_infra:{ip}", Endpoint("cluster_infra", ip=ip))
     return [reps[k] for k in sorted(reps)]

@@ -69,8 +69,9 @@ def _pod_peers(rec: Recommendation, key: str, own_ns: str) -> list[Peer]:
 def per_owner_exact(rec: Recommendation) -> list[NetworkPolicy]:
     """Baseline 1: one policy per owner workload with exact pod peers."""
     assert rec.index is not None
-    rules: dict[str, dict[str, _Ports]] = defaultdict(lambda: {"ingress": defaultdict(set),
-                                                               "egress": defaultdict(set)})
+    rules: dict[str, dict[str, _Ports]] = defaultdict(
+        lambda: {"ingress": defaultdict(set), "egress": defaultdict(set)}
+    )
     for r in rec.learned.to_dict("records"):
         pair = (str(r["protocol"]), int(r["port"]))
         if r["src_in"] and r["src_role"] == "workload" and not r["dns"]:
@@ -89,16 +90,24 @@ def per_owner_exact(rec: Recommendation) -> list[NetworkPolicy]:
                 else:
                     peers = [_ip_peer(peer_key)]
                 built[direction].append(Rule(peers=tuple(peers), ports=_ports(pairs)))
-        out.append(NetworkPolicy(workload.namespace, f"{dns1123(workload.name)}-exact",
-                                 _selector(workload.labels), ("Ingress", "Egress"),
-                                 tuple(built["ingress"]), tuple(built["egress"])))
+        out.append(
+            NetworkPolicy(
+                workload.namespace,
+                f"{dns1123(workload.name)}-exact",
+                _selector(workload.labels),
+                ("Ingress", "Egress"),
+                tuple(built["ingress"]),
+                tuple(built["egress"]),
+            )
+        )
     return out
 
 
 def per_namespace(rec: Recommendation) -> list[NetworkPolicy]:
     """Baseline 2: one policy per namespace allowing the observed peer namespaces."""
-    per_ns: dict[str, dict[str, _Ports]] = defaultdict(lambda: {"ingress": defaultdict(set),
-                                                                "egress": defaultdict(set)})
+    per_ns: dict[str, dict[str, _Ports]] = defaultdict(
+        lambda: {"ingress": defaultdict(set), "egress": defaultdict(set)}
+    )
     for r in rec.learned.to_dict("records"):
         pair = (str(r["protocol"]), int(r["port"]))
         src_ns = _namespace_of(r["src_role"], r["src_key"])
@@ -112,11 +121,26 @@ def per_namespace(rec: Recommendation) -> list[NetworkPolicy]:
         built = {}
         for direction in ("ingress", "egress"):
             built[direction] = tuple(
-                Rule(peers=(Peer(namespace_selector=_ns_selector(peer[1])) if peer[0] == "ns"
-                            else _ip_peer(peer[1]),), ports=_ports(pairs))
-                for peer, pairs in sorted(per_ns[ns][direction].items()))
-        out.append(NetworkPolicy(ns, "namespace-peers", LabelSelector(), ("Ingress", "Egress"),
-                                 built["ingress"], built["egress"]))
+                Rule(
+                    peers=(
+                        Peer(namespace_selector=_ns_selector(peer[1]))
+                        if peer[0] == "ns"
+                        else _ip_peer(peer[1]),
+                    ),
+                    ports=_ports(pairs),
+                )
+                for peer, pairs in sorted(per_ns[ns][direction].items())
+            )
+        out.append(
+            NetworkPolicy(
+                ns,
+                "namespace-peers",
+                LabelSelector(),
+                ("Ingress", "Egress"),
+                built["ingress"],
+                built["egress"],
+            )
+        )
     return out
 
 

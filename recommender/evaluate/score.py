@@ -76,8 +76,12 @@ class _Tally:
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.denied / self.total if self.total else 0.0
-        return {"denied": self.denied, "unknown": self.unknown, "total": self.total,
-                "rate": round(rate, 6)}
+        return {
+            "denied": self.denied,
+            "unknown": self.unknown,
+            "total": self.total,
+            "rate": round(rate, 6),
+        }
 
 
 @dataclass
@@ -128,8 +132,12 @@ class Scorer:
             src, dst, port, proto = key
             hit = None
             for e in self._edges:
-                if (e["port"] == port and e["protocol"] == proto and peer_matches(e["dst"], dst)
-                        and peer_matches(e["src"], src)):
+                if (
+                    e["port"] == port
+                    and e["protocol"] == proto
+                    and peer_matches(e["dst"], dst)
+                    and peer_matches(e["src"], src)
+                ):
                     hit = str(e["id"])
                     break
             self._edge_cache[key] = hit
@@ -138,8 +146,12 @@ class Scorer:
     def _bad_kind(self, key: tuple[Any, ...]) -> str:
         src, dst, port, proto = key
         for e in self._bad_edges:
-            if (e["port"] == port and e["protocol"] == proto and peer_matches(e["dst"], dst)
-                    and peer_matches(e["src"], src)):
+            if (
+                e["port"] == port
+                and e["protocol"] == proto
+                and peer_matches(e["dst"], dst)
+                and peer_matches(e["src"], src)
+            ):
                 return str(e["kind"])
         return "unattributed"
 
@@ -151,22 +163,36 @@ class Scorer:
         for edge_id in sorted(self.edge_verdicts, key=_id_order):
             verdicts = self.edge_verdicts[edge_id]
             edge = by_id[edge_id]
-            verdict = ("denied" if verdicts["denied"] else
-                       "unknown" if verdicts["unknown"] else "allowed")
+            verdict = (
+                "denied" if verdicts["denied"] else "unknown" if verdicts["unknown"] else "allowed"
+            )
             (trained if edge.get("train_connections", 0) > 0 else fresh_only).add(verdict, 1)
             if verdict != "allowed":
-                denied_edges.append({"id": edge_id, "verdict": verdict, "src": edge["src"],
-                                     "dst": edge["dst"], "port": edge["port"],
-                                     "protocol": edge["protocol"],
-                                     "trained": edge.get("train_connections", 0) > 0,
-                                     "connections": dict(sorted(verdicts.items()))})
+                denied_edges.append(
+                    {
+                        "id": edge_id,
+                        "verdict": verdict,
+                        "src": edge["src"],
+                        "dst": edge["dst"],
+                        "port": edge["port"],
+                        "protocol": edge["protocol"],
+                        "trained": edge.get("train_connections", 0) > 0,
+                        "connections": dict(sorted(verdicts.items())),
+                    }
+                )
         block = self.illegit.as_dict()
         block["rate"] = round(block["denied"] / block["total"], 6) if block["total"] else None
         return {
-            "false_deny": {"connections": self.legit.as_dict(), "edges_trained": trained.as_dict(),
-                           "edges_fresh_only": fresh_only.as_dict(), "denied_edges": denied_edges},
-            "block": {**block, "by_kind": {k: v.as_dict() for k, v in
-                                           sorted(self.illegit_by_kind.items())}},
+            "false_deny": {
+                "connections": self.legit.as_dict(),
+                "edges_trained": trained.as_dict(),
+                "edges_fresh_only": fresh_only.as_dict(),
+                "denied_edges": denied_edges,
+            },
+            "block": {
+                **block,
+                "by_kind": {k: v.as_dict() for k, v in sorted(self.illegit_by_kind.items())},
+            },
             "unattributed_connections": self.unattributed,
             "reply_records": self.replies,
         }
@@ -177,9 +203,12 @@ def _id_order(edge_id: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, edge_id)
 
 
-def over_permissiveness(policies: Sequence[NetworkPolicy],
-                        allowed: set[tuple[str, str, int, str]] | None,
-                        truth: Mapping[str, Any], dns_workloads: Iterable[str]) -> dict[str, Any]:
+def over_permissiveness(
+    policies: Sequence[NetworkPolicy],
+    allowed: set[tuple[str, str, int, str]] | None,
+    truth: Mapping[str, Any],
+    dns_workloads: Iterable[str],
+) -> dict[str, Any]:
     """Allowed-but-unobserved triples (DNS apart) and external space beyond observed IPs."""
     observed = set()
     external_ips: dict[str, list[str]] = {"egress": [], "ingress": []}
@@ -201,10 +230,12 @@ def over_permissiveness(policies: Sequence[NetworkPolicy],
     allowed = allowed or set()
     extra = sorted(t for t in allowed - observed if not (t[1] in dns and t[2] == DNS_PORT))
     dns_allowed = sorted(t for t in allowed - observed if t[1] in dns and t[2] == DNS_PORT)
-    admitted, beyond = admitted_external(policies, external_ips["egress"], "egress",
-                                         legit_cidrs["egress"])
-    in_admitted, in_beyond = admitted_external(policies, external_ips["ingress"], "ingress",
-                                               legit_cidrs["ingress"])
+    admitted, beyond = admitted_external(
+        policies, external_ips["egress"], "egress", legit_cidrs["egress"]
+    )
+    in_admitted, in_beyond = admitted_external(
+        policies, external_ips["ingress"], "ingress", legit_cidrs["ingress"]
+    )
     return {
         "unobserved_allowed_triples": len(extra) if swept else None,
         "examples": [list(t) for t in extra[:20]],
@@ -222,9 +253,13 @@ def over_permissiveness(policies: Sequence[NetworkPolicy],
 def compactness(policies: Sequence[NetworkPolicy], workloads: int) -> dict[str, Any]:
     """Policies and rules, in total and per workload."""
     rules = sum(len(p.ingress or ()) + len(p.egress or ()) for p in policies)
-    return {"policies": len(policies), "rules": rules, "workloads": workloads,
-            "policies_per_workload": round(len(policies) / workloads, 4) if workloads else None,
-            "rules_per_workload": round(rules / workloads, 4) if workloads else None}
+    return {
+        "policies": len(policies),
+        "rules": rules,
+        "workloads": workloads,
+        "policies_per_workload": round(len(policies) / workloads, 4) if workloads else None,
+        "rules_per_workload": round(rules / workloads, 4) if workloads else None,
+    }
 
 
 def dns_workload_keys(universe: Sequence[WorkloadRep]) -> list[str]:
@@ -232,8 +267,9 @@ def dns_workload_keys(universe: Sequence[WorkloadRep]) -> list[str]:
     return [w.key for w in universe if dict(w.endpoint.labels).get("k8s-app") == "kube-dns"]
 
 
-def learned_attacks(policy_set: Any, universe: Sequence[WorkloadRep],
-                    truth: Mapping[str, Any], inventory: Inventory) -> dict[str, Any]:
+def learned_attacks(
+    policy_set: Any, universe: Sequence[WorkloadRep], truth: Mapping[str, Any], inventory: Inventory
+) -> dict[str, Any]:
     """Illegitimate edges (from either window) that the policies would allow.
 
     A recommendation must never learn an attack: this replays each
@@ -263,13 +299,22 @@ def learned_attacks(policy_set: Any, universe: Sequence[WorkloadRep],
             allowed[str(e["kind"])] = allowed.get(str(e["kind"]), 0) + 1
             if len(examples) < 20:
                 examples.append({k: e[k] for k in ("kind", "src", "dst", "port", "protocol")})
-    return {"edges": total, "allowed": sum(allowed.values()), "allowed_by_kind": allowed,
-            "examples": examples}
+    return {
+        "edges": total,
+        "allowed": sum(allowed.values()),
+        "allowed_by_kind": allowed,
+        "examples": examples,
+    }
 
 
-def static_measures(policies: Sequence[NetworkPolicy], policy_set: Any,
-                    universe: Sequence[WorkloadRep], truth: Mapping[str, Any],
-                    inventory: Inventory, reachability: bool = True) -> dict[str, Any]:
+def static_measures(
+    policies: Sequence[NetworkPolicy],
+    policy_set: Any,
+    universe: Sequence[WorkloadRep],
+    truth: Mapping[str, Any],
+    inventory: Inventory,
+    reachability: bool = True,
+) -> dict[str, Any]:
     """The measures that need no flows: over-permissiveness and compactness.
 
     Workload pairs are enumerated when at least one end is in an application
@@ -278,7 +323,10 @@ def static_measures(policies: Sequence[NetworkPolicy], policy_set: Any,
     """
     scope = {w["namespace"] for w in truth.get("workloads", ())} - SYSTEM_NAMESPACES
     allowed = allowed_triples(policy_set, universe, namespaces=scope) if reachability else None
-    return {"over_permissiveness": over_permissiveness(policies, allowed, truth,
-                                                       dns_workload_keys(universe)),
-            "learned_attacks": learned_attacks(policy_set, universe, truth, inventory),
-            "compactness": compactness(policies, len(universe))}
+    return {
+        "over_permissiveness": over_permissiveness(
+            policies, allowed, truth, dns_workload_keys(universe)
+        ),
+        "learned_attacks": learned_attacks(policy_set, universe, truth, inventory),
+        "compactness": compactness(policies, len(universe)),
+    }

@@ -274,9 +274,7 @@ def reject_detail_sql(text: str, d: str, f: str, reject: str, payload: str, rr: 
 
 def reject_class_sql(detail: str = "reject_detail") -> str:
     """Group reject details into reasons for counting (drop the quoted value)."""
-    checks = "".join(
-        f"WHEN starts_with({detail}, {lit(c)}) THEN {lit(c)} " for c in CHECK_CLASSES
-    )
+    checks = "".join(f"WHEN starts_with({detail}, {lit(c)}) THEN {lit(c)} " for c in CHECK_CLASSES)
     return (
         f"CASE WHEN starts_with({detail}, 'unknown verdict') THEN 'unknown verdict' "
         f"WHEN starts_with({detail}, 'unknown traffic_direction') THEN 'unknown traffic_direction' "

@@ -33,8 +33,12 @@ def _is_aws(text: str) -> bool:
 
 def _is_antrea_csv(text: str) -> bool:
     fields = text.splitlines()[0].split(",") if text.strip() else []
-    return (len(fields) >= 20 and fields[0].isdigit() and fields[1].isdigit()
-            and fields[6].upper() in ("TCP", "UDP", "SCTP", "ICMP"))
+    return (
+        len(fields) >= 20
+        and fields[0].isdigit()
+        and fields[1].isdigit()
+        and fields[6].upper() in ("TCP", "UDP", "SCTP", "ICMP")
+    )
 
 
 def _is_csv(text: str) -> bool:
@@ -106,4 +110,3 @@ def sniff_file(path: str) -> str | None:
     if path.endswith(".gz") and head[:2] != b"\x1f\x8b":
         return "not gzip data despite the .gz name"
     return sniff_format(head)
-

@@ -68,13 +68,17 @@ class InventoryLoad:
             out.append(f"skipped {total} objects of unused kinds: {kinds}")
         if self.synthesized_namespaces:
             names = ", ".join(self.synthesized_namespaces)
-            out.append(f"{len(self.synthesized_namespaces)} namespaces referenced but absent "
-                       f"from the inventory were synthesised: {names}")
+            out.append(
+                f"{len(self.synthesized_namespaces)} namespaces referenced but absent "
+                f"from the inventory were synthesised: {names}"
+            )
         if self.duplicates:
             out.append(f"{self.duplicates} objects appeared more than once; the last copy was kept")
         if self.portless_endpoint_ports:
-            out.append(f"{self.portless_endpoint_ports} EndpointSlice ports without a port "
-                       "number (all ports) were left out")
+            out.append(
+                f"{self.portless_endpoint_ports} EndpointSlice ports without a port "
+                "number (all ports) were left out"
+            )
         return tuple(out)
 
 
@@ -132,12 +136,16 @@ def _expand_document(doc: Any, source: str, where: str) -> Iterator[RawItem]:
     if doc is None:
         return
     if not isinstance(doc, Mapping):
-        raise InputError(source, f"{where}: expected a Kubernetes object or List, "
-                                 f"got {type(doc).__name__}")
+        raise InputError(
+            source, f"{where}: expected a Kubernetes object or List, got {type(doc).__name__}"
+        )
     kind = doc.get("kind")
     if not isinstance(kind, str) or not kind:
-        raise InputError(source, f"{where}: object without a kind",
-                         hint="expected `kubectl get ... -o json` output")
+        raise InputError(
+            source,
+            f"{where}: object without a kind",
+            hint="expected `kubectl get ... -o json` output",
+        )
     if not (kind.endswith("List") and "items" in doc):
         yield RawItem(source, where, doc)
         return
@@ -175,12 +183,14 @@ def _load_documents(path: str) -> list[tuple[str, Any]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise InputError(path, f"invalid YAML: {' '.join(str(reason).split())}",
-                         line=line) from None
+        raise InputError(
+            path, f"invalid YAML: {' '.join(str(reason).split())}", line=line
+        ) from None
     except (ValueError, RecursionError) as exc:
         # PyYAML's constructors raise ValueError for values such as a date 2024-13-01.
-        raise InputError(path, f"invalid YAML: {' '.join(str(exc).split()) or 'nested too deeply'}"
-                         ) from None
+        raise InputError(
+            path, f"invalid YAML: {' '.join(str(exc).split()) or 'nested too deeply'}"
+        ) from None
     if len(docs) == 1:
         return [("", docs[0])]
     return [(f"document {i + 1}", d) for i, d in enumerate(docs)]
@@ -297,13 +307,15 @@ def validate_items(items: list[RawItem]) -> None:
         For the first problem, naming the file, the item and the field; the hint
         counts the others.
     """
-    problems = [(item, f"{field}: {reason}") for item in items
-                for field, reason in check_object(item.obj)]
+    problems = [
+        (item, f"{field}: {reason}") for item in items for field, reason in check_object(item.obj)
+    ]
     if problems:
         item, reason = problems[0]
         more = len(problems) - 1
-        hint = f"{more} more invalid field{'s' if more > 1 else ''} in the inventory" if more \
-            else None
+        hint = (
+            f"{more} more invalid field{'s' if more > 1 else ''} in the inventory" if more else None
+        )
         raise item.error(reason, hint)
 
 
@@ -315,18 +327,27 @@ def load_items(items: list[RawItem], sources: tuple[str, ...]) -> InventoryLoad:
     the API server's defaults, then its validation (an object the API would
     refuse is an :class:`InputError` naming it), then are parsed.
     """
-    used = [RawItem(i.source, i.where, default_object(i.obj)) for i in items
-            if i.kind in INVENTORY_KINDS or i.kind in k8s.OWNER_KINDS]
-    skipped = Counter(i.kind for i in items
-                      if i.kind not in INVENTORY_KINDS and i.kind not in k8s.OWNER_KINDS)
+    used = [
+        RawItem(i.source, i.where, default_object(i.obj))
+        for i in items
+        if i.kind in INVENTORY_KINDS or i.kind in k8s.OWNER_KINDS
+    ]
+    skipped = Counter(
+        i.kind for i in items if i.kind not in INVENTORY_KINDS and i.kind not in k8s.OWNER_KINDS
+    )
     validate_items(used)
     kept = _dedupe(used)
     builder = _build(kept)
     present = {n.name for n in builder.namespaces}
     missing = sorted(builder.referenced_namespaces() - present)
     builder.namespaces += [Namespace(n, namespace_labels(n, {})) for n in missing]
-    return InventoryLoad(_sorted_inventory(builder, sources), dict(sorted(skipped.items())),
-                         tuple(missing), len(used) - len(kept), builder.portless)
+    return InventoryLoad(
+        _sorted_inventory(builder, sources),
+        dict(sorted(skipped.items())),
+        tuple(missing),
+        len(used) - len(kept),
+        builder.portless,
+    )
 
 
 def parse_inventory(items: Iterable[Mapping[str, Any]], source: str) -> InventoryLoad:
@@ -385,8 +406,12 @@ def read_inventory(paths: Sequence[str | os.PathLike[str]]) -> Inventory:
 
 def _item_sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
     meta = obj.get("metadata") or {}
-    return (str(obj.get("kind") or ""), str(meta.get("namespace") or ""),
-            str(meta.get("name") or ""), str(obj.get("apiVersion") or ""))
+    return (
+        str(obj.get("kind") or ""),
+        str(meta.get("namespace") or ""),
+        str(meta.get("name") or ""),
+        str(obj.get("apiVersion") or ""),
+    )
 
 
 def render_inventory_list(items: list[dict[str, Any]]) -> bytes:
@@ -413,7 +438,8 @@ def render_inventory_list(items: list[dict[str, Any]]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def write_inventory_json(items: list[dict[str, Any]], path: str | os.PathLike[str],
-                         force: bool = False) -> Path:
+def write_inventory_json(
+    items: list[dict[str, Any]], path: str | os.PathLike[str], force: bool = False
+) -> Path:
     """Write objects as a List JSON file atomically; refuse to overwrite without ``force``."""
     return write_bytes_atomic(path, render_inventory_list(items), force=force)

@@ -68,7 +68,8 @@ def _is_externally_accessible(spec: Raw) -> bool:
     kind = spec.get("type")
     external_ips = spec.get("externalIPs")
     return kind in ("LoadBalancer", "NodePort") or (
-        kind == "ClusterIP" and isinstance(external_ips, list) and len(external_ips) > 0)
+        kind == "ClusterIP" and isinstance(external_ips, list) and len(external_ips) > 0
+    )
 
 
 def default_service(obj: Raw) -> dict[str, Any]:
@@ -91,8 +92,10 @@ def default_service(obj: Raw) -> dict[str, Any]:
     if _is_externally_accessible(spec) and spec.get("externalTrafficPolicy") in (None, ""):
         spec["externalTrafficPolicy"] = "Cluster"
     # "if obj.Spec.InternalTrafficPolicy == nil" for NodePort, LoadBalancer, ClusterIP
-    if spec.get("type") in ("NodePort", "LoadBalancer", "ClusterIP") \
-            and spec.get("internalTrafficPolicy") is None:
+    if (
+        spec.get("type") in ("NodePort", "LoadBalancer", "ClusterIP")
+        and spec.get("internalTrafficPolicy") is None
+    ):
         spec["internalTrafficPolicy"] = "Cluster"
     out["spec"] = spec
     return out

@@ -28,8 +28,15 @@ Raw = Mapping[str, Any]
 
 #: Kinds only used to resolve a pod's top owner; they are not inventory objects.
 OWNER_KINDS: frozenset[str] = frozenset(
-    {"ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
-     "ReplicationController"}
+    {
+        "ReplicaSet",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "ReplicationController",
+    }
 )
 
 #: ``kubernetes.io/service-name`` ties an EndpointSlice to its Service.
@@ -131,8 +138,9 @@ def controller_ref(obj: Raw) -> tuple[str, str] | None:
     >>> controller_ref({"metadata": {"ownerReferences": [{"kind": "X", "name": "y"}]}}) is None
     True
     """
-    refs = _list(_map(obj.get("metadata"), "metadata").get("ownerReferences"),
-                 "metadata.ownerReferences")
+    refs = _list(
+        _map(obj.get("metadata"), "metadata").get("ownerReferences"), "metadata.ownerReferences"
+    )
     for i, ref in enumerate(refs):
         ref = _map(ref, f"metadata.ownerReferences[{i}]")
         if ref.get("controller") is True:
@@ -169,11 +177,13 @@ def _container_ports(spec: Raw) -> tuple[ContainerPort, ...]:
             for j, port in enumerate(_list(container.get("ports"), f"spec.{group}[{i}].ports")):
                 where = f"spec.{group}[{i}].ports[{j}]"
                 port = _map(port, where)
-                ports.append(ContainerPort(
-                    port=_port_number(port.get("containerPort"), f"{where}.containerPort"),
-                    protocol=_opt_str(port.get("protocol"), f"{where}.protocol") or "TCP",
-                    name=_opt_str(port.get("name"), f"{where}.name"),
-                ))
+                ports.append(
+                    ContainerPort(
+                        port=_port_number(port.get("containerPort"), f"{where}.containerPort"),
+                        protocol=_opt_str(port.get("protocol"), f"{where}.protocol") or "TCP",
+                        name=_opt_str(port.get("name"), f"{where}.name"),
+                    )
+                )
     return tuple(ports)
 
 
@@ -236,13 +246,16 @@ def _service_ports(ports: list[Any], field: str, with_target: bool) -> tuple[Ser
     for i, port in enumerate(ports):
         where = f"{field}[{i}]"
         port = _map(port, where)
-        out.append(ServicePort(
-            port=_port_number(port.get("port"), f"{where}.port"),
-            protocol=_opt_str(port.get("protocol"), f"{where}.protocol") or "TCP",
-            name=_opt_str(port.get("name"), f"{where}.name") or None,
-            target_port=_target_port(port.get("targetPort"), f"{where}.targetPort")
-            if with_target else None,
-        ))
+        out.append(
+            ServicePort(
+                port=_port_number(port.get("port"), f"{where}.port"),
+                protocol=_opt_str(port.get("protocol"), f"{where}.protocol") or "TCP",
+                name=_opt_str(port.get("name"), f"{where}.name") or None,
+                target_port=_target_port(port.get("targetPort"), f"{where}.targetPort")
+                if with_target
+                else None,
+            )
+        )
     return tuple(out)
 
 
@@ -312,8 +325,12 @@ def parse_node(obj: Raw) -> Node:
     cidrs = [str(c) for c in _list(spec.get("podCIDRs"), "spec.podCIDRs")]
     if not cidrs and spec.get("podCIDR"):
         cidrs = [str(spec["podCIDR"])]
-    return Node(name=object_name(obj), addresses=tuple(addresses), pod_cidrs=tuple(cidrs),
-                labels=object_labels(obj))
+    return Node(
+        name=object_name(obj),
+        addresses=tuple(addresses),
+        pod_cidrs=tuple(cidrs),
+        labels=object_labels(obj),
+    )
 
 
 # ---------------------------------------------------------------------------

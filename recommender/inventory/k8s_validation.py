@@ -79,14 +79,24 @@ def check_labels(labels: Any, field: str) -> Iterator[Problem]:
     for key, value in labels.items():
         at = f"{field}[{show(key)}]"
         if not isinstance(key, str) or not is_label_key(key):
-            yield at, ("invalid label key: an optional DNS-subdomain prefix (<= 253) and '/', "
-                       "then a name of <= 63 alphanumerics, '-', '_' or '.', starting and "
-                       "ending with an alphanumeric")
+            yield (
+                at,
+                (
+                    "invalid label key: an optional DNS-subdomain prefix (<= 253) and '/', "
+                    "then a name of <= 63 alphanumerics, '-', '_' or '.', starting and "
+                    "ending with an alphanumeric"
+                ),
+            )
         elif not isinstance(value, str):
             yield at, f"label values must be strings, got {show(value)}"
         elif not is_label_value(value):
-            yield at, (f"invalid label value {show(value)}: <= 63 alphanumerics, '-', '_' or "
-                       "'.', starting and ending with an alphanumeric (or empty)")
+            yield (
+                at,
+                (
+                    f"invalid label value {show(value)}: <= 63 alphanumerics, '-', '_' or "
+                    "'.', starting and ending with an alphanumeric (or empty)"
+                ),
+            )
 
 
 def _check_name(obj: Raw, kind: str) -> Iterator[Problem]:
@@ -95,11 +105,21 @@ def _check_name(obj: Raw, kind: str) -> Iterator[Problem]:
     if not isinstance(name, str) or not name:
         yield "metadata.name", "missing or not a string"
     elif kind in ("Namespace", "Service") and not is_dns1123_label(name):
-        yield "metadata.name", (f"{show(name)} is not a DNS-1123 label (<= 63 lowercase "
-                                "alphanumerics or '-', starting and ending with an alphanumeric)")
+        yield (
+            "metadata.name",
+            (
+                f"{show(name)} is not a DNS-1123 label (<= 63 lowercase "
+                "alphanumerics or '-', starting and ending with an alphanumeric)"
+            ),
+        )
     elif kind not in ("Namespace", "Service") and not is_dns1123_subdomain(name):
-        yield "metadata.name", (f"{show(name)} is not a DNS-1123 subdomain (<= 253 lowercase "
-                                "alphanumerics, '-' or '.')")
+        yield (
+            "metadata.name",
+            (
+                f"{show(name)} is not a DNS-1123 subdomain (<= 253 lowercase "
+                "alphanumerics, '-' or '.')"
+            ),
+        )
 
 
 def check_metadata(obj: Raw) -> Iterator[Problem]:
@@ -112,8 +132,11 @@ def check_metadata(obj: Raw) -> Iterator[Problem]:
     yield from _check_name(obj, kind)
     meta = meta or {}
     namespace = meta.get("namespace")
-    if kind not in CLUSTER_SCOPED and namespace not in (None, "") and not (
-            isinstance(namespace, str) and is_dns1123_label(namespace)):
+    if (
+        kind not in CLUSTER_SCOPED
+        and namespace not in (None, "")
+        and not (isinstance(namespace, str) and is_dns1123_label(namespace))
+    ):
         yield "metadata.namespace", f"{show(namespace)} is not a DNS-1123 label"
     yield from check_labels(meta.get("labels"), "metadata.labels")
 
@@ -184,8 +207,9 @@ def _check_container_ports(spec: Raw, problems: list[Problem]) -> None:
     for group in ("containers", "initContainers"):
         for at, container in objects_of(spec.get(group), f"spec.{group}", problems):
             for where, port in objects_of(container.get("ports"), f"{at}.ports", problems):
-                problems.extend(check_port_number(port.get("containerPort"),
-                                                  f"{where}.containerPort"))
+                problems.extend(
+                    check_port_number(port.get("containerPort"), f"{where}.containerPort")
+                )
                 problems.extend(check_protocol(port.get("protocol"), f"{where}.protocol"))
                 name = port.get("name")
                 if name not in (None, "") and not (isinstance(name, str) and is_port_name(name)):
@@ -205,8 +229,9 @@ def check_pod(obj: Raw) -> list[Problem]:
     problems: list[Problem] = []
     spec = section(obj, "spec", problems)
     if not isinstance(spec.get("hostNetwork", False), bool):
-        problems.append(("spec.hostNetwork", f"expected true or false, got "
-                                             f"{show(spec['hostNetwork'])}"))
+        problems.append(
+            ("spec.hostNetwork", f"expected true or false, got {show(spec['hostNetwork'])}")
+        )
     problems.extend(_check_optional_name(spec.get("nodeName"), "spec.nodeName"))
     for key in ("serviceAccountName", "serviceAccount"):
         problems.extend(_check_optional_name(spec.get(key), f"spec.{key}"))
@@ -253,8 +278,9 @@ def check_service(obj: Raw) -> list[Problem]:
     problems: list[Problem] = []
     spec = section(obj, "spec", problems)
     if spec.get("type") not in SERVICE_TYPES:
-        problems.append(("spec.type", f"{show(spec.get('type'))} is not one of "
-                                      f"{', '.join(SERVICE_TYPES)}"))
+        problems.append(
+            ("spec.type", f"{show(spec.get('type'))} is not one of {', '.join(SERVICE_TYPES)}")
+        )
     problems.extend(check_labels(spec.get("selector"), "spec.selector"))
     ips = [("spec.clusterIP", spec.get("clusterIP"))]
     ips += list_of(spec.get("clusterIPs"), "spec.clusterIPs", problems)
@@ -264,7 +290,8 @@ def check_service(obj: Raw) -> list[Problem]:
     for at, port in objects_of(spec.get("ports"), "spec.ports", problems):
         problems.extend(_check_service_port(port, at))
     if spec.get("externalName") is not None and (
-            problem := _str_problem(spec["externalName"], "spec.externalName")):
+        problem := _str_problem(spec["externalName"], "spec.externalName")
+    ):
         problems.append(problem)
     return problems
 
@@ -281,8 +308,7 @@ def _check_address(address: Any, at: str, address_type: Any) -> Iterator[Problem
     yield from found
 
 
-def _check_endpoint(entry: Raw, at: str, address_type: Any,
-                    problems: list[Problem]) -> None:
+def _check_endpoint(entry: Raw, at: str, address_type: Any, problems: list[Problem]) -> None:
     for where, address in list_of(entry.get("addresses"), f"{at}.addresses", problems):
         problems.extend(_check_address(address, where, address_type))
     ref = entry.get("targetRef")
@@ -303,8 +329,9 @@ def check_endpoint_slice(obj: Raw) -> list[Problem]:
     problems: list[Problem] = []
     address_type = obj.get("addressType")
     if address_type not in ADDRESS_TYPES:
-        problems.append(("addressType", f"{show(address_type)} is not one of "
-                                        f"{', '.join(ADDRESS_TYPES)}"))
+        problems.append(
+            ("addressType", f"{show(address_type)} is not one of {', '.join(ADDRESS_TYPES)}")
+        )
     for at, entry in objects_of(obj.get("endpoints"), "endpoints", problems):
         _check_endpoint(entry, at, address_type, problems)
     for at, port in objects_of(obj.get("ports"), "ports", problems):

@@ -38,9 +38,12 @@ RESOURCES: tuple[tuple[str, str, str], ...] = (
 REQUEST_TIMEOUT = (10, 120)
 
 
-def build_configuration(kubeconfig: str | None = None, context: str | None = None,
-                        in_cluster: bool = False, host: str | None = None
-                        ) -> client.Configuration:
+def build_configuration(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+    host: str | None = None,
+) -> client.Configuration:
     """A client configuration from ``host``, in-cluster config, or a kubeconfig.
 
     Raises
@@ -58,12 +61,24 @@ def build_configuration(kubeconfig: str | None = None, context: str | None = Non
             config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
             config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, context=context, client_configuration=cfg,
-                persist_config=False)
-    except (config.ConfigException, OSError, yaml.YAMLError, ValueError, TypeError,
-            KeyError) as exc:
-        raise InputError(where, f"cannot load cluster configuration: {exc}",
-                         hint="check --kubeconfig, --context or --in-cluster") from None
+                config_file=kubeconfig,
+                context=context,
+                client_configuration=cfg,
+                persist_config=False,
+            )
+    except (
+        config.ConfigException,
+        OSError,
+        yaml.YAMLError,
+        ValueError,
+        TypeError,
+        KeyError,
+    ) as exc:
+        raise InputError(
+            where,
+            f"cannot load cluster configuration: {exc}",
+            hint="check --kubeconfig, --context or --in-cluster",
+        ) from None
     return cfg
 
 
@@ -72,8 +87,11 @@ def _list_pages(call: Callable[..., Any], what: str, host: str) -> list[dict[str
     items: list[dict[str, Any]] = []
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"limit": PAGE_SIZE, "_preload_content": False,
-                                  "_request_timeout": REQUEST_TIMEOUT}
+        kwargs: dict[str, Any] = {
+            "limit": PAGE_SIZE,
+            "_preload_content": False,
+            "_request_timeout": REQUEST_TIMEOUT,
+        }
         if token:
             kwargs["_continue"] = token
         doc = _decode(_request(call, what, host, kwargs), what, host)
@@ -90,12 +108,18 @@ def _request(call: Callable[..., Any], what: str, host: str, kwargs: dict[str, A
         return bytes(response.data)
     except ApiException as exc:
         reason = f"HTTP {exc.status} {exc.reason or ''}".strip()
-        hint = ("check the credentials of the kubeconfig context" if exc.status == 401
-                else "the inventory needs list permission on it" if exc.status == 403 else None)
+        hint = (
+            "check the credentials of the kubeconfig context"
+            if exc.status == 401
+            else "the inventory needs list permission on it"
+            if exc.status == 403
+            else None
+        )
         raise InputError(host, f"cannot list {what}: {reason}", hint=hint) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise InputError(host, f"cannot reach the API server while listing {what}: "
-                               f"{_short(exc)}") from None
+        raise InputError(
+            host, f"cannot reach the API server while listing {what}: {_short(exc)}"
+        ) from None
     except OpenApiException as exc:
         raise InputError(host, f"cannot list {what}: {exc}") from None
 
@@ -139,9 +163,12 @@ def fetch_raw_items(api: client.ApiClient, host: str) -> list[dict[str, Any]]:
     return items
 
 
-def fetch_inventory(kubeconfig: str | None = None, context: str | None = None,
-                    in_cluster: bool = False, host: str | None = None
-                    ) -> tuple[Inventory, list[dict[str, Any]]]:
+def fetch_inventory(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    in_cluster: bool = False,
+    host: str | None = None,
+) -> tuple[Inventory, list[dict[str, Any]]]:
     """Read the live cluster: the inventory plus the raw items for a snapshot.
 
     Parameters

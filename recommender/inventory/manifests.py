@@ -103,24 +103,40 @@ def _template(obj: Mapping[str, Any], where: str) -> tuple[dict[str, str], dict[
 
 
 def _owner(kind: str, name: str, namespace: str) -> dict[str, Any]:
-    return {"apiVersion": "batch/v1" if kind == "Job" else "apps/v1", "kind": kind,
-            "name": name, "controller": True, "blockOwnerDeletion": True,
-            "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"synthetic:{kind}/{namespace}/{name}"))}
+    return {
+        "apiVersion": "batch/v1" if kind == "Job" else "apps/v1",
+        "kind": kind,
+        "name": name,
+        "controller": True,
+        "blockOwnerDeletion": True,
+        "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"synthetic:{kind}/{namespace}/{name}")),
+    }
 
 
-def _pod(namespace: str, name: str, labels: dict[str, str], spec: dict[str, Any],
-         owner: dict[str, Any] | None) -> dict[str, Any]:
+def _pod(
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+    spec: dict[str, Any],
+    owner: dict[str, Any] | None,
+) -> dict[str, Any]:
     """A raw pod as ``kubectl get -o json`` would show it (IPs filled in later)."""
     meta: dict[str, Any] = {
-        "name": name, "namespace": namespace, "labels": labels,
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
         "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"synthetic:Pod/{namespace}/{name}")),
         "annotations": {"netpol-recommender/synthetic": "true"},
     }
     if owner:
         meta["ownerReferences"] = [owner]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {**spec, "nodeName": NODE_NAME}, "status": {"phase": "Running",
-                                                                "hostIP": NODE_IP}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {**spec, "nodeName": NODE_NAME},
+        "status": {"phase": "Running", "hostIP": NODE_IP},
+    }
 
 
 def expand_workload(obj: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
@@ -134,37 +150,77 @@ def expand_workload(obj: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     workload_spec = obj.get("spec") or {}
     if kind == "Deployment":
         rs = f"{name}-{template_hash}"
-        return [_pod(namespace, f"{rs}-{_suffix(rs, str(i))}",
-                     {**labels, "pod-template-hash": template_hash}, spec,
-                     _owner("ReplicaSet", rs, namespace))
-                for i in range(_count(workload_spec, "replicas", where))]
+        return [
+            _pod(
+                namespace,
+                f"{rs}-{_suffix(rs, str(i))}",
+                {**labels, "pod-template-hash": template_hash},
+                spec,
+                _owner("ReplicaSet", rs, namespace),
+            )
+            for i in range(_count(workload_spec, "replicas", where))
+        ]
     if kind == "StatefulSet":
         revision = f"{name}-{template_hash}"
-        return [_pod(namespace, f"{name}-{i}",
-                     {**labels, "controller-revision-hash": revision,
-                      "statefulset.kubernetes.io/pod-name": f"{name}-{i}",
-                      "apps.kubernetes.io/pod-index": str(i)}, spec,
-                     _owner("StatefulSet", name, namespace))
-                for i in range(_count(workload_spec, "replicas", where))]
+        return [
+            _pod(
+                namespace,
+                f"{name}-{i}",
+                {
+                    **labels,
+                    "controller-revision-hash": revision,
+                    "statefulset.kubernetes.io/pod-name": f"{name}-{i}",
+                    "apps.kubernetes.io/pod-index": str(i),
+                },
+                spec,
+                _owner("StatefulSet", name, namespace),
+            )
+            for i in range(_count(workload_spec, "replicas", where))
+        ]
     if kind == "DaemonSet":
         extra = {"controller-revision-hash": template_hash, "pod-template-generation": "1"}
-        return [_pod(namespace, f"{name}-{_suffix(name, NODE_NAME)}", {**labels, **extra},
-                     spec, _owner("DaemonSet", name, namespace))]
+        return [
+            _pod(
+                namespace,
+                f"{name}-{_suffix(name, NODE_NAME)}",
+                {**labels, **extra},
+                spec,
+                _owner("DaemonSet", name, namespace),
+            )
+        ]
     if kind == "ReplicaSet":
-        return [_pod(namespace, f"{name}-{_suffix(name, str(i))}", labels, spec,
-                     _owner("ReplicaSet", name, namespace))
-                for i in range(_count(workload_spec, "replicas", where))]
+        return [
+            _pod(
+                namespace,
+                f"{name}-{_suffix(name, str(i))}",
+                labels,
+                spec,
+                _owner("ReplicaSet", name, namespace),
+            )
+            for i in range(_count(workload_spec, "replicas", where))
+        ]
     job = f"{name}-{CRONJOB_RUN_MINUTES}" if kind == "CronJob" else name
-    job_spec = (workload_spec["jobTemplate"].get("spec") or {}  # shapes checked by _template
-                if kind == "CronJob" else workload_spec)
+    job_spec = (
+        workload_spec["jobTemplate"].get("spec") or {}  # shapes checked by _template
+        if kind == "CronJob"
+        else workload_spec
+    )
     job_labels = {**labels, "job-name": job, "batch.kubernetes.io/job-name": job}
-    return [_pod(namespace, f"{job}-{_suffix(job, str(i))}", job_labels, spec,
-                 _owner("Job", job, namespace))
-            for i in range(_count(job_spec, "parallelism", where))]
+    return [
+        _pod(
+            namespace,
+            f"{job}-{_suffix(job, str(i))}",
+            job_labels,
+            spec,
+            _owner("Job", job, namespace),
+        )
+        for i in range(_count(job_spec, "parallelism", where))
+    ]
 
 
 WORKLOAD_KINDS = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"})
+    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+)
 
 
 def manifest_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -173,8 +229,9 @@ def manifest_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     for path in paths:
         target = Path(path)
         if target.is_dir():
-            files += sorted(str(p) for p in target.rglob("*")
-                            if p.is_file() and p.suffix in _MANIFEST_SUFFIXES)
+            files += sorted(
+                str(p) for p in target.rglob("*") if p.is_file() and p.suffix in _MANIFEST_SUFFIXES
+            )
         else:
             files.append(str(target))  # a missing file is reported by the reader
     return files
@@ -213,8 +270,12 @@ def _assign_ips(pods: list[dict[str, Any]]) -> None:
     """
     size = POD_CIDR.num_addresses - 2
     pods = [p for p in pods if _has_plain_status(p)]  # others are refused by validation
-    used = {ip.get("ip") for p in pods for ip in p["status"].get("podIPs") or []
-            if isinstance(ip, Mapping)}
+    used = {
+        ip.get("ip")
+        for p in pods
+        for ip in p["status"].get("podIPs") or []
+        if isinstance(ip, Mapping)
+    }
     for pod in sorted(pods, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"])):
         status = pod["status"]
         if status.get("podIP") or status.get("podIPs"):
@@ -225,8 +286,12 @@ def _assign_ips(pods: list[dict[str, Any]]) -> None:
             continue
         if len(used) >= size:
             raise InputError(None, f"more than {size} synthetic pods do not fit in {POD_CIDR}")
-        offset = int.from_bytes(_digest(pod["metadata"]["namespace"],
-                                        pod["metadata"]["name"])[:4], "big") % size
+        offset = (
+            int.from_bytes(
+                _digest(pod["metadata"]["namespace"], pod["metadata"]["name"])[:4], "big"
+            )
+            % size
+        )
         while str(POD_CIDR[offset + 1]) in used:
             offset = (offset + 1) % size
         ip = str(POD_CIDR[offset + 1])
@@ -238,14 +303,16 @@ def _has_plain_status(pod: dict[str, Any]) -> bool:
     """A pod whose name, namespace and status have the shapes IP assignment needs."""
     meta = pod.get("metadata")
     if not isinstance(meta, Mapping) or not all(
-            isinstance(meta.get(k), str) for k in ("name", "namespace")):
+        isinstance(meta.get(k), str) for k in ("name", "namespace")
+    ):
         return False
     status = pod.setdefault("status", {})
     return isinstance(status, dict) and isinstance(status.get("podIPs") or [], list)
 
 
-def _located_items(paths: Sequence[str | os.PathLike[str]],
-                   default_namespace: str) -> tuple[list[str], list[RawItem]]:
+def _located_items(
+    paths: Sequence[str | os.PathLike[str]], default_namespace: str
+) -> tuple[list[str], list[RawItem]]:
     files = manifest_files(paths)
     if not files:
         raise InputError(None, "no manifest files given or found")
@@ -254,8 +321,9 @@ def _located_items(paths: Sequence[str | os.PathLike[str]],
     return files, items
 
 
-def manifest_items(paths: Sequence[str | os.PathLike[str]],
-                   default_namespace: str = "default") -> list[dict[str, Any]]:
+def manifest_items(
+    paths: Sequence[str | os.PathLike[str]], default_namespace: str = "default"
+) -> list[dict[str, Any]]:
     """SYNTHETIC raw objects (pods expanded) for manifests; see the module docstring.
 
     The list can be written with ``write_inventory_json`` as a List file. Objects
@@ -265,15 +333,17 @@ def manifest_items(paths: Sequence[str | os.PathLike[str]],
     return [default_object(item.obj) for item in _located_items(paths, default_namespace)[1]]
 
 
-def load_manifests(paths: Sequence[str | os.PathLike[str]],
-                   default_namespace: str = "default") -> InventoryLoad:
+def load_manifests(
+    paths: Sequence[str | os.PathLike[str]], default_namespace: str = "default"
+) -> InventoryLoad:
     """SYNTHETIC inventory plus the reader's warnings (skipped kinds, namespaces)."""
     files, items = _located_items(paths, default_namespace)
     return load_items(items, tuple(files))
 
 
-def inventory_from_manifests(paths: Sequence[str | os.PathLike[str]],
-                             default_namespace: str = "default") -> Inventory:
+def inventory_from_manifests(
+    paths: Sequence[str | os.PathLike[str]], default_namespace: str = "default"
+) -> Inventory:
     """SYNTHETIC inventory: the pods, services and policies these manifests would create.
 
     Parameters

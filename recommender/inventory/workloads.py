@@ -122,8 +122,9 @@ class WorkloadIndex:
 
     def pod_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """Pod CIDRs of the nodes, sorted."""
-        nets = {ipaddress.ip_network(c, strict=False) for n in self.inventory.nodes
-                for c in n.pod_cidrs}
+        nets = {
+            ipaddress.ip_network(c, strict=False) for n in self.inventory.nodes for c in n.pod_cidrs
+        }
         return sorted(nets, key=lambda n: (n.version, int(n.network_address), n.prefixlen))
 
     def backends(self, service: Service) -> list[Workload]:
@@ -138,8 +139,9 @@ class WorkloadIndex:
                     keys.add(self.pod_workload[pod.key])
         for eps in self.inventory.endpoint_slices:
             if eps.namespace == service.namespace and eps.service == service.name:
-                keys |= {self.pod_workload[e.pod] for e in eps.endpoints
-                         if e.pod in self.pod_workload}
+                keys |= {
+                    self.pod_workload[e.pod] for e in eps.endpoints if e.pod in self.pod_workload
+                }
         return [self.workloads[k] for k in sorted(keys)]
 
 
@@ -191,11 +193,11 @@ def _index_services(index: WorkloadIndex, inventory: Inventory) -> None:
         for ip in svc.cluster_ips:
             if ip and ip != "None":
                 index.services_by_ip[str(ipaddress.ip_address(ip))] = svc
-    index.node_ips = tuple(sorted({a for n in inventory.nodes for a in n.addresses
-                                   if _is_ip(a)}))
+    index.node_ips = tuple(sorted({a for n in inventory.nodes for a in n.addresses if _is_ip(a)}))
     for node in inventory.nodes:  # Node objects win over what pods' hostIP says
-        index.ip_node.update((str(ipaddress.ip_address(a)), node.name) for a in node.addresses
-                             if _is_ip(a))
+        index.ip_node.update(
+            (str(ipaddress.ip_address(a)), node.name) for a in node.addresses if _is_ip(a)
+        )
     api_ips: set[str] = set()
     for eps in inventory.endpoint_slices:
         if (eps.namespace, eps.service) == APISERVER_SERVICE:
@@ -243,8 +245,9 @@ def declared_port_names(workload: Workload, port: int, protocol: str) -> str | N
 
 def declares_port(workload: Workload, port: int, protocol: str) -> bool:
     """True when some pod of the workload declares ``port``/``protocol``."""
-    return any(c.port == port and c.protocol == protocol
-               for ports in workload.port_sets for c in ports)
+    return any(
+        c.port == port and c.protocol == protocol for ports in workload.port_sets for c in ports
+    )
 
 
 def unique_names(workloads: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -43,8 +43,12 @@ class LintReport:
         return any(SEVERITY_ORDER[f.severity] <= limit for f in self.findings)
 
 
-def lint_docs(docs: Sequence[PolicyDoc], inventory: Inventory,
-              namespaces: Iterable[str] | None = None, redundancy: bool = True) -> LintReport:
+def lint_docs(
+    docs: Sequence[PolicyDoc],
+    inventory: Inventory,
+    namespaces: Iterable[str] | None = None,
+    redundancy: bool = True,
+) -> LintReport:
     """Every finding for ``docs`` against ``inventory``.
 
     ``namespaces`` limits the inventory-wide checks (default-deny, open
@@ -83,8 +87,15 @@ def _validation(docs: Sequence[PolicyDoc]) -> Iterable[LintFinding]:
     for d in docs:
         for f in d.findings:
             path = d.prefix + f.path if f.path != "<document>" else d.prefix.rstrip(".")
-            yield LintFinding(f.id, "error" if f.severity == "error" else "warning", f.message,
-                              file=d.file, line=d.line(path), policy=d.name, path=f.path)
+            yield LintFinding(
+                f.id,
+                "error" if f.severity == "error" else "warning",
+                f.message,
+                file=d.file,
+                line=d.line(path),
+                policy=d.name,
+                path=f.path,
+            )
 
 
 def _duplicates(docs: Sequence[PolicyDoc]) -> Iterable[LintFinding]:
@@ -93,10 +104,16 @@ def _duplicates(docs: Sequence[PolicyDoc]) -> Iterable[LintFinding]:
         assert d.policy is not None
         seen = first.setdefault(d.policy.key, d)
         if seen is not d:
-            yield LintFinding("NPL005", "warning", f"policy {d.policy.key} is also defined in "
-                              f"{seen.file}:{seen.line(seen.prefix + 'metadata.name')}; applying "
-                              "both keeps only the last", file=d.file,
-                              line=d.line(d.prefix + "metadata.name"), policy=d.policy.key)
+            yield LintFinding(
+                "NPL005",
+                "warning",
+                f"policy {d.policy.key} is also defined in "
+                f"{seen.file}:{seen.line(seen.prefix + 'metadata.name')}; applying "
+                "both keeps only the last",
+                file=d.file,
+                line=d.line(d.prefix + "metadata.name"),
+                policy=d.policy.key,
+            )
 
 
 def _locations(docs: Sequence[PolicyDoc]) -> dict[str, tuple[str | None, int | None]]:

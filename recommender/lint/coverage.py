@@ -19,8 +19,9 @@ DNS_LABELS: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"), ("k8s-app", 
 DNS_PORT = (53, "UDP")
 
 
-def default_deny_gaps(policies: Sequence[NetworkPolicy],
-                      namespaces: Sequence[str]) -> Iterator[LintFinding]:
+def default_deny_gaps(
+    policies: Sequence[NetworkPolicy], namespaces: Sequence[str]
+) -> Iterator[LintFinding]:
     """NPL010: namespaces where no policy selects every pod for a direction.
 
     "Every pod" means an empty podSelector: the only selector that also covers
@@ -28,12 +29,19 @@ def default_deny_gaps(policies: Sequence[NetworkPolicy],
     """
     for ns in namespaces:
         for direction in DIRECTIONS:
-            if not any(p.namespace == ns and p.pod_selector.is_empty
-                       and direction.capitalize() in p.policy_types for p in policies):
+            if not any(
+                p.namespace == ns
+                and p.pod_selector.is_empty
+                and direction.capitalize() in p.policy_types
+                for p in policies
+            ):
                 kind = direction.capitalize()
-                yield finding("NPL010", f"namespace {ns} has no default-deny {direction} policy "
-                              f"(no policy with an empty podSelector lists {kind})",
-                              policy=f"{ns}/*")
+                yield finding(
+                    "NPL010",
+                    f"namespace {ns} has no default-deny {direction} policy "
+                    f"(no policy with an empty podSelector lists {kind})",
+                    policy=f"{ns}/*",
+                )
 
 
 def uncovered_workloads(ps: PolicySet, workloads: Sequence[WorkloadRep]) -> Iterator[LintFinding]:
@@ -41,25 +49,39 @@ def uncovered_workloads(ps: PolicySet, workloads: Sequence[WorkloadRep]) -> Iter
     for w in workloads:
         for direction in DIRECTIONS:
             if not ps.selecting(w.endpoint, direction):
-                yield finding("NPL011", f"workload {w.key} is not isolated for {direction}: no "
-                              f"policy selects it with {direction.capitalize()}, all "
-                              f"{direction} traffic passes", policy=f"{w.namespace}/*")
+                yield finding(
+                    "NPL011",
+                    f"workload {w.key} is not isolated for {direction}: no "
+                    f"policy selects it with {direction.capitalize()}, all "
+                    f"{direction} traffic passes",
+                    policy=f"{w.namespace}/*",
+                )
 
 
 def dns_targets(inventory: Inventory) -> list[Endpoint]:
     """The cluster DNS pods of the inventory, or the conventional kube-dns identity."""
-    out = [endpoint_for_pod(p, inventory) for p in sorted(inventory.pods, key=lambda p: p.key)
-           if not p.host_network and any(p.labels.get(k) == v for k, v in DNS_LABELS)]
+    out = [
+        endpoint_for_pod(p, inventory)
+        for p in sorted(inventory.pods, key=lambda p: p.key)
+        if not p.host_network and any(p.labels.get(k) == v for k, v in DNS_LABELS)
+    ]
     if out:
         return out
     # No DNS pod in the inventory (manifests of one app): judge against the labels
     # kube-dns/CoreDNS pods carry in kube-system on every mainstream distribution.
-    return [pod_endpoint("kube-system", dict(DNS_LABELS[:1]), ip="10.96.0.10",
-                         name="kube-system/kube-dns")]
+    return [
+        pod_endpoint(
+            "kube-system", dict(DNS_LABELS[:1]), ip="10.96.0.10", name="kube-system/kube-dns"
+        )
+    ]
 
 
-def dns_gaps(ps: PolicySet, workloads: Sequence[WorkloadRep], inventory: Inventory,
-             locate: dict[str, tuple[str | None, int | None]]) -> Iterator[LintFinding]:
+def dns_gaps(
+    ps: PolicySet,
+    workloads: Sequence[WorkloadRep],
+    inventory: Inventory,
+    locate: dict[str, tuple[str | None, int | None]],
+) -> Iterator[LintFinding]:
     """NPL012: workloads isolated for egress that no DNS target admits on 53/UDP.
 
     ``locate`` maps policy keys to (file, line) so the finding points at the
@@ -76,18 +98,23 @@ def dns_gaps(ps: PolicySet, workloads: Sequence[WorkloadRep], inventory: Invento
         first = isolating[0].policy.key
         file, line = locate.get(first, (None, None))
         names = ", ".join(cp.policy.key for cp in isolating)
-        yield finding("NPL012", f"workload {w.key} is isolated for egress ({names}) but no rule "
-                      f"admits DNS ({port}/{proto}) to {_names(targets)}",
-                      file=file, line=line, policy=first)
+        yield finding(
+            "NPL012",
+            f"workload {w.key} is isolated for egress ({names}) but no rule "
+            f"admits DNS ({port}/{proto}) to {_names(targets)}",
+            file=file,
+            line=line,
+            policy=first,
+        )
 
 
 def _is_dns(w: WorkloadRep, target: Endpoint) -> bool:
     """The DNS pods themselves need no DNS allowance."""
     return w.endpoint.namespace == target.namespace and any(
-        w.endpoint.label_map.get(k) == v for k, v in DNS_LABELS)
+        w.endpoint.label_map.get(k) == v for k, v in DNS_LABELS
+    )
 
 
 def _names(targets: Sequence[Endpoint]) -> str:
     names = sorted({t.name or str(t.ip) for t in targets})
     return ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
-

@@ -47,13 +47,17 @@ class _Universe:
 class RedundancyCheck:
     """Find redundant policies (NPL040) and rules (NPL041) of one compiled set."""
 
-    def __init__(self, ps: PolicySet, workloads: Sequence[WorkloadRep],
-                 inventory: Inventory) -> None:
+    def __init__(
+        self, ps: PolicySet, workloads: Sequence[WorkloadRep], inventory: Inventory
+    ) -> None:
         policies = [cp.policy for cp in ps.policies]
         declared = {p for w in workloads for p in w.ports}
         self.ps = ps
-        self.uni = _Universe(workloads, [*workloads, *external_universe(policies, inventory)],
-                             port_probes(policies, declared))
+        self.uni = _Universe(
+            workloads,
+            [*workloads, *external_universe(policies, inventory)],
+            port_probes(policies, declared),
+        )
         self._admitted: dict[tuple[str, str], Admitted] = {}
         self._selected: dict[tuple[int, str], list[WorkloadRep]] = {}
 
@@ -61,8 +65,9 @@ class RedundancyCheck:
         """Workloads ``cp`` isolates in ``direction``."""
         key = (id(cp), direction)
         if key not in self._selected:
-            self._selected[key] = [w for w in self.uni.workloads
-                                   if cp in self.ps.selecting(w.endpoint, direction)]
+            self._selected[key] = [
+                w for w in self.uni.workloads if cp in self.ps.selecting(w.endpoint, direction)
+            ]
         return self._selected[key]
 
     def admitted(self, rule: CompiledRule, w: WorkloadRep, direction: str) -> Admitted:
@@ -75,8 +80,11 @@ class RedundancyCheck:
                 if peer.key == w.key or not rule.matches_peer(peer.endpoint):
                     continue  # a pod cannot block access to itself
                 dst = w.endpoint if direction == "ingress" else peer.endpoint
-                out.update((i, j) for j, (port, proto) in enumerate(self.uni.ports)
-                           if rule.matches_port(port, proto, dst))
+                out.update(
+                    (i, j)
+                    for j, (port, proto) in enumerate(self.uni.ports)
+                    if rule.matches_port(port, proto, dst)
+                )
             hit = self._admitted[key] = frozenset(out)
         return hit
 
@@ -92,17 +100,33 @@ class RedundancyCheck:
             if self._policy_redundant(cp, gone_policies):
                 gone_policies.add(cp.policy.key)
                 file, line = locate.get(cp.policy.key, (None, None))
-                out.append(finding("NPL040", f"policy {cp.policy.key} is redundant: removing it "
-                                   "changes no verdict (other policies already decide the same)",
-                                   file=file, line=line, policy=cp.policy.key))
+                out.append(
+                    finding(
+                        "NPL040",
+                        f"policy {cp.policy.key} is redundant: removing it "
+                        "changes no verdict (other policies already decide the same)",
+                        file=file,
+                        line=line,
+                        policy=cp.policy.key,
+                    )
+                )
         out += self._rules(gone_policies, locate)
         return out
 
-    def _others(self, w: WorkloadRep, direction: str, gone_policies: set[str],
-                gone_rules: set[str], skip: str) -> tuple[bool, set[tuple[int, int]]]:
+    def _others(
+        self,
+        w: WorkloadRep,
+        direction: str,
+        gone_policies: set[str],
+        gone_rules: set[str],
+        skip: str,
+    ) -> tuple[bool, set[tuple[int, int]]]:
         """(isolated by others, what their remaining rules admit) for ``w``."""
-        isolating = [cp for cp in self.ps.selecting(w.endpoint, direction)
-                     if cp.policy.key not in gone_policies and cp.policy.key != skip]
+        isolating = [
+            cp
+            for cp in self.ps.selecting(w.endpoint, direction)
+            if cp.policy.key not in gone_policies and cp.policy.key != skip
+        ]
         admitted: set[tuple[int, int]] = set()
         for cp in isolating:
             for r in cp.rules(direction) or ():
@@ -129,8 +153,9 @@ class RedundancyCheck:
                     return False
         return any_selected  # a policy that selects nothing is NPL020, not redundancy
 
-    def _rules(self, gone_policies: set[str],
-               locate: dict[str, tuple[str | None, int | None]]) -> Iterator[LintFinding]:
+    def _rules(
+        self, gone_policies: set[str], locate: dict[str, tuple[str | None, int | None]]
+    ) -> Iterator[LintFinding]:
         gone_rules: set[str] = set()
         for cp in sorted(self.ps.policies, key=lambda c: c.policy.key, reverse=True):
             if cp.policy.key in gone_policies:
@@ -141,8 +166,14 @@ class RedundancyCheck:
                         gone_rules.add(rule.rule_id)
                         yield _rule_finding(cp, rule, locate)
 
-    def _rule_redundant(self, cp: CompiledPolicy, rule: CompiledRule, direction: str,
-                        gone_policies: set[str], gone_rules: set[str]) -> bool:
+    def _rule_redundant(
+        self,
+        cp: CompiledPolicy,
+        rule: CompiledRule,
+        direction: str,
+        gone_policies: set[str],
+        gone_rules: set[str],
+    ) -> bool:
         selected = self.selected(cp, direction)
         if not selected:
             return False
@@ -156,10 +187,17 @@ class RedundancyCheck:
         return True
 
 
-def _rule_finding(cp: CompiledPolicy, rule: CompiledRule,
-                  locate: dict[str, tuple[str | None, int | None]]) -> LintFinding:
+def _rule_finding(
+    cp: CompiledPolicy, rule: CompiledRule, locate: dict[str, tuple[str | None, int | None]]
+) -> LintFinding:
     file, line = locate.get(rule.rule_id, locate.get(cp.policy.key, (None, None)))
     path = "spec." + rule.rule_id.split("#", 1)[1]
-    return finding("NPL041", f"rule {rule.rule_id} is redundant: every peer and port it admits "
-                   "is admitted by other rules for the same pods", file=file, line=line,
-                   policy=cp.policy.key, path=path)
+    return finding(
+        "NPL041",
+        f"rule {rule.rule_id} is redundant: every peer and port it admits "
+        "is admitted by other rules for the same pods",
+        file=file,
+        line=line,
+        policy=cp.policy.key,
+        path=path,
+    )

@@ -16,12 +16,16 @@ def _where(f: LintFinding) -> str:
 
 def render_text(report: LintReport) -> str:
     """One line per finding (``file:line: severity ID [policy] message``), then a summary."""
-    lines = [f"{_where(f)}: {f.severity} {f.rule_id} [{f.policy or '-'}] {f.message}"
-             for f in report.findings]
+    lines = [
+        f"{_where(f)}: {f.severity} {f.rule_id} [{f.policy or '-'}] {f.message}"
+        for f in report.findings
+    ]
     c = report.counts()
-    lines.append(f"{report.policies} policies in {len(report.files)} files "
-                 f"({report.invalid} invalid): {c['error']} errors, {c['warning']} warnings, "
-                 f"{c['note']} notes")
+    lines.append(
+        f"{report.policies} policies in {len(report.files)} files "
+        f"({report.invalid} invalid): {c['error']} errors, {c['warning']} warnings, "
+        f"{c['note']} notes"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -29,13 +33,30 @@ def report_dict(report: LintReport) -> dict[str, Any]:
     """The JSON form: summary, the rules that fired, every finding."""
     ids = sorted({f.rule_id for f in report.findings})
     return {
-        "summary": {"files": report.files, "policies": report.policies,
-                    "invalid_policies": report.invalid, **report.counts()},
-        "rules": {i: {"name": rule_for(i).name, "severity": rule_for(i).severity,
-                      "description": rule_for(i).description} for i in ids},
+        "summary": {
+            "files": report.files,
+            "policies": report.policies,
+            "invalid_policies": report.invalid,
+            **report.counts(),
+        },
+        "rules": {
+            i: {
+                "name": rule_for(i).name,
+                "severity": rule_for(i).severity,
+                "description": rule_for(i).description,
+            }
+            for i in ids
+        },
         "findings": [
-            {"id": f.rule_id, "severity": f.severity, "file": f.file, "line": f.line,
-             "policy": f.policy, "path": f.path, "message": f.message}
+            {
+                "id": f.rule_id,
+                "severity": f.severity,
+                "file": f.file,
+                "line": f.line,
+                "policy": f.policy,
+                "path": f.path,
+                "message": f.message,
+            }
             for f in report.findings
         ],
     }

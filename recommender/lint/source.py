@@ -49,8 +49,9 @@ class PolicyDoc:
         return locate(self.node, path)
 
 
-def read_policy_docs(paths: Sequence[str],
-                     default_namespace: str | None = None) -> tuple[list[PolicyDoc], int]:
+def read_policy_docs(
+    paths: Sequence[str], default_namespace: str | None = None
+) -> tuple[list[PolicyDoc], int]:
     """Every NetworkPolicy document in ``paths``, valid or not; plus the count of other objects.
 
     Raises
@@ -66,16 +67,32 @@ def read_policy_docs(paths: Sequence[str],
     return docs, skipped
 
 
-def _collect(docs: list[PolicyDoc], path: str, index: int, node: Any, obj: Any, prefix: str,
-             default_namespace: str | None) -> int:
+def _collect(
+    docs: list[PolicyDoc],
+    path: str,
+    index: int,
+    node: Any,
+    obj: Any,
+    prefix: str,
+    default_namespace: str | None,
+) -> int:
     try:
         kind = classify_object(obj, path, index)
     except PolicyError as exc:
         raise located(exc, node, prefix) from exc
     if kind == "list":
-        return sum(_collect(docs, path, index, item_node(node, "items", i), item,
-                            f"{prefix}items[{i}].", default_namespace)
-                   for i, item in enumerate(obj["items"]))
+        return sum(
+            _collect(
+                docs,
+                path,
+                index,
+                item_node(node, "items", i),
+                item,
+                f"{prefix}items[{i}].",
+                default_namespace,
+            )
+            for i, item in enumerate(obj["items"])
+        )
     if kind == "other":
         return 1
     findings = tuple(policy_findings(obj))

@@ -133,7 +133,7 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
     parent = target.parent if str(target.parent) else Path(".")
     removed = []
     for entry in sorted(parent.glob(f".{_glob_escape(target.name)}.netpol-*")):
-        tag = entry.name[len(target.name) + 2:]
+        tag = entry.name[len(target.name) + 2 :]
         if not tag.startswith((TMP_TAG, OLD_TAG)) or not _is_stale(entry):
             continue
         previous = entry / "x"

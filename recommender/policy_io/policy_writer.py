@@ -29,8 +29,9 @@ KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 
 def kustomization(resources: Sequence[str]) -> str:
     """A ``Kustomization`` listing ``resources`` in the given order."""
-    return str(_dump({"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
-                      "resources": list(resources)}))
+    return str(
+        _dump({"apiVersion": KUSTOMIZE_API, "kind": "Kustomization", "resources": list(resources)})
+    )
 
 
 def render_tree(policies: Sequence[NetworkPolicy], summary: str) -> dict[str, str]:
@@ -60,7 +61,8 @@ def write_tree(files: Mapping[str, str], out: str | os.PathLike[str], force: boo
     return Path(out)
 
 
-def write_recommendation(rec: Any, out: str | os.PathLike[str], force: bool = False,
-                         check: Any = None) -> Path:
+def write_recommendation(
+    rec: Any, out: str | os.PathLike[str], force: bool = False, check: Any = None
+) -> Path:
     """Render ``rec`` (a :class:`recommender.recommend.pipeline.Recommendation`) and write it."""
     return write_tree(render_tree(rec.policies, rec.summary_markdown(check)), out, force)

@@ -287,14 +287,21 @@ def _collect(
     try:
         kind = classify_object(obj, path, doc)
         findings = policy_findings(obj) if kind == "policy" else []
-        policy = parse_policy(obj, path, doc, default_namespace, findings) \
-            if kind == "policy" else None
+        policy = (
+            parse_policy(obj, path, doc, default_namespace, findings) if kind == "policy" else None
+        )
     except PolicyError as exc:
         raise located(exc, node, prefix) from exc
     if kind == "list":
         for i, item in enumerate(obj["items"]):
-            _collect(result, item, item_node(node, "items", i), where, default_namespace,
-                     f"{prefix}items[{i}].")
+            _collect(
+                result,
+                item,
+                item_node(node, "items", i),
+                where,
+                default_namespace,
+                f"{prefix}items[{i}].",
+            )
     elif policy is None:
         result.skipped.append((source, f"{obj.get('apiVersion')}/{obj.get('kind')}"))
     else:

@@ -51,11 +51,19 @@ def to_sarif(findings: Sequence[LintFinding], base: str | None = None) -> dict[s
     return {
         "$schema": SARIF_SCHEMA,
         "version": SARIF_VERSION,
-        "runs": [{
-            "tool": {"driver": {"name": "netpol-lint", "version": __version__,
-                                "informationUri": INFO_URI, "rules": rules}},
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "netpol-lint",
+                        "version": __version__,
+                        "informationUri": INFO_URI,
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
     }
 
 
@@ -83,7 +91,9 @@ def _result(f: LintFinding, rule_index: int, base: str | None) -> dict[str, Any]
             physical["region"] = {"startLine": f.line}
         out["locations"] = [{"physicalLocation": physical}]
     if f.policy is not None:
-        logical = {"fullyQualifiedName": f.policy + (f"#{f.path}" if f.path else ""),
-                   "kind": "object"}
+        logical = {
+            "fullyQualifiedName": f.policy + (f"#{f.path}" if f.path else ""),
+            "kind": "object",
+        }
         out.setdefault("locations", [{}])[0]["logicalLocations"] = [logical]
     return out

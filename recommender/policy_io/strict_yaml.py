@@ -132,9 +132,11 @@ def _check_unique_keys(loader: StrictLoader, node: Any) -> None:
             continue  # an unhashable key: the constructor reports it
         if first is not key_node:
             raise DuplicateKeyError(
-                "while reading a mapping", node.start_mark,
+                "while reading a mapping",
+                node.start_mark,
                 f"duplicate key {key!r} (first at line {first.start_mark.line + 1})",
-                key_node.start_mark)
+                key_node.start_mark,
+            )
 
 
 def _construct_int(loader: StrictLoader, node: Any) -> Any:
@@ -143,8 +145,13 @@ def _construct_int(loader: StrictLoader, node: Any) -> Any:
         return int(text)
     value = yaml.SafeLoader.construct_yaml_int(loader, node)
     digits = text.lstrip("+-").replace("_", "")
-    form = "base60" if ":" in text else "octal" if digits[:1] == "0" and digits[1:2].isdigit() \
+    form = (
+        "base60"
+        if ":" in text
+        else "octal"
+        if digits[:1] == "0" and digits[1:2].isdigit()
         else "int"
+    )
     return AmbiguousScalar(text, form, value)
 
 
@@ -183,8 +190,9 @@ def read_documents(path: str) -> list[Document]:
     try:
         return list(_compose_all(text))
     except DuplicateKeyError as exc:
-        raise InputError(path, f"invalid YAML: {exc.problem}", line=exc.problem_mark.line + 1) \
-            from exc
+        raise InputError(
+            path, f"invalid YAML: {exc.problem}", line=exc.problem_mark.line + 1
+        ) from exc
     except yaml.YAMLError as exc:
         if path.endswith(".json") or text.lstrip()[:1] in ("{", "["):
             return _json_documents(path, text, exc)
@@ -205,7 +213,8 @@ def _compose_all(text: str) -> Iterator[Document]:
             except (ValueError, TypeError, OverflowError) as exc:
                 # PyYAML's constructors raise these for explicit tags such as `!!float x`.
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"cannot construct a value: {exc}", node.start_mark) from exc
+                    None, None, f"cannot construct a value: {exc}", node.start_mark
+                ) from exc
             if obj is not None:
                 yield Document(index, obj, node)
     finally:

@@ -59,9 +59,11 @@ class Accounting:
     def problems(self) -> list[str]:
         """Breaches of the invariant (empty when every breakdown adds up to the total)."""
         out = []
-        for name, parts in (("outcomes", [self.outcomes]),
-                            ("namespaces", list(self.by_namespace.values())),
-                            ("groups", list(self.by_group.values()))):
+        for name, parts in (
+            ("outcomes", [self.outcomes]),
+            ("namespaces", list(self.by_namespace.values())),
+            ("groups", list(self.by_group.values())),
+        ):
             summed = sum(sum(c.values()) for c in parts)
             if summed != self.total:
                 out.append(f"{name} add up to {summed}, not {self.total}")
@@ -71,10 +73,13 @@ class Accounting:
 
     def to_json(self) -> dict[str, Any]:
         """Plain, sorted data for ``recommend --json``."""
+
         def counts(c: Mapping[str, int]) -> dict[str, int]:
             return {k: int(c.get(k, 0)) for k in OUTCOMES}
+
         return {
-            "total": self.total, **counts(self.outcomes),
+            "total": self.total,
+            **counts(self.outcomes),
             "reasons": dict(sorted(self.reasons.items())),
             "namespaces": {k: counts(v) for k, v in sorted(self.by_namespace.items())},
             "groups": {k: counts(v) for k, v in sorted(self.by_group.items())},
@@ -84,7 +89,8 @@ class Accounting:
 def observation_outcomes(table: pd.DataFrame) -> pd.DataFrame:
     """One row per observation: ``obs``, ``outcome``, ``reason`` and the row it is filed by."""
     first_open = table.assign(_open=table["reason"].notna()).sort_values(
-        ["obs", "_open"], ascending=[True, False], kind="stable")
+        ["obs", "_open"], ascending=[True, False], kind="stable"
+    )
     rows = first_open.groupby("obs", sort=True).head(1)
     return rows.assign(outcome=[outcome_of(r) for r in rows["reason"]])
 

@@ -40,8 +40,11 @@ class QuietWorkload:
 
     def describe(self, capture_nodes: Sequence[str] | None) -> str:
         where = ", ".join(self.nodes) or "no node"
-        unseen = (capture_nodes is not None and bool(self.nodes)
-                  and not set(self.nodes) & set(capture_nodes))
+        unseen = (
+            capture_nodes is not None
+            and bool(self.nodes)
+            and not set(self.nodes) & set(capture_nodes)
+        )
         why = " (its nodes were not captured)" if unseen else ""
         return f"{self.namespace}/{self.name}: {self.pods} pod(s) on {where}, no traffic{why}"
 
@@ -80,30 +83,39 @@ class Coverage:
         out = []
         if self.partial:
             seen = [n for n in self.inventory_nodes if n in set(self.capture_nodes or ())]
-            out.append(f"PARTIAL COVERAGE: the flows come from {len(seen)} of "
-                       f"{len(self.inventory_nodes)} nodes ({', '.join(seen) or 'none'}); "
-                       "traffic local to "
-                       f"{', '.join(self.missing_nodes)} is invisible, so policies learned "
-                       "from it can deny legitimate traffic there")
+            out.append(
+                f"PARTIAL COVERAGE: the flows come from {len(seen)} of "
+                f"{len(self.inventory_nodes)} nodes ({', '.join(seen) or 'none'}); "
+                "traffic local to "
+                f"{', '.join(self.missing_nodes)} is invisible, so policies learned "
+                "from it can deny legitimate traffic there"
+            )
         if self.quiet:
             ns = len(self.quiet_namespaces)
-            out.append(f"{len(self.quiet)} workload(s) have pods but no observed traffic"
-                       + (f", {ns} namespace(s) none at all" if ns else "")
-                       + "; see Evidence coverage in SUMMARY.md")
+            out.append(
+                f"{len(self.quiet)} workload(s) have pods but no observed traffic"
+                + (f", {ns} namespace(s) none at all" if ns else "")
+                + "; see Evidence coverage in SUMMARY.md"
+            )
         return out
 
     def markdown(self) -> list[str]:
         """The ``## Evidence coverage`` section (for the top of SUMMARY.md)."""
         first, last = self.window
-        nodes = ("unknown (the input does not name its observer nodes)"
-                 if self.capture_nodes is None else ", ".join(self.capture_nodes) or "none")
+        nodes = (
+            "unknown (the input does not name its observer nodes)"
+            if self.capture_nodes is None
+            else ", ".join(self.capture_nodes) or "none"
+        )
         lines = ["## Evidence coverage", ""]
         if self.partial:
             lines += [f"**{self.warnings()[0]}**", ""]
-        lines += [f"- window: {first or '?'} to {last or '?'}",
-                  f"- flows observed on nodes: {nodes}",
-                  f"- inventory nodes: {', '.join(self.inventory_nodes) or 'none listed'}",
-                  f"- workloads with pods but no observed traffic: {len(self.quiet)}"]
+        lines += [
+            f"- window: {first or '?'} to {last or '?'}",
+            f"- flows observed on nodes: {nodes}",
+            f"- inventory nodes: {', '.join(self.inventory_nodes) or 'none listed'}",
+            f"- workloads with pods but no observed traffic: {len(self.quiet)}",
+        ]
         lines += [f"  - {q.describe(self.capture_nodes)}" for q in self.quiet]
         if self.withheld:
             lines.append("- policies withheld or narrowed for lack of evidence:")
@@ -126,9 +138,13 @@ def observed_keys(table: Any) -> frozenset[str]:
     return frozenset(keys)
 
 
-def assess_coverage(index: WorkloadIndex, table: Any, scope: Sequence[str],
-                    window: tuple[str | None, str | None],
-                    observers: Mapping[str, int] | None) -> Coverage:
+def assess_coverage(
+    index: WorkloadIndex,
+    table: Any,
+    scope: Sequence[str],
+    window: tuple[str | None, str | None],
+    observers: Mapping[str, int] | None,
+) -> Coverage:
     """Coverage of the namespaces in ``scope`` by the resolved observation ``table``.
 
     Parameters
@@ -155,10 +171,12 @@ def assess_coverage(index: WorkloadIndex, table: Any, scope: Sequence[str],
         if members and len(silent) == len(members):
             quiet_ns.append(ns)
     # Hubble Relay names a node ``cluster/node``; the inventory knows ``node``.
-    capture = (None if observers is None
-               else tuple(sorted({n.rsplit("/", 1)[-1] for n in observers if n})))
-    return Coverage(capture, inventory_nodes(index.inventory), window, tuple(quiet),
-                    tuple(quiet_ns))
+    capture = (
+        None if observers is None else tuple(sorted({n.rsplit("/", 1)[-1] for n in observers if n}))
+    )
+    return Coverage(
+        capture, inventory_nodes(index.inventory), window, tuple(quiet), tuple(quiet_ns)
+    )
 
 
 def _quiet(w: Workload, pod_nodes: Mapping[str, str | None]) -> QuietWorkload:
@@ -166,8 +184,9 @@ def _quiet(w: Workload, pod_nodes: Mapping[str, str | None]) -> QuietWorkload:
     return QuietWorkload(w.namespace, w.name, w.key, len(w.pods), tuple(nodes))
 
 
-def exclusion_selector(members: Iterable[Workload], quiet: Sequence[Workload]) -> (
-        LabelSelector | None):
+def exclusion_selector(
+    members: Iterable[Workload], quiet: Sequence[Workload]
+) -> LabelSelector | None:
     """A selector for every workload of ``members`` except ``quiet``: ``key NotIn [...]``
     on one label key, or None when no single key tells them apart exactly.
 
@@ -186,8 +205,9 @@ def exclusion_selector(members: Iterable[Workload], quiet: Sequence[Workload]) -
     for key in [k for k in PREFERRED_KEYS if k in common] + sorted(common - set(PREFERRED_KEYS)):
         values = tuple(sorted({w.label_map[key] for w in quiet}))
         selector = LabelSelector(match_expressions=(LabelRequirement(key, "NotIn", values),))
-        if (all(matches_selector(selector, w.label_map) for w in keep)
-                and not any(matches_selector(selector, w.label_map) for w in quiet)):
+        if all(matches_selector(selector, w.label_map) for w in keep) and not any(
+            matches_selector(selector, w.label_map) for w in quiet
+        ):
             return selector
     return None
 
@@ -210,19 +230,22 @@ def withhold_unobserved(rec: Any, coverage: Coverage) -> dict[str, str]:
     rec.namespaces[:] = [ns for ns in rec.namespaces if ns not in gone]
     quiet_keys = {q.key for q in coverage.quiet}
     rec.groups[:] = [g for g in rec.groups if g.namespace not in gone]
-    silent = {(g.namespace, g.name) for g in rec.groups
-              if all(m.key in quiet_keys for m in g.members)}
+    silent = {
+        (g.namespace, g.name) for g in rec.groups if all(m.key in quiet_keys for m in g.members)
+    }
     rec.groups[:] = [g for g in rec.groups if (g.namespace, g.name) not in silent]
     for ns, name in sorted(silent):
         withheld[f"{ns}/{name}"] = "not written (no observed traffic)"
-    policies = [p for p in rec.policies
-                if p.namespace not in gone and (p.namespace, p.name) not in silent]
+    policies = [
+        p for p in rec.policies if p.namespace not in gone and (p.namespace, p.name) not in silent
+    ]
     rec.policies[:] = [_scoped(p, rec.index, quiet_keys, withheld) for p in policies]
     return withheld
 
 
-def _scoped(policy: NetworkPolicy, index: WorkloadIndex, quiet_keys: set[str],
-            withheld: dict[str, str]) -> NetworkPolicy:
+def _scoped(
+    policy: NetworkPolicy, index: WorkloadIndex, quiet_keys: set[str], withheld: dict[str, str]
+) -> NetworkPolicy:
     """A namespace-wide policy without the quiet workloads of its namespace."""
     if policy.name not in NAMESPACE_WIDE or not policy.pod_selector.is_empty:
         return policy
@@ -233,10 +256,13 @@ def _scoped(policy: NetworkPolicy, index: WorkloadIndex, quiet_keys: set[str],
     selector = exclusion_selector(members, quiet)
     names = ", ".join(w.name for w in quiet)
     if selector is None:
-        withheld[policy.key] = (f"still selects {names} (no observed traffic): no single label "
-                                "tells them apart; enforcing it isolates them")
+        withheld[policy.key] = (
+            f"still selects {names} (no observed traffic): no single label "
+            "tells them apart; enforcing it isolates them"
+        )
         return policy
     req = (selector.match_expressions or ())[0]
-    withheld[policy.key] = (f"leaves out {names} (no observed traffic) with "
-                            f"{req.key} NotIn [{', '.join(req.values)}]")
+    withheld[policy.key] = (
+        f"leaves out {names} (no observed traffic) with {req.key} NotIn [{', '.join(req.values)}]"
+    )
     return replace(policy, pod_selector=selector)

@@ -33,13 +33,13 @@ REASONS: dict[str, str] = {
     "suspicious": "scan-shaped traffic (see the scan findings); --include-suspicious learns it",
     "host-ingress": "from a node (kubelet probes); most CNIs allow it; --allow-host adds it",
     "own-node": "from the pod's own node: NetworkPolicy always allows it (\"the traffic source "
-                "is the pod's local node\"); --allow-host writes a rule anyway",
+    "is the pod's local node\"); --allow-host writes a rule anyway",
     "apiserver-endpoints-unknown": "to the default/kubernetes Service address before "
-                                   "translation: the rule needs the API server's endpoint "
-                                   "address and target port, and the inventory has no "
-                                   "EndpointSlice of default/kubernetes (add endpointslices)",
+    "translation: the rule needs the API server's endpoint "
+    "address and target port, and the inventory has no "
+    "EndpointSlice of default/kubernetes (add endpointslices)",
     "cilium-identity": "a Cilium reserved identity (health, ingress proxy) that NetworkPolicy "
-                       "v1 cannot select; a CiliumNetworkPolicy entity rule can",
+    "v1 cannot select; a CiliumNetworkPolicy entity rule can",
     "out-of-scope": "neither side is in a namespace that gets policies",
 }
 
@@ -89,18 +89,37 @@ class Resolver:
         self.index = index
         self._cache: dict[tuple[Any, ...], list[Side]] = {}
 
-    def resolve(self, kind: Any, ns: Any, labels: Any, workload: Any, ip: Any,
-                port: Any, proto: Any, is_dst: bool) -> list[Side]:
+    def resolve(
+        self,
+        kind: Any,
+        ns: Any,
+        labels: Any,
+        workload: Any,
+        ip: Any,
+        port: Any,
+        proto: Any,
+        is_dst: bool,
+    ) -> list[Side]:
         key = (kind, ns, labels, workload, ip, port, proto, is_dst)
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._resolve(str(kind), _s(ns), _s(labels), _s(workload), _s(ip),
-                                _port(port), str(proto), is_dst)
+            hit = self._resolve(
+                str(kind), _s(ns), _s(labels), _s(workload), _s(ip), _port(port), str(proto), is_dst
+            )
             self._cache[key] = hit
         return hit
 
-    def _resolve(self, kind: str, ns: str | None, labels: str | None, workload: str | None,
-                 ip: str | None, port: int | None, proto: str, is_dst: bool) -> list[Side]:
+    def _resolve(
+        self,
+        kind: str,
+        ns: str | None,
+        labels: str | None,
+        workload: str | None,
+        ip: str | None,
+        port: int | None,
+        proto: str,
+        is_dst: bool,
+    ) -> list[Side]:
         if kind == "pod":
             return [self._pod(ns, labels, workload, ip, port)]
         if kind == "service" and is_dst:
@@ -115,15 +134,24 @@ class Resolver:
             return [Side("world", f"world:{ip}", port) if ip else _unknown("world without address")]
         return [_unknown(f"peer kind {kind}")]
 
-    def _pod(self, ns: str | None, labels: str | None, workload: str | None, ip: str | None,
-             port: int | None) -> Side:
+    def _pod(
+        self,
+        ns: str | None,
+        labels: str | None,
+        workload: str | None,
+        ip: str | None,
+        port: int | None,
+    ) -> Side:
         idx = self.index
         key = workload_key(ns, decode_labels(labels)) if ns else None
         if key not in idx.workloads and ip:
             key = idx.ip_workload.get(ip)
         if key not in idx.workloads and ns and workload:
-            owned = [w.key for w in idx.in_namespace(ns)
-                     if workload in w.owners or any(o.endswith(f"/{workload}") for o in w.owners)]
+            owned = [
+                w.key
+                for w in idx.in_namespace(ns)
+                if workload in w.owners or any(o.endswith(f"/{workload}") for o in w.owners)
+            ]
             key = owned[0] if len(owned) == 1 else None
         if key is None or key not in idx.workloads:
             return _unknown(f"pod {ns}/{workload or labels} not in the inventory")
@@ -132,8 +160,11 @@ class Resolver:
             nodes = {idx.pod_node.get(p) for p in wl.pods}
             node = nodes.pop() if len(nodes) == 1 else None
             addr = ip or (idx.node_address(node) if node else None)
-            return Side("host", f"host:{addr}", port, node=node) if addr else _unknown(
-                "hostNetwork pod without an address")
+            return (
+                Side("host", f"host:{addr}", port, node=node)
+                if addr
+                else _unknown("hostNetwork pod without an address")
+            )
         return Side("workload", key, port)
 
     def _host(self, ip: str | None, workload: str | None, port: int | None) -> Side:
@@ -147,8 +178,13 @@ class Resolver:
             return Side("workload", key, port)
         named = workload.split("/", 1)[1] if workload and workload.startswith("node/") else None
         by_address = self.index.ip_node.get(ip)
-        return Side("host", f"host:{ip}", port, node=by_address or named,
-                    observed_node=by_address is None and named is not None)
+        return Side(
+            "host",
+            f"host:{ip}",
+            port,
+            node=by_address or named,
+            observed_node=by_address is None and named is not None,
+        )
 
     def _service(self, ip: str | None, port: int | None, proto: str) -> list[Side]:
         svc = self.index.services_by_ip.get(ip or "")
@@ -162,23 +198,33 @@ class Resolver:
             target = sp[0].target_port if sp else None
             if isinstance(target, str):
                 target = _named(wl, target, proto)
-            out.append(Side("workload", wl.key, target if target is not None else port,
-                            note=f"via service {svc.namespace}/{svc.name}"))
+            out.append(
+                Side(
+                    "workload",
+                    wl.key,
+                    target if target is not None else port,
+                    note=f"via service {svc.namespace}/{svc.name}",
+                )
+            )
         return out or [_unknown(f"service {svc.namespace}/{svc.name} has no backends")]
 
     def _is_apiserver_vip(self, ip: str) -> bool:
         svc = self.index.services_by_ip.get(ip)
         return svc is not None and (svc.namespace, svc.name) == ("default", "kubernetes")
 
-    def _infra(self, ip: str | None, workload: str | None, labels: str | None,
-               port: int | None, proto: str) -> list[Side]:
+    def _infra(
+        self, ip: str | None, workload: str | None, labels: str | None, port: int | None, proto: str
+    ) -> list[Side]:
         """The API server from the flow's own identity and address; other Cilium
         reserved identities (health, ingress) cannot be written as NetworkPolicy peers."""
         text = f"{workload or ''} {labels or ''}"
         vip = ip is not None and self._is_apiserver_vip(ip)
         if not vip and "apiserver" not in text:
-            return [_unknown(f"Cilium reserved identity {workload or 'cluster_infra'}",
-                             "cilium-identity")]
+            return [
+                _unknown(
+                    f"Cilium reserved identity {workload or 'cluster_infra'}", "cilium-identity"
+                )
+            ]
         if vip:
             return self._apiserver_vip(ip, port, proto)
         if not ip:
@@ -189,16 +235,23 @@ class Resolver:
     def _apiserver_vip(self, ip: str | None, port: int | None, proto: str) -> list[Side]:
         """The default/kubernetes ClusterIP: policies see the endpoint after DNAT."""
         if not self.index.apiserver_ips:
-            return [_unknown(f"default/kubernetes Service address {ip}:{port} with unknown "
-                             "endpoints", "apiserver-endpoints-unknown")]
+            return [
+                _unknown(
+                    f"default/kubernetes Service address {ip}:{port} with unknown endpoints",
+                    "apiserver-endpoints-unknown",
+                )
+            ]
         mapped = self.index.apiserver_ports.get((proto, port or 0), port)
-        return [Side("apiserver", f"apiserver:{a}", mapped, note="via service default/kubernetes")
-                for a in self.index.apiserver_ips]
+        return [
+            Side("apiserver", f"apiserver:{a}", mapped, note="via service default/kubernetes")
+            for a in self.index.apiserver_ips
+        ]
 
 
 def _named(wl: Any, name: str, proto: str) -> int | None:
-    numbers = {c.port for ports in wl.port_sets for c in ports
-               if c.name == name and c.protocol == proto}
+    numbers = {
+        c.port for ports in wl.port_sets for c in ports if c.name == name and c.protocol == proto
+    }
     return numbers.pop() if len(numbers) == 1 else None
 
 
@@ -230,10 +283,26 @@ def resolve_table(obs: pd.DataFrame, index: WorkloadIndex) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for pos, rec in enumerate(obs.itertuples(index=False)):
         r = rec._asdict()
-        srcs = resolver.resolve(r["src_kind"], r["src_namespace"], r["src_labels"],
-                                r["src_workload"], r["src_ip"], None, r["protocol"], False)
-        dsts = resolver.resolve(r["dst_kind"], r["dst_namespace"], r["dst_labels"],
-                                r["dst_workload"], r["dst_ip"], r["port"], r["protocol"], True)
+        srcs = resolver.resolve(
+            r["src_kind"],
+            r["src_namespace"],
+            r["src_labels"],
+            r["src_workload"],
+            r["src_ip"],
+            None,
+            r["protocol"],
+            False,
+        )
+        dsts = resolver.resolve(
+            r["dst_kind"],
+            r["dst_namespace"],
+            r["dst_labels"],
+            r["dst_workload"],
+            r["dst_ip"],
+            r["port"],
+            r["protocol"],
+            True,
+        )
         learn, policy, other = verdict_counts(r["verdicts"])
         for src in srcs:
             for dst in dsts:
@@ -242,25 +311,54 @@ def resolve_table(obs: pd.DataFrame, index: WorkloadIndex) -> pd.DataFrame:
 
 
 RESOLVED_COLUMNS: tuple[str, ...] = (
-    "obs", "src_role", "src_key", "dst_role", "dst_key", "port", "protocol", "connections",
-    "learn", "policy_denied", "other", "first_seen", "last_seen", "dst_names", "note",
-    "declared", "dst_in_cluster", "peer_reason", "src_node", "src_observed_node",
+    "obs",
+    "src_role",
+    "src_key",
+    "dst_role",
+    "dst_key",
+    "port",
+    "protocol",
+    "connections",
+    "learn",
+    "policy_denied",
+    "other",
+    "first_seen",
+    "last_seen",
+    "dst_names",
+    "note",
+    "declared",
+    "dst_in_cluster",
+    "peer_reason",
+    "src_node",
+    "src_observed_node",
 )
 
 
-def _row(pos: int, r: Mapping[str, Any], src: Side, dst: Side, learn: int, policy: int,
-         other: int) -> dict[str, Any]:
+def _row(
+    pos: int, r: Mapping[str, Any], src: Side, dst: Side, learn: int, policy: int, other: int
+) -> dict[str, Any]:
     port = dst.port if dst.port is not None else _port(r["port"])
     return {
-        "obs": pos, "src_role": src.role, "src_key": src.key, "dst_role": dst.role,
-        "dst_key": dst.key, "port": port, "protocol": str(r["protocol"]),
-        "connections": int(r["connections"] or 0), "learn": learn, "policy_denied": policy,
-        "other": other, "first_seen": r["first_seen"], "last_seen": r["last_seen"],
+        "obs": pos,
+        "src_role": src.role,
+        "src_key": src.key,
+        "dst_role": dst.role,
+        "dst_key": dst.key,
+        "port": port,
+        "protocol": str(r["protocol"]),
+        "connections": int(r["connections"] or 0),
+        "learn": learn,
+        "policy_denied": policy,
+        "other": other,
+        "first_seen": r["first_seen"],
+        "last_seen": r["last_seen"],
         "dst_names": tuple(sorted(r["dst_names"] or ())) if _is_list(r["dst_names"]) else (),
         "note": "; ".join(n for n in (src.note, dst.note) if n),
-        "declared": False, "dst_in_cluster": dst.role == "workload",
+        "declared": False,
+        "dst_in_cluster": dst.role == "workload",
         "peer_reason": next((s.code for s in (src, dst) if s.role == "unknown" and s.code), None),
-        "src_node": src.node, "src_observed_node": src.observed_node,
+        "src_node": src.node,
+        "src_observed_node": src.observed_node,
     }
 
 
@@ -272,8 +370,9 @@ def mark_declared(table: pd.DataFrame, index: WorkloadIndex) -> None:
     """Fill ``declared``: the destination workload declares the port."""
     table["declared"] = [
         role == "workload" and port is not None and declares_port(index.workloads[key], port, proto)
-        for role, key, port, proto in zip(table["dst_role"], table["dst_key"], table["port"],
-                                          table["protocol"], strict=True)
+        for role, key, port, proto in zip(
+            table["dst_role"], table["dst_key"], table["port"], table["protocol"], strict=True
+        )
     ]
 
 

@@ -70,8 +70,13 @@ class RecommendOptions:
     public_ingress_min_sources: int = PUBLIC_INGRESS_MIN_SOURCES
 
     def synthesis(self) -> SynthesisOptions:
-        return SynthesisOptions(self.named_ports, self.port_ranges, self.allow_host,
-                                self.cidr_budget, self.public_ingress_min_sources)
+        return SynthesisOptions(
+            self.named_ports,
+            self.port_ranges,
+            self.allow_host,
+            self.cidr_budget,
+            self.public_ingress_min_sources,
+        )
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,9 @@ class Recommendation:
         return run_self_check(self, inventory)
 
 
-def recommend(observations: pd.DataFrame, inventory: Inventory,
-              options: RecommendOptions | None = None) -> Recommendation:
+def recommend(
+    observations: pd.DataFrame, inventory: Inventory, options: RecommendOptions | None = None
+) -> Recommendation:
     """Learn least-privilege policies from an observation table.
 
     Parameters
@@ -168,11 +174,25 @@ def recommend(observations: pd.DataFrame, inventory: Inventory,
     for ns in scope:
         groups.extend(_groups_in(ns, index, edges, options, warnings))
     policies = _policies(scope, groups, dns, table, index, options, warnings)
-    window = (timestamp_text(observations["first_seen"].min()) if len(observations) else None,
-              timestamp_text(observations["last_seen"].max()) if len(observations) else None)
+    window = (
+        timestamp_text(observations["first_seen"].min()) if len(observations) else None,
+        timestamp_text(observations["last_seen"].max()) if len(observations) else None,
+    )
     _dns_warnings(scope, table, warnings)
-    return Recommendation(policies, groups, table, warnings, scans, scope, skipped, options,
-                          window, dns, index, observations=len(observations))
+    return Recommendation(
+        policies,
+        groups,
+        table,
+        warnings,
+        scans,
+        scope,
+        skipped,
+        options,
+        window,
+        dns,
+        index,
+        observations=len(observations),
+    )
 
 
 def _dns_warnings(scope: Sequence[str], table: pd.DataFrame, warnings: list[str]) -> None:
@@ -180,12 +200,20 @@ def _dns_warnings(scope: Sequence[str], table: pd.DataFrame, warnings: list[str]
     seen = {k.split("/", 1)[0] for k in dns_rows["src_key"]}
     missing = [ns for ns in scope if ns not in seen]
     if missing:
-        warnings.append("no DNS flows captured from namespace(s) " + ", ".join(missing)
-                        + "; allow-dns was written from the inventory anyway")
+        warnings.append(
+            "no DNS flows captured from namespace(s) "
+            + ", ".join(missing)
+            + "; allow-dns was written from the inventory anyway"
+        )
 
 
-def _groups_in(ns: str, index: WorkloadIndex, edges: dict[str, dict[Edge, dict[str, Any]]],
-               options: RecommendOptions, warnings: list[str]) -> list[Group]:
+def _groups_in(
+    ns: str,
+    index: WorkloadIndex,
+    edges: dict[str, dict[Edge, dict[str, Any]]],
+    options: RecommendOptions,
+    warnings: list[str],
+) -> list[Group]:
     """Cluster the namespace's workloads by profile and give each group a selector."""
     workloads = [w for w in index.in_namespace(ns) if not w.host_network]
     if not workloads:
@@ -211,21 +239,26 @@ def _key(members: list[Workload]) -> str:
     return "|".join(sorted(w.key for w in members))
 
 
-def _with_selector(ns: str, members: list[Workload], universe: list[Workload],
-                   warnings: list[str]) -> list[tuple[list[Workload], LabelSelector, str]]:
+def _with_selector(
+    ns: str, members: list[Workload], universe: list[Workload], warnings: list[str]
+) -> list[tuple[list[Workload], LabelSelector, str]]:
     """The group with its exact selector, or split into one group per workload."""
     others = [w.label_map for w in universe if w not in members]
     choice = find_selector([w.label_map for w in members], others)
     if choice is not None:
         return [(members, choice.selector, choice.method)]
     if not others:
-        warnings.append(f"{ns}: group {', '.join(w.name for w in members)} is every workload of "
-                        f"the namespace and shares no label; it is selected with podSelector {{}}")
+        warnings.append(
+            f"{ns}: group {', '.join(w.name for w in members)} is every workload of "
+            f"the namespace and shares no label; it is selected with podSelector {{}}"
+        )
         return [(members, LabelSelector(), "namespace")]
     if len(members) > 1:
         names = ", ".join(w.name for w in members)
-        warnings.append(f"{ns}: no label selector selects exactly {names}; "
-                        "the group was split along the selectors that exist")
+        warnings.append(
+            f"{ns}: no label selector selects exactly {names}; "
+            "the group was split along the selectors that exist"
+        )
         cover = cover_selectors([w.label_map for w in members], [w.label_map for w in universe])
         out = [([members[i] for i in ix], sel, "exact") for sel, ix in cover]
         covered = {i for _, ix in cover for i in ix}
@@ -233,8 +266,10 @@ def _with_selector(ns: str, members: list[Workload], universe: list[Workload],
             if i not in covered:
                 out.extend(_with_selector(ns, [member], universe, warnings))
         return out
-    warnings.append(f"{ns}/{members[0].name}: no stable label selector selects exactly this "
-                    "workload; it gets no allow policy and stays under default-deny")
+    warnings.append(
+        f"{ns}/{members[0].name}: no stable label selector selects exactly this "
+        "workload; it gets no allow policy and stays under default-deny"
+    )
     return []
 
 
@@ -251,15 +286,29 @@ def _group_name(members: list[Workload]) -> str:
     return dns1123("-".join(prefix) if prefix else f"{names[0]}-group")
 
 
-def _group(ns: str, name: str, members: list[Workload], selector: LabelSelector, how: str,
-           profiles: dict[str, frozenset[Edge]],
-           edges: dict[str, dict[Edge, dict[str, Any]]]) -> Group:
+def _group(
+    ns: str,
+    name: str,
+    members: list[Workload],
+    selector: LabelSelector,
+    how: str,
+    profiles: dict[str, frozenset[Edge]],
+    edges: dict[str, dict[Edge, dict[str, Any]]],
+) -> Group:
     union: frozenset[Edge] = frozenset().union(*(profiles[m.key] for m in members))
-    extra = tuple((m.name, tuple(sorted(union - profiles[m.key])))
-                  for m in sorted(members, key=lambda w: w.name) if union - profiles[m.key])
+    extra = tuple(
+        (m.name, tuple(sorted(union - profiles[m.key])))
+        for m in sorted(members, key=lambda w: w.name)
+        if union - profiles[m.key]
+    )
     ev: list[dict[str, Any]] = [edges[m.key][e] for m in members for e in profiles[m.key]]
     return Group(
-        ns, name, selector, tuple(sorted(members, key=lambda w: (w.name, w.key))), union, extra,
+        ns,
+        name,
+        selector,
+        tuple(sorted(members, key=lambda w: (w.name, w.key))),
+        union,
+        extra,
         connections=sum(int(x["connections"]) for x in ev),
         first_seen=min((x["first_seen"] for x in ev if x["first_seen"]), default=None),
         last_seen=max((x["last_seen"] for x in ev if x["last_seen"]), default=None),
@@ -267,9 +316,15 @@ def _group(ns: str, name: str, members: list[Workload], selector: LabelSelector,
     )
 
 
-def _policies(scope: Sequence[str], groups: list[Group], dns: Any, table: pd.DataFrame,
-              index: WorkloadIndex, options: RecommendOptions,
-              warnings: list[str]) -> list[NetworkPolicy]:
+def _policies(
+    scope: Sequence[str],
+    groups: list[Group],
+    dns: Any,
+    table: pd.DataFrame,
+    index: WorkloadIndex,
+    options: RecommendOptions,
+    warnings: list[str],
+) -> list[NetworkPolicy]:
     out: list[NetworkPolicy] = []
     fqdns = _fqdns(table)
     for ns in scope:
@@ -286,8 +341,9 @@ def _policy_rank(name: str) -> int:
     return {"default-deny": 0, "allow-dns": 1}.get(name, 2)
 
 
-def _group_policy(group: Group, index: WorkloadIndex, options: RecommendOptions,
-                  fqdns: dict[str, list[str]]) -> NetworkPolicy | None:
+def _group_policy(
+    group: Group, index: WorkloadIndex, options: RecommendOptions, fqdns: dict[str, list[str]]
+) -> NetworkPolicy | None:
     builder = RuleBuilder(index, options.synthesis(), group.namespace, group.members, fqdns)
     per_dir: dict[str, dict[str, set[tuple[str, int]]]] = {"ingress": {}, "egress": {}}
     for direction, peer, proto, port in group.edges:
@@ -307,8 +363,9 @@ def _evidence(group: Group) -> list[tuple[str, str]]:
     return evidence_annotations(group.connections, group.first_seen, group.last_seen)
 
 
-def evidence_annotations(connections: int, first: str | None,
-                         last: str | None) -> list[tuple[str, str]]:
+def evidence_annotations(
+    connections: int, first: str | None, last: str | None
+) -> list[tuple[str, str]]:
     """Evidence annotations; first and last seen only when known."""
     out = [(f"{EVIDENCE_PREFIX}connections", str(connections))]
     if first:
@@ -322,8 +379,11 @@ def _dns_evidence(table: pd.DataFrame, ns: str) -> list[tuple[str, str]]:
     rows = table[table["dns"] & table["src_key"].str.startswith(f"{ns}/")]
     if rows.empty:
         return evidence_annotations(0, None, None)
-    return evidence_annotations(int(rows["learn"].sum()), timestamp_text(rows["first_seen"].min()),
-                                timestamp_text(rows["last_seen"].max()))
+    return evidence_annotations(
+        int(rows["learn"].sum()),
+        timestamp_text(rows["first_seen"].min()),
+        timestamp_text(rows["last_seen"].max()),
+    )
 
 
 def _fqdns(table: pd.DataFrame) -> dict[str, list[str]]:

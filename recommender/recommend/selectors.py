@@ -109,8 +109,11 @@ def naming_selector(targets: Sequence[LabelSet]) -> LabelSelector | None:
     return None
 
 
-def _joined(naming: LabelSelector | None, pairs: Sequence[tuple[str, str]],
-            exprs: Sequence[LabelRequirement] = ()) -> LabelSelector:
+def _joined(
+    naming: LabelSelector | None,
+    pairs: Sequence[tuple[str, str]],
+    exprs: Sequence[LabelRequirement] = (),
+) -> LabelSelector:
     """``naming`` ANDed with further pairs and expressions, in sorted order."""
     labels = sorted({*(naming.match_labels or () if naming else ()), *pairs})
     reqs = (*(naming.match_expressions or () if naming else ()), *exprs)
@@ -121,9 +124,7 @@ def _selects_none(selector: LabelSelector, others: Sequence[LabelSet]) -> bool:
     return not any(matches_selector(selector, o) for o in others)
 
 
-def find_selector(
-    targets: Sequence[LabelSet], others: Sequence[LabelSet]
-) -> SelectorChoice | None:
+def find_selector(targets: Sequence[LabelSet], others: Sequence[LabelSet]) -> SelectorChoice | None:
     """Exact selector matching every label set in ``targets`` and none in ``others``.
 
     The naming part (:func:`naming_selector`) is always included; then the fewest
@@ -242,8 +243,10 @@ def _best_pair(
     wanted: list[dict[str, str]], others: list[dict[str, str]], left: set[int]
 ) -> tuple[tuple[str, str], list[int]] | None:
     """The stable pair selecting no other workload and the most uncovered targets (>= 2)."""
-    pairs = sorted({(k, v) for i in left for k, v in wanted[i].items() if not is_ephemeral_key(k)},
-                   key=lambda kv: (key_rank(kv[0]), kv[1]))
+    pairs = sorted(
+        {(k, v) for i in left for k, v in wanted[i].items() if not is_ephemeral_key(k)},
+        key=lambda kv: (key_rank(kv[0]), kv[1]),
+    )
     best: tuple[tuple[str, str], list[int]] | None = None
     for k, v in pairs:
         if any(o.get(k) == v for o in others):

@@ -42,8 +42,9 @@ class SelfCheck:
 
     def message(self) -> str:
         """One paragraph for the error line when the check fails."""
-        parts = list(self.findings[:5]) + [f"learned flow denied: {d}"
-                                           for d in self.denied_learned[:5]]
+        parts = list(self.findings[:5]) + [
+            f"learned flow denied: {d}" for d in self.denied_learned[:5]
+        ]
         more = len(self.findings) + len(self.denied_learned) - len(parts)
         tail = f" (and {more} more)" if more > 0 else ""
         return "self-check failed: " + "; ".join(parts) + tail
@@ -85,9 +86,16 @@ class _Endpoints:
         if role == "workload":
             wl = self.index.workloads[key]
             ns_labels = self.index.namespace_labels(wl.namespace)
-            return [pod_endpoint(wl.namespace, wl.label_map, ns_labels, ports=ports,
-                                 name=f"{wl.namespace}/{wl.name}")
-                    for ports in (wl.port_sets or ((),))]
+            return [
+                pod_endpoint(
+                    wl.namespace,
+                    wl.label_map,
+                    ns_labels,
+                    ports=ports,
+                    name=f"{wl.namespace}/{wl.name}",
+                )
+                for ports in (wl.port_sets or ((),))
+            ]
         kind = {"world": "world", "host": "host", "apiserver": "cluster_infra"}.get(role)
         if kind is None:
             return [Endpoint("unknown", name=key)]
@@ -103,9 +111,11 @@ def run_self_check(rec: Any, inventory: Inventory) -> SelfCheck:
     table = rec.table
     for r in table.to_dict("records"):
         port = None if _is_missing(r["port"]) else int(r["port"])
-        verdicts = [policy_set.decide(s, d, port, r["protocol"]).verdict
-                    for s in eps.of(r["src_role"], r["src_key"])
-                    for d in eps.of(r["dst_role"], r["dst_key"])]
+        verdicts = [
+            policy_set.decide(s, d, port, r["protocol"]).verdict
+            for s in eps.of(r["src_role"], r["src_key"])
+            for d in eps.of(r["dst_role"], r["dst_key"])
+        ]
         text = f"{r['src_key']} -> {r['dst_key']} {r['protocol']}/{port}"
         if _is_missing(r["reason"]):
             if any(v != "allowed" for v in verdicts):
@@ -115,21 +125,29 @@ def run_self_check(rec: Any, inventory: Inventory) -> SelfCheck:
         elif _flowed_unlearned(r) and _denied_as_stranger(policy_set, eps, r, port):
             unknown.append(f"{text} ({r['reason']})")
     learned = int(table["reason"].isna().sum())
-    return SelfCheck(tuple(findings), tuple(sorted(set(denied))), tuple(sorted(set(allowed))),
-                     learned, len(table) - learned, tuple(sorted(set(unknown))))
+    return SelfCheck(
+        tuple(findings),
+        tuple(sorted(set(denied))),
+        tuple(sorted(set(allowed))),
+        learned,
+        len(table) - learned,
+        tuple(sorted(set(unknown))),
+    )
 
 
 #: Reasons of traffic that really flowed and that nobody chose to block.
-UNLEARNED_TRAFFIC: frozenset[str] = frozenset({"unknown-peer", "apiserver-endpoints-unknown",
-                                               "cilium-identity"})
+UNLEARNED_TRAFFIC: frozenset[str] = frozenset(
+    {"unknown-peer", "apiserver-endpoints-unknown", "cilium-identity"}
+)
 
 
 def _flowed_unlearned(r: dict[str, Any]) -> bool:
     return r["reason"] in UNLEARNED_TRAFFIC and bool(r["src_in"] or r["dst_in"])
 
 
-def _denied_as_stranger(policy_set: Any, eps: _Endpoints, r: dict[str, Any],
-                        port: int | None) -> bool:
+def _denied_as_stranger(
+    policy_set: Any, eps: _Endpoints, r: dict[str, Any], port: int | None
+) -> bool:
     """Would the output deny it, with the unattributed end as an address-less stranger?
 
     No selector matches such a peer and no ipBlock holds it: only a rule without
@@ -138,8 +156,9 @@ def _denied_as_stranger(policy_set: Any, eps: _Endpoints, r: dict[str, Any],
     stranger = [Endpoint("world", name="unattributed peer")]
     srcs = eps.of(r["src_role"], r["src_key"]) if r["src_role"] != "unknown" else stranger
     dsts = eps.of(r["dst_role"], r["dst_key"]) if r["dst_role"] != "unknown" else stranger
-    return any(policy_set.decide(s, d, port, r["protocol"]).verdict == "denied"
-               for s in srcs for d in dsts)
+    return any(
+        policy_set.decide(s, d, port, r["protocol"]).verdict == "denied" for s in srcs for d in dsts
+    )
 
 
 def _is_missing(value: Any) -> bool:

@@ -16,14 +16,29 @@ from recommender.recommend.suspicious import SCAN_COLUMNS, ScanFinding, detect_s
 from recommender.recommend.synthesize import DnsTarget
 
 #: Namespaces that never get policies unless named with ``--namespace``.
-SYSTEM_NAMESPACES: frozenset[str] = frozenset({
-    "kube-system", "kube-public", "kube-node-lease", "kube-flannel", "calico-system",
-    "calico-apiserver", "tigera-operator", "cilium", "cilium-secrets", "local-path-storage",
-    "gke-managed-system", "gmp-system",
-})
+SYSTEM_NAMESPACES: frozenset[str] = frozenset(
+    {
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "kube-flannel",
+        "calico-system",
+        "calico-apiserver",
+        "tigera-operator",
+        "cilium",
+        "cilium-secrets",
+        "local-path-storage",
+        "gke-managed-system",
+        "gmp-system",
+    }
+)
 #: ``dns-default`` is OpenShift's (namespace openshift-dns: Service port 53, pods on 5353).
-DNS_SERVICE_NAMES: tuple[str, ...] = ("kube-dns", "coredns", "rke2-coredns-rke2-coredns",
-                                      "dns-default")
+DNS_SERVICE_NAMES: tuple[str, ...] = (
+    "kube-dns",
+    "coredns",
+    "rke2-coredns-rke2-coredns",
+    "dns-default",
+)
 #: NodeLocal DNSCache's documented link-local listen address (the DaemonSet also binds the
 #: kube-dns ClusterIP on each node in iptables mode): pods reach a hostNetwork cache there.
 NODELOCAL_DNS_ADDRESSES: tuple[str, ...] = ("169.254.20.10",)
@@ -47,8 +62,9 @@ def is_system_namespace(name: str) -> bool:
     return name in SYSTEM_NAMESPACES or name.startswith(SYSTEM_PREFIXES)
 
 
-def namespaces_in_scope(index: WorkloadIndex, options: Any,
-                        warnings: list[str]) -> tuple[list[str], dict[str, str]]:
+def namespaces_in_scope(
+    index: WorkloadIndex, options: Any, warnings: list[str]
+) -> tuple[list[str], dict[str, str]]:
     """Namespaces that get policies, and why each other one does not."""
     known = sorted(set(index.ns_labels) | set(index.by_namespace))
     skipped: dict[str, str] = {}
@@ -77,21 +93,41 @@ def find_dns(index: WorkloadIndex, warnings: list[str]) -> DnsTarget:
     for svc in services:
         backends = index.backends(svc)
         ports = _dns_ports(svc, backends)
-        selector = (LabelSelector(match_labels=tuple(sorted(svc.selector.items())))
-                    if svc.selector else _selector_of(index, svc.namespace, backends))
+        selector = (
+            LabelSelector(match_labels=tuple(sorted(svc.selector.items())))
+            if svc.selector
+            else _selector_of(index, svc.namespace, backends)
+        )
         if selector is not None and backends:
-            return DnsTarget(svc.namespace, selector, ports, tuple(w.key for w in backends),
-                             f"service {svc.namespace}/{svc.name}")
+            return DnsTarget(
+                svc.namespace,
+                selector,
+                ports,
+                tuple(w.key for w in backends),
+                f"service {svc.namespace}/{svc.name}",
+            )
     for key, value in DNS_APP_LABELS:
         wls = [w for w in index.workloads.values() if w.label_map.get(key) == value]
         if wls:
             ns = sorted(w.namespace for w in wls)[0]
-            return DnsTarget(ns, LabelSelector(match_labels=((key, value),)), _default_ports(),
-                             tuple(w.key for w in wls if w.namespace == ns), f"pods {key}={value}")
-    warnings.append("no cluster DNS pods in the inventory; allow-dns assumes "
-                    "kube-system pods labelled k8s-app=kube-dns")
-    return DnsTarget("kube-system", LabelSelector(match_labels=(("k8s-app", "kube-dns"),)),
-                     _default_ports(), (), "assumed")
+            return DnsTarget(
+                ns,
+                LabelSelector(match_labels=((key, value),)),
+                _default_ports(),
+                tuple(w.key for w in wls if w.namespace == ns),
+                f"pods {key}={value}",
+            )
+    warnings.append(
+        "no cluster DNS pods in the inventory; allow-dns assumes "
+        "kube-system pods labelled k8s-app=kube-dns"
+    )
+    return DnsTarget(
+        "kube-system",
+        LabelSelector(match_labels=(("k8s-app", "kube-dns"),)),
+        _default_ports(),
+        (),
+        "assumed",
+    )
 
 
 def _default_ports() -> tuple[tuple[str, int], ...]:
@@ -112,22 +148,36 @@ def _dns_ports(svc: Any, backends: Sequence[Any]) -> tuple[tuple[str, int], ...]
             continue
         target = sp.target_port if sp.target_port is not None else sp.port
         if isinstance(target, str):
-            nums = {c.port for w in backends for ps in w.port_sets for c in ps
-                    if c.name == target and c.protocol == sp.protocol}
+            nums = {
+                c.port
+                for w in backends
+                for ps in w.port_sets
+                for c in ps
+                if c.name == target and c.protocol == sp.protocol
+            }
             target = nums.pop() if len(nums) == 1 else sp.port
         out.add((sp.protocol, int(target)))
     return tuple(sorted(out)) or _default_ports()
 
 
-def classify(table: pd.DataFrame, scope: Sequence[str], dns: DnsTarget,
-             include_suspicious: bool, allow_host: bool,
-             index: WorkloadIndex | None = None) -> list[ScanFinding]:
+def classify(
+    table: pd.DataFrame,
+    scope: Sequence[str],
+    dns: DnsTarget,
+    include_suspicious: bool,
+    allow_host: bool,
+    index: WorkloadIndex | None = None,
+) -> list[ScanFinding]:
     """Fill ``reason`` (None = learned), ``src_in``/``dst_in`` scope flags and ``dns``."""
     in_scope = set(scope)
-    table["src_in"] = [r == "workload" and k.split("/", 1)[0] in in_scope
-                       for r, k in zip(table["src_role"], table["src_key"], strict=True)]
-    table["dst_in"] = [r == "workload" and k.split("/", 1)[0] in in_scope
-                       for r, k in zip(table["dst_role"], table["dst_key"], strict=True)]
+    table["src_in"] = [
+        r == "workload" and k.split("/", 1)[0] in in_scope
+        for r, k in zip(table["src_role"], table["src_key"], strict=True)
+    ]
+    table["dst_in"] = [
+        r == "workload" and k.split("/", 1)[0] in in_scope
+        for r, k in zip(table["dst_role"], table["dst_key"], strict=True)
+    ]
     reasons = [base_reason(r) for r in table.to_dict("records")]
     table["reason"] = pd.Series(reasons, index=table.index, dtype=object)
     scans: list[ScanFinding] = []
@@ -144,11 +194,16 @@ def classify(table: pd.DataFrame, scope: Sequence[str], dns: DnsTarget,
         table.loc[own_node_rows(table, index), "reason"] = "own-node"
     # A bool Series, not a list: on an empty table a list gives an object column, and
     # ``table[table["dns"]]`` would then select columns (none) instead of rows.
-    table["dns"] = pd.Series([
-        reason is None and is_dns(dns, key, proto, port)
-        for reason, key, proto, port in zip(table["reason"], table["dst_key"],
-                                            table["protocol"], table["port"], strict=True)
-    ], index=table.index, dtype=bool)
+    table["dns"] = pd.Series(
+        [
+            reason is None and is_dns(dns, key, proto, port)
+            for reason, key, proto, port in zip(
+                table["reason"], table["dst_key"], table["protocol"], table["port"], strict=True
+            )
+        ],
+        index=table.index,
+        dtype=bool,
+    )
     return scans
 
 
@@ -157,8 +212,9 @@ def is_dns(dns: DnsTarget, key: str, proto: str, port: Any) -> bool:
     if key in dns.workloads:
         return (proto, port) in dns.ports
     role, _, ip = key.partition(":")
-    return role in ("host", "world") and ip in dns.addresses and port == 53 \
-        and proto in ("UDP", "TCP")
+    return (
+        role in ("host", "world") and ip in dns.addresses and port == 53 and proto in ("UDP", "TCP")
+    )
 
 
 def own_node_rows(table: pd.DataFrame, index: WorkloadIndex | None) -> pd.Series:
@@ -175,8 +231,14 @@ def own_node_rows(table: pd.DataFrame, index: WorkloadIndex | None) -> pd.Series
     """
     out = []
     for reason, role, dst_role, dst, node, observed in zip(
-            table["reason"], table["src_role"], table["dst_role"], table["dst_key"],
-            table["src_node"], table["src_observed_node"], strict=True):
+        table["reason"],
+        table["src_role"],
+        table["dst_role"],
+        table["dst_key"],
+        table["src_node"],
+        table["src_observed_node"],
+        strict=True,
+    ):
         own = False
         if reason is None and role == "host" and dst_role == "workload" and node and index:
             nodes = index.nodes_of(dst)
@@ -192,10 +254,14 @@ def with_node_local_dns(dns: DnsTarget, table: pd.DataFrame, index: WorkloadInde
     cache binds it on every node), reach a hostNetwork pod: a pod selector cannot match
     it, so allow-dns needs an ipBlock or DNS breaks under default-deny.
     """
-    vips = {ip for s in index.inventory.services if s.name in DNS_SERVICE_NAMES
-            for ip in s.cluster_ips}
-    seen = {k.partition(":")[2] for k, p in zip(table["dst_key"], table["port"], strict=True)
-            if k.partition(":")[0] in ("host", "world") and p == 53}
+    vips = {
+        ip for s in index.inventory.services if s.name in DNS_SERVICE_NAMES for ip in s.cluster_ips
+    }
+    seen = {
+        k.partition(":")[2]
+        for k, p in zip(table["dst_key"], table["port"], strict=True)
+        if k.partition(":")[0] in ("host", "world") and p == 53
+    }
     found = seen & (set(NODELOCAL_DNS_ADDRESSES) | vips)
     key, value = NODELOCAL_DNS_LABEL
     if any(w.label_map.get(key) == value for w in index.workloads.values()):
@@ -216,10 +282,12 @@ def edges_of(table: pd.DataFrame, scope: Sequence[str]) -> dict[str, dict[Edge, 
     return out
 
 
-def _add(out: dict[str, dict[Edge, dict[str, Any]]], key: str, edge: Edge,
-         r: dict[str, Any]) -> None:
+def _add(
+    out: dict[str, dict[Edge, dict[str, Any]]], key: str, edge: Edge, r: dict[str, Any]
+) -> None:
     ev = out.setdefault(key, {}).setdefault(
-        edge, {"connections": 0, "first_seen": None, "last_seen": None})
+        edge, {"connections": 0, "first_seen": None, "last_seen": None}
+    )
     ev["connections"] += int(r["learn"])
     first, last = timestamp_text(r["first_seen"]), timestamp_text(r["last_seen"])
     if first and (ev["first_seen"] is None or first < ev["first_seen"]):

@@ -41,12 +41,15 @@ def render_summary(rec: Any, check: Any = None) -> str:
     lines += accounting_section(rec)
     lines += _section("Warnings", rec.warnings or ["none"])
     if rec.scans:
-        lines += _section("Scan findings (excluded unless --include-suspicious)",
-                          [f.describe(peer_text(f.src_key, rec.index)) for f in rec.scans])
+        lines += _section(
+            "Scan findings (excluded unless --include-suspicious)",
+            [f.describe(peer_text(f.src_key, rec.index)) for f in rec.scans],
+        )
     for ns in rec.namespaces:
         lines += _namespace(rec, ns, by_ns.get(ns, []))
-    lines += _excluded(rec, None, by_ns.get(None, []),
-                       "## Excluded traffic outside the namespaces in scope")
+    lines += _excluded(
+        rec, None, by_ns.get(None, []), "## Excluded traffic outside the namespaces in scope"
+    )
     if check is not None:
         lines += _self_check(check)
     return "\n".join(lines).rstrip() + "\n"
@@ -60,8 +63,7 @@ def _header(rec: Any) -> list[str]:
         f"- window: {first or '?'} to {last or '?'}",
         f"- namespaces with policies: {', '.join(f'`{n}`' for n in rec.namespaces) or 'none'}",
         f"- namespaces without policies: {', '.join(skipped) or 'none'}",
-        f"- policies: {len(rec.policies)}; groups: {len(rec.groups)}; "
-        + observations_line(rec),
+        f"- policies: {len(rec.policies)}; groups: {len(rec.groups)}; " + observations_line(rec),
         f"- options: merge-similar={o.merge_similar}, cidr-budget={o.cidr_budget}, "
         f"named-ports={o.named_ports}, port-ranges={o.port_ranges}, allow-host={o.allow_host}, "
         f"include-suspicious={o.include_suspicious}, "
@@ -89,11 +91,15 @@ def _assumptions(rec: Any) -> list[str]:
     if rec.options.allow_host:
         out.append("--allow-host: ingress from every node address on the ports observed")
     else:
-        out.append("ingress from another node is an exact ipBlock of the node address seen; "
-                   "--allow-host writes every node address (the own node included)")
+        out.append(
+            "ingress from another node is an exact ipBlock of the node address seen; "
+            "--allow-host writes every node address (the own node included)"
+        )
     budget = rec.options.cidr_budget
-    out.append(f"external addresses: CIDR budget {budget} "
-               + ("(exact /32 and /128 blocks)" if budget == 0 else "addresses beyond those seen"))
+    out.append(
+        f"external addresses: CIDR budget {budget} "
+        + ("(exact /32 and /128 blocks)" if budget == 0 else "addresses beyond those seen")
+    )
     return out
 
 
@@ -101,14 +107,19 @@ def _namespace(rec: Any, ns: str, excluded: list[dict[str, Any]]) -> list[str]:
     lines = [f"## Namespace `{ns}`", ""]
     lines += [f"Policies: {', '.join(f'`{p.name}`' for p in rec.policies_in(ns))}", ""]
     groups = [g for g in rec.groups if g.namespace == ns]  # few namespaces: a scan is fine
-    lines += ["| group | members | selector | connections | first seen | last seen |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "| group | members | selector | connections | first seen | last seen |",
+        "|---|---|---|---|---|---|",
+    ]
     for g in groups:
-        members = "<br>".join(f"{m.name} ({', '.join(m.owners)}, {len(m.pods)} pods)"
-                              for m in g.members)
+        members = "<br>".join(
+            f"{m.name} ({', '.join(m.owners)}, {len(m.pods)} pods)" for m in g.members
+        )
         name = group_label(rec, g)
-        lines.append(f"| {name} | {members} | `{selector_labels_text(g.selector)}` | "
-                     f"{g.connections} | {g.first_seen or '-'} | {g.last_seen or '-'} |")
+        lines.append(
+            f"| {name} | {members} | `{selector_labels_text(g.selector)}` | "
+            f"{g.connections} | {g.first_seen or '-'} | {g.last_seen or '-'} |"
+        )
     lines.append("")
     for g in groups:
         lines += _group_notes(rec, g)
@@ -119,19 +130,27 @@ def _namespace(rec: Any, ns: str, excluded: list[dict[str, Any]]) -> list[str]:
 def _group_notes(rec: Any, g: Any) -> list[str]:
     out: list[str] = []
     for member, extra in g.extra_edges:
-        out.append(f"- merge `{g.name}`: allows `{member}` what it never used: "
-                   + "; ".join(edge_text(e, rec.index) for e in extra))
+        out.append(
+            f"- merge `{g.name}`: allows `{member}` what it never used: "
+            + "; ".join(edge_text(e, rec.index) for e in extra)
+        )
     for direction, block in g.notes.cidr_blocks:
         names = g.notes.fqdns.get(block.cidr)
         fq = f" ({', '.join(names)})" if names else ""
-        out.append(f"- `{g.name}` {direction} ipBlock {block.cidr}{fq}: admits {block.admitted} "
-                   f"address(es), {block.extra} beyond the {len(block.members)} observed")
+        out.append(
+            f"- `{g.name}` {direction} ipBlock {block.cidr}{fq}: admits {block.admitted} "
+            f"address(es), {block.extra} beyond the {len(block.members)} observed"
+        )
     for peer_ns in sorted(set(g.notes.namespace_wide)):
-        out.append(f"- `{g.name}`: every workload of namespace `{peer_ns}` is a peer, so the "
-                   "rule selects the whole namespace")
+        out.append(
+            f"- `{g.name}`: every workload of namespace `{peer_ns}` is a peer, so the "
+            "rule selects the whole namespace"
+        )
     for public in g.notes.public:
-        out.append(f"- `{g.name}` is a public endpoint: ingress from {public}, minus the pod "
-                   "networks; --public-ingress-min-sources sets when this applies")
+        out.append(
+            f"- `{g.name}` is a public endpoint: ingress from {public}, minus the pod "
+            "networks; --public-ingress-min-sources sets when this applies"
+        )
     for split in g.notes.split_peers:
         out.append(f"- `{g.name}`: peers {split} share no exact selector; several peers list them")
     return out + ([""] if out else [])
@@ -151,26 +170,34 @@ def _excluded(rec: Any, ns: str | None, rows: list[dict[str, Any]], title: str) 
     frame = pd.DataFrame(rows)
     for reason, group in sorted(frame.groupby("reason"), key=lambda kv: str(kv[0])):
         conns = int(group["connections"].sum())
-        lines.append(f"- **{reason}** [{outcome_of(reason)}] ({REASONS.get(str(reason), reason)}): "
-                     f"{len(group)} observation(s), {conns} connection(s)")
-        for r in group.sort_values(["src_key", "dst_key", "port"]).head(MAX_LISTED).to_dict(
-                "records"):
+        lines.append(
+            f"- **{reason}** [{outcome_of(reason)}] ({REASONS.get(str(reason), reason)}): "
+            f"{len(group)} observation(s), {conns} connection(s)"
+        )
+        for r in (
+            group.sort_values(["src_key", "dst_key", "port"]).head(MAX_LISTED).to_dict("records")
+        ):
             port = "-" if pd.isna(r["port"]) else int(r["port"])
-            lines.append(f"  - {peer_text(r['src_key'], rec.index)} -> "
-                         f"{peer_text(r['dst_key'], rec.index)} {r['protocol']}/{port}: "
-                         f"{r['connections']} connection(s)")
+            lines.append(
+                f"  - {peer_text(r['src_key'], rec.index)} -> "
+                f"{peer_text(r['dst_key'], rec.index)} {r['protocol']}/{port}: "
+                f"{r['connections']} connection(s)"
+            )
         if len(group) > MAX_LISTED:
             lines.append(f"  - ... and {len(group) - MAX_LISTED} more")
     return lines + [""]
 
 
 def _self_check(check: Any) -> list[str]:
-    lines = ["## Self-check", "",
-             f"- learned observations replayed: {check.checked_learned}, denied: "
-             f"{len(check.denied_learned)}",
-             f"- excluded observations replayed: {check.checked_excluded}, that the output "
-             f"would allow: {len(check.allowed_excluded)}",
-             f"- validation findings: {len(check.findings)}"]
+    lines = [
+        "## Self-check",
+        "",
+        f"- learned observations replayed: {check.checked_learned}, denied: "
+        f"{len(check.denied_learned)}",
+        f"- excluded observations replayed: {check.checked_excluded}, that the output "
+        f"would allow: {len(check.allowed_excluded)}",
+        f"- validation findings: {len(check.findings)}",
+    ]
     lines += [f"  - would allow: {a}" for a in check.allowed_excluded[:MAX_LISTED]]
     lines += unknown_denied_lines(check)
     return lines + [""]
@@ -181,24 +208,32 @@ def _self_check(check: Any) -> list[str]:
 
 def infra_assumptions(rec: Any) -> list[str]:
     """What the reader must know about node, API server and NodeLocal DNS rules."""
-    out = ["own node: the API reference allows ingress \"if the traffic source is the pod's "
-           "local node\" whatever the policies say, so traffic from a pod's own node (kubelet "
-           "probes, SNATed hairpin) gets no rule and is listed as own-node; a pod cannot "
-           "block access to itself either"]
+    out = [
+        "own node: the API reference allows ingress \"if the traffic source is the pod's "
+        "local node\" whatever the policies say, so traffic from a pod's own node (kubelet "
+        "probes, SNATed hairpin) gets no rule and is listed as own-node; a pod cannot "
+        "block access to itself either"
+    ]
     learned = rec.learned
     keys = set(learned["src_key"]) | set(learned["dst_key"])
     if any(k.startswith("apiserver:") for k in keys):
-        out.append("API server: egress (and webhook ingress) ipBlocks use the address and port "
-                   "the flows show after Service translation; Cilium gives node and API server "
-                   "addresses reserved identities, and matches an ipBlock on them only when "
-                   "configured to (cilium/cilium#16308); a kube-apiserver entity rule does")
+        out.append(
+            "API server: egress (and webhook ingress) ipBlocks use the address and port "
+            "the flows show after Service translation; Cilium gives node and API server "
+            "addresses reserved identities, and matches an ipBlock on them only when "
+            "configured to (cilium/cilium#16308); a kube-apiserver entity rule does"
+        )
     if any(k.startswith("host:") for k in keys):
-        out.append("other nodes: ingress from and egress to node addresses are exact ipBlocks of "
-                   "the addresses seen; a node added later is not covered")
+        out.append(
+            "other nodes: ingress from and egress to node addresses are exact ipBlocks of "
+            "the addresses seen; a node added later is not covered"
+        )
     if getattr(rec.dns, "addresses", ()):
-        out.append("NodeLocal DNSCache: allow-dns also allows "
-                   + ", ".join(f"{a}/32" for a in rec.dns.addresses)
-                   + " on 53 (a hostNetwork cache that no pod selector matches)")
+        out.append(
+            "NodeLocal DNSCache: allow-dns also allows "
+            + ", ".join(f"{a}/32" for a in rec.dns.addresses)
+            + " on 53 (a hostNetwork cache that no pod selector matches)"
+        )
     return out
 
 
@@ -219,23 +254,30 @@ def group_label(rec: Any, g: Any) -> str:
 def accounting_section(rec: Any) -> list[str]:
     """Counts per outcome, reason, namespace and group; they add up to the total."""
     acc = rec.accounting
-    lines = ["## Accounting", "",
-             f"- observations: {acc.total} = learned {acc.outcomes['learned']} + excluded "
-             f"{acc.outcomes['excluded']} + unknown {acc.outcomes['unknown']}"]
+    lines = [
+        "## Accounting",
+        "",
+        f"- observations: {acc.total} = learned {acc.outcomes['learned']} + excluded "
+        f"{acc.outcomes['excluded']} + unknown {acc.outcomes['unknown']}",
+    ]
     lines += [f"  - {r} [{outcome_of(r)}]: {n}" for r, n in sorted(acc.reasons.items())]
     lines += [f"- does not add up: {p}" for p in acc.problems()]
     for title, table in (("namespace", acc.by_namespace), ("group", acc.by_group)):
         lines += ["", f"| {title} | learned | excluded | unknown |", "|---|---|---|---|"]
-        lines += [f"| {k} | {c['learned']} | {c['excluded']} | {c['unknown']} |"
-                  for k, c in sorted(table.items())]
+        lines += [
+            f"| {k} | {c['learned']} | {c['excluded']} | {c['unknown']} |"
+            for k, c in sorted(table.items())
+        ]
     return lines + [""]
 
 
 def observations_line(rec: Any) -> str:
     """The header's counts: observations by outcome (see the Accounting section)."""
     acc = rec.accounting
-    return (f"observations: {acc.total} (learned {acc.outcomes['learned']}, excluded "
-            f"{acc.outcomes['excluded']}, unknown {acc.outcomes['unknown']})")
+    return (
+        f"observations: {acc.total} (learned {acc.outcomes['learned']}, excluded "
+        f"{acc.outcomes['excluded']}, unknown {acc.outcomes['unknown']})"
+    )
 
 
 def unknown_denied_banner(check: Any) -> list[str]:
@@ -243,15 +285,24 @@ def unknown_denied_banner(check: Any) -> list[str]:
     denied = getattr(check, "denied_unknown", ())
     if not denied:
         return []
-    return [f"**WARNING: {len(denied)} observation(s) of traffic that flowed but was not "
-            "learned would be denied by this output; see the Self-check section.**", ""]
+    return [
+        f"**WARNING: {len(denied)} observation(s) of traffic that flowed but was not "
+        "learned would be denied by this output; see the Self-check section.**",
+        "",
+    ]
 
 
 def unknown_denied_lines(check: Any) -> list[str]:
     """The loud warning: traffic that flowed, was not learned, and the output would deny."""
     denied = getattr(check, "denied_unknown", ())
-    out = [f"- WARNING: traffic that flowed but was not learned would be denied by the "
-           f"default-deny this output adds: {len(denied)} observation(s)"] if denied else []
+    out = (
+        [
+            f"- WARNING: traffic that flowed but was not learned would be denied by the "
+            f"default-deny this output adds: {len(denied)} observation(s)"
+        ]
+        if denied
+        else []
+    )
     out += [f"  - {d}" for d in denied[:MAX_LISTED]]
     if len(denied) > MAX_LISTED:
         out.append(f"  - ... and {len(denied) - MAX_LISTED} more")

@@ -48,7 +48,13 @@ DNS_PORT = 53
 
 #: Columns :func:`detect_scans` reads.
 SCAN_COLUMNS: tuple[str, ...] = (
-    "src_key", "dst_key", "dst_in_cluster", "port", "protocol", "connections", "declared",
+    "src_key",
+    "dst_key",
+    "dst_in_cluster",
+    "port",
+    "protocol",
+    "connections",
+    "declared",
 )
 
 
@@ -64,18 +70,24 @@ class ScanFinding:
 
     def describe(self, name: str | None = None) -> str:
         """One line for the summary; ``name`` replaces the source key."""
-        return (f"{name or self.src_key}: {self.shape} ({self.probes} probes, {self.ports} ports, "
-                f"{self.peers} peers)")
+        return (
+            f"{name or self.src_key}: {self.shape} ({self.probes} probes, {self.ports} ports, "
+            f"{self.peers} peers)"
+        )
 
 
 def probe_edges(edges: pd.DataFrame) -> pd.DataFrame:
     """Edges with few connections, DNS left out; connections summed per edge."""
     cols = ["src_key", "dst_key", "port", "protocol"]
-    agg = edges.groupby(cols, sort=True, dropna=False).agg(
-        connections=("connections", "sum"),
-        dst_in_cluster=("dst_in_cluster", "max"),
-        declared=("declared", "max"),
-    ).reset_index()
+    agg = (
+        edges.groupby(cols, sort=True, dropna=False)
+        .agg(
+            connections=("connections", "sum"),
+            dst_in_cluster=("dst_in_cluster", "max"),
+            declared=("declared", "max"),
+        )
+        .reset_index()
+    )
     is_dns = agg["port"] == DNS_PORT
     return agg[(agg["connections"] <= PROBE_MAX_CONNECTIONS) & ~is_dns]
 
@@ -144,8 +156,12 @@ def detect_scans(edges: pd.DataFrame) -> tuple[pd.Series, list[ScanFinding]]:
         rows = edges["src_key"] == src
         hit = [
             (d, p, q) in keys
-            for d, p, q in zip(edges.loc[rows, "dst_key"], edges.loc[rows, "port"],
-                               edges.loc[rows, "protocol"], strict=True)
+            for d, p, q in zip(
+                edges.loc[rows, "dst_key"],
+                edges.loc[rows, "port"],
+                edges.loc[rows, "protocol"],
+                strict=True,
+            )
         ]
         mask.loc[rows] = hit
     return mask, findings

@@ -72,12 +72,14 @@ class RuleNotes:
 
 def default_deny(namespace: str) -> NetworkPolicy:
     """Deny all ingress and egress for every pod of ``namespace``."""
-    return NetworkPolicy(namespace, "default-deny", LabelSelector(), ("Ingress", "Egress"),
-                         labels=MANAGED_BY)
+    return NetworkPolicy(
+        namespace, "default-deny", LabelSelector(), ("Ingress", "Egress"), labels=MANAGED_BY
+    )
 
 
-def allow_dns(namespace: str, dns: DnsTarget,
-              annotations: Sequence[tuple[str, str]] = ()) -> NetworkPolicy:
+def allow_dns(
+    namespace: str, dns: DnsTarget, annotations: Sequence[tuple[str, str]] = ()
+) -> NetworkPolicy:
     """Egress from every pod of ``namespace`` to the DNS pods on their DNS ports."""
     peer = Peer(
         pod_selector=dns.selector,
@@ -88,9 +90,15 @@ def allow_dns(namespace: str, dns: DnsTarget,
     if dns.addresses:  # NodeLocal DNSCache listens on 53 whatever the DNS pods' port is
         blocks = tuple(Peer(ip_block=IPBlock(host_cidr(a))) for a in dns.addresses)
         rules.append(Rule(peers=blocks, ports=(PolicyPort("TCP", 53), PolicyPort("UDP", 53))))
-    return NetworkPolicy(namespace, "allow-dns", LabelSelector(), ("Egress",),
-                         egress=tuple(rules), labels=MANAGED_BY,
-                         annotations=tuple(sorted(annotations)))
+    return NetworkPolicy(
+        namespace,
+        "allow-dns",
+        LabelSelector(),
+        ("Egress",),
+        egress=tuple(rules),
+        labels=MANAGED_BY,
+        annotations=tuple(sorted(annotations)),
+    )
 
 
 def compact_ports(specs: Iterable[tuple[str, int | str]], ranges: bool) -> tuple[PolicyPort, ...]:
@@ -135,8 +143,14 @@ def _port_key(p: PolicyPort) -> tuple[str, int, str, int]:
 class RuleBuilder:
     """Builds the ingress or egress rules of one group's policy."""
 
-    def __init__(self, index: WorkloadIndex, opts: SynthesisOptions, namespace: str,
-                 members: Sequence[Workload], fqdns: Mapping[str, Sequence[str]]) -> None:
+    def __init__(
+        self,
+        index: WorkloadIndex,
+        opts: SynthesisOptions,
+        namespace: str,
+        members: Sequence[Workload],
+        fqdns: Mapping[str, Sequence[str]],
+    ) -> None:
         self.index, self.opts, self.namespace = index, opts, namespace
         self.members, self.fqdns = list(members), fqdns
         self.notes = RuleNotes()
@@ -148,14 +162,17 @@ class RuleBuilder:
             by_ports[ports].append(peer)
         for peer, ports in self._address_peers(direction, peers):
             by_ports[ports].append(peer)
-        rules = [Rule(peers=tuple(sorted(set(ps), key=_peer_key)), ports=ports)
-                 for ports, ps in by_ports.items()]
+        rules = [
+            Rule(peers=tuple(sorted(set(ps), key=_peer_key)), ports=ports)
+            for ports, ps in by_ports.items()
+        ]
         return tuple(sorted(rules, key=lambda r: (repr(r.ports), repr(r.peers))))
 
     # -- workload peers --------------------------------------------------
 
-    def _port_specs(self, direction: str, peer: Workload, ports: set[PortSpec]) -> frozenset[
-            tuple[str, int | str]]:
+    def _port_specs(
+        self, direction: str, peer: Workload, ports: set[PortSpec]
+    ) -> frozenset[tuple[str, int | str]]:
         dst = self.members if direction == "ingress" else [peer]
         out: set[tuple[str, int | str]] = set()
         for proto, port in ports:
@@ -168,16 +185,18 @@ class RuleBuilder:
         names = {declared_port_names(w, port, proto) for w in dst}
         return names.pop() if len(names) == 1 else None
 
-    def _workload_peers(self, direction: str, peers: PeerPorts) -> list[
-            tuple[Peer, tuple[PolicyPort, ...]]]:
+    def _workload_peers(
+        self, direction: str, peers: PeerPorts
+    ) -> list[tuple[Peer, tuple[PolicyPort, ...]]]:
         sets: dict[tuple[str, frozenset[tuple[str, int | str]]], list[Workload]] = defaultdict(list)
         for key, ports in sorted(peers.items()):
             wl = self.index.workloads.get(key)
             if wl is not None:
                 sets[(wl.namespace, self._port_specs(direction, wl, ports))].append(wl)
         out: list[tuple[Peer, tuple[PolicyPort, ...]]] = []
-        for (ns, specs), wls in sorted(sets.items(), key=lambda kv: (kv[0][0], sorted(
-                map(repr, kv[0][1])))):
+        for (ns, specs), wls in sorted(
+            sets.items(), key=lambda kv: (kv[0][0], sorted(map(repr, kv[0][1])))
+        ):
             policy_ports = compact_ports(specs, self.opts.port_ranges)
             out.extend((peer, policy_ports) for peer in self._selector_peers(ns, wls))
         return out
@@ -206,8 +225,9 @@ class RuleBuilder:
 
     # -- address peers ---------------------------------------------------
 
-    def _address_peers(self, direction: str, peers: PeerPorts) -> list[
-            tuple[Peer, tuple[PolicyPort, ...]]]:
+    def _address_peers(
+        self, direction: str, peers: PeerPorts
+    ) -> list[tuple[Peer, tuple[PolicyPort, ...]]]:
         world: dict[str, set[PortSpec]] = {}
         exact: dict[str, set[PortSpec]] = defaultdict(set)
         for key, ports in sorted(peers.items()):
@@ -219,12 +239,15 @@ class RuleBuilder:
             elif role == "host":  # from another node; every node's address with --allow-host
                 for node_ip in {ip, *(self.index.node_ips if self.opts.allow_host else ())}:
                     exact[host_cidr(node_ip)] |= ports
-        out = [(Peer(ip_block=IPBlock(cidr)), compact_ports(ports, self.opts.port_ranges))
-               for cidr, ports in sorted(exact.items())]
+        out = [
+            (Peer(ip_block=IPBlock(cidr)), compact_ports(ports, self.opts.port_ranges))
+            for cidr, ports in sorted(exact.items())
+        ]
         return out + self._world_peers(direction, world)
 
-    def _world_peers(self, direction: str, world: Mapping[str, set[PortSpec]]) -> list[
-            tuple[Peer, tuple[PolicyPort, ...]]]:
+    def _world_peers(
+        self, direction: str, world: Mapping[str, set[PortSpec]]
+    ) -> list[tuple[Peer, tuple[PolicyPort, ...]]]:
         least = self.opts.public_ingress_min_sources
         if direction == "ingress" and least and len(world) >= least:
             return self._public_peers(world)
@@ -236,13 +259,14 @@ class RuleBuilder:
             names = sorted({n for m in block.members for n in self.fqdns.get(m, ())})
             if names:
                 self.notes.fqdns[block.cidr] = names
-            out.append((Peer(ip_block=IPBlock(block.cidr)),
-                        compact_ports(ports, self.opts.port_ranges)))
+            out.append(
+                (Peer(ip_block=IPBlock(block.cidr)), compact_ports(ports, self.opts.port_ranges))
+            )
         return out
 
-
-    def _public_peers(self, world: Mapping[str, set[PortSpec]]) -> list[
-            tuple[Peer, tuple[PolicyPort, ...]]]:
+    def _public_peers(
+        self, world: Mapping[str, set[PortSpec]]
+    ) -> list[tuple[Peer, tuple[PolicyPort, ...]]]:
         """Any internet address, minus the cluster's pod networks (an ipBlock matches pods too)."""
         ports: set[PortSpec] = set().union(*world.values())
         families = {ipaddress.ip_address(ip).version for ip in world}
@@ -253,8 +277,9 @@ class RuleBuilder:
             pod_nets: list[Any] = [n for n in self.index.pod_networks() if n.version == version]
             except_ = tuple(str(n) for n in ipaddress.collapse_addresses(pod_nets))
             self.notes.public.append(f"{cidr} ({len(world)} external sources seen)")
-            out.append((Peer(ip_block=IPBlock(cidr, except_)),
-                        compact_ports(ports, self.opts.port_ranges)))
+            out.append(
+                (Peer(ip_block=IPBlock(cidr, except_)), compact_ports(ports, self.opts.port_ranges))
+            )
         return out
 
 
@@ -262,18 +287,26 @@ def _peer_key(p: Peer) -> tuple[int, str]:
     return (1 if p.ip_block is not None else 0, repr(p))
 
 
-def group_policy(namespace: str, name: str, selector: LabelSelector,
-                 rules: Mapping[str, tuple[Rule, ...]],
-                 annotations: Sequence[tuple[str, str]]) -> NetworkPolicy | None:
+def group_policy(
+    namespace: str,
+    name: str,
+    selector: LabelSelector,
+    rules: Mapping[str, tuple[Rule, ...]],
+    annotations: Sequence[tuple[str, str]],
+) -> NetworkPolicy | None:
     """The policy of one group, or None when it has no rules at all."""
     types = tuple(t for t, d in (("Ingress", "ingress"), ("Egress", "egress")) if rules.get(d))
     if not types:
         return None
     return NetworkPolicy(
-        namespace, name, selector, types,
+        namespace,
+        name,
+        selector,
+        types,
         ingress=rules.get("ingress") or None if "Ingress" in types else None,
         egress=rules.get("egress") or None if "Egress" in types else None,
-        labels=MANAGED_BY, annotations=tuple(sorted(annotations)),
+        labels=MANAGED_BY,
+        annotations=tuple(sorted(annotations)),
     )
 
 
@@ -292,5 +325,14 @@ def fqdn_annotation(fqdns: Mapping[str, Sequence[str]]) -> tuple[str, str] | Non
 def without_evidence(policy: NetworkPolicy) -> NetworkPolicy:
     """The policy minus evidence annotations: what must not change across a rollout."""
     kept = tuple((k, v) for k, v in policy.annotations if not k.startswith(EVIDENCE_PREFIX))
-    return NetworkPolicy(policy.namespace, policy.name, policy.pod_selector, policy.policy_types,
-                         policy.ingress, policy.egress, policy.labels, kept, policy.source)
+    return NetworkPolicy(
+        policy.namespace,
+        policy.name,
+        policy.pod_selector,
+        policy.policy_types,
+        policy.ingress,
+        policy.egress,
+        policy.labels,
+        kept,
+        policy.source,
+    )

@@ -67,4 +67,3 @@ def plot_profile_similarity(rec: Recommendation, title: str | None = None) -> Fi
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.subplots_adjust(left=0.3, bottom=0.3)
     return fig
-

@@ -15,12 +15,19 @@ if TYPE_CHECKING:
 
 def groups_frame(rec: Recommendation) -> pd.DataFrame:
     """One row per communication group: members, selector, evidence."""
-    rows = [{
-        "namespace": g.namespace, "group": g.name,
-        "members": ", ".join(m.name for m in g.members), "selector": selector_to_dict(g.selector),
-        "edges": len(g.edges), "connections": g.connections,
-        "first_seen": g.first_seen, "last_seen": g.last_seen,
-    } for g in rec.groups]
+    rows = [
+        {
+            "namespace": g.namespace,
+            "group": g.name,
+            "members": ", ".join(m.name for m in g.members),
+            "selector": selector_to_dict(g.selector),
+            "edges": len(g.edges),
+            "connections": g.connections,
+            "first_seen": g.first_seen,
+            "last_seen": g.last_seen,
+        }
+        for g in rec.groups
+    ]
     return pd.DataFrame(rows)
 
 
@@ -29,7 +36,19 @@ def denied_frame(report: Mapping[str, Any]) -> pd.DataFrame:
     frame = pd.DataFrame(report["would_be_denied"])
     if frame.empty:
         return frame
-    cols = ["src_workload", "dst_workload", "port", "protocol", "connections", "denied_by",
-            "policies", "first_seen", "last_seen"]
-    return frame[cols].sort_values(["connections", "src_workload"], ascending=[False, True],
-                                   kind="stable").reset_index(drop=True)
+    cols = [
+        "src_workload",
+        "dst_workload",
+        "port",
+        "protocol",
+        "connections",
+        "denied_by",
+        "policies",
+        "first_seen",
+        "last_seen",
+    ]
+    return (
+        frame[cols]
+        .sort_values(["connections", "src_workload"], ascending=[False, True], kind="stable")
+        .reset_index(drop=True)
+    )

@@ -51,8 +51,15 @@ class Endpoint:
         if self.kind == "pod" and not self.namespace:
             raise ValueError("a pod endpoint needs a namespace")
         # Hash once: endpoints are dictionary keys on the hot path of decide_many.
-        key = (self.kind, self.namespace, self.labels, self.namespace_labels, self.ip, self.ports,
-               self.node)
+        key = (
+            self.kind,
+            self.namespace,
+            self.labels,
+            self.namespace_labels,
+            self.ip,
+            self.ports,
+            self.node,
+        )
         object.__setattr__(self, "_hash", hash(key))
 
     def __hash__(self) -> int:
@@ -124,8 +131,9 @@ def endpoint_for_pod(pod: Pod, inventory: Inventory, ip: str | None = None) -> E
     if pod.host_network:
         return Endpoint(kind="host", ip=address or pod.host_ip, name=pod.key, node=pod.node)
     ns = _index(inventory).namespaces.get(pod.namespace)
-    return pod_endpoint(pod.namespace, pod.labels, ns, address, pod.container_ports, pod.key,
-                        pod.node)
+    return pod_endpoint(
+        pod.namespace, pod.labels, ns, address, pod.container_ports, pod.key, pod.node
+    )
 
 
 def endpoint_for_ip(ip: str, inventory: Inventory) -> Endpoint:

@@ -172,15 +172,17 @@ class PolicySet:
             self._decisions[key] = hit
         return hit
 
-    def decide_once(self, src: Endpoint, dst: Endpoint, port: int | None,
-                    protocol: str) -> Decision:
+    def decide_once(
+        self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str
+    ) -> Decision:
         """:meth:`decide` without remembering the decision.
 
         For sweeps over every pair of a large universe (reachability, diff), where
         each tuple is asked once and a cache would only grow memory.
         """
         return self._decisions.get((src, dst, port, protocol)) or self._decide(
-            src, dst, port, protocol.upper())
+            src, dst, port, protocol.upper()
+        )
 
     def decide_many(self, tuples: Iterable[FlowTuple]) -> list[Decision]:
         """:meth:`decide` for each tuple; equal tuples are evaluated once."""
@@ -255,8 +257,13 @@ class PolicySet:
 
 def _exemption(src: Endpoint, dst: Endpoint) -> str | None:
     """The reason a connection is allowed whatever the policies say, or None."""
-    if src.kind == "pod" and dst.kind == "pod" and src.ip is not None and src.ip == dst.ip \
-            and src.namespace == dst.namespace:
+    if (
+        src.kind == "pod"
+        and dst.kind == "pod"
+        and src.ip is not None
+        and src.ip == dst.ip
+        and src.namespace == dst.namespace
+    ):
         return "a pod cannot block access to itself"
     pod, other = (dst, src) if dst.kind == "pod" else (src, dst)
     if pod.kind == "pod" and other.kind == "host" and pod.node and other.node == pod.node:

@@ -95,8 +95,11 @@ class EndpointResolver:
         if kind == "pod":
             found = self._find_pod(namespace, pod, ip)
             if found is not None:
-                return ResolvedEnd(endpoint_for_pod(found, self.inventory, ip=ip or None),
-                                   found.key, f"{found.namespace}/{found.workload}")
+                return ResolvedEnd(
+                    endpoint_for_pod(found, self.inventory, ip=ip or None),
+                    found.key,
+                    f"{found.namespace}/{found.workload}",
+                )
             if namespace:
                 return self._from_identity(namespace, pod, labels, ip, workload)
             return ResolvedEnd(Endpoint("unknown", ip=ip), pod or ip or "?", "unknown")
@@ -119,13 +122,25 @@ class EndpointResolver:
                 return pods[0]
         return None
 
-    def _from_identity(self, namespace: str, pod: str | None, labels: str | None,
-                       ip: str | None, workload: str | None) -> ResolvedEnd:
+    def _from_identity(
+        self,
+        namespace: str,
+        pod: str | None,
+        labels: str | None,
+        ip: str | None,
+        workload: str | None,
+    ) -> ResolvedEnd:
         stable = stable_labels(decode_labels(labels))
         twin = self._by_identity.get((namespace, encode_labels(stable)))
         ports = twin.container_ports if twin is not None else ()
-        ep = pod_endpoint(namespace, stable, self._ns.get(namespace), ip or None, ports,
-                          name=f"{namespace}/{pod}" if pod else None)
+        ep = pod_endpoint(
+            namespace,
+            stable,
+            self._ns.get(namespace),
+            ip or None,
+            ports,
+            name=f"{namespace}/{pod}" if pod else None,
+        )
         wl = workload or (twin.workload if twin is not None else f"pod/{pod or '?'}")
         name = f"{namespace}/{pod}" if pod else (ip or namespace)
         return ResolvedEnd(ep, name, f"{namespace}/{wl}")

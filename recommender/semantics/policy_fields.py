@@ -29,7 +29,12 @@ from typing import Any
 from recommender.semantics.validate import Finding, check_policy_dict
 
 STR, INT, BOOL, ANY, STR_MAP, INT_OR_STR = (
-    "a string", "an integer", "a boolean", "any", "a map of strings", "an integer or a port name"
+    "a string",
+    "an integer",
+    "a boolean",
+    "any",
+    "a map of strings",
+    "an integer or a port name",
 )
 
 _SELECTOR: dict[str, Any] = {
@@ -49,22 +54,45 @@ _SPEC: dict[str, Any] = {
     "egress": [{"to": [_PEER], "ports": [_PORT]}],
 }
 _OWNER_REFERENCE: dict[str, Any] = {
-    "apiVersion": STR, "kind": STR, "name": STR, "uid": STR,
-    "controller": BOOL, "blockOwnerDeletion": BOOL,
+    "apiVersion": STR,
+    "kind": STR,
+    "name": STR,
+    "uid": STR,
+    "controller": BOOL,
+    "blockOwnerDeletion": BOOL,
 }
 _MANAGED_FIELDS: dict[str, Any] = {
-    "apiVersion": STR, "fieldsType": STR, "fieldsV1": ANY, "manager": STR,
-    "operation": STR, "subresource": STR, "time": STR,
+    "apiVersion": STR,
+    "fieldsType": STR,
+    "fieldsV1": ANY,
+    "manager": STR,
+    "operation": STR,
+    "subresource": STR,
+    "time": STR,
 }
 _METADATA: dict[str, Any] = {
-    "name": STR, "generateName": STR, "namespace": STR, "uid": STR, "resourceVersion": STR,
-    "generation": INT, "selfLink": STR, "creationTimestamp": STR, "deletionTimestamp": STR,
-    "deletionGracePeriodSeconds": INT, "labels": STR_MAP, "annotations": STR_MAP,
-    "ownerReferences": [_OWNER_REFERENCE], "finalizers": [STR],
+    "name": STR,
+    "generateName": STR,
+    "namespace": STR,
+    "uid": STR,
+    "resourceVersion": STR,
+    "generation": INT,
+    "selfLink": STR,
+    "creationTimestamp": STR,
+    "deletionTimestamp": STR,
+    "deletionGracePeriodSeconds": INT,
+    "labels": STR_MAP,
+    "annotations": STR_MAP,
+    "ownerReferences": [_OWNER_REFERENCE],
+    "finalizers": [STR],
     "managedFields": [_MANAGED_FIELDS],
 }
 NETWORK_POLICY: dict[str, Any] = {
-    "apiVersion": STR, "kind": STR, "metadata": _METADATA, "spec": _SPEC, "status": ANY,
+    "apiVersion": STR,
+    "kind": STR,
+    "metadata": _METADATA,
+    "spec": _SPEC,
+    "status": ANY,
 }
 
 
@@ -96,8 +124,9 @@ def _check_object(obj: Any, schema: Mapping[str, Any], path: str) -> Iterator[Fi
     for key, value in obj.items():
         sub = schema.get(key) if isinstance(key, str) else None
         if sub is None:
-            yield unknown_field(f"{prefix}{key!r}" if not isinstance(key, str) else prefix + key,
-                                key, schema)
+            yield unknown_field(
+                f"{prefix}{key!r}" if not isinstance(key, str) else prefix + key, key, schema
+            )
         else:
             yield from check_policy_fields(value, sub, prefix + key)
 

@@ -40,14 +40,18 @@ def workload_universe(inventory: Inventory) -> list[WorkloadRep]:
     for key in sorted(groups):
         pods = sorted(groups[key], key=lambda p: p.name)
         ports = sorted({(cp.port, cp.protocol) for p in pods for cp in p.container_ports})
-        reps.append(WorkloadRep(key, pods[0].namespace, endpoint_for_pod(pods[0], inventory),
-                                tuple(ports)))
+        reps.append(
+            WorkloadRep(key, pods[0].namespace, endpoint_for_pod(pods[0], inventory), tuple(ports))
+        )
     return reps
 
 
-def allowed_triples(policies: PolicySet, universe: Sequence[WorkloadRep],
-                    extra_ports: Iterable[tuple[int, str]] = (),
-                    namespaces: Iterable[str] | None = None) -> set[Triple]:
+def allowed_triples(
+    policies: PolicySet,
+    universe: Sequence[WorkloadRep],
+    extra_ports: Iterable[tuple[int, str]] = (),
+    namespaces: Iterable[str] | None = None,
+) -> set[Triple]:
     """Every (src, dst, port, protocol) of the universe that ``policies`` allow.
 
     ``extra_ports`` are probed on every destination as well (for example the
@@ -72,9 +76,12 @@ def allowed_triples(policies: PolicySet, universe: Sequence[WorkloadRep],
     return out
 
 
-def admitted_external(policies: Sequence[NetworkPolicy], observed: Iterable[str],
-                      direction: str = "egress",
-                      legitimate_cidrs: Iterable[str] = ()) -> tuple[int, int]:
+def admitted_external(
+    policies: Sequence[NetworkPolicy],
+    observed: Iterable[str],
+    direction: str = "egress",
+    legitimate_cidrs: Iterable[str] = (),
+) -> tuple[int, int]:
     """Address space that ipBlocks admit in one direction, and how much lies beyond the known.
 
     "Known" is the ``observed`` addresses plus ``legitimate_cidrs`` (for example
@@ -100,10 +107,15 @@ def admitted_external(policies: Sequence[NetworkPolicy], observed: Iterable[str]
         holes = [ipaddress.ip_network(e, strict=False) for e in excepts]
         size = net.num_addresses - sum(h.num_addresses for h in holes)
         total += size
-        if any(net.version == k.version and net.subnet_of(k)  # type: ignore[arg-type]
-               for k in known_nets):
+        if any(
+            net.version == k.version and net.subnet_of(k)  # type: ignore[arg-type]
+            for k in known_nets
+        ):
             continue  # wholly inside a legitimate range
-        inside = sum(1 for ip in ips if ip.version == net.version and ip in net
-                     and not any(ip in h for h in holes))
+        inside = sum(
+            1
+            for ip in ips
+            if ip.version == net.version and ip in net and not any(ip in h for h in holes)
+        )
         beyond += size - inside
     return total, beyond

@@ -31,8 +31,21 @@ from recommender.semantics.flow_endpoints import EndpointResolver, ResolvedEnd
 
 #: Columns of the per-record verdict table, in the order of a ``--verdicts`` line.
 VERDICT_COLUMNS: tuple[str, ...] = (
-    "ref", "src", "dst", "src_workload", "dst_workload", "port", "protocol", "verdict",
-    "denied_by", "rules", "policies", "reason", "is_reply", "cni_verdict", "baseline",
+    "ref",
+    "src",
+    "dst",
+    "src_workload",
+    "dst_workload",
+    "port",
+    "protocol",
+    "verdict",
+    "denied_by",
+    "rules",
+    "policies",
+    "reason",
+    "is_reply",
+    "cni_verdict",
+    "baseline",
 )
 
 _END_COLUMNS = ("kind", "namespace", "pod", "labels", "ip", "workload_kind", "workload_name")
@@ -62,8 +75,9 @@ class ShadowTotals:
     gate_denials: int = 0  # request records of those that the baseline allows (all, without one)
 
 
-def _end_key(kind: Any, ns: Any, pod: Any, labels: Any, ip: Any, wk: Any, wn: Any) -> tuple[
-        str | None, str | None, str | None, str | None, str | None, str | None]:
+def _end_key(
+    kind: Any, ns: Any, pod: Any, labels: Any, ip: Any, wk: Any, wn: Any
+) -> tuple[str | None, str | None, str | None, str | None, str | None, str | None]:
     def s(v: Any) -> str | None:
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
@@ -86,8 +100,9 @@ class ShadowRun:
         baseline allows.
     """
 
-    def __init__(self, candidate: PolicySet, inventory: Inventory,
-                 baseline: PolicySet | None = None) -> None:
+    def __init__(
+        self, candidate: PolicySet, inventory: Inventory, baseline: PolicySet | None = None
+    ) -> None:
         self.candidate = candidate
         self.baseline = baseline
         self.resolver = EndpointResolver(inventory)
@@ -103,9 +118,22 @@ class ShadowRun:
         src = self._ends(batch, "src")
         dst = self._ends(batch, "dst")
         rows: list[dict[str, Any]] = []
-        cols = {c: batch[c].tolist() for c in (
-            "dst_port", "protocol", "is_reply", "verdict", "is_policy_drop", "conn_count",
-            "raw_ref", "src_ip", "src_port", "dst_ip", "time_start")}
+        cols = {
+            c: batch[c].tolist()
+            for c in (
+                "dst_port",
+                "protocol",
+                "is_reply",
+                "verdict",
+                "is_policy_drop",
+                "conn_count",
+                "raw_ref",
+                "src_ip",
+                "src_port",
+                "dst_ip",
+                "time_start",
+            )
+        }
         for i in range(n):
             rows.append(self._judge(i, cols, src[i], dst[i]))
         self.totals.records += n
@@ -130,8 +158,9 @@ class ShadowRun:
             out.append(hit)
         return out
 
-    def _judge(self, i: int, cols: dict[str, list[Any]], src: ResolvedEnd,
-               dst: ResolvedEnd) -> dict[str, Any]:
+    def _judge(
+        self, i: int, cols: dict[str, list[Any]], src: ResolvedEnd, dst: ResolvedEnd
+    ) -> dict[str, Any]:
         proto = str(cols["protocol"][i])
         conn_key = (cols["src_ip"][i], cols["src_port"][i], cols["dst_ip"][i], proto)
         is_reply = cols["is_reply"][i] is True
@@ -141,24 +170,45 @@ class ShadowRun:
         else:
             port = _port(cols["dst_port"][i])
             cand = self.candidate.decide(src.endpoint, dst.endpoint, port, proto)
-            base = (self.baseline.decide(src.endpoint, dst.endpoint, port, proto)
-                    if self.baseline is not None else None)
+            base = (
+                self.baseline.decide(src.endpoint, dst.endpoint, port, proto)
+                if self.baseline is not None
+                else None
+            )
             self._connections[conn_key] = (cand, base, port)
             self._count(i, cols, src, dst, port, proto, cand, base)
         return {
-            "ref": cols["raw_ref"][i], "src": src.name, "dst": dst.name,
-            "src_workload": src.workload, "dst_workload": dst.workload, "port": port,
-            "protocol": proto, "verdict": cand.verdict, "denied_by": cand.denied_by,
+            "ref": cols["raw_ref"][i],
+            "src": src.name,
+            "dst": dst.name,
+            "src_workload": src.workload,
+            "dst_workload": dst.workload,
+            "port": port,
+            "protocol": proto,
+            "verdict": cand.verdict,
+            "denied_by": cand.denied_by,
             "rules": sorted(cand.egress_rules + cand.ingress_rules),
-            "policies": {"egress": list(cand.egress_policies),
-                         "ingress": list(cand.ingress_policies)},
-            "reason": cand.reason, "is_reply": is_reply,
+            "policies": {
+                "egress": list(cand.egress_policies),
+                "ingress": list(cand.ingress_policies),
+            },
+            "reason": cand.reason,
+            "is_reply": is_reply,
             "cni_verdict": "policy_denied" if cols["is_policy_drop"][i] else cols["verdict"][i],
             "baseline": base.verdict if base is not None else None,
         }
 
-    def _count(self, i: int, cols: dict[str, list[Any]], src: ResolvedEnd, dst: ResolvedEnd,
-               port: int | None, proto: str, cand: Decision, base: Decision | None) -> None:
+    def _count(
+        self,
+        i: int,
+        cols: dict[str, list[Any]],
+        src: ResolvedEnd,
+        dst: ResolvedEnd,
+        port: int | None,
+        proto: str,
+        cand: Decision,
+        base: Decision | None,
+    ) -> None:
         t = self.totals
         conns = int(cols["conn_count"][i] or 0)
         dropped = bool(cols["is_policy_drop"][i])
@@ -171,8 +221,10 @@ class ShadowRun:
             if base is None or base.verdict == "allowed":
                 t.gate_denials += 1
         outcome = (
-            "cni_dropped" if dropped else cand.verdict, cand.denied_by,
-            _policies_of(cand), base.verdict if base is not None else None,
+            "cni_dropped" if dropped else cand.verdict,
+            cand.denied_by,
+            _policies_of(cand),
+            base.verdict if base is not None else None,
         )
         key = (src.workload, dst.workload, port, proto, *outcome)
         edge = self.edges.get(key)
@@ -193,22 +245,45 @@ class ShadowRun:
         rows = []
         for key, e in self.edges.items():
             src, dst, port, proto, outcome, denied_by, policies, base = key
-            rows.append({
-                "src_workload": src, "dst_workload": dst, "port": port, "protocol": proto,
-                "outcome": outcome, "denied_by": denied_by, "policies": list(policies),
-                "baseline": base, "records": e.records, "connections": e.connections,
-                "first_seen": _iso(e.first_seen), "last_seen": _iso(e.last_seen),
-                "refs": list(e.refs),
-            })
-        cols = ["src_workload", "dst_workload", "port", "protocol", "outcome", "denied_by",
-                "policies", "baseline", "records", "connections", "first_seen", "last_seen",
-                "refs"]
+            rows.append(
+                {
+                    "src_workload": src,
+                    "dst_workload": dst,
+                    "port": port,
+                    "protocol": proto,
+                    "outcome": outcome,
+                    "denied_by": denied_by,
+                    "policies": list(policies),
+                    "baseline": base,
+                    "records": e.records,
+                    "connections": e.connections,
+                    "first_seen": _iso(e.first_seen),
+                    "last_seen": _iso(e.last_seen),
+                    "refs": list(e.refs),
+                }
+            )
+        cols = [
+            "src_workload",
+            "dst_workload",
+            "port",
+            "protocol",
+            "outcome",
+            "denied_by",
+            "policies",
+            "baseline",
+            "records",
+            "connections",
+            "first_seen",
+            "last_seen",
+            "refs",
+        ]
         frame = pd.DataFrame(rows, columns=cols)
         if frame.empty:
             return frame
         frame["_port"] = frame["port"].fillna(-1)
-        frame = frame.sort_values(["src_workload", "dst_workload", "_port", "protocol",
-                                   "outcome"], kind="stable").drop(columns="_port")
+        frame = frame.sort_values(
+            ["src_workload", "dst_workload", "_port", "protocol", "outcome"], kind="stable"
+        ).drop(columns="_port")
         return frame.reset_index(drop=True)
 
 
@@ -234,13 +309,20 @@ def _iso(ts: Any) -> str | None:
     return str(pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
-def run_shadow(batches: Iterable[pd.DataFrame], candidate: PolicySet, inventory: Inventory,
-               baseline: PolicySet | None = None) -> tuple[ShadowRun, pd.DataFrame]:
+def run_shadow(
+    batches: Iterable[pd.DataFrame],
+    candidate: PolicySet,
+    inventory: Inventory,
+    baseline: PolicySet | None = None,
+) -> tuple[ShadowRun, pd.DataFrame]:
     """Judge every batch; return the run and all verdict rows (for small inputs and tests)."""
     run = ShadowRun(candidate, inventory, baseline)
     frames = [run.evaluate(b) for b in batches]
-    verdicts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=list(VERDICT_COLUMNS))
+    verdicts = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=list(VERDICT_COLUMNS))
+    )
     return run, verdicts
 
 

@@ -12,8 +12,12 @@ from recommender.shadow.core import ShadowRun
 MAX_LIST = 200
 
 
-def build_report(run: ShadowRun, uncovered: Mapping[str, Sequence[str]],
-                 inputs: Mapping[str, Any], ingest: Mapping[str, Any]) -> dict[str, Any]:
+def build_report(
+    run: ShadowRun,
+    uncovered: Mapping[str, Sequence[str]],
+    inputs: Mapping[str, Any],
+    ingest: Mapping[str, Any],
+) -> dict[str, Any]:
     """The report content (plain JSON-able data)."""
     edges = run.edge_table()
     t = run.totals
@@ -21,10 +25,13 @@ def build_report(run: ShadowRun, uncovered: Mapping[str, Sequence[str]],
         "inputs": dict(inputs),
         "ingest": dict(ingest),
         "totals": {
-            "records": t.records, "request_records": t.requests, "reply_records": t.replies,
-            "connections": t.connections, "connections_by_verdict": dict(sorted(
-                t.by_verdict.items())),
-            "cni_dropped_records": t.cni_dropped, "would_deny_connections": t.would_deny,
+            "records": t.records,
+            "request_records": t.requests,
+            "reply_records": t.replies,
+            "connections": t.connections,
+            "connections_by_verdict": dict(sorted(t.by_verdict.items())),
+            "cni_dropped_records": t.cni_dropped,
+            "would_deny_connections": t.would_deny,
             "gate_records": t.gate_denials,
         },
         "would_be_denied": _rows(edges, edges["outcome"] == "denied") if len(edges) else [],
@@ -33,8 +40,15 @@ def build_report(run: ShadowRun, uncovered: Mapping[str, Sequence[str]],
         "uncovered_pods": {d: list(v) for d, v in sorted(uncovered.items())},
     }
     if run.baseline is not None:
-        changed = edges[(edges["baseline"].notna()) & (edges["outcome"] != "cni_dropped")
-                        & (edges["outcome"] != edges["baseline"])] if len(edges) else edges
+        changed = (
+            edges[
+                (edges["baseline"].notna())
+                & (edges["outcome"] != "cni_dropped")
+                & (edges["outcome"] != edges["baseline"])
+            ]
+            if len(edges)
+            else edges
+        )
         report["verdict_changes"] = _rows(changed, None) if len(edges) else []
     return report
 
@@ -90,8 +104,10 @@ def _edge_section(title: str, rows: Sequence[Mapping[str, Any]], deciding: bool)
         sep += "---|---|"
     lines += [head, sep]
     for r in rows[:MAX_LIST]:
-        line = (f"| {r['src_workload']} | {r['dst_workload']} | {_port(r)} | "
-                f"{r['connections']:,} | {r['records']:,} | {r['first_seen']} | {r['last_seen']} |")
+        line = (
+            f"| {r['src_workload']} | {r['dst_workload']} | {_port(r)} | "
+            f"{r['connections']:,} | {r['records']:,} | {r['first_seen']} | {r['last_seen']} |"
+        )
         if deciding:
             line += f" {r['denied_by']} | {', '.join(r['policies'])} |"
         lines.append(line)
@@ -104,11 +120,15 @@ def _change_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [f"## Verdict changes from the baseline ({len(rows)} edges)", ""]
     if not rows:
         return [*lines, "None: every observed edge keeps its verdict.", ""]
-    lines += ["| source | destination | port | baseline | candidate | connections |",
-              "|---|---|---|---|---|---:|"]
+    lines += [
+        "| source | destination | port | baseline | candidate | connections |",
+        "|---|---|---|---|---|---:|",
+    ]
     for r in rows[:MAX_LIST]:
-        lines.append(f"| {r['src_workload']} | {r['dst_workload']} | {_port(r)} | "
-                     f"{r['baseline']} | {r['outcome']} | {r['connections']:,} |")
+        lines.append(
+            f"| {r['src_workload']} | {r['dst_workload']} | {_port(r)} | "
+            f"{r['baseline']} | {r['outcome']} | {r['connections']:,} |"
+        )
     return [*lines, ""]
 
 

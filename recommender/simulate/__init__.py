@@ -27,9 +27,17 @@ from recommender.simulate.inventory_writer import build_inventory, render_invent
 from recommender.simulate.topology import Topology, available_topologies, load_topology
 from recommender.simulate.truth import FRESH_FILE, TRAIN_FILE, build_truth
 
-__all__ = ["SimOptions", "SimulationSummary", "Topology", "available_topologies",
-           "build_inventory", "load_topology", "run_simulation", "simulation_windows",
-           "build_cluster"]
+__all__ = [
+    "SimOptions",
+    "SimulationSummary",
+    "Topology",
+    "available_topologies",
+    "build_inventory",
+    "load_topology",
+    "run_simulation",
+    "simulation_windows",
+    "build_cluster",
+]
 
 OUTPUT_FILES = ("inventory.json", "inventory-fresh.json", TRAIN_FILE, FRESH_FILE, "truth.json")
 
@@ -54,8 +62,9 @@ def simulation_windows(options: SimOptions) -> Windows:
     return Windows(start, rollout, rollout + options.fresh_s * NS_PER_S)
 
 
-def write_inventories(topology: Topology, cluster: ClusterState, windows: Windows,
-                      out: Path) -> None:
+def write_inventories(
+    topology: Topology, cluster: ClusterState, windows: Windows, out: Path
+) -> None:
     """``inventory.json`` at the end of training, ``inventory-fresh.json`` at the end."""
     train = build_inventory(topology, cluster, "train", windows.rollout - 1)
     fresh = build_inventory(topology, cluster, "fresh", windows.fresh_end - 1)
@@ -63,8 +72,13 @@ def write_inventories(topology: Topology, cluster: ClusterState, windows: Window
     (out / "inventory-fresh.json").write_bytes(render_inventory(fresh))
 
 
-def run_simulation(topology: Topology, out_dir: str | os.PathLike[str], options: SimOptions,
-                   force: bool = False, show_progress: bool = True) -> SimulationSummary:
+def run_simulation(
+    topology: Topology,
+    out_dir: str | os.PathLike[str],
+    options: SimOptions,
+    force: bool = False,
+    show_progress: bool = True,
+) -> SimulationSummary:
     """Simulate ``topology`` and write every output file into ``out_dir`` atomically.
 
     Raises
@@ -81,13 +95,17 @@ def run_simulation(topology: Topology, out_dir: str | os.PathLike[str], options:
     with atomic_directory(out_dir, force) as tmp:
         write_inventories(topology, cluster, windows, tmp)
         stats = {
-            TRAIN_FILE: write_window(ctx, "train", windows.train_start, windows.rollout,
-                                     tmp / TRAIN_FILE, show_progress),
-            FRESH_FILE: write_window(ctx, "fresh", windows.rollout, windows.fresh_end,
-                                     tmp / FRESH_FILE, show_progress),
+            TRAIN_FILE: write_window(
+                ctx, "train", windows.train_start, windows.rollout, tmp / TRAIN_FILE, show_progress
+            ),
+            FRESH_FILE: write_window(
+                ctx, "fresh", windows.rollout, windows.fresh_end, tmp / FRESH_FILE, show_progress
+            ),
         }
         truth = build_truth(topology, cluster, edges, options, windows, stats, scale)
         (tmp / "truth.json").write_bytes(
-            orjson.dumps(truth, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n")
-    return SimulationSummary(Path(out_dir), {k: s.lines for k, s in stats.items()},
-                             time.monotonic() - began)
+            orjson.dumps(truth, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+        )
+    return SimulationSummary(
+        Path(out_dir), {k: s.lines for k, s in stats.items()}, time.monotonic() - began
+    )

@@ -20,11 +20,22 @@ NS_PER_S = 1_000_000_000
 #: Label key prefixes Cilium's default identity filter excludes (matched at the
 #: start of the key; ``beta.kubernetes.io`` anywhere). ``app.kubernetes.io`` is
 #: explicitly included. Source: Cilium pkg/labelsfilter defaults, FORMATS.md 2.1.4.
-_CILIUM_EXCLUDED = ("io.kubernetes", "kubernetes.io", "statefulset.kubernetes.io/pod-name",
-                    "apps.kubernetes.io/pod-index", "batch.kubernetes.io/job-completion-index",
-                    "batch.kubernetes.io/controller-uid", "k8s.io", "pod-template-generation",
-                    "pod-template-hash", "controller-revision-hash", "controller-uid",
-                    "annotation", "etcd_node", "topology.kubernetes.io")
+_CILIUM_EXCLUDED = (
+    "io.kubernetes",
+    "kubernetes.io",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+    "batch.kubernetes.io/job-completion-index",
+    "batch.kubernetes.io/controller-uid",
+    "k8s.io",
+    "pod-template-generation",
+    "pod-template-hash",
+    "controller-revision-hash",
+    "controller-uid",
+    "annotation",
+    "etcd_node",
+    "topology.kubernetes.io",
+)
 
 
 def is_identity_label(key: str) -> bool:
@@ -168,17 +179,29 @@ def build_nodes(topology: Topology) -> list[NodeState]:
         raise ValueError(f"pod CIDR {c.pod_cidr} has no room for {c.workers + 1} nodes")
     nodes = []
     for i in range(c.workers + 1):
-        name = f"{c.name}-control-plane" if i == 0 else \
-            f"{c.name}-worker{'' if i == 1 else i}"
+        name = f"{c.name}-control-plane" if i == 0 else f"{c.name}-worker{'' if i == 1 else i}"
         pod_cidr = ipaddress.ip_network((int(network.network_address) + i * size, c.node_prefix))
-        labels = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name,
-                  "kubernetes.io/os": "linux"}
+        labels = {
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+        }
         if i == 0:
             labels["node-role.kubernetes.io/control-plane"] = ""
             labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
-        nodes.append(NodeState(i, name, str(node_net.network_address + 2 + i), str(pod_cidr),
-                               str(pod_cidr.network_address + 1), i == 0, labels))
+        nodes.append(
+            NodeState(
+                i,
+                name,
+                str(node_net.network_address + 2 + i),
+                str(pod_cidr),
+                str(pod_cidr.network_address + 1),
+                i == 0,
+                labels,
+            )
+        )
     return nodes
 
 
@@ -186,9 +209,11 @@ def hubble_labels(pod: PodState, cluster: str, ns_labels: Mapping[str, str]) -> 
     """The identity labels Hubble prints: filtered pod labels plus Cilium's pseudo labels."""
     items = [f"k8s:{k}={v}" for k, v in pod.labels.items() if is_identity_label(k)]
     items += [f"k8s:io.cilium.k8s.namespace.labels.{k}={v}" for k, v in ns_labels.items()]
-    items += [f"k8s:io.cilium.k8s.policy.cluster={cluster}",
-              f"k8s:io.cilium.k8s.policy.serviceaccount={pod.spec.service_account}",
-              f"k8s:io.kubernetes.pod.namespace={pod.namespace}"]
+    items += [
+        f"k8s:io.cilium.k8s.policy.cluster={cluster}",
+        f"k8s:io.cilium.k8s.policy.serviceaccount={pod.spec.service_account}",
+        f"k8s:io.kubernetes.pod.namespace={pod.namespace}",
+    ]
     return tuple(sorted(items))
 
 
@@ -206,8 +231,9 @@ def build_cluster(topology: Topology, seed: int, windows: Windows) -> ClusterSta
     rng = random.Random(f"{seed}:cluster")
     nodes = build_nodes(topology)
     alloc = _Allocator(nodes, rng)
-    ns_labels = {n.name: {**n.labels, "kubernetes.io/metadata.name": n.name}
-                 for n in topology.namespaces}
+    ns_labels = {
+        n.name: {**n.labels, "kubernetes.io/metadata.name": n.name} for n in topology.namespaces
+    }
     for name in ("default", "kube-system"):
         ns_labels.setdefault(name, {"kubernetes.io/metadata.name": name})
     workers = [n for n in nodes if not n.control_plane]
@@ -220,10 +246,12 @@ def build_cluster(topology: Topology, seed: int, windows: Windows) -> ClusterSta
         fresh = _template_pods(w, "fresh", workers, alloc, rng, windows) if w.rollout else train
         pods["train"][w.key], pods["fresh"][w.key] = train, fresh
         hashes[w.key] = (_template_hash(train[0]), _template_hash(fresh[0]))
-    runs = {w.key: _job_runs(w, workers, alloc, rng, windows)
-            for w in topology.workloads if w.kind in ("CronJob", "Job")}
-    state = ClusterState(nodes, pods, runs, hashes, _service_ips(topology), ns_labels,
-                         nodes[0].ip)
+    runs = {
+        w.key: _job_runs(w, workers, alloc, rng, windows)
+        for w in topology.workloads
+        if w.kind in ("CronJob", "Job")
+    }
+    state = ClusterState(nodes, pods, runs, hashes, _service_ips(topology), ns_labels, nodes[0].ip)
     for pod in all_pods(state):
         pod.hubble_labels = hubble_labels(pod, topology.cluster.name, ns_labels[pod.namespace])
         pod.identity = alloc.identity(pod.hubble_labels)
@@ -254,43 +282,85 @@ def _created(generation: str, rng: random.Random, windows: Windows) -> int:
     return windows.rollout - rng.randint(10, 300) * NS_PER_S
 
 
-def _new_pod(w: WorkloadSpec, name: str, node: NodeState, labels: dict[str, str],
-             owner: tuple[str, str], alloc: _Allocator, created: int,
-             generation: str) -> PodState:
+def _new_pod(
+    w: WorkloadSpec,
+    name: str,
+    node: NodeState,
+    labels: dict[str, str],
+    owner: tuple[str, str],
+    alloc: _Allocator,
+    created: int,
+    generation: str,
+) -> PodState:
     rng = alloc.rng
-    return PodState(spec=w, name=name, node=node, ip=alloc.pod_ip(node), labels=labels,
-                    owner_kind=owner[0], owner_name=owner[1], uid=random_uid(rng),
-                    mac=random_mac(rng), endpoint_id=alloc.endpoint_id(node),
-                    ifindex=rng.randint(8, 400), created_ns=created, generation=generation)
+    return PodState(
+        spec=w,
+        name=name,
+        node=node,
+        ip=alloc.pod_ip(node),
+        labels=labels,
+        owner_kind=owner[0],
+        owner_name=owner[1],
+        uid=random_uid(rng),
+        mac=random_mac(rng),
+        endpoint_id=alloc.endpoint_id(node),
+        ifindex=rng.randint(8, 400),
+        created_ns=created,
+        generation=generation,
+    )
 
 
-def _template_pods(w: WorkloadSpec, generation: str, workers: list[NodeState],
-                   alloc: _Allocator, rng: random.Random, windows: Windows) -> list[PodState]:
+def _template_pods(
+    w: WorkloadSpec,
+    generation: str,
+    workers: list[NodeState],
+    alloc: _Allocator,
+    rng: random.Random,
+    windows: Windows,
+) -> list[PodState]:
     """Pods of a Deployment, StatefulSet or DaemonSet for one generation."""
     h = random_suffix(rng, 10)
     out = []
     if w.kind == "DaemonSet":
-        labels = {**w.labels, "controller-revision-hash": h,
-                  "pod-template-generation": "1" if generation == "train" else "2"}
+        labels = {
+            **w.labels,
+            "controller-revision-hash": h,
+            "pod-template-generation": "1" if generation == "train" else "2",
+        }
         for node in workers:
-            out.append(_new_pod(w, f"{w.name}-{random_suffix(rng, 5)}", node, dict(labels),
-                                ("DaemonSet", w.name), alloc, _created(generation, rng, windows),
-                                generation))
+            out.append(
+                _new_pod(
+                    w,
+                    f"{w.name}-{random_suffix(rng, 5)}",
+                    node,
+                    dict(labels),
+                    ("DaemonSet", w.name),
+                    alloc,
+                    _created(generation, rng, windows),
+                    generation,
+                )
+            )
         return out
     for i in range(w.replicas):
         node = rng.choice(workers)
         if w.kind == "StatefulSet":
             name = f"{w.name}-{i}"
-            labels = {**w.labels, "apps.kubernetes.io/pod-index": str(i),
-                      "controller-revision-hash": f"{w.name}-{h}",
-                      "statefulset.kubernetes.io/pod-name": name}
+            labels = {
+                **w.labels,
+                "apps.kubernetes.io/pod-index": str(i),
+                "controller-revision-hash": f"{w.name}-{h}",
+                "statefulset.kubernetes.io/pod-name": name,
+            }
             owner = ("StatefulSet", w.name)
         else:
             name = f"{w.name}-{h}-{random_suffix(rng, 5)}"
             labels = {**w.labels, "pod-template-hash": h}
             owner = ("ReplicaSet", f"{w.name}-{h}")
-        out.append(_new_pod(w, name, node, labels, owner, alloc,
-                            _created(generation, rng, windows), generation))
+        out.append(
+            _new_pod(
+                w, name, node, labels, owner, alloc, _created(generation, rng, windows), generation
+            )
+        )
     return out
 
 
@@ -298,27 +368,48 @@ def _run_times(w: WorkloadSpec, rng: random.Random, windows: Windows) -> list[in
     if w.kind == "Job" or w.schedule_hours is None:
         train_len = windows.rollout - windows.train_start
         fresh_len = windows.fresh_end - windows.rollout
-        return [windows.train_start + int(rng.random() * train_len * 0.9),
-                windows.rollout + int(rng.random() * fresh_len * 0.9)]
+        return [
+            windows.train_start + int(rng.random() * train_len * 0.9),
+            windows.rollout + int(rng.random() * fresh_len * 0.9),
+        ]
     period = int(w.schedule_hours * 3600) * NS_PER_S
     offset = rng.randint(0, 59) * 60 * NS_PER_S % period
     first = (windows.train_start - 3 * period) // period * period + offset
-    return [t for t in range(first, windows.fresh_end, period)
-            if t >= windows.train_start - 3 * period]
+    return [
+        t for t in range(first, windows.fresh_end, period) if t >= windows.train_start - 3 * period
+    ]
 
 
-def _job_runs(w: WorkloadSpec, workers: list[NodeState], alloc: _Allocator,
-              rng: random.Random, windows: Windows) -> list[PodState]:
+def _job_runs(
+    w: WorkloadSpec,
+    workers: list[NodeState],
+    alloc: _Allocator,
+    rng: random.Random,
+    windows: Windows,
+) -> list[PodState]:
     """One pod per Job run; CronJob Jobs are named ``<cronjob>-<unix minutes>``."""
     out = []
     for t in _run_times(w, rng, windows):
         job = f"{w.name}-{t // (60 * NS_PER_S)}" if w.kind == "CronJob" else w.name
         uid = random_uid(rng)
-        labels = {**w.labels, "batch.kubernetes.io/controller-uid": uid,
-                  "batch.kubernetes.io/job-name": job, "controller-uid": uid, "job-name": job}
+        labels = {
+            **w.labels,
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": job,
+            "controller-uid": uid,
+            "job-name": job,
+        }
         generation = "train" if t < windows.rollout else "fresh"
-        pod = _new_pod(w, f"{job}-{random_suffix(rng, 5)}", rng.choice(workers), labels,
-                       ("Job", job), alloc, t, generation)
+        pod = _new_pod(
+            w,
+            f"{job}-{random_suffix(rng, 5)}",
+            rng.choice(workers),
+            labels,
+            ("Job", job),
+            alloc,
+            t,
+            generation,
+        )
         pod.finished_ns = t + int(w.run_minutes * 60 * NS_PER_S)
         out.append(pod)
     return out
@@ -326,8 +417,10 @@ def _job_runs(w: WorkloadSpec, workers: list[NodeState], alloc: _Allocator,
 
 def _service_ips(topology: Topology) -> dict[str, str]:
     net = ipaddress.ip_network(topology.cluster.service_cidr)
-    ips = {"default/kubernetes": str(net.network_address + 1),
-           "kube-system/kube-dns": str(net.network_address + 10)}
+    ips = {
+        "default/kubernetes": str(net.network_address + 1),
+        "kube-system/kube-dns": str(net.network_address + 10),
+    }
     for i, s in enumerate(topology.services):
         key = f"{s.namespace}/{s.name}"
         ips.setdefault(key, "None" if s.headless else str(net.network_address + 100 + 3 * i))

@@ -106,53 +106,171 @@ def emit_connection(w: LineWriter, c: Conn) -> list[Line]:
     return out
 
 
-def _client_request(w: LineWriter, out: list[Line], c: Conn, cn: NodeState, l4: str,
-                    summary: str) -> None:
+def _client_request(
+    w: LineWriter, out: list[Line], c: Conn, cn: NodeState, l4: str, summary: str
+) -> None:
     t = c.t
-    out.append((t, w.line(t, cn, c.client, c.server, l4, summary, event=POLICY_VERDICT,
-                          direction="EGRESS", match_type=4, names=c.names), REPLY_FALSE))
+    out.append(
+        (
+            t,
+            w.line(
+                t,
+                cn,
+                c.client,
+                c.server,
+                l4,
+                summary,
+                event=POLICY_VERDICT,
+                direction="EGRESS",
+                match_type=4,
+                names=c.names,
+            ),
+            REPLY_FALSE,
+        )
+    )
     hop = _outbound_point(c.server, cn)
     if hop is not None:
         t1 = t + w.rng.randint(5, 60) * US
-        out.append((t1, w.line(t1, cn, c.client, c.server, l4, summary,
-                               event=trace_event(hop[0]), direction="EGRESS", point=hop[0],
-                               reason="NEW", iface=hop[1], names=c.names), REPLY_FALSE))
+        out.append(
+            (
+                t1,
+                w.line(
+                    t1,
+                    cn,
+                    c.client,
+                    c.server,
+                    l4,
+                    summary,
+                    event=trace_event(hop[0]),
+                    direction="EGRESS",
+                    point=hop[0],
+                    reason="NEW",
+                    iface=hop[1],
+                    names=c.names,
+                ),
+                REPLY_FALSE,
+            )
+        )
 
 
-def _server_request(w: LineWriter, out: list[Line], c: Conn, sn: NodeState, l4: str,
-                    summary: str, t: int) -> None:
+def _server_request(
+    w: LineWriter, out: list[Line], c: Conn, sn: NodeState, l4: str, summary: str, t: int
+) -> None:
     assert c.server.pod is not None
     lxc = iface_json(c.server.pod.ifindex, c.server.pod.iface)
-    out.append((t, w.line(t, sn, c.client, c.server, l4, summary, event=POLICY_VERDICT,
-                          direction="INGRESS", match_type=4), REPLY_FALSE))
+    out.append(
+        (
+            t,
+            w.line(
+                t,
+                sn,
+                c.client,
+                c.server,
+                l4,
+                summary,
+                event=POLICY_VERDICT,
+                direction="INGRESS",
+                match_type=4,
+            ),
+            REPLY_FALSE,
+        )
+    )
     t1 = t + w.rng.randint(5, 40) * US
-    out.append((t1, w.line(t1, sn, c.client, c.server, l4, summary,
-                           event=trace_event("TO_ENDPOINT"), direction="INGRESS",
-                           point="TO_ENDPOINT", reason="NEW", iface=lxc), REPLY_FALSE))
+    out.append(
+        (
+            t1,
+            w.line(
+                t1,
+                sn,
+                c.client,
+                c.server,
+                l4,
+                summary,
+                event=trace_event("TO_ENDPOINT"),
+                direction="INGRESS",
+                point="TO_ENDPOINT",
+                reason="NEW",
+                iface=lxc,
+            ),
+            REPLY_FALSE,
+        )
+    )
     if c.established and c.protocol == "TCP":
         data, data_summary = l4_json("TCP", c.sport, c.dport, "ACKPSH")
         t2 = t1 + w.rng.randint(500, 5000) * US
-        out.append((t2, w.line(t2, sn, c.client, c.server, data, data_summary,
-                               event=trace_event("TO_ENDPOINT"), direction="INGRESS",
-                               point="TO_ENDPOINT", reason="ESTABLISHED", iface=lxc),
-                    REPLY_FALSE))
+        out.append(
+            (
+                t2,
+                w.line(
+                    t2,
+                    sn,
+                    c.client,
+                    c.server,
+                    data,
+                    data_summary,
+                    event=trace_event("TO_ENDPOINT"),
+                    direction="INGRESS",
+                    point="TO_ENDPOINT",
+                    reason="ESTABLISHED",
+                    iface=lxc,
+                ),
+                REPLY_FALSE,
+            )
+        )
 
 
-def _server_reply(w: LineWriter, out: list[Line], c: Conn, sn: NodeState, flags: str,
-                  t: int) -> None:
+def _server_reply(
+    w: LineWriter, out: list[Line], c: Conn, sn: NodeState, flags: str, t: int
+) -> None:
     """The reply leaving the server's node (nothing if the client is on the same node)."""
     if c.client.kind == "pod" and observer_of(c.client) is sn:
         return
     l4, summary = l4_json(c.protocol, c.dport, c.sport, flags)
-    point, iface = {"pod": ("TO_OVERLAY", OVERLAY), "world": ("TO_NETWORK", ETH0),
-                    "host": ("TO_STACK", None)}.get(c.client.kind, ("TO_STACK", None))
+    point, iface = {
+        "pod": ("TO_OVERLAY", OVERLAY),
+        "world": ("TO_NETWORK", ETH0),
+        "host": ("TO_STACK", None),
+    }.get(c.client.kind, ("TO_STACK", None))
     if c.unknown_reply and point == "TO_OVERLAY":
-        out.append((t, w.line(t, sn, c.server, c.client, l4, summary, event=trace_event(point),
-                              point=point, is_reply=REPLY_ABSENT, iface=iface), REPLY_ABSENT))
+        out.append(
+            (
+                t,
+                w.line(
+                    t,
+                    sn,
+                    c.server,
+                    c.client,
+                    l4,
+                    summary,
+                    event=trace_event(point),
+                    point=point,
+                    is_reply=REPLY_ABSENT,
+                    iface=iface,
+                ),
+                REPLY_ABSENT,
+            )
+        )
         return
-    out.append((t, w.line(t, sn, c.server, c.client, l4, summary, event=trace_event(point),
-                          direction="INGRESS", point=point, reason="REPLY",
-                          is_reply=REPLY_TRUE, iface=iface), REPLY_TRUE))
+    out.append(
+        (
+            t,
+            w.line(
+                t,
+                sn,
+                c.server,
+                c.client,
+                l4,
+                summary,
+                event=trace_event(point),
+                direction="INGRESS",
+                point=point,
+                reason="REPLY",
+                is_reply=REPLY_TRUE,
+                iface=iface,
+            ),
+            REPLY_TRUE,
+        )
+    )
 
 
 def _client_reply(w: LineWriter, out: list[Line], c: Conn, cn: NodeState, flags: str) -> None:
@@ -160,21 +278,79 @@ def _client_reply(w: LineWriter, out: list[Line], c: Conn, cn: NodeState, flags:
     l4, summary = l4_json(c.protocol, c.dport, c.sport, flags)
     t = c.t + w.rng.randint(400, 3000) * US
     lxc = iface_json(c.client.pod.ifindex, c.client.pod.iface)
-    out.append((t, w.line(t, cn, c.server, c.client, l4, summary,
-                          event=trace_event("TO_ENDPOINT"), direction="EGRESS",
-                          point="TO_ENDPOINT", reason="REPLY", is_reply=REPLY_TRUE, iface=lxc),
-                REPLY_TRUE))
+    out.append(
+        (
+            t,
+            w.line(
+                t,
+                cn,
+                c.server,
+                c.client,
+                l4,
+                summary,
+                event=trace_event("TO_ENDPOINT"),
+                direction="EGRESS",
+                point="TO_ENDPOINT",
+                reason="REPLY",
+                is_reply=REPLY_TRUE,
+                iface=lxc,
+            ),
+            REPLY_TRUE,
+        )
+    )
 
 
-def _drops(w: LineWriter, out: list[Line], c: Conn, node: NodeState, direction: str, l4: str,
-           summary: str, attempts: tuple[int, ...], t: int) -> None:
+def _drops(
+    w: LineWriter,
+    out: list[Line],
+    c: Conn,
+    node: NodeState,
+    direction: str,
+    l4: str,
+    summary: str,
+    attempts: tuple[int, ...],
+    t: int,
+) -> None:
     """A DROPPED policy verdict plus one drop notification per attempt."""
     names = c.names if direction == "EGRESS" else None
-    out.append((t, w.line(t, node, c.client, c.server, l4, summary, event=POLICY_VERDICT,
-                          verdict="DROPPED", direction=direction, drop=True, names=names),
-                REPLY_FALSE))
+    out.append(
+        (
+            t,
+            w.line(
+                t,
+                node,
+                c.client,
+                c.server,
+                l4,
+                summary,
+                event=POLICY_VERDICT,
+                verdict="DROPPED",
+                direction=direction,
+                drop=True,
+                names=names,
+            ),
+            REPLY_FALSE,
+        )
+    )
     for delay in attempts:
         td = t + delay + w.rng.randint(2, 30) * US
-        out.append((td, w.line(td, node, c.client, c.server, l4, summary, event=DROP_EVENT,
-                               verdict="DROPPED", direction=direction, drop=True,
-                               is_reply=REPLY_ABSENT, names=names), REPLY_ABSENT))
+        out.append(
+            (
+                td,
+                w.line(
+                    td,
+                    node,
+                    c.client,
+                    c.server,
+                    l4,
+                    summary,
+                    event=DROP_EVENT,
+                    verdict="DROPPED",
+                    direction=direction,
+                    drop=True,
+                    is_reply=REPLY_ABSENT,
+                    names=names,
+                ),
+                REPLY_ABSENT,
+            )
+        )

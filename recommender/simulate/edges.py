@@ -40,8 +40,11 @@ def resolve_edges(topology: Topology) -> list[LegitEdge]:
         if spec.dst.startswith("world:"):
             ext = topology.external(spec.dst[6:])
             for ip in ext.ips:
-                out.append(LegitEdge(f"e{len(out) + 1}", spec, spec.rate / len(ext.ips), ip,
-                                     ext.names, ext.cidr))
+                out.append(
+                    LegitEdge(
+                        f"e{len(out) + 1}", spec, spec.rate / len(ext.ips), ip, ext.names, ext.cidr
+                    )
+                )
         else:
             out.append(LegitEdge(f"e{len(out) + 1}", spec, spec.rate))
     return out
@@ -53,8 +56,7 @@ def pod_peer_doc(pod_or_key: PodState | str, topology: Topology) -> dict[str, An
     return {"kind": "pod", "namespace": spec.namespace, "workload": spec.workload}
 
 
-def end_doc(end: str, edge: LegitEdge, topology: Topology,
-            cluster: ClusterState) -> dict[str, Any]:
+def end_doc(end: str, edge: LegitEdge, topology: Topology, cluster: ClusterState) -> dict[str, Any]:
     """Truth PEER for one end of a legitimate edge."""
     if end == "host":
         return {"kind": "host"}
@@ -72,8 +74,7 @@ def end_doc(end: str, edge: LegitEdge, topology: Topology,
 
 def public_ip(rng: random.Random, octets: tuple[int, ...]) -> str:
     """A random address whose first octet is one of ``octets`` (all public space)."""
-    return f"{rng.choice(octets)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}." \
-           f"{rng.randint(1, 254)}"
+    return f"{rng.choice(octets)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
 
 
 class PeerPicker:

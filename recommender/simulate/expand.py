@@ -20,8 +20,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any
 
-SECTIONS: tuple[str, ...] = ("namespaces", "workloads", "services", "edges", "attacks",
-                             "externals")
+SECTIONS: tuple[str, ...] = ("namespaces", "workloads", "services", "edges", "attacks", "externals")
 
 
 def substitute(value: Any, variables: Mapping[str, str]) -> Any:
@@ -76,8 +75,9 @@ def expand_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in doc.items() if k != "matrix"}
     for section in SECTIONS:
         base = out.get(section)
-        out[section] = dict(base or {}) if section in ("namespaces", "externals") \
-            else list(base or [])
+        out[section] = (
+            dict(base or {}) if section in ("namespaces", "externals") else list(base or [])
+        )
     for block in doc.get("matrix") or []:
         for assignment in combinations(block):
             for section in SECTIONS:

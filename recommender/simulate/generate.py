@@ -35,10 +35,12 @@ from recommender.simulate.topology import Topology
 CHUNK_NS = 600 * NS_PER_S
 #: Rough lines per connection, used to turn ``--flows N`` into a rate scale.
 LINES_PER_CONNECTION = 5.2
-GARBAGE = ("\x00\x00\x00\x00\x00\x00\x00\x00",
-           "rpc error: code = Unavailable desc = error reading from server: EOF",
-           "}}],\"node_name\":",
-           "<html><body>502 Bad Gateway</body></html>")
+GARBAGE = (
+    "\x00\x00\x00\x00\x00\x00\x00\x00",
+    "rpc error: code = Unavailable desc = error reading from server: EOF",
+    '}}],"node_name":',
+    "<html><body>502 Bad Gateway</body></html>",
+)
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,17 @@ class FileStats:
 class FlowSink:
     """Streams sorted lines to a deterministic gzip file and keeps :class:`FileStats`."""
 
-    def __init__(self, fh: IO[bytes], writer: LineWriter, rng: random.Random,
-                 cluster: ClusterState, options: SimOptions) -> None:
-        self.gz = gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,
-                                compresslevel=options.compresslevel)
+    def __init__(
+        self,
+        fh: IO[bytes],
+        writer: LineWriter,
+        rng: random.Random,
+        cluster: ClusterState,
+        options: SimOptions,
+    ) -> None:
+        self.gz = gzip.GzipFile(
+            filename="", mode="wb", fileobj=fh, mtime=0, compresslevel=options.compresslevel
+        )
         self.writer, self.rng, self.cluster, self.options = writer, rng, cluster, options
         self.stats = FileStats()
         # zlib releases the GIL: compress the previous chunk while the next is generated.
@@ -124,12 +133,18 @@ class FlowSink:
             return extras
         plan = []
         if self.options.non_flow:
-            k = int(np.random.default_rng(self.rng.getrandbits(32)).poisson(
-                n * self.options.non_flow_rate))
+            k = int(
+                np.random.default_rng(self.rng.getrandbits(32)).poisson(
+                    n * self.options.non_flow_rate
+                )
+            )
             plan += ["non_flow"] * (k + (0 if self.stats.non_flow else 2))
         if self.options.damage:
-            k = int(np.random.default_rng(self.rng.getrandbits(32)).poisson(
-                n * self.options.damage_rate))
+            k = int(
+                np.random.default_rng(self.rng.getrandbits(32)).poisson(
+                    n * self.options.damage_rate
+                )
+            )
             plan += ["damaged"] * (k + (0 if self.stats.damaged else 2))
         for kind in plan:
             extras.setdefault(self.rng.randrange(n), []).append(kind)
@@ -175,19 +190,25 @@ def effective_rate_scale(edges: list[LegitEdge], options: SimOptions) -> float:
     return options.flows / expected if expected > 0 else 1.0
 
 
-def generate_window(ctx: Context, window: str, t0: int, t1: int, fh: IO[bytes],
-                    progress: Progress | None = None) -> FileStats:
+def generate_window(
+    ctx: Context, window: str, t0: int, t1: int, fh: IO[bytes], progress: Progress | None = None
+) -> FileStats:
     """Write the flows of one window to ``fh``; return what was written where."""
     seed = ctx.options.seed
     rng = random.Random(f"{seed}:{window}:flows")
     writer = LineWriter(ctx.topology.cluster.name, random.Random(f"{seed}:{window}:lines"))
-    sink = FlowSink(fh, writer, random.Random(f"{seed}:{window}:extras"), ctx.cluster,
-                    ctx.options)
+    sink = FlowSink(fh, writer, random.Random(f"{seed}:{window}:extras"), ctx.cluster, ctx.options)
     np_rng = np.random.default_rng(abs(hash_seed(seed, window)))
     picker = PeerPicker(ctx.cluster, window, rng)
     attacks = _attacks(ctx, window, t0, t1)
-    lam = np.array([0.0 if (e.spec.per_run or (e.spec.fresh_only and window == "train"))
-                    else e.rate * ctx.rate_scale for e in ctx.edges])
+    lam = np.array(
+        [
+            0.0
+            if (e.spec.per_run or (e.spec.fresh_only and window == "train"))
+            else e.rate * ctx.rate_scale
+            for e in ctx.edges
+        ]
+    )
     runs = _runs_by_chunk(ctx, window, t0, t1)
     seq = 0
     for c0 in range(t0, t1, CHUNK_NS):
@@ -197,8 +218,18 @@ def generate_window(ctx: Context, window: str, t0: int, t1: int, fh: IO[bytes],
         for idx in np.flatnonzero(counts).tolist():
             edge = ctx.edges[idx]
             for _ in range(int(counts[idx])):
-                seq = _add(ctx, sink, picker, rng, writer, events, edge,
-                           c0 + rng.randrange(c1 - c0), None, seq)
+                seq = _add(
+                    ctx,
+                    sink,
+                    picker,
+                    rng,
+                    writer,
+                    events,
+                    edge,
+                    c0 + rng.randrange(c1 - c0),
+                    None,
+                    seq,
+                )
         for pod, group in runs.get(c0, ()):
             for _ in range(group[0].spec.per_run):
                 t = min(pod.created_ns + rng.randrange(int(pod.spec.run_minutes * 60e9)), t1 - 1)
@@ -221,9 +252,18 @@ def hash_seed(seed: int, window: str) -> int:
     return random.Random(f"{seed}:{window}:numpy").getrandbits(63)
 
 
-def _add(ctx: Context, sink: FlowSink, picker: PeerPicker, rng: random.Random,
-         writer: LineWriter, events: list[tuple[int, int, str, int, str]], edge: LegitEdge,
-         t: int, run_pod: PodState | None, seq: int) -> int:
+def _add(
+    ctx: Context,
+    sink: FlowSink,
+    picker: PeerPicker,
+    rng: random.Random,
+    writer: LineWriter,
+    events: list[tuple[int, int, str, int, str]],
+    edge: LegitEdge,
+    t: int,
+    run_pod: PodState | None,
+    seq: int,
+) -> int:
     server = picker.server(edge)
     if server is None:
         return seq
@@ -231,11 +271,18 @@ def _add(ctx: Context, sink: FlowSink, picker: PeerPicker, rng: random.Random,
     if client is None:
         return seq
     o = ctx.options
-    conn = Conn(t, client, server, rng.randint(*EPHEMERAL_PORTS), edge.spec.port,
-                edge.spec.protocol, names=edge.names_json,
-                reply=o.replies and rng.random() < o.reply_share,
-                established=rng.random() < o.established_share,
-                unknown_reply=rng.random() < o.unknown_reply_share)
+    conn = Conn(
+        t,
+        client,
+        server,
+        rng.randint(*EPHEMERAL_PORTS),
+        edge.spec.port,
+        edge.spec.protocol,
+        names=edge.names_json,
+        reply=o.replies and rng.random() < o.reply_share,
+        established=rng.random() < o.established_share,
+        unknown_reply=rng.random() < o.unknown_reply_share,
+    )
     for t_line, line, reply in emit_connection(writer, conn):
         events.append((t_line, seq, line, reply, ""))
         seq += 1
@@ -247,8 +294,9 @@ def _chunk_of(t: int, t0: int) -> int:
     return t0 + (t - t0) // CHUNK_NS * CHUNK_NS
 
 
-def _runs_by_chunk(ctx: Context, window: str, t0: int,
-                   t1: int) -> dict[int, list[tuple[PodState, list[LegitEdge]]]]:
+def _runs_by_chunk(
+    ctx: Context, window: str, t0: int, t1: int
+) -> dict[int, list[tuple[PodState, list[LegitEdge]]]]:
     """CronJob/Job runs starting in this window, with the edges each run makes.
 
     Edges split per external IP come as one group: a run makes ``per_run``
@@ -263,7 +311,8 @@ def _runs_by_chunk(ctx: Context, window: str, t0: int,
         for pod in pods:
             if t0 <= pod.created_ns < t1:
                 out.setdefault(_chunk_of(pod.created_ns, t0), []).extend(
-                    (pod, group) for group in groups.values())
+                    (pod, group) for group in groups.values()
+                )
     return out
 
 
@@ -273,14 +322,16 @@ def _attacks(ctx: Context, window: str, t0: int, t1: int) -> dict[int, list[Plan
     legit = {(e.spec.src, e.spec.dst, e.spec.port, e.spec.protocol) for e in ctx.edges}
     rng = random.Random(f"{ctx.options.seed}:{window}:attacks")
     out: dict[int, list[PlannedAttack]] = {}
-    for planned in plan_attacks(ctx.topology, ctx.cluster, window, t0, t1, legit, rng,
-                                ctx.options.replies):
+    for planned in plan_attacks(
+        ctx.topology, ctx.cluster, window, t0, t1, legit, rng, ctx.options.replies
+    ):
         out.setdefault(_chunk_of(planned.conn.t, t0), []).append(planned)
     return out
 
 
-def write_window(ctx: Context, window: str, t0: int, t1: int, path: Path,
-                 show_progress: bool = True) -> FileStats:
+def write_window(
+    ctx: Context, window: str, t0: int, t1: int, path: Path, show_progress: bool = True
+) -> FileStats:
     """Generate one window into ``path`` (a temp path inside the atomic output dir)."""
     expected = None
     progress = Progress(f"simulate {window}", total=expected) if show_progress else None

@@ -94,10 +94,13 @@ class LineWriter:
         frag = self._frag.get(key)
         if frag is None:
             parts = [f'"ID":{pod.endpoint_id}'] if variant == 0 else []
-            parts += [f'"identity":{pod.identity}', f'"cluster_name":{q(self.cluster)}',
-                      f'"namespace":{q(pod.namespace)}',
-                      '"labels":' + json.dumps(list(pod.hubble_labels), separators=(",", ":")),
-                      f'"pod_name":{q(pod.name)}']
+            parts += [
+                f'"identity":{pod.identity}',
+                f'"cluster_name":{q(self.cluster)}',
+                f'"namespace":{q(pod.namespace)}',
+                '"labels":' + json.dumps(list(pod.hubble_labels), separators=(",", ":")),
+                f'"pod_name":{q(pod.name)}',
+            ]
             if variant in (0, 1):
                 name, kind = workload_owner(pod)
                 parts.append(f'"workloads":[{{"name":{q(name)},"kind":{q(kind)}}}]')
@@ -130,8 +133,10 @@ class LineWriter:
         i = self._uuid_pos
         self._uuid_pos = i + 32
         h = self._uuid_hex
-        return (f"{h[i:i + 8]}-{h[i + 8:i + 12]}-4{h[i + 13:i + 16]}-"
-                f"{_VARIANT[h[i + 16]]}{h[i + 17:i + 20]}-{h[i + 20:i + 32]}")
+        return (
+            f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-4{h[i + 13 : i + 16]}-"
+            f"{_VARIANT[h[i + 16]]}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}"
+        )
 
     @staticmethod
     def mac(peer: Peer, observer: NodeState) -> str:
@@ -141,11 +146,26 @@ class LineWriter:
         return f"02:00:{observer.index >> 8 & 255:02x}:{observer.index & 255:02x}:00:01"
 
     # -- lines ----------------------------------------------------------------
-    def line(self, t_ns: int, observer: NodeState, src: Peer, dst: Peer, l4: str,
-             summary: str, *, event: str, verdict: str = "FORWARDED",
-             direction: str | None = None, match_type: int = 0, point: str | None = None,
-             reason: str | None = None, is_reply: int = REPLY_FALSE, iface: str | None = None,
-             names: str | None = None, drop: bool = False) -> str:
+    def line(
+        self,
+        t_ns: int,
+        observer: NodeState,
+        src: Peer,
+        dst: Peer,
+        l4: str,
+        summary: str,
+        *,
+        event: str,
+        verdict: str = "FORWARDED",
+        direction: str | None = None,
+        match_type: int = 0,
+        point: str | None = None,
+        reason: str | None = None,
+        is_reply: int = REPLY_FALSE,
+        iface: str | None = None,
+        names: str | None = None,
+        drop: bool = False,
+    ) -> str:
         """One ``{"flow":{...},"node_name":...,"time":...}`` line (without newline)."""
         ts = self.timestamp(t_ns)
         node, node_labels = self.node_parts(observer)
@@ -164,9 +184,10 @@ class LineWriter:
             f'"destination":{self.endpoint(dst, observer)},"Type":"L3_L4","node_name":{node},'
             f'"node_labels":{node_labels},{opt_names}'
             f'{_REPLY_DEPRECATED if is_reply == REPLY_TRUE else ""}"event_type":{event},'
-            f'{opt_dir}{opt_match}{opt_point}{opt_reason}{_DROP_DESC if drop else ""}'
-            f'{_IS_REPLY[is_reply]}{opt_iface}'
-            f'"Summary":"{summary}"}},"node_name":{node},"time":"{ts}"}}')
+            f"{opt_dir}{opt_match}{opt_point}{opt_reason}{_DROP_DESC if drop else ''}"
+            f"{_IS_REPLY[is_reply]}{opt_iface}"
+            f'"Summary":"{summary}"}},"node_name":{node},"time":"{ts}"}}'
+        )
 
 
 _DROP_REASON = '"drop_reason":133,'
@@ -184,8 +205,10 @@ def l4_json(protocol: str, sport: int, dport: int, flags: str = "SYN") -> tuple[
     if protocol == "UDP":
         return f'{{"UDP":{{"source_port":{sport},"destination_port":{dport}}}}}', "UDP"
     flag_json, summary = FLAGS[flags]
-    return (f'{{"TCP":{{"source_port":{sport},"destination_port":{dport},'
-            f'"flags":{flag_json}}}}}', summary)
+    return (
+        f'{{"TCP":{{"source_port":{sport},"destination_port":{dport},"flags":{flag_json}}}}}',
+        summary,
+    )
 
 
 def trace_event(point: str) -> str:
@@ -207,13 +230,17 @@ def lost_events_line(t_ns: int, writer: LineWriter, node: NodeState, lost: int, 
     """A ``lost_events`` response (uint64 count as a string, as protojson prints it)."""
     name, _ = writer.node_parts(node)
     cpu_part = f',"cpu":{cpu}' if cpu else ""
-    return (f'{{"lost_events":{{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"{lost}"'
-            f'{cpu_part}}},"node_name":{name},"time":"{writer.timestamp(t_ns)}"}}')
+    return (
+        f'{{"lost_events":{{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":"{lost}"'
+        f'{cpu_part}}},"node_name":{name},"time":"{writer.timestamp(t_ns)}"}}'
+    )
 
 
 def node_status_line(t_ns: int, writer: LineWriter, node: NodeState, state: str) -> str:
     """A relay ``node_status`` response (no node_name: the relay itself reports it)."""
     name, _ = writer.node_parts(node)
     message = ',"message":"connection refused"' if state == "NODE_UNAVAILABLE" else ""
-    return (f'{{"node_status":{{"state_change":"{state}","node_names":[{name}]{message}}},'
-            f'"time":"{writer.timestamp(t_ns)}"}}')
+    return (
+        f'{{"node_status":{{"state_change":"{state}","node_names":[{name}]{message}}},'
+        f'"time":"{writer.timestamp(t_ns)}"}}'
+    )

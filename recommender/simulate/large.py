@@ -30,24 +30,49 @@ def build_large_document(doc: Mapping[str, Any], size: int | None) -> dict[str, 
         namespaces.setdefault(ns, {"labels": {"team": ns, "env": rng.choice(["prod", "staging"])}})
         name = f"svc-{i % per_ns:02d}"
         workloads.append(_workload(ns, name, rng.choice(replicas)))
-        services.append({"namespace": ns, "name": name, "selector": {"app": name},
-                         "ports": [{"name": "http", "port": 80, "target_port": "http"}]})
+        services.append(
+            {
+                "namespace": ns,
+                "name": name,
+                "selector": {"app": name},
+                "ports": [{"name": "http", "port": 80, "target_port": "http"}],
+            }
+        )
         for j in rng.sample(range(per_ns), k=2):
             if j != i % per_ns and (i // per_ns) * per_ns + j < n:
-                edges.append({"from": f"{ns}/{name}", "to": f"{ns}/svc-{j:02d}", "port": "http",
-                              "rate": round(rng.uniform(1, 30), 2)})
-        edges.append({"from": f"{ns}/{name}", "to": "platform/auth", "port": "http",
-                      "rate": round(rng.uniform(1, 10), 2)})
+                edges.append(
+                    {
+                        "from": f"{ns}/{name}",
+                        "to": f"{ns}/svc-{j:02d}",
+                        "port": "http",
+                        "rate": round(rng.uniform(1, 30), 2),
+                    }
+                )
+        edges.append(
+            {
+                "from": f"{ns}/{name}",
+                "to": "platform/auth",
+                "port": "http",
+                "rate": round(rng.uniform(1, 10), 2),
+            }
+        )
     total_pods = sum(w.get("replicas", 1) for w in workloads)
     cluster = dict(doc["cluster"])
     cluster["workers"] = max(int(cluster.get("workers", 3)), math.ceil(total_pods / 90))
-    out.update(namespaces=namespaces, workloads=workloads, services=services, edges=edges,
-               cluster=cluster)
+    out.update(
+        namespaces=namespaces, workloads=workloads, services=services, edges=edges, cluster=cluster
+    )
     return out
 
 
 def _workload(ns: str, name: str, replicas: int) -> dict[str, Any]:
-    return {"namespace": ns, "name": name, "kind": "Deployment", "replicas": replicas,
-            "service_account": name, "probe": "http",
-            "labels": {"app": name, "app.kubernetes.io/name": name, "team": ns},
-            "ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9090}]}
+    return {
+        "namespace": ns,
+        "name": name,
+        "kind": "Deployment",
+        "replicas": replicas,
+        "service_account": name,
+        "probe": "http",
+        "labels": {"app": name, "app.kubernetes.io/name": name, "team": ns},
+        "ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9090}],
+    }

@@ -248,19 +248,30 @@ def _describe(exc: Exception) -> str:
 
 def _parse(doc: Mapping[str, Any]) -> Topology:
     c = doc["cluster"]
-    cluster = ClusterSpec(name=str(c.get("name", doc["name"])), workers=int(c["workers"]),
-                          pod_cidr=str(c.get("pod_cidr", "10.244.0.0/16")),
-                          node_cidr=str(c.get("node_cidr", "172.18.0.0/16")),
-                          service_cidr=str(c.get("service_cidr", "10.96.0.0/12")),
-                          node_prefix=int(c.get("node_prefix", 24)))
-    namespaces = [NamespaceSpec(str(n), _labels(v.get("labels") if v else None))
-                  for n, v in (doc.get("namespaces") or {}).items()]
+    cluster = ClusterSpec(
+        name=str(c.get("name", doc["name"])),
+        workers=int(c["workers"]),
+        pod_cidr=str(c.get("pod_cidr", "10.244.0.0/16")),
+        node_cidr=str(c.get("node_cidr", "172.18.0.0/16")),
+        service_cidr=str(c.get("service_cidr", "10.96.0.0/12")),
+        node_prefix=int(c.get("node_prefix", 24)),
+    )
+    namespaces = [
+        NamespaceSpec(str(n), _labels(v.get("labels") if v else None))
+        for n, v in (doc.get("namespaces") or {}).items()
+    ]
     workloads = [_workload(w) for w in doc.get("workloads") or []]
     workloads = _with_coredns(workloads)
     services = [_service(s) for s in doc.get("services") or []]
-    externals = [ExternalSpec(str(n), tuple(str(i) for i in v["ips"]),
-                              tuple(str(x) for x in v.get("names") or ()), v.get("cidr"))
-                 for n, v in (doc.get("externals") or {}).items()]
+    externals = [
+        ExternalSpec(
+            str(n),
+            tuple(str(i) for i in v["ips"]),
+            tuple(str(x) for x in v.get("names") or ()),
+            v.get("cidr"),
+        )
+        for n, v in (doc.get("externals") or {}).items()
+    ]
     by_key = {w.key: w for w in workloads}
     if len(by_key) != len(workloads):
         raise ValueError("duplicate workload namespace/name")
@@ -272,8 +283,16 @@ def _parse(doc: Mapping[str, Any]) -> Topology:
     edges = [_edge(e, by_key, ext_names) for e in doc.get("edges") or []]
     edges += _implicit_edges(doc, workloads, edges)
     attacks = [_attack(a, by_key) for a in doc.get("attacks") or []]
-    return Topology(str(doc["name"]), cluster, tuple(namespaces), tuple(workloads),
-                    tuple(services), tuple(externals), tuple(edges), tuple(attacks))
+    return Topology(
+        str(doc["name"]),
+        cluster,
+        tuple(namespaces),
+        tuple(workloads),
+        tuple(services),
+        tuple(externals),
+        tuple(edges),
+        tuple(attacks),
+    )
 
 
 def _labels(value: Any) -> dict[str, str]:
@@ -294,12 +313,18 @@ def _workload(w: Mapping[str, Any]) -> WorkloadSpec:
         raise ValueError(f"workload kind {kind!r} not one of {', '.join(WORKLOAD_KINDS)}")
     ports = tuple(_port(p) for p in w.get("ports") or ())
     spec = WorkloadSpec(
-        namespace=str(w["namespace"]), name=str(w["name"]), kind=kind,
-        replicas=int(w.get("replicas", 1)), labels=_labels(w.get("labels")),
-        service_account=str(w.get("service_account", "default")), ports=ports,
+        namespace=str(w["namespace"]),
+        name=str(w["name"]),
+        kind=kind,
+        replicas=int(w.get("replicas", 1)),
+        labels=_labels(w.get("labels")),
+        service_account=str(w.get("service_account", "default")),
+        ports=ports,
         dns=bool(w.get("dns", True)),
         schedule_hours=float(w["schedule_hours"]) if "schedule_hours" in w else None,
-        run_minutes=float(w.get("run_minutes", 5.0)), rollout=bool(w.get("rollout", True)))
+        run_minutes=float(w.get("run_minutes", 5.0)),
+        rollout=bool(w.get("rollout", True)),
+    )
     if kind == "CronJob" and spec.schedule_hours is None:
         raise ValueError(f"CronJob {spec.key} needs schedule_hours")
     if "probe" in w:
@@ -312,20 +337,41 @@ def _with_coredns(workloads: list[WorkloadSpec]) -> list[WorkloadSpec]:
     if any(w.key == DNS_WORKLOAD for w in workloads):
         return workloads
     coredns = WorkloadSpec(
-        namespace="kube-system", name="coredns", kind="Deployment", replicas=2,
-        labels={"k8s-app": "kube-dns"}, service_account="coredns",
-        ports=(PortSpec(53, "dns", "UDP"), PortSpec(53, "dns-tcp", "TCP"),
-               PortSpec(9153, "metrics", "TCP")),
-        probe_port=None, dns=False, rollout=False)
+        namespace="kube-system",
+        name="coredns",
+        kind="Deployment",
+        replicas=2,
+        labels={"k8s-app": "kube-dns"},
+        service_account="coredns",
+        ports=(
+            PortSpec(53, "dns", "UDP"),
+            PortSpec(53, "dns-tcp", "TCP"),
+            PortSpec(9153, "metrics", "TCP"),
+        ),
+        probe_port=None,
+        dns=False,
+        rollout=False,
+    )
     return [coredns, *workloads]
 
 
 def _service(s: Mapping[str, Any]) -> ServiceSpec:
-    ports = tuple(ServicePortSpec(int(p["port"]), p.get("target_port", p["port"]),
-                                  p.get("name"), str(p.get("protocol", "TCP")))
-                  for p in s["ports"])
-    return ServiceSpec(str(s["namespace"]), str(s["name"]), _labels(s["selector"]), ports,
-                       bool(s.get("headless", False)))
+    ports = tuple(
+        ServicePortSpec(
+            int(p["port"]),
+            p.get("target_port", p["port"]),
+            p.get("name"),
+            str(p.get("protocol", "TCP")),
+        )
+        for p in s["ports"]
+    )
+    return ServiceSpec(
+        str(s["namespace"]),
+        str(s["name"]),
+        _labels(s["selector"]),
+        ports,
+        bool(s.get("headless", False)),
+    )
 
 
 def _check_peer(peer: str, by_key: Mapping[str, WorkloadSpec], externals: set[str]) -> None:
@@ -336,8 +382,9 @@ def _check_peer(peer: str, by_key: Mapping[str, WorkloadSpec], externals: set[st
     raise ValueError(f"edge peer {peer!r} is not a workload, external or special peer")
 
 
-def _edge(e: Mapping[str, Any], by_key: Mapping[str, WorkloadSpec],
-          externals: set[str]) -> EdgeSpec:
+def _edge(
+    e: Mapping[str, Any], by_key: Mapping[str, WorkloadSpec], externals: set[str]
+) -> EdgeSpec:
     src, dst = str(e["from"]), str(e["to"])
     _check_peer(src, by_key, externals)
     _check_peer(dst, by_key, externals)
@@ -355,12 +402,21 @@ def _edge(e: Mapping[str, Any], by_key: Mapping[str, WorkloadSpec],
         rate = per_run / float(source.schedule_hours or 1.0)
     else:
         rate = float(e["rate"])
-    return EdgeSpec(src, dst, int(port), protocol, rate, str(e.get("category", "app")),
-                    bool(e.get("fresh_only", False)), per_run)
+    return EdgeSpec(
+        src,
+        dst,
+        int(port),
+        protocol,
+        rate,
+        str(e.get("category", "app")),
+        bool(e.get("fresh_only", False)),
+        per_run,
+    )
 
 
-def _implicit_edges(doc: Mapping[str, Any], workloads: list[WorkloadSpec],
-                    edges: list[EdgeSpec]) -> list[EdgeSpec]:
+def _implicit_edges(
+    doc: Mapping[str, Any], workloads: list[WorkloadSpec], edges: list[EdgeSpec]
+) -> list[EdgeSpec]:
     """DNS to kube-dns (UDP and TCP 53), kubelet probes, Prometheus scrapes."""
     out: list[EdgeSpec] = []
     scrape = doc.get("scrape") or {}
@@ -373,15 +429,36 @@ def _implicit_edges(doc: Mapping[str, Any], workloads: list[WorkloadSpec],
         if w.dns:
             own = egress.get(w.key, 0.0)
             udp = max(2.0, round(own * 0.4, 3))
-            out.append(EdgeSpec(w.key, DNS_WORKLOAD, 53, "UDP", udp if not cron else
-                                2 / float(w.schedule_hours or 1), "dns",
-                                per_run=2 if cron else 0))
-            out.append(EdgeSpec(w.key, DNS_WORKLOAD, 53, "TCP", max(0.5, round(udp * 0.03, 3))
-                                if not cron else 1 / float(w.schedule_hours or 1), "dns",
-                                per_run=1 if cron else 0))
+            out.append(
+                EdgeSpec(
+                    w.key,
+                    DNS_WORKLOAD,
+                    53,
+                    "UDP",
+                    udp if not cron else 2 / float(w.schedule_hours or 1),
+                    "dns",
+                    per_run=2 if cron else 0,
+                )
+            )
+            out.append(
+                EdgeSpec(
+                    w.key,
+                    DNS_WORKLOAD,
+                    53,
+                    "TCP",
+                    max(0.5, round(udp * 0.03, 3))
+                    if not cron
+                    else 1 / float(w.schedule_hours or 1),
+                    "dns",
+                    per_run=1 if cron else 0,
+                )
+            )
         if w.probe_port is not None and not cron:
-            out.append(EdgeSpec("host", w.key, w.probe_port, "TCP",
-                                probe_rate * _pod_count(w, doc), "probe"))
+            out.append(
+                EdgeSpec(
+                    "host", w.key, w.probe_port, "TCP", probe_rate * _pod_count(w, doc), "probe"
+                )
+            )
     if scrape:
         out += _scrape_edges(scrape, workloads, doc)
     return out
@@ -393,8 +470,9 @@ def _pod_count(w: WorkloadSpec, doc: Mapping[str, Any]) -> int:
     return w.replicas
 
 
-def _scrape_edges(scrape: Mapping[str, Any], workloads: list[WorkloadSpec],
-                  doc: Mapping[str, Any]) -> list[EdgeSpec]:
+def _scrape_edges(
+    scrape: Mapping[str, Any], workloads: list[WorkloadSpec], doc: Mapping[str, Any]
+) -> list[EdgeSpec]:
     """Prometheus scrapes every pod exposing the metrics port name: fan-out, not a scan."""
     src, port_name = str(scrape["from"]), str(scrape.get("port_name", "metrics"))
     per_pod = float(scrape.get("rate_per_pod", 120.0))
@@ -404,8 +482,9 @@ def _scrape_edges(scrape: Mapping[str, Any], workloads: list[WorkloadSpec],
             continue
         for p in w.ports:
             if p.name == port_name:
-                out.append(EdgeSpec(src, w.key, p.port, p.protocol,
-                                    per_pod * _pod_count(w, doc), "scrape"))
+                out.append(
+                    EdgeSpec(src, w.key, p.port, p.protocol, per_pod * _pod_count(w, doc), "scrape")
+                )
     return out
 
 
@@ -420,7 +499,13 @@ def _attack(a: Mapping[str, Any], by_key: Mapping[str, WorkloadSpec]) -> AttackS
     port = a.get("port")
     if dst is not None and dst in by_key and port is not None:
         port = by_key[dst].resolve_port(port).port
-    return AttackSpec(kind, src, int(a.get("count", 20)), float(a.get("dropped_share", 0.5)),
-                      dst, int(port) if port is not None else None,
-                      tuple(int(p) for p in a.get("ports") or ()),
-                      float(a.get("burst_minutes", 30.0)))
+    return AttackSpec(
+        kind,
+        src,
+        int(a.get("count", 20)),
+        float(a.get("dropped_share", 0.5)),
+        dst,
+        int(port) if port is not None else None,
+        tuple(int(p) for p in a.get("ports") or ()),
+        float(a.get("burst_minutes", 30.0)),
+    )

@@ -51,8 +51,12 @@ class InventoryContext:
         names = {n.name: namespace_labels(n.name, n.labels) for n in inventory.namespaces}
         for ns in sets:
             names.setdefault(ns, namespace_labels(ns, None))
-        return cls({k: tuple(sorted(v)) for k, v in sets.items()}, names, workloads,
-                   tuple(sorted(a for a in forbidden if _is_address(a))))
+        return cls(
+            {k: tuple(sorted(v)) for k, v in sets.items()},
+            names,
+            workloads,
+            tuple(sorted(a for a in forbidden if _is_address(a))),
+        )
 
     def workload(self, namespace: str, labels: str) -> str:
         """Readable workload of a pod identity (``ns/kind/name``), or its labels."""
@@ -60,14 +64,16 @@ class InventoryContext:
 
     def namespaces_matching(self, selector: LabelSelector) -> list[str]:
         """Inventory namespaces a namespaceSelector matches, sorted."""
-        return sorted(n for n, labels in self.namespaces.items()
-                      if matches_selector(selector, labels))
+        return sorted(
+            n for n, labels in self.namespaces.items() if matches_selector(selector, labels)
+        )
 
     def exact_selector(self, namespace: str, targets: list[str]) -> LabelSelector | None:
         """Smallest stable selector for exactly the ``targets`` (label JSON) in ``namespace``."""
         universe = sorted(set(self.label_sets.get(namespace, ())) | set(targets))
-        choice = select_exactly([decode_labels(t) for t in targets],
-                                [decode_labels(u) for u in universe])
+        choice = select_exactly(
+            [decode_labels(t) for t in targets], [decode_labels(u) for u in universe]
+        )
         return None if choice is None else choice.selector
 
 

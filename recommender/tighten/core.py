@@ -97,13 +97,19 @@ def check_unique(policies: Sequence[NetworkPolicy]) -> None:
     seen: dict[str, str | None] = {}
     for p in policies:
         if p.key in seen:
-            raise InputError(p.source, f"policy {p.key} is defined twice (also in "
-                                       f"{seen[p.key] or 'another document'})")
+            raise InputError(
+                p.source,
+                f"policy {p.key} is defined twice (also in {seen[p.key] or 'another document'})",
+            )
         seen[p.key] = p.source
 
 
-def tighten(policies: Sequence[NetworkPolicy], observations: pd.DataFrame,
-            inventory: Inventory, options: TightenOptions | None = None) -> TightenResult:
+def tighten(
+    policies: Sequence[NetworkPolicy],
+    observations: pd.DataFrame,
+    inventory: Inventory,
+    options: TightenOptions | None = None,
+) -> TightenResult:
     """Propose a tighter policy set from the observations of a window.
 
     Parameters
@@ -126,8 +132,11 @@ def tighten(policies: Sequence[NetworkPolicy], observations: pd.DataFrame,
     check_unique(policies)
     if observations.empty:
         # An empty window would make every rule "unused": refuse rather than prune all.
-        raise InputError(None, "no observations in the window: nothing to tighten from",
-                         hint="check the flow files, or the store and --since")
+        raise InputError(
+            None,
+            "no observations in the window: nothing to tighten from",
+            hint="check the flow files, or the store and --since",
+        )
     current = list(policies)
     ctx = InventoryContext.build(inventory)
     evidence = build_evidence(observations, inventory)
@@ -140,33 +149,44 @@ def tighten(policies: Sequence[NetworkPolicy], observations: pd.DataFrame,
     proposed = proposal.policies
     if opts.accept_widening:
         proposed = widen_policies(proposed, widenings)
-    accepted = {w.judged.observed.index for w in widenings if w.possible} \
-        if opts.accept_widening else set()
+    accepted = (
+        {w.judged.observed.index for w in widenings if w.possible}
+        if opts.accept_widening
+        else set()
+    )
     check = _verify(evidence, judged, proposed, inventory, accepted)
-    result = TightenResult(current, proposed, proposal.changes, proposal.notes, widenings, hits,
-                           judged, check, opts)
+    result = TightenResult(
+        current, proposed, proposal.changes, proposal.notes, widenings, hits, judged, check, opts
+    )
     if opts.semantic_diff:
         result.diff = _diff(result, inventory)
     return result
 
 
-def _verify(evidence: Sequence[Observed], judged: Sequence[Judged],
-            proposed: Sequence[NetworkPolicy], inventory: Inventory,
-            accepted: set[int]) -> SelfCheck:
+def _verify(
+    evidence: Sequence[Observed],
+    judged: Sequence[Judged],
+    proposed: Sequence[NetworkPolicy],
+    inventory: Inventory,
+    accepted: set[int],
+) -> SelfCheck:
     after = judge(evidence, compile_policies(proposed, inventory))
     check = SelfCheck()
     for before, now in zip(judged, after, strict=True):
         o = before.observed
         for a, b in zip(before.decisions, now.decisions, strict=True):
             if a.verdict == "allowed" and b.verdict != "allowed":
-                check.violations.append(f"{o.src} -> {o.dst} {o.protocol}/{o.port}: allowed "
-                                        f"before, {b.verdict} after")
+                check.violations.append(
+                    f"{o.src} -> {o.dst} {o.protocol}/{o.port}: allowed before, {b.verdict} after"
+                )
             elif a.verdict == "denied" and b.verdict == "allowed":
                 if o.index in accepted:
                     check.widened += 1
                 else:
-                    check.violations.append(f"{o.src} -> {o.dst} {o.protocol}/{o.port}: "
-                                            "denied before, allowed after without widening")
+                    check.violations.append(
+                        f"{o.src} -> {o.dst} {o.protocol}/{o.port}: "
+                        "denied before, allowed after without widening"
+                    )
             elif a.verdict == "allowed":
                 check.allowed_kept += 1
             elif a.verdict == "denied":
@@ -189,5 +209,6 @@ def _diff(result: TightenResult, inventory: Inventory) -> DiffResult:
         first = allowed[0]
         result.check.violations.append(
             f"semantic diff: {len(allowed)} reachabilities newly allowed without widening, "
-            f"e.g. {first.src} -> {first.dst} {first.protocol}/{first.port}")
+            f"e.g. {first.src} -> {first.dst} {first.protocol}/{first.port}"
+        )
     return diff

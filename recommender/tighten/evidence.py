@@ -68,9 +68,15 @@ class Observed:
 
     def evidence(self) -> dict[str, Any]:
         """Counts and times for reports."""
-        return {"connections": self.connections, "flowed": self.flowed, "audit": self.audit,
-                "policy_denied": self.policy_denied, "first_seen": self.first_seen,
-                "last_seen": self.last_seen, "refs": list(self.refs)}
+        return {
+            "connections": self.connections,
+            "flowed": self.flowed,
+            "audit": self.audit,
+            "policy_denied": self.policy_denied,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "refs": list(self.refs),
+        }
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,9 @@ class Judged:
     @property
     def plausible_verdict(self) -> str:
         """:attr:`verdict` over the plausible cases only (what widening reads)."""
-        return _verdict({d.verdict for d, ok in zip(self.decisions, self._mask(), strict=True)
-                         if ok})
+        return _verdict(
+            {d.verdict for d, ok in zip(self.decisions, self._mask(), strict=True) if ok}
+        )
 
     def _mask(self) -> tuple[bool, ...]:
         return self.observed.plausible or (True,) * len(self.decisions)
@@ -154,8 +161,9 @@ class CaseBuilder:
             self._by_workload.setdefault((pod.namespace, pod.workload), []).append(pod)
         self._cache: dict[tuple[Any, ...], tuple[tuple[Endpoint, ...], str]] = {}
 
-    def ends(self, kind: Any, namespace: Any, workload: Any, labels: Any,
-             ip: Any) -> tuple[tuple[Endpoint, ...], str]:
+    def ends(
+        self, kind: Any, namespace: Any, workload: Any, labels: Any, ip: Any
+    ) -> tuple[tuple[Endpoint, ...], str]:
         """Endpoints of one observation end, and its readable name."""
         key = tuple(_text(v) for v in (kind, namespace, workload, labels, ip))
         hit = self._cache.get(key)
@@ -163,13 +171,22 @@ class CaseBuilder:
             hit = self._cache[key] = self._ends(*key)
         return hit
 
-    def _ends(self, kind: str | None, ns: str | None, workload: str | None,
-              labels: str | None, ip: str | None) -> tuple[tuple[Endpoint, ...], str]:
+    def _ends(
+        self,
+        kind: str | None,
+        ns: str | None,
+        workload: str | None,
+        labels: str | None,
+        ip: str | None,
+    ) -> tuple[tuple[Endpoint, ...], str]:
         if kind == "pod" and ns:
             name = f"{ns}/{workload or '?'}"
             stable = stable_labels(decode_labels(labels))
-            pods = self._by_identity.get((ns, encode_labels(stable)), []) if stable else \
-                self._by_workload.get((ns, workload or ""), [])
+            pods = (
+                self._by_identity.get((ns, encode_labels(stable)), [])
+                if stable
+                else self._by_workload.get((ns, workload or ""), [])
+            )
             if pods:
                 return tuple(endpoint_for_pod(p, self.inventory) for p in pods), name
             end = self.resolver.resolve("pod", ns, None, labels, ip, workload)
@@ -199,20 +216,31 @@ def build_evidence(observations: pd.DataFrame, inventory: Inventory) -> list[Obs
 
 
 def _observed(i: int, r: Mapping[str, Any], builder: CaseBuilder, suspicious: bool) -> Observed:
-    src, src_name = builder.ends(r["src_kind"], r["src_namespace"], r["src_workload"],
-                                 r["src_labels"], r["src_ip"])
-    dst, dst_name = builder.ends(r["dst_kind"], r["dst_namespace"], r["dst_workload"],
-                                 r["dst_labels"], r["dst_ip"])
+    src, src_name = builder.ends(
+        r["src_kind"], r["src_namespace"], r["src_workload"], r["src_labels"], r["src_ip"]
+    )
+    dst, dst_name = builder.ends(
+        r["dst_kind"], r["dst_namespace"], r["dst_workload"], r["dst_labels"], r["dst_ip"]
+    )
     verdicts = r["verdicts"] if isinstance(r["verdicts"], Mapping) else {}
     flowed, policy, _ = verdict_counts(verdicts)
     return Observed(
-        index=i, src=src_name, dst=dst_name, src_kind=_text(r["src_kind"]) or "unknown",
-        dst_kind=_text(r["dst_kind"]) or "unknown", port=_port(r["port"]),
-        protocol=(_text(r["protocol"]) or "").upper(), connections=int(r["connections"] or 0),
-        flowed=flowed, audit=int(verdicts.get("audit") or 0), policy_denied=policy,
-        first_seen=timestamp_text(r["first_seen"]), last_seen=timestamp_text(r["last_seen"]),
+        index=i,
+        src=src_name,
+        dst=dst_name,
+        src_kind=_text(r["src_kind"]) or "unknown",
+        dst_kind=_text(r["dst_kind"]) or "unknown",
+        port=_port(r["port"]),
+        protocol=(_text(r["protocol"]) or "").upper(),
+        connections=int(r["connections"] or 0),
+        flowed=flowed,
+        audit=int(verdicts.get("audit") or 0),
+        policy_denied=policy,
+        first_seen=timestamp_text(r["first_seen"]),
+        last_seen=timestamp_text(r["last_seen"]),
         refs=tuple(str(x) for x in (r["refs"] if _is_list(r["refs"]) else ())[:3]),
-        cases=(cases := tuple((s, d) for s in src for d in dst)), suspicious=suspicious,
+        cases=(cases := tuple((s, d) for s in src for d in dst)),
+        suspicious=suspicious,
         plausible=plausible_cases(cases),
     )
 
@@ -227,17 +255,27 @@ def _scan_mask(rows: Sequence[Mapping[str, Any]], builder: CaseBuilder) -> list[
         return []
     table = []
     for r in rows:
-        dst, dst_name = builder.ends(r["dst_kind"], r["dst_namespace"], r["dst_workload"],
-                                     r["dst_labels"], r["dst_ip"])
-        _, src_name = builder.ends(r["src_kind"], r["src_namespace"], r["src_workload"],
-                                   r["src_labels"], r["src_ip"])
+        dst, dst_name = builder.ends(
+            r["dst_kind"], r["dst_namespace"], r["dst_workload"], r["dst_labels"], r["dst_ip"]
+        )
+        _, src_name = builder.ends(
+            r["src_kind"], r["src_namespace"], r["src_workload"], r["src_labels"], r["src_ip"]
+        )
         port, proto = _port(r["port"]), (_text(r["protocol"]) or "").upper()
-        declared = any(cp.port == port and cp.protocol.upper() == proto
-                       for ep in dst for cp in ep.ports)
-        table.append({"src_key": src_name, "dst_key": dst_name,
-                      "dst_in_cluster": _text(r["dst_kind"]) == "pod", "port": port,
-                      "protocol": proto, "connections": int(r["connections"] or 0),
-                      "declared": declared})
+        declared = any(
+            cp.port == port and cp.protocol.upper() == proto for ep in dst for cp in ep.ports
+        )
+        table.append(
+            {
+                "src_key": src_name,
+                "dst_key": dst_name,
+                "dst_in_cluster": _text(r["dst_kind"]) == "pod",
+                "port": port,
+                "protocol": proto,
+                "connections": int(r["connections"] or 0),
+                "declared": declared,
+            }
+        )
     mask, _ = detect_scans(pd.DataFrame(table))
     return [bool(v) for v in mask.tolist()]
 

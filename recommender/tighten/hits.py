@@ -93,8 +93,7 @@ def rule_index(policies: PolicySet) -> dict[str, CompiledRule]:
     return out
 
 
-def count_hits(judged: Sequence[Judged], policies: PolicySet,
-               uses: Iterable[int]) -> HitTable:
+def count_hits(judged: Sequence[Judged], policies: PolicySet, uses: Iterable[int]) -> HitTable:
     """Hits of the rules of ``policies`` by the observations whose index is in ``uses``."""
     rules = rule_index(policies)
     table = HitTable()

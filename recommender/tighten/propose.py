@@ -84,12 +84,17 @@ def is_dns_rule(rule: Rule) -> bool:
     >>> is_dns_rule(Rule(ports=None))
     False
     """
-    return bool(rule.ports) and all(p.port in DNS_PORTS and p.end_port in (None, p.port)
-                                    for p in rule.ports or ())
+    return bool(rule.ports) and all(
+        p.port in DNS_PORTS and p.end_port in (None, p.port) for p in rule.ports or ()
+    )
 
 
-def propose(policies: Sequence[NetworkPolicy], hits: HitTable, ctx: InventoryContext,
-            options: ProposeOptions) -> Proposal:
+def propose(
+    policies: Sequence[NetworkPolicy],
+    hits: HitTable,
+    ctx: InventoryContext,
+    options: ProposeOptions,
+) -> Proposal:
     """Tightened copies of ``policies`` (same order, same names, same isolation)."""
     out = Proposal([])
     for policy in policies:
@@ -97,8 +102,13 @@ def propose(policies: Sequence[NetworkPolicy], hits: HitTable, ctx: InventoryCon
     return out
 
 
-def _policy(policy: NetworkPolicy, hits: HitTable, ctx: InventoryContext,
-            options: ProposeOptions, out: Proposal) -> NetworkPolicy:
+def _policy(
+    policy: NetworkPolicy,
+    hits: HitTable,
+    ctx: InventoryContext,
+    options: ProposeOptions,
+    out: Proposal,
+) -> NetworkPolicy:
     fields: dict[str, tuple[Rule, ...] | None] = {}
     for direction in ("ingress", "egress"):
         rules = policy.ingress if direction == "ingress" else policy.egress
@@ -111,27 +121,58 @@ def _policy(policy: NetworkPolicy, hits: HitTable, ctx: InventoryContext,
             if new is not None:
                 kept.append(new)
         if not kept:
-            out.notes.append(Note("keeps-isolation", policy.key, None, (
-                f"no {direction} rule was used in the window: the rules are removed, "
-                f"policyTypes keeps {direction.capitalize()} so the selected pods stay isolated "
-                "(dropping the policy would open their traffic)")))
+            out.notes.append(
+                Note(
+                    "keeps-isolation",
+                    policy.key,
+                    None,
+                    (
+                        f"no {direction} rule was used in the window: the rules are removed, "
+                        f"policyTypes keeps {direction.capitalize()} "
+                        "so the selected pods stay isolated "
+                        "(dropping the policy would open their traffic)"
+                    ),
+                )
+            )
         fields[direction] = tuple(kept)
     ingress = fields.get("ingress", policy.ingress)
     egress = fields.get("egress", policy.egress)
     return replace(policy, ingress=ingress, egress=egress) if fields else policy
 
 
-def _rule(rid: str, policy: NetworkPolicy, direction: str, rule: Rule, rh: RuleHits | None,
-          ctx: InventoryContext, options: ProposeOptions, out: Proposal) -> Rule | None:
+def _rule(
+    rid: str,
+    policy: NetworkPolicy,
+    direction: str,
+    rule: Rule,
+    rh: RuleHits | None,
+    ctx: InventoryContext,
+    options: ProposeOptions,
+    out: Proposal,
+) -> Rule | None:
     if is_dns_rule(rule) and not options.prune_dns:
         if rh is None:
-            out.notes.append(Note("unused-dns", policy.key, rid,
-                                  "DNS allowance unused in the window, kept: "
-                                  f"{ports_text(rule.ports)} (pass --prune-dns to prune it)"))
+            out.notes.append(
+                Note(
+                    "unused-dns",
+                    policy.key,
+                    rid,
+                    "DNS allowance unused in the window, kept: "
+                    f"{ports_text(rule.ports)} (pass --prune-dns to prune it)",
+                )
+            )
         return rule
     if rh is None:
-        out.changes.append(Change("prune-rule", policy.key, rid, _rule_line(rule), "(removed)",
-                                  "0 connections in the window"))
+        out.changes.append(
+            Change(
+                "prune-rule",
+                policy.key,
+                rid,
+                _rule_line(rule),
+                "(removed)",
+                "0 connections in the window",
+            )
+        )
         return None
     peers = _peers(rid, policy, direction, rule, rh, ctx, options, out)
     ports = _ports(rid, policy.key, rule, rh, out)
@@ -147,28 +188,55 @@ def _rule_line(rule: Rule) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _peers(rid: str, policy: NetworkPolicy, direction: str, rule: Rule, rh: RuleHits,
-           ctx: InventoryContext, options: ProposeOptions,
-           out: Proposal) -> tuple[Peer, ...] | None:
+def _peers(
+    rid: str,
+    policy: NetworkPolicy,
+    direction: str,
+    rule: Rule,
+    rh: RuleHits,
+    ctx: InventoryContext,
+    options: ProposeOptions,
+    out: Proposal,
+) -> tuple[Peer, ...] | None:
     if not rule.peers:
-        out.notes.append(Note("all-peers", policy.key, rid,
-                              f"rule admits every peer ({rh.connections} connections): "
-                              "narrow it by hand"))
+        out.notes.append(
+            Note(
+                "all-peers",
+                policy.key,
+                rid,
+                f"rule admits every peer ({rh.connections} connections): narrow it by hand",
+            )
+        )
         return rule.peers
     new: list[Peer] = []
     for k, peer in enumerate(rule.peers):
         ph = rh.peers.get(k)
         if ph is None:
-            out.changes.append(Change("prune-peer", policy.key, rid, peer_text(peer), "(removed)",
-                                      f"0 connections matched this peer; the rule had "
-                                      f"{rh.connections}"))
+            out.changes.append(
+                Change(
+                    "prune-peer",
+                    policy.key,
+                    rid,
+                    peer_text(peer),
+                    "(removed)",
+                    f"0 connections matched this peer; the rule had {rh.connections}",
+                )
+            )
             continue
         new.extend(_narrow_peer(rid, policy, direction, peer, ph, ctx, options, out))
     return _dedupe(new, rid, policy.key, out, peer_text)
 
 
-def _narrow_peer(rid: str, policy: NetworkPolicy, direction: str, peer: Peer, ph: PeerHits,
-                 ctx: InventoryContext, options: ProposeOptions, out: Proposal) -> list[Peer]:
+def _narrow_peer(
+    rid: str,
+    policy: NetworkPolicy,
+    direction: str,
+    peer: Peer,
+    ph: PeerHits,
+    ctx: InventoryContext,
+    options: ProposeOptions,
+    out: Proposal,
+) -> list[Peer]:
     if peer.ip_block is not None:
         narrowed, note = _narrow_block(peer, ph, direction, ctx, options)
     elif peer.pod_selector is None or peer.pod_selector.is_empty:
@@ -180,16 +248,24 @@ def _narrow_peer(rid: str, policy: NetworkPolicy, direction: str, peer: Peer, ph
         return [peer]
     if narrowed == [peer]:
         return [peer]
-    out.changes.append(Change(
-        "narrow-ipblock" if peer.ip_block is not None else "narrow-peer", policy.key, rid,
-        peer_text(peer), "; ".join(peer_text(p) for p in narrowed), _seen_text(ph, ctx),
-        ph.connections))
+    out.changes.append(
+        Change(
+            "narrow-ipblock" if peer.ip_block is not None else "narrow-peer",
+            policy.key,
+            rid,
+            peer_text(peer),
+            "; ".join(peer_text(p) for p in narrowed),
+            _seen_text(ph, ctx),
+            ph.connections,
+        )
+    )
     return narrowed
 
 
 def _seen_text(ph: PeerHits, ctx: InventoryContext) -> str:
     seen = sorted(ctx.workload(ns, labels) for ns, labels in ph.pods) + sorted(
-        ph.addresses, key=_addr_key)
+        ph.addresses, key=_addr_key
+    )
     shown = ", ".join(seen[:8]) + (f" and {len(seen) - 8} more" if len(seen) > 8 else "")
     return f"{ph.connections} connections from/to {shown}"
 
@@ -199,16 +275,18 @@ def _addr_key(ip: str) -> tuple[int, int]:
     return a.version, int(a)
 
 
-def _narrow_selector(peer: Peer, ph: PeerHits, own_ns: str,
-                     ctx: InventoryContext) -> tuple[list[Peer], tuple[str, str] | None]:
+def _narrow_selector(
+    peer: Peer, ph: PeerHits, own_ns: str, ctx: InventoryContext
+) -> tuple[list[Peer], tuple[str, str] | None]:
     """namespaceSelector AND an exact podSelector, per namespace that talked."""
     by_ns: dict[str, list[str]] = {}
     for ns, labels in sorted(ph.pods):
         by_ns.setdefault(ns, []).append(labels)
     out: list[Peer] = []
     if all(set(ctx.label_sets.get(ns, ())) <= set(t) for ns, t in by_ns.items()) and (
-            peer.namespace_selector is None
-            or set(ctx.namespaces_matching(peer.namespace_selector)) <= set(by_ns)):
+        peer.namespace_selector is None
+        or set(ctx.namespaces_matching(peer.namespace_selector)) <= set(by_ns)
+    ):
         return [peer], None  # every workload the peer selects talks: nothing to narrow
     for ns, targets in sorted(by_ns.items()):
         ns_sel = _namespace_selector(peer.namespace_selector, ns, ctx)
@@ -226,8 +304,9 @@ def _narrow_selector(peer: Peer, ph: PeerHits, own_ns: str,
     return out, None
 
 
-def _namespace_selector(original: LabelSelector | None, ns: str,
-                        ctx: InventoryContext) -> LabelSelector | None:
+def _namespace_selector(
+    original: LabelSelector | None, ns: str, ctx: InventoryContext
+) -> LabelSelector | None:
     """The original namespaceSelector, ANDed with the namespace name when it matches several.
 
     None stays None (a podSelector-only peer means the policy's own namespace).
@@ -240,16 +319,19 @@ def _namespace_selector(original: LabelSelector | None, ns: str,
     return replace(original, match_labels=tuple(sorted(pairs.items())))
 
 
-def _narrow_block(peer: Peer, ph: PeerHits, direction: str, ctx: InventoryContext,
-                  options: ProposeOptions) -> tuple[list[Peer], tuple[str, str] | None]:
+def _narrow_block(
+    peer: Peer, ph: PeerHits, direction: str, ctx: InventoryContext, options: ProposeOptions
+) -> tuple[list[Peer], tuple[str, str] | None]:
     """Blocks inside the original holding the addresses seen, within the budget."""
     assert peer.ip_block is not None
     if ph.pods:
         return [peer], ("pod-ipblock", f"matched {len(ph.pods)} pod identities by IP; kept")
     public = options.public_ingress_min_sources
     if direction == "ingress" and public and len(ph.world_addresses) >= public:
-        return [peer], ("public-ingress", f"{len(ph.world_addresses)} distinct external "
-                                          "sources: a public endpoint, kept")
+        return [peer], (
+            "public-ingress",
+            f"{len(ph.world_addresses)} distinct external sources: a public endpoint, kept",
+        )
     members = sorted(ph.addresses, key=_addr_key)
     forbidden = [f for f in ctx.forbidden if f not in ph.addresses]
     excepts = [(e, parse_cidr(e)) for e in peer.ip_block.except_]
@@ -258,8 +340,11 @@ def _narrow_block(peer: Peer, ph: PeerHits, direction: str, ctx: InventoryContex
         net = ipaddress.ip_network(block.cidr)
         # An except is either inside the new block or disjoint from it (CIDRs nest), and
         # never covers it (the block holds an address the original admitted).
-        inner = tuple(text for text, ex in excepts
-                      if ex.version == net.version and ex.subnet_of(net))  # type: ignore[arg-type]
+        inner = tuple(
+            text
+            for text, ex in excepts
+            if ex.version == net.version and ex.subnet_of(net)  # type: ignore[arg-type]
+        )
         out.append(Peer(ip_block=IPBlock(block.cidr, inner)))
     if len(out) == 1 and _same_block(out[0].ip_block, peer.ip_block):
         return [peer], None
@@ -269,8 +354,10 @@ def _narrow_block(peer: Peer, ph: PeerHits, direction: str, ctx: InventoryContex
 def _same_block(a: IPBlock | None, b: IPBlock) -> bool:
     if a is None:
         return False
-    return (parse_cidr(a.cidr), sorted(map(str, map(parse_cidr, a.except_)))) == \
-        (parse_cidr(b.cidr), sorted(map(str, map(parse_cidr, b.except_))))
+    return (parse_cidr(a.cidr), sorted(map(str, map(parse_cidr, a.except_)))) == (
+        parse_cidr(b.cidr),
+        sorted(map(str, map(parse_cidr, b.except_))),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -278,17 +365,25 @@ def _same_block(a: IPBlock | None, b: IPBlock) -> bool:
 # ---------------------------------------------------------------------------
 
 
-def _ports(rid: str, policy: str, rule: Rule, rh: RuleHits,
-           out: Proposal) -> tuple[PolicyPort, ...] | None:
+def _ports(
+    rid: str, policy: str, rule: Rule, rh: RuleHits, out: Proposal
+) -> tuple[PolicyPort, ...] | None:
     if not rule.ports:
         return _narrow_all_ports(rid, policy, rule, rh, out)
     new: list[PolicyPort] = []
     for k, port in enumerate(rule.ports):
         ph = rh.ports.get(k)
         if ph is None:
-            out.changes.append(Change("prune-port", policy, rid, port_text(port), "(removed)",
-                                      f"0 connections on this entry; the rule had "
-                                      f"{rh.connections}"))
+            out.changes.append(
+                Change(
+                    "prune-port",
+                    policy,
+                    rid,
+                    port_text(port),
+                    "(removed)",
+                    f"0 connections on this entry; the rule had {rh.connections}",
+                )
+            )
             continue
         broad = port.port is None or (isinstance(port.port, int) and port.end_port is not None)
         if not broad:
@@ -296,28 +391,57 @@ def _ports(rid: str, policy: str, rule: Rule, rh: RuleHits,
             continue
         seen = _numbered(ph.ports)
         if seen is None:
-            out.notes.append(Note("not-narrowed-ports", policy, rid,
-                                  f"{port_text(port)}: traffic without a port number matched it"))
+            out.notes.append(
+                Note(
+                    "not-narrowed-ports",
+                    policy,
+                    rid,
+                    f"{port_text(port)}: traffic without a port number matched it",
+                )
+            )
             new.append(port)
             continue
-        out.changes.append(Change("narrow-ports", policy, rid, port_text(port),
-                                  ", ".join(port_text(p) for p in seen),
-                                  f"{ph.connections} connections on these ports", ph.connections))
+        out.changes.append(
+            Change(
+                "narrow-ports",
+                policy,
+                rid,
+                port_text(port),
+                ", ".join(port_text(p) for p in seen),
+                f"{ph.connections} connections on these ports",
+                ph.connections,
+            )
+        )
         new.extend(seen)
     return _dedupe(new, rid, policy, out, port_text)
 
 
-def _narrow_all_ports(rid: str, policy: str, rule: Rule, rh: RuleHits,
-                      out: Proposal) -> tuple[PolicyPort, ...] | None:
+def _narrow_all_ports(
+    rid: str, policy: str, rule: Rule, rh: RuleHits, out: Proposal
+) -> tuple[PolicyPort, ...] | None:
     seen = _numbered(rh.all_ports)
     if seen is None:
-        out.notes.append(Note("not-narrowed-ports", policy, rid,
-                              "rule admits every port; traffic without a port number, or "
-                              "outside TCP/UDP/SCTP, used it"))
+        out.notes.append(
+            Note(
+                "not-narrowed-ports",
+                policy,
+                rid,
+                "rule admits every port; traffic without a port number, or "
+                "outside TCP/UDP/SCTP, used it",
+            )
+        )
         return rule.ports
-    out.changes.append(Change("narrow-ports", policy, rid, "(every port)",
-                              ", ".join(port_text(p) for p in seen),
-                              f"{rh.connections} connections on these ports", rh.connections))
+    out.changes.append(
+        Change(
+            "narrow-ports",
+            policy,
+            rid,
+            "(every port)",
+            ", ".join(port_text(p) for p in seen),
+            f"{rh.connections} connections on these ports",
+            rh.connections,
+        )
+    )
     return tuple(seen)
 
 
@@ -325,19 +449,27 @@ def _numbered(ports: set[tuple[int | None, str]]) -> list[PolicyPort] | None:
     """Single-port entries for the (port, protocol) pairs seen; None if one has no number."""
     if any(p is None or proto not in PROTOCOLS for p, proto in ports):
         return None
-    pairs = sorted({(proto, p) for p, proto in ports},
-                   key=lambda t: (protocol_order(t[0]), t[1]))
+    pairs = sorted({(proto, p) for p, proto in ports}, key=lambda t: (protocol_order(t[0]), t[1]))
     return [PolicyPort(proto, p) for proto, p in pairs]
 
 
-def _dedupe(items: list[T], rid: str, policy: str, out: Proposal,
-            text: Callable[[T], str]) -> tuple[T, ...]:
+def _dedupe(
+    items: list[T], rid: str, policy: str, out: Proposal, text: Callable[[T], str]
+) -> tuple[T, ...]:
     """Drop repeated entries (equal dataclasses), keeping the first; same meaning."""
     seen: list[T] = []
     for item in items:
         if item in seen:
-            out.changes.append(Change("dedupe", policy, rid, text(item), "(removed)",
-                                      "the same entry appears earlier in the rule"))
+            out.changes.append(
+                Change(
+                    "dedupe",
+                    policy,
+                    rid,
+                    text(item),
+                    "(removed)",
+                    "the same entry appears earlier in the rule",
+                )
+            )
             continue
         seen.append(item)
     return tuple(seen)

@@ -109,8 +109,15 @@ def rule_text(rule: Rule) -> str:
 
 def change_dict(c: Change) -> dict[str, Any]:
     """JSON form."""
-    return {"kind": c.kind, "policy": c.policy, "rule": c.rule, "before": c.before,
-            "after": c.after, "evidence": c.evidence, "connections": c.connections}
+    return {
+        "kind": c.kind,
+        "policy": c.policy,
+        "rule": c.rule,
+        "before": c.before,
+        "after": c.after,
+        "evidence": c.evidence,
+        "connections": c.connections,
+    }
 
 
 def note_dict(n: Note) -> dict[str, Any]:

@@ -35,8 +35,10 @@ from recommender.tighten.evidence import Judged
 from recommender.tighten.text import peer_text
 
 MANAGED_BY = (("app.kubernetes.io/managed-by", "netpol-recommender"),)
-WIDEN_NOTE = ("netpol-recommender.io/widened-by",
-              "netpol tighten --accept-widening; evidence in TIGHTEN.md")
+WIDEN_NOTE = (
+    "netpol-recommender.io/widened-by",
+    "netpol tighten --accept-widening; evidence in TIGHTEN.md",
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,13 @@ class Widening:
 def is_candidate(j: Judged) -> bool:
     """A legitimate flow that the current set denies (see the module docstring)."""
     o = j.observed
-    return (j.plausible_verdict in ("denied", "mixed") and o.flowed > 0
-            and o.policy_denied == 0 and o.is_expressible and not o.suspicious)
+    return (
+        j.plausible_verdict in ("denied", "mixed")
+        and o.flowed > 0
+        and o.policy_denied == 0
+        and o.is_expressible
+        and not o.suspicious
+    )
 
 
 def find_widenings(judged: Sequence[Judged], ctx: InventoryContext) -> list[Widening]:
@@ -93,8 +100,9 @@ def _ident(ep: Endpoint) -> str:
     return encode_labels(stable_labels(ep.label_map))
 
 
-def _peer(ends: list[Endpoint], own_ns: str,
-          ctx: InventoryContext) -> tuple[Peer | None, str | None]:
+def _peer(
+    ends: list[Endpoint], own_ns: str, ctx: InventoryContext
+) -> tuple[Peer | None, str | None]:
     first = ends[0]
     if first.kind != "pod" or not first.namespace:
         ips = sorted({e.ip for e in ends if e.ip})
@@ -109,8 +117,9 @@ def _peer(ends: list[Endpoint], own_ns: str,
     return Peer(pod_selector=selector, namespace_selector=ns_sel), None
 
 
-def widen_policies(policies: Sequence[NetworkPolicy],
-                   widenings: Sequence[Widening]) -> list[NetworkPolicy]:
+def widen_policies(
+    policies: Sequence[NetworkPolicy], widenings: Sequence[Widening]
+) -> list[NetworkPolicy]:
     """``policies`` plus the possible widenings, as ``<workload>-widened`` policies.
 
     An existing ``-widened`` policy with the same podSelector receives the new
@@ -126,29 +135,41 @@ def widen_policies(policies: Sequence[NetworkPolicy],
         rules = grouped.setdefault(key, {}).setdefault(w.direction, {})
         rules.setdefault(w.peer, set()).add(w.port)
     out = list(policies)
-    for (ns, selector, short), by_dir in sorted(grouped.items(), key=lambda kv: (
-            kv[0][0], kv[0][2])):
+    for (ns, selector, short), by_dir in sorted(
+        grouped.items(), key=lambda kv: (kv[0][0], kv[0][2])
+    ):
         _merge(out, ns, selector, f"{short}-widened", by_dir)
     return out
 
 
-def _merge(out: list[NetworkPolicy], ns: str, selector: LabelSelector, base: str,
-           by_dir: dict[str, dict[Peer, set[PolicyPort]]]) -> None:
+def _merge(
+    out: list[NetworkPolicy],
+    ns: str,
+    selector: LabelSelector,
+    base: str,
+    by_dir: dict[str, dict[Peer, set[PolicyPort]]],
+) -> None:
     name, n = base, 1
     while True:
-        existing = next((i for i, p in enumerate(out) if p.namespace == ns and p.name == name),
-                        None)
+        existing = next(
+            (i for i, p in enumerate(out) if p.namespace == ns and p.name == name), None
+        )
         if existing is None or out[existing].pod_selector == selector:
             break
         n += 1
         name = f"{base}-{n}"
-    policy = out[existing] if existing is not None else NetworkPolicy(
-        ns, name, selector, (), labels=MANAGED_BY, annotations=(WIDEN_NOTE,))
+    policy = (
+        out[existing]
+        if existing is not None
+        else NetworkPolicy(ns, name, selector, (), labels=MANAGED_BY, annotations=(WIDEN_NOTE,))
+    )
     fields: dict[str, object] = {}
     types = set(policy.policy_types)
     for direction, peers in by_dir.items():
-        new_rules = tuple(Rule((peer,), tuple(sorted(ports, key=_port_key)))
-                          for peer, ports in sorted(peers.items(), key=lambda kv: peer_text(kv[0])))
+        new_rules = tuple(
+            Rule((peer,), tuple(sorted(ports, key=_port_key)))
+            for peer, ports in sorted(peers.items(), key=lambda kv: peer_text(kv[0]))
+        )
         current = (policy.ingress if direction == "ingress" else policy.egress) or ()
         fields[direction] = tuple(current) + tuple(r for r in new_rules if r not in current)
         types.add(direction.capitalize())

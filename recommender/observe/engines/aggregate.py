@@ -568,7 +568,9 @@ def ref_of(ord_value: int, paths: Sequence[str]) -> str:
 
 
 def finish(
-    groups: pd.DataFrame, with_bucket: bool, paths: Sequence[str],
+    groups: pd.DataFrame,
+    with_bucket: bool,
+    paths: Sequence[str],
     observers: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, IngestStats]:
     """Split level-2 rows into the observation table and the statistics.

@@ -219,8 +219,9 @@ class EmbeddedEngine(AggregationEngine):
         shown = [FlowSource(f[3], f[2]) for f in files]
         return f"({parquet.packets_sql('pq_raw', 'pq_files')})", shown, []
 
-    def _records(self, con: duckdb.DuckDBPyConnection, packets: str, inventory: Inventory | None
-                 ) -> str:
+    def _records(
+        self, con: duckdb.DuckDBPyConnection, packets: str, inventory: Inventory | None
+    ) -> str:
         sql = records_of_packets_sql(packets)
         if inventory is None:
             return sql
@@ -285,7 +286,6 @@ def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     # large_string is what pandas' ``str`` columns hold: converted without a copy.
     con.execute("SET arrow_large_buffer_size = true")
     return con.sql("SELECT * FROM netpol_result").to_arrow_table()
-
 
 
 def _register_inventory(con: duckdb.DuckDBPyConnection, inventory: Inventory) -> None:

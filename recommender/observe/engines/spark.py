@@ -129,8 +129,10 @@ class SparkEngine(AggregationEngine):
                     cached.append(frame)
                     schema[name] = {f.name: "VARCHAR" for f in frame.schema.fields}
                 groups = _to_pandas(spark.sql(to_spark(final, schema)))
-                observers = {str(r[0]): int(r[1])
-                             for r in spark.sql(f"SELECT * FROM {STAGE_OBSERVERS}").collect()}
+                observers = {
+                    str(r[0]): int(r[1])
+                    for r in spark.sql(f"SELECT * FROM {STAGE_OBSERVERS}").collect()
+                }
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -165,8 +167,10 @@ class SparkEngine(AggregationEngine):
             from pyspark.sql import SparkSession
         except ImportError as exc:
             raise MissingDependencyError(
-                "--engine spark", "pip install 'netpol-recommender[spark]'",
-                f"or use the embedded engine ({exc})") from None
+                "--engine spark",
+                "pip install 'netpol-recommender[spark]'",
+                f"or use the embedded engine ({exc})",
+            ) from None
         active = SparkSession.getActiveSession()
         if active is None:
             _require_java()
@@ -174,8 +178,9 @@ class SparkEngine(AggregationEngine):
             try:
                 spark = active or self._builder(SparkSession).getOrCreate()
             except Exception as exc:  # noqa: BLE001 - py4j/pyspark launch errors vary
-                raise EngineUnavailableError("spark", "the Java gateway did not start",
-                                             _last_line(log(), exc)) from None
+                raise EngineUnavailableError(
+                    "spark", "the Java gateway did not start", _last_line(log(), exc)
+                ) from None
         if self.quiet:
             spark.sparkContext.setLogLevel("ERROR")
         for key, value in SESSION_CONF.items():
@@ -466,10 +471,7 @@ def _to_pandas(frame: Any) -> pd.DataFrame:
     schema = to_arrow_schema(frame.schema)
     table = pa.Table.from_batches(frame._collect_as_arrow(), schema=schema)
     large = pa.schema(
-        [
-            f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f
-            for f in table.schema
-        ]
+        [f.with_type(pa.large_string()) if pa.types.is_string(f.type) else f for f in table.schema]
     )
     return arrow_to_pandas(table.cast(large))
 
@@ -538,8 +540,9 @@ def _require_java() -> None:
     home = os.environ.get("JAVA_HOME")
     if home:
         if not os.access(os.path.join(home, "bin", "java"), os.X_OK):
-            raise EngineUnavailableError("spark", "Java 17 (JAVA_HOME has no bin/java)",
-                                         f"JAVA_HOME={home}")
+            raise EngineUnavailableError(
+                "spark", "Java 17 (JAVA_HOME has no bin/java)", f"JAVA_HOME={home}"
+            )
     elif shutil.which("java") is None:
         raise EngineUnavailableError("spark", "Java 17 (no java on the PATH, JAVA_HOME unset)")
 
@@ -571,8 +574,12 @@ def _read_log(log: Any) -> str:
 def _last_line(log: str, exc: BaseException) -> str:
     """The most telling line: the launcher's last words, else the exception's first line."""
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    telling = [ln for ln in lines if re.search(r"error|JAVA_HOME|not found|no such", ln, re.I)
-               and "bad array subscript" not in ln]  # the launcher's echo of a failed java
+    telling = [
+        ln
+        for ln in lines
+        if re.search(r"error|JAVA_HOME|not found|no such", ln, re.I)
+        and "bad array subscript" not in ln
+    ]  # the launcher's echo of a failed java
     lines = telling or lines
     text = lines[-1] if lines else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return text[:200]

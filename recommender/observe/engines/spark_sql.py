@@ -191,8 +191,9 @@ def _rewrite(node: exp.Expression) -> exp.Expression:
         if name == "to_json":
             # Our SQL encodes strings only; Spark's to_json takes an array, not a string.
             listed = _anon("to_json", _anon("array", node.expressions[0]))
-            return _anon("regexp_extract", listed, exp.Literal.string(r"^\[(.*)\]$"),
-                         exp.Literal.number(1))
+            return _anon(
+                "regexp_extract", listed, exp.Literal.string(r"^\[(.*)\]$"), exp.Literal.number(1)
+            )
     if isinstance(node, exp.RegexpReplace):
         return _regexp_replace(node)
     if isinstance(node, exp.Min) and node.args.get("count") is not None:
@@ -274,8 +275,10 @@ def _from_json(node: exp.Expression) -> exp.Expression:
     body = exp.Case(
         ifs=[
             exp.If(
-                this=exp.Is(this=exp.Dot.build([exp.column(var), exp.to_identifier(_CORRUPT)]),
-                            expression=exp.Null()),
+                this=exp.Is(
+                    this=exp.Dot.build([exp.column(var), exp.to_identifier(_CORRUPT)]),
+                    expression=exp.Null(),
+                ),
                 true=exp.Cast(this=exp.column(var), to=target),
             )
         ]

@@ -44,25 +44,42 @@ VERDICT_COLUMNS: tuple[str, ...] = tuple(f"v_{v}" for v in (*VERDICTS, "policy_d
 
 #: Identity columns of a row (besides ``bucket``), in the store's column order.
 IDENTITY_COLUMNS: tuple[str, ...] = (
-    "src_kind", "src_cluster", "src_namespace", "src_workload", "src_labels", "src_ip",
-    "dst_kind", "dst_cluster", "dst_namespace", "dst_workload", "dst_labels", "dst_ip",
-    "port", "protocol",
+    "src_kind",
+    "src_cluster",
+    "src_namespace",
+    "src_workload",
+    "src_labels",
+    "src_ip",
+    "dst_kind",
+    "dst_cluster",
+    "dst_namespace",
+    "dst_workload",
+    "dst_labels",
+    "dst_ip",
+    "port",
+    "protocol",
 )
 
 #: Columns of the ``observations`` table, in order.
 STORE_COLUMNS: tuple[str, ...] = (
-    "bucket", *IDENTITY_COLUMNS, "dst_names", "connections", "first_seen", "last_seen",
-    *VERDICT_COLUMNS, "refs",
+    "bucket",
+    *IDENTITY_COLUMNS,
+    "dst_names",
+    "connections",
+    "first_seen",
+    "last_seen",
+    *VERDICT_COLUMNS,
+    "refs",
 )
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS observations (
     bucket TIMESTAMP NOT NULL,
-    {', '.join(f'{c} VARCHAR' for c in IDENTITY_COLUMNS[:12])},
+    {", ".join(f"{c} VARCHAR" for c in IDENTITY_COLUMNS[:12])},
     port INTEGER, protocol VARCHAR, dst_names VARCHAR[], connections BIGINT,
     first_seen TIMESTAMP, last_seen TIMESTAMP,
-    {', '.join(f'{c} BIGINT' for c in VERDICT_COLUMNS)},
+    {", ".join(f"{c} BIGINT" for c in VERDICT_COLUMNS)},
     refs VARCHAR[]);
 CREATE TABLE IF NOT EXISTS appends (
     id INTEGER PRIMARY KEY, kind VARCHAR, sources VARCHAR, started TIMESTAMP,
@@ -81,8 +98,9 @@ CREATE TABLE IF NOT EXISTS sources (
 
 
 @contextmanager
-def connect(path: str, *, create: bool = False,
-            timeout: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: str, *, create: bool = False, timeout: float = LOCK_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the store for one unit of work, then close it.
 
     Parameters
@@ -103,8 +121,9 @@ def connect(path: str, *, create: bool = False,
     """
     exists = os.path.exists(path)
     if not exists and not create:
-        raise InputError(path, "no such store",
-                         hint="create it with netpol observe --flows FILE --store PATH")
+        raise InputError(
+            path, "no such store", hint="create it with netpol observe --flows FILE --store PATH"
+        )
     if exists and os.path.isdir(path):
         raise InputError(path, "is a directory, not a store file")
     if exists and create and os.path.getsize(path) == 0:
@@ -134,27 +153,36 @@ def _open(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
                 time.sleep(0.2)
                 continue
             if busy:
-                raise InputError(path, "the store is busy: another process holds it",
-                                 hint=message) from None
-            raise InputError(path, "not a readable netpol store (damaged, or not a DuckDB "
-                                   f"file): {message}") from None
+                raise InputError(
+                    path, "the store is busy: another process holds it", hint=message
+                ) from None
+            raise InputError(
+                path, f"not a readable netpol store (damaged, or not a DuckDB file): {message}"
+            ) from None
 
 
-def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool,
-                   create: bool = False) -> None:
+def _check_or_init(
+    con: duckdb.DuckDBPyConnection, path: str, fresh: bool, create: bool = False
+) -> None:
     try:
-        tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         if not tables and not fresh and not create:
-            raise InputError(path, "an empty store: no append was ever committed to it",
-                             hint="append flows with netpol observe --flows FILE --store PATH")
+            raise InputError(
+                path,
+                "an empty store: no append was ever committed to it",
+                hint="append flows with netpol observe --flows FILE --store PATH",
+            )
         # An existing file without tables is a first append killed before the schema
         # committed (DuckDB creates the file on connect): create the schema now.
         if fresh or not tables:
             con.execute("BEGIN")
             con.execute(_SCHEMA)
-            con.execute("INSERT INTO meta VALUES ('format', ?), ('version', ?)",
-                        [STORE_FORMAT, STORE_VERSION])
+            con.execute(
+                "INSERT INTO meta VALUES ('format', ?), ('version', ?)",
+                [STORE_FORMAT, STORE_VERSION],
+            )
             con.execute("COMMIT")
             return
         if "meta" not in tables:
@@ -165,8 +193,11 @@ def _check_or_init(con: duckdb.DuckDBPyConnection, path: str, fresh: bool,
     if meta.get("format") != STORE_FORMAT:
         raise InputError(path, "a DuckDB file, but not a netpol store")
     if meta.get("version") != STORE_VERSION:
-        raise InputError(path, f"store format version {meta.get('version')} is not supported "
-                               f"(this netpol reads version {STORE_VERSION})")
+        raise InputError(
+            path,
+            f"store format version {meta.get('version')} is not supported "
+            f"(this netpol reads version {STORE_VERSION})",
+        )
 
 
 def _is_lock_conflict(message: str) -> bool:
@@ -196,15 +227,19 @@ def _extra_sql(s: str) -> str:
     unlabelled pod, an ``unknown``, ``cluster_infra`` or ``service`` end by
     its name.
     """
-    return (f"CASE WHEN ({s}_kind = 'pod' AND coalesce({s}_labels, '{{}}') = '{{}}') "
-            f"OR {s}_kind IN ('unknown', 'cluster_infra', 'service') THEN {s}_workload END")
+    return (
+        f"CASE WHEN ({s}_kind = 'pod' AND coalesce({s}_labels, '{{}}') = '{{}}') "
+        f"OR {s}_kind IN ('unknown', 'cluster_infra', 'service') THEN {s}_workload END"
+    )
 
 
 def _workload_rank_sql(s: str) -> str:
     """Prefer owner names (``deployment/x``) over ``pod/<name>`` over ``app/<label>``."""
     w = f"{s}_workload"
-    return (f"CASE WHEN {w} IS NULL OR {w} = 'pod/?' THEN 0 WHEN starts_with({w}, 'app/') THEN 1 "
-            f"WHEN starts_with({w}, 'pod/') THEN 2 ELSE 3 END")
+    return (
+        f"CASE WHEN {w} IS NULL OR {w} = 'pod/?' THEN 0 WHEN starts_with({w}, 'app/') THEN 1 "
+        f"WHEN starts_with({w}, 'pod/') THEN 2 ELSE 3 END"
+    )
 
 
 def key_sql(with_bucket: bool) -> list[str]:
@@ -233,10 +268,10 @@ def merge_sql(source: str, *, with_bucket: bool, ref_order: str) -> str:
             select.append(f"max({{'r': {_workload_rank_sql(side)}, 'w': {col}}}).w AS {col}")
     counts = ", ".join(f"sum({c})::BIGINT AS {c}" for c in VERDICT_COLUMNS)
     return f"""
-SELECT {', '.join(select)},
+SELECT {", ".join(select)},
        list_sort(list_distinct(flatten(list(coalesce(dst_names, []))))) AS dst_names,
        sum(connections)::BIGINT AS connections, min(first_seen) AS first_seen,
        max(last_seen) AS last_seen, {counts},
        flatten(list(coalesce(refs, []) ORDER BY {ref_order}))[1:{MAX_REFS}] AS refs
 FROM {source}
-GROUP BY {', '.join(keys)}"""
+GROUP BY {", ".join(keys)}"""

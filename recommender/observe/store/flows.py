@@ -35,8 +35,18 @@ _CLASSES: tuple[tuple[str, bool, str | None], ...] = (
     ("unknown", False, None),
 )
 
-_KINDS = {k.lower(): k for k in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
-                                 "CronJob", "ReplicationController")}
+_KINDS = {
+    k.lower(): k
+    for k in (
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "ReplicationController",
+    )
+}
 
 
 def _class_count(verdicts: dict[str, int], verdict: str, policy_drop: bool) -> int:
@@ -72,33 +82,56 @@ def _ip_version(src_ip: Any, dst_ip: Any) -> float:
 def _records(obs: dict[str, Any]) -> Iterator[dict[str, Any]]:
     ends: dict[str, Any] = {}
     for side in ("src", "dst"):
-        kind, name, pod = (split_workload(obs[f"{side}_workload"])
-                           if obs[f"{side}_kind"] == "pod" else (None, None, None))
+        kind, name, pod = (
+            split_workload(obs[f"{side}_workload"])
+            if obs[f"{side}_kind"] == "pod"
+            else (None, None, None)
+        )
         ends |= {f"{side}_workload_kind": kind, f"{side}_workload_name": name, f"{side}_pod": pod}
     refs = list(obs["refs"])
     base = {
-        "time_start": obs["first_seen"], "time_end": obs["last_seen"],
-        "source_format": SOURCE_FORMAT, "observer": None, "reporter": "unknown",
-        **{f"{s}_{f}": obs[f"{s}_{f}"] for s in ("src", "dst")
-           for f in ("kind", "cluster", "namespace", "labels", "ip")},
-        **ends, "src_service_account": None, "dst_service_account": None,
-        "src_port": np.nan, "dst_port": np.nan if pd.isna(obs["port"]) else float(obs["port"]),
-        "protocol": obs["protocol"], "icmp_type": np.nan,
+        "time_start": obs["first_seen"],
+        "time_end": obs["last_seen"],
+        "source_format": SOURCE_FORMAT,
+        "observer": None,
+        "reporter": "unknown",
+        **{
+            f"{s}_{f}": obs[f"{s}_{f}"]
+            for s in ("src", "dst")
+            for f in ("kind", "cluster", "namespace", "labels", "ip")
+        },
+        **ends,
+        "src_service_account": None,
+        "dst_service_account": None,
+        "src_port": np.nan,
+        "dst_port": np.nan if pd.isna(obs["port"]) else float(obs["port"]),
+        "protocol": obs["protocol"],
+        "icmp_type": np.nan,
         "ip_version": _ip_version(obs["src_ip"], obs["dst_ip"]),
-        "dst_service_namespace": None, "dst_service_name": None,
-        "dst_names": list(obs["dst_names"]), "policies": [], "is_reply": False,
-        "observation_point": None, "event_type": np.nan,
+        "dst_service_namespace": None,
+        "dst_service_name": None,
+        "dst_names": list(obs["dst_names"]),
+        "policies": [],
+        "is_reply": False,
+        "observation_point": None,
+        "event_type": np.nan,
         "raw_ref": refs[0] if refs else None,
     }
     for verdict, policy_drop, reason in _CLASSES:
         n = _class_count(obs["verdicts"], verdict, policy_drop)
         if n > 0:
-            yield {**base, "verdict": verdict, "drop_reason": reason,
-                   "is_policy_drop": policy_drop, "conn_count": n}
+            yield {
+                **base,
+                "verdict": verdict,
+                "drop_reason": reason,
+                "is_policy_drop": policy_drop,
+                "conn_count": n,
+            }
 
 
-def observation_flow_batches(observations: pd.DataFrame,
-                             batch_size: int = 65536) -> Iterator[pd.DataFrame]:
+def observation_flow_batches(
+    observations: pd.DataFrame, batch_size: int = 65536
+) -> Iterator[pd.DataFrame]:
     """Synthetic FlowRecord batches (exactly ``FLOW_COLUMNS``) for an observation table."""
     batch: list[dict[str, Any]] = []
     for obs in observations.to_dict("records"):
@@ -117,8 +150,9 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def store_flow_table(path: str, since: When = None, until: When = None,
-                     batch_size: int = 65536) -> FlowTable:
+def store_flow_table(
+    path: str, since: When = None, until: When = None, batch_size: int = 65536
+) -> FlowTable:
     """The store's observations over a window as a :class:`FlowTable` (batches + stats).
 
     ``stats`` are the ingest statistics of the appends overlapping the window

@@ -18,13 +18,22 @@ from recommender.observe.factory import get_engine
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--store``, ``--since`` and ``--until``."""
-    parser.add_argument("--store", metavar="PATH",
-                        help="read observations from a store (netpol observe) instead of --flows")
-    parser.add_argument("--since", metavar="WHEN",
-                        help="with --store: from this time (2026-11-02T00:00:00Z) or this long "
-                             "before the newest observation (7d)")
-    parser.add_argument("--until", metavar="WHEN",
-                        help="with --store: up to this time or duration back (default: all)")
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="read observations from a store (netpol observe) instead of --flows",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="with --store: from this time (2026-11-02T00:00:00Z) or this long "
+        "before the newest observation (7d)",
+    )
+    parser.add_argument(
+        "--until",
+        metavar="WHEN",
+        help="with --store: up to this time or duration back (default: all)",
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -37,9 +46,13 @@ def _check(args: argparse.Namespace) -> None:
         raise InputError(None, "--since and --until need --store")
 
 
-def observations_from_args(args: argparse.Namespace, inventory: Inventory | None = None,
-                           *, strict: bool = False,
-                           engine: str | AggregationEngine = "embedded") -> IngestResult:
+def observations_from_args(
+    args: argparse.Namespace,
+    inventory: Inventory | None = None,
+    *,
+    strict: bool = False,
+    engine: str | AggregationEngine = "embedded",
+) -> IngestResult:
     """Observations (``OBSERVATION_COLUMNS``) and ingest stats from ``--flows`` or ``--store``.
 
     With ``--store`` the stats are those recorded by the appends that overlap the
@@ -49,14 +62,20 @@ def observations_from_args(args: argparse.Namespace, inventory: Inventory | None
     if args.store:
         from recommender.observe.store.read import read_store_observations, read_store_stats
 
-        return IngestResult(read_store_observations(args.store, args.since, args.until),
-                            read_store_stats(args.store, args.since, args.until))
+        return IngestResult(
+            read_store_observations(args.store, args.since, args.until),
+            read_store_stats(args.store, args.since, args.until),
+        )
     return _engine(engine).aggregate(args.flows, inventory, strict=strict)
 
 
-def flow_table_from_args(args: argparse.Namespace, inventory: Inventory | None = None,
-                         *, strict: bool = False,
-                         engine: str | AggregationEngine = "embedded") -> FlowTable:
+def flow_table_from_args(
+    args: argparse.Namespace,
+    inventory: Inventory | None = None,
+    *,
+    strict: bool = False,
+    engine: str | AggregationEngine = "embedded",
+) -> FlowTable:
     """Flow records from ``--flows``, or one synthetic record per observation and
     verdict class from ``--store`` (see :mod:`recommender.observe.store.flows`)."""
     _check(args)

@@ -60,8 +60,11 @@ def resolve_time(value: When, anchor: pd.Timestamp | None) -> pd.Timestamp | Non
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
-        raise InputError(None, f"bad time {value!r}", hint="use a duration like 7d "
-                         "or a time like 2026-11-02T00:00:00Z") from None
+        raise InputError(
+            None,
+            f"bad time {value!r}",
+            hint="use a duration like 7d or a time like 2026-11-02T00:00:00Z",
+        ) from None
     if ts is pd.NaT:
         raise InputError(None, f"bad time {value!r}")
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
@@ -115,16 +118,16 @@ def read_store_observations(path: str, since: When = None, until: When = None) -
     with connect(path) as con:
         where, params = _window_sql(con, since, until)
         source = f"(SELECT *, bucket AS seq FROM observations WHERE {where})"
-        frame = con.execute(merge_sql(source, with_bucket=False, ref_order="seq"),
-                            params).df()
+        frame = con.execute(merge_sql(source, with_bucket=False, ref_order="seq"), params).df()
     return to_observations(frame, with_bucket=False)
 
 
 def to_observations(frame: pd.DataFrame, with_bucket: bool) -> pd.DataFrame:
     """Store rows -> the observation table layout, sorted like the aggregation's output."""
     keys = (*VERDICTS, "policy_denied")
-    out = frame[[c for c in STORE_COLUMNS if c not in VERDICT_COLUMNS
-                 and (with_bucket or c != "bucket")]].copy()
+    out = frame[
+        [c for c in STORE_COLUMNS if c not in VERDICT_COLUMNS and (with_bucket or c != "bucket")]
+    ].copy()
     out["port"] = out["port"].astype("Int64")
     out["connections"] = out["connections"].astype("int64")
     for col in ("first_seen", "last_seen", "bucket"):
@@ -158,8 +161,9 @@ def read_store_stats(path: str, since: When = None, until: When = None) -> Inges
         if hi is not None:
             where.append("(first_bucket IS NULL OR first_bucket < ?)")
             params.append(hi.to_pydatetime())
-        rows = con.execute(f"SELECT * FROM appends WHERE {' AND '.join(where)} ORDER BY id",
-                           params).df()
+        rows = con.execute(
+            f"SELECT * FROM appends WHERE {' AND '.join(where)} ORDER BY id", params
+        ).df()
     return _sum_stats(rows)
 
 
@@ -172,15 +176,22 @@ def _sum_stats(rows: pd.DataFrame) -> IngestStats:
             for k, v in orjson.loads(text).items():
                 into[k] = into.get(k, 0) + int(v)
         samples += orjson.loads(row["reject_samples"])
+
     def total(col: str) -> int:
         return int(rows[col].sum()) if len(rows) else 0
 
     return IngestStats(
-        lines=total("lines"), flow_records=total("flow_records"),
-        connections=total("connections"), replies=total("replies"),
-        lost_events=total("lost_events"), policy_drops=total("policy_drops"),
-        unknown_peers=total("unknown_peers"), non_flow=non_flow, rejects=rejects,
-        reject_samples=tuple(samples[:MAX_REJECT_SAMPLES]))
+        lines=total("lines"),
+        flow_records=total("flow_records"),
+        connections=total("connections"),
+        replies=total("replies"),
+        lost_events=total("lost_events"),
+        policy_drops=total("policy_drops"),
+        unknown_peers=total("unknown_peers"),
+        non_flow=non_flow,
+        rejects=rejects,
+        reject_samples=tuple(samples[:MAX_REJECT_SAMPLES]),
+    )
 
 
 @dataclass(frozen=True)
@@ -200,29 +211,47 @@ class StoreInfo:
 
     def format(self) -> str:
         """Readable lines."""
+
         def t(v: Any) -> str:
             return "-" if v is None or pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%dT%H:%MZ")
 
-        end = None if self.last_bucket is None or pd.isna(self.last_bucket) else (
-            pd.Timestamp(self.last_bucket) + _HOUR)
+        end = (
+            None
+            if self.last_bucket is None or pd.isna(self.last_bucket)
+            else (pd.Timestamp(self.last_bucket) + _HOUR)
+        )
         s = self.stats
-        return "\n".join([
-            f"store: {self.path} ({self.size_bytes / 1e6:,.2f} MB)",
-            f"observations: {self.rows:,} rows in {self.buckets:,} hourly buckets, "
-            f"{t(self.first_bucket)} to {t(end)}; {self.connections:,} connections",
-            f"appends: {self.appends:,} (last committed {t(self.last_append)}): "
-            f"{s.lines:,} lines, {s.rejected:,} rejected, {s.lost_events:,} lost events",
-        ])
+        return "\n".join(
+            [
+                f"store: {self.path} ({self.size_bytes / 1e6:,.2f} MB)",
+                f"observations: {self.rows:,} rows in {self.buckets:,} hourly buckets, "
+                f"{t(self.first_bucket)} to {t(end)}; {self.connections:,} connections",
+                f"appends: {self.appends:,} (last committed {t(self.last_append)}): "
+                f"{s.lines:,} lines, {s.rejected:,} rejected, {s.lost_events:,} lost events",
+            ]
+        )
 
 
 def store_info(path: str) -> StoreInfo:
     """Buckets, time range, rows, size and totals of a store."""
     with connect(path) as con:
-        obs = con.execute("SELECT count(*), count(DISTINCT bucket), min(bucket), max(bucket), "
-                          "coalesce(sum(connections), 0) FROM observations").fetchone()
+        obs = con.execute(
+            "SELECT count(*), count(DISTINCT bucket), min(bucket), max(bucket), "
+            "coalesce(sum(connections), 0) FROM observations"
+        ).fetchone()
         app = con.execute("SELECT count(*), max(committed) FROM appends").fetchone()
         rows = con.execute("SELECT * FROM appends ORDER BY id").df()
     assert obs is not None
     assert app is not None
-    return StoreInfo(path, os.path.getsize(path), int(obs[0]), int(obs[1]), obs[2], obs[3],
-                     int(obs[4]), int(app[0]), app[1], _sum_stats(rows))
+    return StoreInfo(
+        path,
+        os.path.getsize(path),
+        int(obs[0]),
+        int(obs[1]),
+        obs[2],
+        obs[3],
+        int(obs[4]),
+        int(app[0]),
+        app[1],
+        _sum_stats(rows),
+    )

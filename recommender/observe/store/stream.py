@@ -140,9 +140,14 @@ class StreamAppender:
         Called after each committed checkpoint.
     """
 
-    def __init__(self, store: str, engine: AggregationEngine, inventory: Inventory | None,
-                 options: StreamOptions,
-                 on_checkpoint: Callable[[Checkpoint], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: str,
+        engine: AggregationEngine,
+        inventory: Inventory | None,
+        options: StreamOptions,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    ) -> None:
         self.store = store
         self.engine = engine
         self.inventory = inventory
@@ -177,8 +182,9 @@ class StreamAppender:
         """Lines read since the last checkpoint."""
         return self._pending
 
-    def run(self, fd: int, stop: Callable[[], bool],
-            on_read: Callable[[int], None] | None = None) -> str:
+    def run(
+        self, fd: int, stop: Callable[[], bool], on_read: Callable[[int], None] | None = None
+    ) -> str:
         """Read ``fd`` to its end (or until ``stop()``), checkpointing; return why it ended.
 
         Returns ``"eof"`` or ``"stopped"``. The partial last line is kept, and
@@ -230,15 +236,24 @@ class StreamAppender:
         offset = first_new - 1 - len(self._overlap)  # spool line n = stream line offset + n
         chunk = os.path.join(self._dir, "chunk.jsonl")
         plus = self._aggregate(chunk, offset, self.options.strict)
-        minus = self._aggregate(os.path.join(self._dir, "overlap.jsonl"), offset, False) \
-            if self._overlap else None
+        minus = (
+            self._aggregate(os.path.join(self._dir, "overlap.jsonl"), offset, False)
+            if self._overlap
+            else None
+        )
         observations = _keep_new_refs(plus.observations, first_new)
-        stats = _subtract(_stats_new_samples(plus.stats, first_new),
-                          minus.stats if minus is not None else None)
+        stats = _subtract(
+            _stats_new_samples(plus.stats, first_new), minus.stats if minus is not None else None
+        )
         summary = append_observations(
-            self.store, observations, stats,
+            self.store,
+            observations,
+            stats,
             minus=minus.observations if minus is not None else None,
-            append_id=self.append_id, kind="stdin", sources=[STDIN_NAME])
+            append_id=self.append_id,
+            kind="stdin",
+            sources=[STDIN_NAME],
+        )
         self.append_id = summary.append_id
         self.checkpoints += 1
         done = Checkpoint(self.checkpoints, self._pending, self.lines, summary, stats)
@@ -253,8 +268,9 @@ class StreamAppender:
             result = self.engine.aggregate([path], self.inventory, strict=strict, bucket=BUCKET)
         except InputError as exc:
             if exc.path == path and exc.line is not None:
-                raise InputError(STDIN_NAME, exc.reason, line=exc.line + offset,
-                                 hint=exc.hint) from None
+                raise InputError(
+                    STDIN_NAME, exc.reason, line=exc.line + offset, hint=exc.hint
+                ) from None
             raise
         obs = result.observations.copy()
         obs["refs"] = [[_rebase(r, path, offset) for r in refs] for refs in obs["refs"]]
@@ -283,7 +299,7 @@ def _rebase(ref: str, path: str, offset: int) -> str:
     """``<spool>:12`` -> ``-:<12 + offset>`` (``<spool>:12: reason`` too)."""
     if not ref.startswith(path + ":"):
         return ref
-    line, sep, rest = ref[len(path) + 1:].partition(":")
+    line, sep, rest = ref[len(path) + 1 :].partition(":")
     if not line.isdigit():
         return ref
     return f"{STDIN_NAME}:{int(line) + offset}{sep}{rest}"
@@ -319,9 +335,22 @@ def _subtract(plus: IngestStats, minus: IngestStats | None) -> IngestStats:
     """Statistics of the new lines: ``plus`` (overlap + new) minus the overlap's own."""
     if minus is None:
         return plus
-    numeric = ("lines", "flow_records", "connections", "replies", "reply_only", "lost_events",
-               "unknown_peers", "policy_drops", "inferred_orientation", "unknown_orientation")
+    numeric = (
+        "lines",
+        "flow_records",
+        "connections",
+        "replies",
+        "reply_only",
+        "lost_events",
+        "unknown_peers",
+        "policy_drops",
+        "inferred_orientation",
+        "unknown_orientation",
+    )
     return replace(
-        plus, **{f: getattr(plus, f) - getattr(minus, f) for f in numeric},
-        non_flow=_minus(plus.non_flow, minus.non_flow), rejects=_minus(plus.rejects, minus.rejects),
-        unknown_reasons=_minus(plus.unknown_reasons, minus.unknown_reasons))
+        plus,
+        **{f: getattr(plus, f) - getattr(minus, f) for f in numeric},
+        non_flow=_minus(plus.non_flow, minus.non_flow),
+        rejects=_minus(plus.rejects, minus.rejects),
+        unknown_reasons=_minus(plus.unknown_reasons, minus.unknown_reasons),
+    )

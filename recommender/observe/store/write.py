@@ -49,15 +49,17 @@ def find_appended(path: str, files: Sequence[FileFingerprint]) -> list[tuple[str
     if not files or not os.path.exists(path):
         return []
     with connect(path, create=True) as con:  # an empty file (a killed first append) too
-        known = dict(con.execute("SELECT digest, min(append_id) FROM sources "
-                                 "GROUP BY digest").fetchall())
+        known = dict(
+            con.execute("SELECT digest, min(append_id) FROM sources GROUP BY digest").fetchall()
+        )
     return [(f.path, int(known[f.digest])) for f in files if f.digest in known]
 
 
 def to_store_frame(observations: pd.DataFrame) -> pd.DataFrame:
     """Bucketed observations (``bucket`` + OBSERVATION_COLUMNS) in the store's row layout."""
-    frame = observations[["bucket", *IDENTITY_COLUMNS, "dst_names", "connections",
-                          "first_seen", "last_seen"]].copy()
+    frame = observations[
+        ["bucket", *IDENTITY_COLUMNS, "dst_names", "connections", "first_seen", "last_seen"]
+    ].copy()
     keys = (*VERDICTS, "policy_denied")
     for key, col in zip(keys, VERDICT_COLUMNS, strict=True):
         frame[col] = [int(d.get(key, 0)) for d in observations["verdicts"]]
@@ -109,17 +111,24 @@ def append_observations(
     return AppendSummary(append_id, delta_rows, buckets, int(rows[0]) if rows else 0)
 
 
-def _new_append(con: duckdb.DuckDBPyConnection, kind: str, sources: Sequence[str],
-                files: Sequence[FileFingerprint]) -> int:
+def _new_append(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    sources: Sequence[str],
+    files: Sequence[FileFingerprint],
+) -> int:
     row = con.execute("SELECT coalesce(max(id), 0) + 1 FROM appends").fetchone()
     append_id = int(row[0]) if row else 1
     now = _now()
     con.execute(
         "INSERT INTO appends VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, 0, 0, 0, '{}', '{}', 0, 0, '[]', "
-        "NULL, NULL)", [append_id, kind, orjson.dumps(list(sources)).decode(), now, now])
+        "NULL, NULL)",
+        [append_id, kind, orjson.dumps(list(sources)).decode(), now, now],
+    )
     for f in files:
-        con.execute("INSERT INTO sources VALUES (?, ?, ?, ?)",
-                    [append_id, f.path, f.size, f.digest])
+        con.execute(
+            "INSERT INTO sources VALUES (?, ?, ?, ?)", [append_id, f.path, f.size, f.digest]
+        )
     return append_id
 
 
@@ -147,26 +156,36 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame | N
     return _typed(name)
 
 
-def _merge(con: duckdb.DuckDBPyConnection, plus: pd.DataFrame,
-           minus: pd.DataFrame | None) -> tuple[int, int]:
+def _merge(
+    con: duckdb.DuckDBPyConnection, plus: pd.DataFrame, minus: pd.DataFrame | None
+) -> tuple[int, int]:
     plus_sql = _register(con, "netpol_plus", plus)
     minus_sql = _register(con, "netpol_minus", minus)
     negate = ", ".join(f"-{c} AS {c}" for c in ("connections", *VERDICT_COLUMNS))
-    union = (f"(SELECT *, 1 AS seq FROM ({plus_sql}) UNION ALL "
-             f"SELECT * REPLACE ({negate}, NULL::TIMESTAMP AS first_seen, "
-             f"NULL::TIMESTAMP AS last_seen, []::VARCHAR[] AS dst_names, "
-             f"[]::VARCHAR[] AS refs), 2 AS seq FROM ({minus_sql}))")
-    con.execute("CREATE OR REPLACE TEMP TABLE netpol_delta AS "
-                + merge_sql(union, with_bucket=True, ref_order="seq"))
+    union = (
+        f"(SELECT *, 1 AS seq FROM ({plus_sql}) UNION ALL "
+        f"SELECT * REPLACE ({negate}, NULL::TIMESTAMP AS first_seen, "
+        f"NULL::TIMESTAMP AS last_seen, []::VARCHAR[] AS dst_names, "
+        f"[]::VARCHAR[] AS refs), 2 AS seq FROM ({minus_sql}))"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE netpol_delta AS "
+        + merge_sql(union, with_bucket=True, ref_order="seq")
+    )
     touched = "(SELECT DISTINCT bucket FROM netpol_delta)"
-    old_and_new = (f"(SELECT *, 0 AS seq FROM observations WHERE bucket IN {touched} "
-                   "UNION ALL SELECT *, 1 AS seq FROM netpol_delta)")
-    con.execute("CREATE OR REPLACE TEMP TABLE netpol_merged AS "
-                + merge_sql(old_and_new, with_bucket=True, ref_order="seq"))
+    old_and_new = (
+        f"(SELECT *, 0 AS seq FROM observations WHERE bucket IN {touched} "
+        "UNION ALL SELECT *, 1 AS seq FROM netpol_delta)"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE netpol_merged AS "
+        + merge_sql(old_and_new, with_bucket=True, ref_order="seq")
+    )
     con.execute(f"DELETE FROM observations WHERE bucket IN {touched}")
     # A row can reach 0 when a straddling connection moved to a better identity.
-    con.execute("INSERT INTO observations SELECT * FROM netpol_merged WHERE connections > 0 "
-                "ORDER BY ALL")
+    con.execute(
+        "INSERT INTO observations SELECT * FROM netpol_merged WHERE connections > 0 ORDER BY ALL"
+    )
     counts = con.execute("SELECT count(*), count(DISTINCT bucket) FROM netpol_delta").fetchone()
     con.execute("DROP TABLE netpol_delta")
     con.execute("DROP TABLE netpol_merged")
@@ -176,8 +195,9 @@ def _merge(con: duckdb.DuckDBPyConnection, plus: pd.DataFrame,
 
 
 def _record_stats(con: duckdb.DuckDBPyConnection, append_id: int, stats: IngestStats) -> None:
-    row = con.execute("SELECT rejects, non_flow, reject_samples FROM appends WHERE id = ?",
-                      [append_id]).fetchone()
+    row = con.execute(
+        "SELECT rejects, non_flow, reject_samples FROM appends WHERE id = ?", [append_id]
+    ).fetchone()
     assert row is not None, "append row vanished inside the transaction"
     rejects = _add(orjson.loads(row[0]), stats.rejects)
     non_flow = _add(orjson.loads(row[1]), stats.non_flow)
@@ -188,16 +208,31 @@ def _record_stats(con: duckdb.DuckDBPyConnection, append_id: int, stats: IngestS
            replies = replies + ?, lost_events = lost_events + ?, rejected = rejected + ?,
            rejects = ?, non_flow = ?, policy_drops = policy_drops + ?,
            unknown_peers = unknown_peers + ?, reject_samples = ? WHERE id = ?""",
-        [_now(), stats.lines, stats.flow_records, stats.connections, stats.replies,
-         stats.lost_events, stats.rejected, _json(rejects), _json(non_flow), stats.policy_drops,
-         stats.unknown_peers, orjson.dumps(samples).decode(), append_id])
+        [
+            _now(),
+            stats.lines,
+            stats.flow_records,
+            stats.connections,
+            stats.replies,
+            stats.lost_events,
+            stats.rejected,
+            _json(rejects),
+            _json(non_flow),
+            stats.policy_drops,
+            stats.unknown_peers,
+            orjson.dumps(samples).decode(),
+            append_id,
+        ],
+    )
 
 
 def _record_buckets(con: duckdb.DuckDBPyConnection, append_id: int, first: Any, last: Any) -> None:
     """Widen the bucket span an append covers."""
-    con.execute("UPDATE appends SET first_bucket = least(coalesce(first_bucket, ?), ?), "
-                "last_bucket = greatest(coalesce(last_bucket, ?), ?) WHERE id = ?",
-                [first, first, last, last, append_id])
+    con.execute(
+        "UPDATE appends SET first_bucket = least(coalesce(first_bucket, ?), ?), "
+        "last_bucket = greatest(coalesce(last_bucket, ?), ?) WHERE id = ?",
+        [first, first, last, last, append_id],
+    )
 
 
 def _add(base: Mapping[str, Any], more: Mapping[str, int]) -> dict[str, int]:
@@ -240,8 +275,9 @@ def prune_store(path: str, retain: str) -> PruneSummary:
             return PruneSummary(0, 0, None)
         limit = (cutoff - pd.Timedelta(hours=1)).to_pydatetime()  # bucket end <= cutoff
         con.execute("BEGIN")
-        row = con.execute("SELECT count(*), count(DISTINCT bucket) FROM observations "
-                          "WHERE bucket <= ?", [limit]).fetchone()
+        row = con.execute(
+            "SELECT count(*), count(DISTINCT bucket) FROM observations WHERE bucket <= ?", [limit]
+        ).fetchone()
         con.execute("DELETE FROM observations WHERE bucket <= ?", [limit])
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
