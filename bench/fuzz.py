@@ -56,7 +56,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TARGETS = ("hubble", "inventory", "policy", "store")
 EXIT_OK = (0, 2, 3)
 #: Examples kept per crash kind, and reproducer files per target.
 MAX_REPRODUCERS = 10
@@ -165,6 +164,11 @@ YAML_SCALARS: tuple[bytes, ...] = (
 )
 
 
+#: Damage inserted into a string, shared by the byte-level and the tree-level
+#: mutations (one table, so both try the same quotes, escapes and separators).
+DAMAGE: tuple[str, ...] = ('"', "\\", "\n", "\r", "\x00", "=", ",", ":", "é", '","x":"', "\u2028")
+
+
 def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     """One byte-level mutation: flip, truncate, insert a token, delete or repeat a span."""
     if not data:
@@ -180,7 +184,8 @@ def mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     if op == 1:
         return data[:i]
     if op == 2:
-        return data[:i] + rng.choice(TOKENS) + data[i:]
+        token = rng.choice(TOKENS) if rng.random() < 0.8 else rng.choice(DAMAGE).encode()
+        return data[:i] + token + data[i:]
     j = min(len(data), i + rng.randint(1, 64))
     if op == 3:
         return data[:i] + data[j:]
@@ -217,11 +222,7 @@ def mutate_tree(obj: Any, rng: random.Random) -> Any:
         parent[last] = rng.choice(SWAPS)
     elif isinstance(value, str):
         k = rng.randrange(len(value) + 1)
-        parent[last] = (
-            value[:k]
-            + rng.choice(('"', "\\", "\n", "\x00", "=", ",", ":", "é", '","x":"'))
-            + value[k:]
-        )
+        parent[last] = value[:k] + rng.choice(DAMAGE) + value[k:]
     elif value:
         value.append(rng.choice(value))
     return obj
@@ -400,32 +401,10 @@ def _check_store(path: str) -> dict[str, Any]:
     return {"rows": rows}
 
 
-CHECKS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "hubble": _check_hubble,
-    "inventory": _check_inventory,
-    "policy": _check_policy,
-    "store": _check_store,
-}
-
-
 def _cli_argv(target: str, path: str, work: str) -> list[str]:
     out = os.path.join(work, "cli-out")
     shutil.rmtree(out, ignore_errors=True)
-    inventory = str(ROOT / "data" / "sample" / "inventory.json")
-    if target == "hubble":
-        return ["observations", "--flows", path, "--json", out, "--force"]
-    if target == "inventory":
-        return [
-            "lint",
-            str(ROOT / "tests" / "fixtures" / "policies" / "deny-all-ingress.yaml"),
-            "--inventory",
-            path,
-            "--fail-on",
-            "never",
-        ]
-    if target == "policy":
-        return ["lint", path, "--inventory", inventory, "--fail-on", "never"]
-    return ["recommend", "--store", path, "--inventory", inventory, "--out", out]
+    return REGISTRY[target].cli(path, out)
 
 
 def _run_cli(target: str, path: str, work: str) -> dict[str, Any]:
@@ -438,8 +417,69 @@ def _run_cli(target: str, path: str, work: str) -> dict[str, Any]:
     return {"exit": code, "internal": "internal error" in text, "tail": text[-300:]}
 
 
+@dataclass(frozen=True)
+class Target:
+    """One fuzz target: how to seed, mutate, check and run it through the CLI.
+
+    ``lines``: a line-per-record reader, fuzzed in batches of mutated lines with
+    every line accounted for (``check`` returns ``lines`` and ``accounted``);
+    otherwise each input is one whole file.
+    """
+
+    suffix: str
+    corpus: Callable[[], list[bytes]]
+    mutate: Callable[[bytes, random.Random], bytes]
+    check: Callable[[str], dict[str, Any]]
+    cli: Callable[[str, str], list[str]]
+    lines: bool = False
+
+
+def _inventory_cli(path: str, out: str) -> list[str]:
+    deny = str(ROOT / "tests" / "fixtures" / "policies" / "deny-all-ingress.yaml")
+    return ["lint", deny, "--inventory", path, "--fail-on", "never"]
+
+
+_INVENTORY = str(ROOT / "data" / "sample" / "inventory.json")
+
+#: The targets. A new flow reader (Calico, Antrea, AWS ... in recommender/flows/) is one
+#: more entry: a ``lines=True`` Target whose corpus is valid lines of that format and
+#: whose check runs the engine over a file of them (``_check_hubble`` works for any
+#: format the engine sniffs), with the same ``observations --flows`` CLI argv.
+REGISTRY: dict[str, Target] = {
+    "hubble": Target(
+        ".jsonl",
+        lambda: hubble_corpus(),
+        lambda d, r: mutate_json_text(d, r),
+        lambda p: _check_hubble(p),
+        lambda p, o: ["observations", "--flows", p, "--json", o, "--force"],
+        lines=True,
+    ),
+    "inventory": Target(
+        ".json",
+        lambda: inventory_corpus(),
+        lambda d, r: mutate_json_text(d, r),
+        lambda p: _check_inventory(p),
+        _inventory_cli,
+    ),
+    "policy": Target(
+        ".yaml",
+        lambda: policy_corpus(),
+        lambda d, r: mutate_yaml_text(d, r),
+        lambda p: _check_policy(p),
+        lambda p, o: ["lint", p, "--inventory", _INVENTORY, "--fail-on", "never"],
+    ),
+    "store": Target(
+        ".duckdb",
+        lambda: [],  # built by build_store; inputs from _store_inputs
+        lambda d, r: mutate_bytes(d, r),
+        lambda p: _check_store(p),
+        lambda p, o: ["recommend", "--store", p, "--inventory", _INVENTORY, "--out", o],
+    ),
+}
+
+
 def _write_input(work: str, target: str, data: bytes, wal: bytes | None) -> str:
-    suffix = {"hubble": ".jsonl", "inventory": ".json", "policy": ".yaml"}.get(target, ".duckdb")
+    suffix = REGISTRY[target].suffix
     path = os.path.join(work, f"input{suffix}")
     for stale in (path, path + ".wal"):
         with contextlib.suppress(FileNotFoundError):
@@ -470,7 +510,7 @@ def serve(conn: Any, work: str) -> None:
         if mode == "cli":
             result = _outcome(lambda t=target, p=path: _run_cli(t, p, work))
         else:
-            result = _outcome(lambda t=target, p=path: CHECKS[t](p))
+            result = _outcome(lambda t=target, p=path: REGISTRY[t].check(p))
         conn.send(result)
 
 
@@ -561,7 +601,7 @@ class Tally:
 
 
 def _single_inputs(target: str, corpus: list[bytes], rng: random.Random, n: int) -> Iterator[bytes]:
-    one = mutate_yaml_text if target == "policy" else mutate_json_text
+    one = REGISTRY[target].mutate
     for _ in range(n):
         yield mutate_n(rng.choice(corpus), rng, one)
 
@@ -629,7 +669,7 @@ def run_hubble(
 ) -> None:
     """Batches of mutated lines; a crashed batch is bisected within ``isolate`` calls."""
     clean = b"\n".join(rng.choice(corpus) for _ in range(batch)) + b"\n"
-    base = worker.run("hubble", "check", clean, None, 300)
+    base = worker.run(tally.target, "check", clean, None, 300)
     limit = max(timeout, 10 * base.get("seconds", 0))
     budget = [isolate]
     done = 0
@@ -653,7 +693,7 @@ def _hubble_batch(
     tally: Tally, worker: Worker, lines: list[bytes], limit: float, budget: list[int], out: Path
 ) -> None:
     data = b"\n".join(lines) + b"\n"
-    result = worker.run("hubble", "check", data, None, limit)
+    result = worker.run(tally.target, "check", data, None, limit)
     if result["kind"] == "hang" or result.get("seconds", 0) > limit:
         tally.hangs += 1
     if result["kind"] == "ok":
@@ -692,7 +732,7 @@ def _isolate(
         if budget[0] <= 0:
             return
         budget[0] -= 1
-        result = worker.run("hubble", "check", b"\n".join(part) + b"\n", None, limit)
+        result = worker.run(tally.target, "check", b"\n".join(part) + b"\n", None, limit)
         if result["kind"] == "crash":
             _isolate(tally, worker, part, result["error"], limit, budget, out)
 
@@ -726,12 +766,8 @@ def fuzz_target(target: str, args: argparse.Namespace, work: Path) -> Tally:
             run_single(tally, worker, _store_inputs(seed, rng, args.n), args.timeout, args.out)
             run_cli(tally, worker, _store_inputs(seed, rng, args.cli_sample), args.timeout)
         else:
-            corpus = {
-                "hubble": hubble_corpus,
-                "inventory": inventory_corpus,
-                "policy": policy_corpus,
-            }[target]()
-            if target == "hubble":
+            corpus = REGISTRY[target].corpus()
+            if REGISTRY[target].lines:
                 run_hubble(
                     tally,
                     worker,
@@ -770,11 +806,11 @@ def format_tally(t: Tally, n: int) -> str:
         f"100k projected {per * 100_000 / 60:,.0f} min)",
         f"  ok {t.ok:,}, refused (RecommenderError) {t.refused:,}, crashes {t.crashes:,}, "
         f"hangs {t.hangs:,}, records lost {t.lost:,}"
-        if t.target == "hubble"
+        if REGISTRY[t.target].lines
         else f"  ok {t.ok:,}, refused (RecommenderError) {t.refused:,}, crashes {t.crashes:,}, "
         f"hangs {t.hangs:,}, records lost n/a (whole-file reader)",
     ]
-    if t.target == "hubble":
+    if REGISTRY[t.target].lines:
         lines.append(
             f"  batches: {t.crashed_batches:,} crashed ({t.lines_in_crashed_batches:,}"
             f" lines, all lost to the run), {t.miscounted_batches:,} with lines not "
@@ -794,7 +830,7 @@ def format_tally(t: Tally, n: int) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=(*TARGETS, "all"), default="all")
+    parser.add_argument("--target", choices=(*REGISTRY, "all"), default="all")
     parser.add_argument("--n", type=int, default=100_000, help="inputs per target")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -816,7 +852,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    targets = TARGETS if args.target == "all" else (args.target,)
+    targets = tuple(REGISTRY) if args.target == "all" else (args.target,)
     print(
         f"fuzz: seed {args.seed}, {args.n:,} inputs per target, CLI sample "
         f"{args.cli_sample}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",

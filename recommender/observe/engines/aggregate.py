@@ -262,7 +262,12 @@ def _endpoints_sql(level1: str, side: str, resolve: Callable[[str], str] | None)
     (or None without an inventory).
     """
     g = 1 if side == "src" else 2
-    distinct = f"(SELECT hash({side}_e) AS h, {side}_e AS ep FROM {level1} WHERE g = {g})"
+    # One row per hash, not per value: records join on the hash alone, and hash() maps
+    # distinct values together (DuckDB: a NULL struct and one of NULL fields, [] and
+    # [NULL]), which would duplicate those records (issue 18). min(): deterministic.
+    distinct = (
+        f"(SELECT hash({side}_e) AS h, min({side}_e) AS ep FROM {level1} WHERE g = {g} GROUP BY 1)"
+    )
     norm = normalized_endpoints_sql(distinct, "ep", "x")
     if resolve is not None:
         norm = resolve(norm)

@@ -106,7 +106,8 @@ class LineReader:
         buf = self._rest + data
         cut = buf.rfind(b"\n") + 1
         self._rest = buf[cut:]
-        return buf[:cut].splitlines(keepends=True) if cut else []
+        # Only \n ends a line (bytes.splitlines would also split at a lone \r).
+        return [ln + b"\n" for ln in buf[: cut - 1].split(b"\n")] if cut else []
 
     def _inflate(self, data: bytes) -> bytes:
         assert self._gzip is not None
