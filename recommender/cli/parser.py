@@ -44,7 +44,8 @@ def _literal(tree: ast.Module, name: str) -> str | None:
         value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
         targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
         if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            return value.value if isinstance(value, ast.Constant) else None
+            literal = value.value if isinstance(value, ast.Constant) else None
+            return literal if isinstance(literal, str) else None
     return None
 
 
