@@ -25,6 +25,9 @@ VERDICTS: tuple[str, ...] = ("allowed", "denied", "audit", "error", "unknown")
 
 PROTOCOLS: tuple[str, ...] = ("TCP", "UDP", "SCTP")
 
+#: The observation store ``netpol observe`` writes when no ``--store`` is given.
+DEFAULT_STORE = "netpol.duckdb"
+
 #: Columns of the normalized flow table, in order. Label maps are canonical JSON
 #: strings (``json.dumps(d, sort_keys=True, separators=(",", ":"))``) so engines can
 #: group on them; ``dst_names`` and ``policies`` are lists of strings.

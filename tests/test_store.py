@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
+from recommender.cli._args import add_store_arguments
 from recommender.errors import InputError
 from recommender.model import FLOW_COLUMNS, OBSERVATION_COLUMNS
 from recommender.observe.factory import get_engine
@@ -33,7 +34,6 @@ from recommender.observe.store import (
     store_info,
 )
 from recommender.observe.store.options import (
-    add_store_arguments,
     flow_table_from_args,
     observations_from_args,
 )

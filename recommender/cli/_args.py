@@ -99,3 +99,23 @@ def engine_from_args(args: argparse.Namespace) -> Any:
 
 #: What to do instead when Spark is not available.
 USE_EMBEDDED = "or drop --engine spark to use the embedded engine (the default)"
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--store``, ``--since`` and ``--until``."""
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="read observations from a store (netpol observe) instead of --flows",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="with --store: from this time (2026-11-02T00:00:00Z) or this long "
+        "before the newest observation (7d)",
+    )
+    parser.add_argument(
+        "--until",
+        metavar="WHEN",
+        help="with --store: up to this time or duration back (default: all)",
+    )

@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from recommender.inventory.files import write_inventory_json
-from recommender.inventory.kube_api import fetch_inventory
 from recommender.policy_io.atomic import check_writable
 
 NAME = "inventory"
@@ -42,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List the cluster, write the snapshot, print a one-line summary to stderr."""
+    # The kubernetes client takes a second to import: only when listing a cluster.
+    from recommender.inventory.kube_api import fetch_inventory
+
     check_writable(args.out, args.force)  # refuse before talking to the cluster
     inventory, items = fetch_inventory(
         kubeconfig=args.kubeconfig,

@@ -11,16 +11,18 @@ import argparse
 import csv
 import io
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
-import pandas as pd
 
 from recommender.cli._args import add_engine_arguments, engine_from_args
 from recommender.cli._gates import require_connections, warn_if_mostly_rejected
 from recommender.labels import decode_labels, format_labels
 from recommender.observe.engines.base import IngestResult, IngestStats
 from recommender.policy_io.atomic import check_writable, write_text_atomic
+
+if TYPE_CHECKING:  # pandas loads only when a command runs (start-up time)
+    import pandas as pd
 
 NAME = "observations"
 HELP = "aggregate flow logs (Hubble JSON, .gz, globs, - for stdin) into observed connections"
@@ -100,12 +102,16 @@ def _bucket(value: str | None) -> str | None:
 
 
 def _time(value: Any) -> str | None:
+    import pandas as pd
+
     if value is None or pd.isna(value):
         return None
     return str(pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
 def _plain(value: Any) -> Any:
+    import pandas as pd
+
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
         return None
     return value.item() if hasattr(value, "item") else value

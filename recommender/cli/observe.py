@@ -29,7 +29,7 @@ HELP = "append flows (files, or a live stream on stdin) to the long-window obser
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol observe``."""
-    from recommender.observe.store import DEFAULT_STORE
+    from recommender.model import DEFAULT_STORE  # not observe.store: that imports duckdb
 
     parser.add_argument(
         "--flows",

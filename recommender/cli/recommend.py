@@ -14,12 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from recommender.cli._args import add_engine_arguments, engine_from_args, non_negative_int
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_store_arguments,
+    engine_from_args,
+    non_negative_int,
+)
 from recommender.cli._evidence import add_coverage_arguments, apply_coverage, check_gap
 from recommender.cli._gates import require_connections
 from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
-from recommender.observe.store.options import add_store_arguments, observations_from_args
 from recommender.policy_io.atomic import write_text_atomic
 
 if TYPE_CHECKING:
@@ -131,6 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest, recommend, self-check, then write the tree atomically."""
+    from recommender.observe.store.options import observations_from_args
     from recommender.policy_io.atomic import check_writable
     from recommender.policy_io.policy_writer import write_recommendation
     from recommender.recommend.pipeline import RecommendOptions, recommend

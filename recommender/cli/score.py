@@ -5,21 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 
 from recommender.errors import InputError
-from recommender.evaluate.score import Scorer, static_measures
 from recommender.model import Inventory, NetworkPolicy
-from recommender.observe.factory import get_engine
 from recommender.policy_io.atomic import check_writable, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
 from recommender.semantics import compile_policies
 from recommender.semantics.reachability import workload_universe
-from recommender.shadow.core import ShadowRun
+
+if TYPE_CHECKING:  # pandas loads only when a command runs (start-up time)
+    import pandas as pd
 
 NAME = "score"
 HELP = "measure false-deny, block rate, over-permissiveness and compactness against truth.json"
@@ -87,6 +86,10 @@ def score_policies(
     already; ``reachability=False`` skips the workload-pair sweep (the
     unobserved-triples measure is then None).
     """
+    from recommender.evaluate.score import Scorer, static_measures
+    from recommender.observe.factory import get_engine
+    from recommender.shadow.core import ShadowRun
+
     policy_set = compile_policies(policies, inventory)
     run = ShadowRun(policy_set, inventory)
     scorer = Scorer(truth, os.path.basename(flows))

@@ -12,11 +12,11 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from recommender.cli._args import add_engine_arguments, engine_from_args
+from recommender.cli._args import add_engine_arguments, add_store_arguments, engine_from_args
 from recommender.cli._gates import (
     print_namespace_hint,
     require_connections,
@@ -26,13 +26,13 @@ from recommender.cli._gates import (
 from recommender.errors import GateFailed, InputError
 from recommender.model import Inventory
 from recommender.observe.engines.base import IngestStats
-from recommender.observe.store.options import add_store_arguments, flow_table_from_args
 from recommender.policy_io.atomic import check_writable, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
 from recommender.semantics import PolicySet, compile_policies
-from recommender.shadow.core import ShadowRun, uncovered
-from recommender.shadow.report import build_report, render_markdown
+
+if TYPE_CHECKING:
+    from recommender.shadow.core import ShadowRun
 
 NAME = "shadow"
 HELP = "replay flows against candidate policies offline and report what would be denied"
@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         if target:
             check_writable(target, args.force)
     from recommender.inventory.files import read_inventory
+    from recommender.observe.store.options import flow_table_from_args
+    from recommender.shadow.core import ShadowRun, uncovered
+    from recommender.shadow.report import build_report, render_markdown
 
     inventory = read_inventory(args.inventory)
     require_pods(inventory, args.inventory)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 
 from recommender.cli._args import add_engine_arguments, engine_from_args, non_negative_int
 from recommender.cli._gates import (
@@ -23,6 +22,9 @@ from recommender.cli._gates import (
     warn_if_mostly_rejected,
 )
 from recommender.errors import InputError
+
+if TYPE_CHECKING:  # pandas loads only when a command runs (start-up time)
+    import pandas as pd
 
 NAME = "tighten"
 HELP = "prune and narrow current policies to what a window of evidence uses"

@@ -13,11 +13,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from recommender.errors import InputError
 from recommender.model import Inventory
+
+if TYPE_CHECKING:  # pandas is imported where frames are built, to keep start-up fast
+    import pandas as pd
 
 #: How many ``path:line: reason`` reject samples are kept.
 MAX_REJECT_SAMPLES = 5
@@ -130,6 +132,8 @@ class FlowTable:
 
     def to_pandas(self) -> pd.DataFrame:
         """All records in one DataFrame."""
+        import pandas as pd
+
         frames = list(self)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -28,11 +28,11 @@ from contextlib import contextmanager
 import duckdb
 
 from recommender.errors import InputError
+from recommender.model import DEFAULT_STORE as DEFAULT_STORE  # re-exported by observe.store
 from recommender.model import VERDICTS
 
 STORE_FORMAT = "netpol-observation-store"
 STORE_VERSION = "1"
-DEFAULT_STORE = "netpol.duckdb"
 #: Width of a bucket. Fixed: appends with other widths could not be merged.
 BUCKET = "1h"
 #: Sample references kept per row.

@@ -1,7 +1,7 @@
 """``--store PATH [--since 7d] [--until T]`` for commands that otherwise take ``--flows``.
 
 Wiring a command (``recommend``, ``shadow``, ``tighten``) takes three lines:
-make ``--flows`` optional, call :func:`add_store_arguments`, and replace the
+make ``--flows`` optional, call ``recommender.cli._args.add_store_arguments``, and replace the
 engine call with :func:`observations_from_args` (observations) or
 :func:`flow_table_from_args` (flow records, for shadow).
 """
@@ -14,26 +14,6 @@ from recommender.errors import InputError
 from recommender.model import Inventory
 from recommender.observe.engines.base import AggregationEngine, FlowTable, IngestResult
 from recommender.observe.factory import get_engine
-
-
-def add_store_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--store``, ``--since`` and ``--until``."""
-    parser.add_argument(
-        "--store",
-        metavar="PATH",
-        help="read observations from a store (netpol observe) instead of --flows",
-    )
-    parser.add_argument(
-        "--since",
-        metavar="WHEN",
-        help="with --store: from this time (2026-11-02T00:00:00Z) or this long "
-        "before the newest observation (7d)",
-    )
-    parser.add_argument(
-        "--until",
-        metavar="WHEN",
-        help="with --store: up to this time or duration back (default: all)",
-    )
 
 
 def _check(args: argparse.Namespace) -> None:
