@@ -29,6 +29,7 @@ What Cilium enforces, quoted from its policy language page where it is subtle:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ from recommender.semantics.cilium_rules import (
 from recommender.semantics.endpoints import Endpoint
 from recommender.semantics.engine import Decision, FlowTuple, PolicySet, compile_policies
 
+FQDN_EVIDENCE = "evidence.netpol-recommender.io/fqdns"
 SECTIONS: tuple[str, ...] = ("ingress", "egress", "ingressDeny", "egressDeny")
 
 
@@ -84,32 +86,52 @@ class CiliumPolicy:
 
 def is_cilium_policy(obj: Any) -> bool:
     """True for a ``cilium.io/v2`` CiliumNetworkPolicy dict."""
-    return isinstance(obj, Mapping) and obj.get("kind") == KIND and obj.get("apiVersion") == API_VERSION
+    return (
+        isinstance(obj, Mapping)
+        and obj.get("kind") == KIND
+        and obj.get("apiVersion") == API_VERSION
+    )
 
 
 def parse_cilium_policy(
-    obj: Mapping[str, Any], source: str = "<memory>", default_namespace: str | None = None
+    obj: Mapping[str, Any],
+    source: str = "<memory>",
+    default_namespace: str | None = None,
+    doc: int | None = None,
 ) -> list[CiliumPolicy]:
-    """The policies of one CNP dict; PolicyError for what the evaluator cannot judge."""
+    """The policies of one CNP dict (``specs`` gives one per item).
+
+    Raises
+    ------
+    PolicyError
+        A field the evaluator cannot judge exactly (refused, never ignored).
+    """
     meta = obj.get("metadata") or {}
     name, ns = meta.get("name"), meta.get("namespace") or default_namespace or "default"
     if not isinstance(name, str):
-        raise PolicyError(source, "metadata.name", "required")
+        raise PolicyError(source, "metadata.name", "required", doc=doc)
     specs = obj.get("specs") if obj.get("spec") is None else [obj["spec"]]
     if not isinstance(specs, list) or not specs:
-        raise PolicyError(source, "spec", "a CiliumNetworkPolicy needs spec or specs")
-    return [
-        _spec(spec, ns, name if len(specs) == 1 else f"{name}[{i}]", source, obj)
-        for i, spec in enumerate(specs)
-    ]
+        raise PolicyError(source, "spec", "a CiliumNetworkPolicy needs spec or specs", doc=doc)
+    where = source if doc is None else f"{source}#{doc}"
+    out = []
+    for i, spec in enumerate(specs):
+        field_ = "spec" if obj.get("spec") is not None else f"specs[{i}]"
+        try:
+            out.append(_spec(spec, ns, name if len(specs) == 1 else f"{name}[{i}]", where, obj))
+        except ValueError as exc:
+            raise PolicyError(source, field_, str(exc), doc=doc) from exc
+    return out
 
 
 def _spec(spec: Any, ns: str, name: str, source: str, raw: Mapping[str, Any]) -> CiliumPolicy:
     if not isinstance(spec, Mapping) or "endpointSelector" not in spec:
-        raise PolicyError(source, "spec.endpointSelector", "required (nodeSelector is not evaluated)")
+        raise ValueError("endpointSelector is required (nodeSelector is not evaluated)")
     sections: dict[str, tuple[CiliumRule, ...] | None] = {}
     for sec in SECTIONS:
         items = spec.get(sec)
+        if items is not None and not isinstance(items, list):
+            raise ValueError(f"{sec} must be a list")
         sections[sec] = (
             None
             if items is None
@@ -138,7 +160,9 @@ def peer_entities(peer: Endpoint, local: Endpoint) -> frozenset[str]:
         return frozenset({"host" if own else "remote-node", "cluster", "all"})
     if peer.kind == "cluster_infra":
         return frozenset({"kube-apiserver", "cluster", "all"})
-    family = "world-ipv6" if peer.address is not None and peer.address.version == 6 else "world-ipv4"
+    family = (
+        "world-ipv6" if peer.address is not None and peer.address.version == 6 else "world-ipv4"
+    )
     return frozenset({"world", family, "all"})
 
 
@@ -167,7 +191,9 @@ class CiliumPolicySet:
         self.v1: PolicySet = compile_policies(policies, inventory)
         self.cilium = tuple(sorted(cilium, key=lambda p: (p.namespace, p.name, p.source or "")))
         self.inventory = inventory
-        self.dns_cache = {ip: tuple(names) for ip, names in (dns_cache or {}).items()}
+        self.dns_cache = recorded_answers(self.cilium)
+        for ip, names in (dns_cache or {}).items():
+            self.dns_cache[ip] = tuple(sorted({*self.dns_cache.get(ip, ()), *names}))
         self._memo: dict[FlowTuple, Decision] = {}
 
     @property
@@ -179,6 +205,16 @@ class CiliumPolicySet:
         """NetworkPolicies and CNPs that isolate ``ep`` in ``direction``."""
         cnps = tuple(p for p in self.cilium if p.selects(ep) and p.isolates(direction))
         return (*self.v1.selecting(ep, direction), *cnps)
+
+    def uncovered_pods(self, direction: str) -> tuple[str, ...]:
+        """Keys of running, non-hostNetwork inventory pods nothing isolates in ``direction``."""
+        return tuple(k for k, ep in self.v1._pod_endpoints() if not self.selecting(ep, direction))
+
+    def selected_pods(self, direction: str) -> tuple[str, ...]:
+        """Keys of the inventory pods isolated in ``direction``."""
+        return tuple(k for k, ep in self.v1._pod_endpoints() if self.selecting(ep, direction))
+
+    isolated_pods = selected_pods
 
     def decide(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str) -> Decision:
         """Verdict for one connection (see the module notes for the rules applied)."""
@@ -248,6 +284,23 @@ class CiliumPolicySet:
             return any(fqdn_matches(pat, n) for pat in patterns for n in names)
 
         return resolved
+
+
+def recorded_answers(policies: Sequence[CiliumPolicy]) -> dict[str, tuple[str, ...]]:
+    """Address -> names from the policies' ``fqdns`` evidence annotation.
+
+    Offline there is no DNS proxy cache; the names Hubble recorded for an address in
+    the training window are what the proxy would have learned then. A fresh window
+    whose answers rotated is judged only by the caller's ``dns_cache``.
+    """
+    out: dict[str, set[str]] = {}
+    for p in policies:
+        meta = p.raw.get("metadata") or {}
+        text = (meta.get("annotations") or {}).get(FQDN_EVIDENCE)
+        for cidr, names in (json.loads(text) if text else {}).items():
+            ip = cidr.split("/", 1)[0]
+            out.setdefault(ip, set()).update(names)
+    return {ip: tuple(sorted(n)) for ip, n in out.items()}
 
 
 def _no_dns(ip: str | None, patterns: tuple[str, ...]) -> bool:

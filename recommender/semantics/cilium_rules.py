@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recommender.errors import PolicyError
 from recommender.labels import matches_selector
 from recommender.model import LabelRequirement, LabelSelector
 from recommender.semantics.endpoints import Endpoint
@@ -116,7 +115,7 @@ def cilium_labels(ep: Endpoint) -> dict[str, str]:
 def parse_selector(obj: Any, where: str) -> LabelSelector:
     """A Cilium EndpointSelector with label sources stripped (``k8s:app`` -> ``app``)."""
     if not isinstance(obj, Mapping):
-        raise PolicyError(where, "selector", "must be an object")
+        raise ValueError(f"{where}: a selector must be an object")
     labels = {_key(k): str(v) for k, v in (obj.get("matchLabels") or {}).items()}
     exprs = tuple(
         LabelRequirement(_key(e["key"]), e["operator"], tuple(e.get("values") or ()))
@@ -154,10 +153,10 @@ def parse_rule(obj: Any, rule_id: str, direction: str, namespace: str) -> Cilium
     """Compile one rule dict; unknown or unsupported fields raise PolicyError."""
     base = direction.replace("Deny", "")
     if not isinstance(obj, Mapping):
-        raise PolicyError(rule_id, direction, "a rule must be an object")
+        raise ValueError(f"{rule_id}: a rule must be an object")
     unknown = set(obj) - set(_PEER_FIELDS[base]) - {"toPorts"}
     if unknown:
-        raise PolicyError(rule_id, direction, f"unsupported field(s): {', '.join(sorted(unknown))}")
+        raise ValueError(f"{rule_id}: unsupported field(s) {', '.join(sorted(unknown))}")
     pre = "from" if base == "ingress" else "to"
     selectors = tuple(
         scoped(parse_selector(s, rule_id), namespace) for s in obj.get(f"{pre}Endpoints") or ()
@@ -165,7 +164,7 @@ def parse_rule(obj: Any, rule_id: str, direction: str, namespace: str) -> Cilium
     entities = frozenset(obj.get(f"{pre}Entities") or ())
     bad = entities - ENTITIES
     if bad:
-        raise PolicyError(rule_id, f"{pre}Entities", f"unknown entity {sorted(bad)[0]!r}")
+        raise ValueError(f"{rule_id}: unknown entity {sorted(bad)[0]!r}")
     networks = _networks(obj, pre)
     fqdns = tuple(_fqdn(f, rule_id) for f in obj.get("toFQDNs") or ())
     ports, dns = _ports(obj.get("toPorts"), rule_id)
@@ -189,7 +188,7 @@ def _fqdn(obj: Mapping[str, Any], where: str) -> str:
     """A name (exact) or a pattern, kept as the pattern text (``*`` wildcards)."""
     value = obj.get("matchName") or obj.get("matchPattern")
     if not isinstance(value, str):
-        raise PolicyError(where, "toFQDNs", "needs matchName or matchPattern")
+        raise ValueError(f"{where}: toFQDNs needs matchName or matchPattern")
     return value.lower().rstrip(".")
 
 

@@ -70,7 +70,9 @@ def cilium_policy_dict(
         if ptype in policy.policy_types:
             rules = policy.ingress if direction == "ingress" else policy.egress
             # "{}" alone: default deny in that direction without allowing any peer.
-            spec[direction] = [r for rule in rules or () for r in conv.rule(rule, direction)] or [{}]
+            spec[direction] = [r for rule in rules or () for r in conv.rule(rule, direction)] or [
+                {}
+            ]
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
 
 
@@ -111,7 +113,9 @@ class _Converter:
             l3.setdefault("fromEntities", []).append("world")
         elif cidr in self.fqdns and direction == "egress":
             names = l3.setdefault("toFQDNs", [])
-            names.extend({"matchName": n} for n in self.fqdns[cidr] if {"matchName": n} not in names)
+            names.extend(
+                {"matchName": n} for n in self.fqdns[cidr] if {"matchName": n} not in names
+            )
         else:
             item: dict[str, Any] = {"cidr": cidr}
             if peer.ip_block.except_:
@@ -135,8 +139,23 @@ def _address_kind(cidr: str, inventory: Inventory) -> str:
     net = parse_cidr(cidr)
     if net.num_addresses != 1:
         return "world"
-    kind = endpoint_for_ip(str(net.network_address), inventory).kind
+    ip = str(net.network_address)
+    # The API server often runs on a node: its endpoint address is a node address
+    # too, and the kube-apiserver entity is the narrower, exact match for it.
+    if ip in _apiserver_ips(inventory):
+        return "cluster_infra"
+    kind = endpoint_for_ip(ip, inventory).kind
     return kind if kind in ("host", "cluster_infra") else "world"
+
+
+def _apiserver_ips(inventory: Inventory) -> set[str]:
+    return {
+        a
+        for s in inventory.endpoint_slices
+        if s.namespace == "default" and s.service == "kubernetes"
+        for e in s.endpoints
+        for a in e.addresses
+    }
 
 
 def _to_ports(ports: tuple[PolicyPort, ...] | None, dns: bool) -> list[dict[str, Any]]:
@@ -144,7 +163,10 @@ def _to_ports(ports: tuple[PolicyPort, ...] | None, dns: bool) -> list[dict[str,
         return []
     out: list[dict[str, Any]] = []
     for p in ports:
-        item: dict[str, Any] = {"port": "0" if p.port is None else str(p.port), "protocol": p.protocol}
+        item: dict[str, Any] = {
+            "port": "0" if p.port is None else str(p.port),
+            "protocol": p.protocol,
+        }
         if p.end_port is not None:
             item["endPort"] = p.end_port
         out.append(item)
@@ -162,7 +184,9 @@ def _pod_selector(sel: LabelSelector, namespace: str | None) -> dict[str, Any]:
     if labels:
         out["matchLabels"] = dict(sorted(labels.items()))
     if sel.match_expressions:
-        out["matchExpressions"] = [_expr(r.key, r.operator, r.values) for r in sel.match_expressions]
+        out["matchExpressions"] = [
+            _expr(r.key, r.operator, r.values) for r in sel.match_expressions
+        ]
     return out
 
 
