@@ -177,11 +177,13 @@ def parse_rule(obj: Any, rule_id: str, direction: str, namespace: str) -> Cilium
 
 
 def _networks(obj: Mapping[str, Any], pre: str) -> tuple[tuple[Network, tuple[Network, ...]], ...]:
-    out = [(parse_cidr(c), ()) for c in obj.get(f"{pre}CIDR") or ()]
+    out: list[tuple[Network, tuple[Network, ...]]] = [
+        (parse_cidr(c), ()) for c in obj.get(f"{pre}CIDR") or ()
+    ]
     for item in obj.get(f"{pre}CIDRSet") or ():
         excepts = tuple(parse_cidr(e) for e in item.get("except") or ())
         out.append((parse_cidr(item["cidr"]), excepts))
-    return tuple(out)  # type: ignore[arg-type]
+    return tuple(out)
 
 
 def _fqdn(obj: Mapping[str, Any], where: str) -> str:
