@@ -25,6 +25,7 @@ from recommender.cli._gates import require_connections
 from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
 from recommender.policy_io.atomic import write_text_atomic
+from recommender.policy_io.kinds import KINDS
 
 if TYPE_CHECKING:
     from recommender.recommend.pipeline import Recommendation
@@ -129,6 +130,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="networkpolicy",
+        help="policy kind to write (default networkpolicy); docs/policy_kinds.md",
+    )
     add_coverage_arguments(parser)
     add_engine_arguments(parser)
 
@@ -137,7 +144,6 @@ def run(args: argparse.Namespace) -> int:
     """Ingest, recommend, self-check, then write the tree atomically."""
     from recommender.observe.store.options import observations_from_args
     from recommender.policy_io.atomic import check_writable
-    from recommender.policy_io.policy_writer import write_recommendation
     from recommender.recommend.pipeline import RecommendOptions, recommend
 
     check_writable(args.out, args.force)  # fail before a long run
@@ -168,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             raise GateFailed(f"{check.message()}; nothing was written")
         print(f"internal error: {check.message()}; nothing was written", file=sys.stderr)
         return 1
-    path = write_recommendation(rec, args.out, force=args.force, check=check)
+    path = _write(rec, args, check, inventory)
     if args.json:
         write_text_atomic(
             args.json,
@@ -186,6 +192,17 @@ def run(args: argparse.Namespace) -> int:
         )
     check_gap(coverage, args.fail_on_gap)
     return 0
+
+
+def _write(rec: Recommendation, args: argparse.Namespace, check: SelfCheck, inventory: Any) -> Any:
+    """The tree in the chosen ``--kind`` (networkpolicy: the v1 writer, unchanged)."""
+    from recommender.policy_io.kinds.tree import render_kind_tree
+    from recommender.policy_io.policy_writer import write_recommendation, write_tree
+
+    if args.kind == "networkpolicy":
+        return write_recommendation(rec, args.out, force=args.force, check=check)
+    files = render_kind_tree(args.kind, rec.policies, rec.summary_markdown(check), inventory)
+    return write_tree(files, args.out, force=args.force)
 
 
 def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]:

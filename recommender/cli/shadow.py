@@ -29,7 +29,8 @@ from recommender.observe.engines.base import IngestStats
 from recommender.policy_io.atomic import check_writable, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
-from recommender.semantics import PolicySet, compile_policies
+from recommender.semantics import PolicySet
+from recommender.semantics.cilium import compile_policy_kinds
 
 if TYPE_CHECKING:
     from recommender.shadow.core import ShadowRun
@@ -152,7 +153,8 @@ def _compile(
     if note:
         print(f"note: {note}", file=sys.stderr)
     print_namespace_hint((p.namespace for p in loaded.policies), inventory, default_ns)
-    return compile_policies(loaded.policies, inventory), len(loaded.policies)
+    compiled = compile_policy_kinds(loaded.policies, loaded.cilium, inventory)
+    return compiled, len(loaded.policies) + len(loaded.cilium)  # type: ignore[return-value]
 
 
 def _usable(table: Any, args: argparse.Namespace) -> None:

@@ -22,6 +22,7 @@ from recommender.cli._gates import (
     warn_if_mostly_rejected,
 )
 from recommender.errors import InputError
+from recommender.policy_io.kinds import KINDS
 
 if TYPE_CHECKING:  # pandas loads only when a command runs (start-up time)
     import pandas as pd
@@ -95,6 +96,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
+    parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="networkpolicy",
+        help="policy kind to write the proposal in (default networkpolicy)",
+    )
     add_engine_arguments(parser)
 
 
@@ -123,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     note = loaded.skipped_note()
     if note:
         print(f"note: {note}", file=sys.stderr)
+    if loaded.cilium:
+        print(
+            f"note: {len(loaded.cilium)} CiliumNetworkPolicies are not tightened", file=sys.stderr
+        )
     if not loaded.policies:
         raise InputError(args.policies[0], "no NetworkPolicy found")
     observations, warnings = _evidence(args, inventory)
@@ -142,7 +153,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     report = build_report(result, _inputs(args), warnings)
     markdown = render_markdown(report)
-    write_tree(render_tighten_tree(result.proposed, markdown), args.out, force=args.force)
+    files = render_tighten_tree(result.proposed, markdown)
+    if args.kind != "networkpolicy":
+        files = _kind_tree(args.kind, result.proposed, markdown, inventory)
+    write_tree(files, args.out, force=args.force)
     if args.json:
         write_text_atomic(
             args.json,
@@ -151,6 +165,19 @@ def run(args: argparse.Namespace) -> int:
         )
     _print_summary(report, args.out, warnings)
     return 0
+
+
+def _kind_tree(kind: str, proposed: Any, markdown: str, inventory: Any) -> dict[str, str]:
+    """The proposal as ``kind`` objects, same layout as the NetworkPolicy tree."""
+    from dataclasses import replace
+
+    from recommender.policy_io.kinds.tree import render_kind_tree
+
+    ordered = sorted((replace(p, source=None) for p in proposed), key=lambda p: p.key)
+    files = render_kind_tree(kind, ordered, "", inventory)
+    files.pop("SUMMARY.md", None)
+    files["TIGHTEN.md"] = markdown
+    return dict(sorted(files.items()))
 
 
 def _evidence(args: argparse.Namespace, inventory: Any) -> tuple[pd.DataFrame, list[str]]:

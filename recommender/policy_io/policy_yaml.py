@@ -42,6 +42,7 @@ from recommender.model import (
     Rule,
 )
 from recommender.policy_io.strict_yaml import item_node, locate, read_documents
+from recommender.semantics.cilium import CiliumPolicy, is_cilium_policy, parse_cilium_policy
 from recommender.semantics.policy_fields import describe_value, policy_findings
 from recommender.semantics.validate import Finding
 
@@ -65,6 +66,8 @@ class LoadResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     raw: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[tuple[str, Finding]] = field(default_factory=list)
+    #: CiliumNetworkPolicies (``cilium.io/v2``), evaluated by ``semantics.cilium``.
+    cilium: list[CiliumPolicy] = field(default_factory=list)
 
     def skipped_note(self) -> str | None:
         """One line reporting the skipped objects by kind, or None when none were.
@@ -286,6 +289,9 @@ def _collect(
     source = f"{path}#{doc}{'/' + prefix.rstrip('.') if prefix else ''}"
     try:
         kind = classify_object(obj, path, doc)
+        if kind == "other" and is_cilium_policy(obj):
+            result.cilium.extend(parse_cilium_policy(obj, path, default_namespace, doc))
+            return
         findings = policy_findings(obj) if kind == "policy" else []
         policy = (
             parse_policy(obj, path, doc, default_namespace, findings) if kind == "policy" else None
