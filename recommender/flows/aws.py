@@ -26,16 +26,42 @@ from recommender.flows.vpc import endpoint_sql, flags_reply_sql, oriented_sql, p
 SOURCE_FORMAT = "aws_vpc"
 #: The default format (version 2).
 V2_FIELDS: tuple[str, ...] = tuple(
-    (
-        "version account-id interface-id srcaddr dstaddr srcport dstport protocol "
-        "packets bytes start end action log-status"
-    ).split()
+    [
+        "version",
+        "account-id",
+        "interface-id",
+        "srcaddr",
+        "dstaddr",
+        "srcport",
+        "dstport",
+        "protocol",
+        "packets",
+        "bytes",
+        "start",
+        "end",
+        "action",
+        "log-status",
+    ]
 )
 #: Every v2-v5 field, in the AWS field-table order (elastic's all-fields fixture).
 ALL_FIELDS: tuple[str, ...] = V2_FIELDS + tuple(
-    "vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr region az-id "
-    "sublocation-type sublocation-id pkt-src-aws-service pkt-dst-aws-service "
-    "flow-direction traffic-path".split()
+    [
+        "vpc-id",
+        "subnet-id",
+        "instance-id",
+        "tcp-flags",
+        "type",
+        "pkt-srcaddr",
+        "pkt-dstaddr",
+        "region",
+        "az-id",
+        "sublocation-type",
+        "sublocation-id",
+        "pkt-src-aws-service",
+        "pkt-dst-aws-service",
+        "flow-direction",
+        "traffic-path",
+    ]
 )
 LOG_STATUSES = ("OK", "NODATA", "SKIPDATA")
 ACTIONS = ("ACCEPT", "REJECT")
@@ -85,7 +111,8 @@ def _number_errors() -> str:
     checks = []
     for name, top in _NUMBERS:
         value = field_sql(name)
-        ok = f"coalesce({_uint(name)} BETWEEN 0 AND {top} AND {_uint(name)}::VARCHAR = {value}, false)"
+        n = _uint(name)
+        ok = f"coalesce({n} BETWEEN 0 AND {top} AND {n}::VARCHAR = {value}, false)"
         checks.append(f"WHEN {value} IS NOT NULL AND NOT {ok} THEN 'invalid {name}: ' || {value}")
     return " ".join(checks)
 
@@ -169,7 +196,7 @@ def _columns() -> list[str]:
 
 
 def rows_sql(lines: str, paths: Sequence[str]) -> str:
-    """Stage 2: one row per line with the columns :func:`recommender.flows.vpc.oriented_sql` reads."""
+    """Stage 2: one row per line, the columns :func:`recommender.flows.vpc.oriented_sql` reads."""
     split = _split_sql().replace("{lines}", lines)
     return f"""
 SELECT {", ".join(_columns())}
