@@ -31,6 +31,11 @@ from recommender.flows.sources import (
     iter_line_batches,
     prefetched,
 )
+from recommender.inventory.ip_attribution import (
+    attributed_packets_sql,
+    build_ip_spans,
+    span_rows,
+)
 from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.observe.engines.aggregate import (
     STAGE_CONNECTIONS,
@@ -97,6 +102,7 @@ class EmbeddedEngine(AggregationEngine):
             resolve = None
             if inventory is not None:
                 _register_inventory(con, inventory)
+                packets = f"({attributed_packets_sql(packets, 'inv_span')})"
 
                 def resolve(rel: str) -> str:
                     return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
@@ -222,10 +228,10 @@ class EmbeddedEngine(AggregationEngine):
     def _records(
         self, con: duckdb.DuckDBPyConnection, packets: str, inventory: Inventory | None
     ) -> str:
-        sql = records_of_packets_sql(packets)
         if inventory is None:
-            return sql
+            return records_of_packets_sql(packets)
         _register_inventory(con, inventory)
+        sql = records_of_packets_sql(f"({attributed_packets_sql(packets, 'inv_span')})")
         return resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
 
     def _flow_batches(
@@ -291,6 +297,12 @@ def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 def _register_inventory(con: duckdb.DuckDBPyConnection, inventory: Inventory) -> None:
     _register_index(con, "inv_ip", build_ip_index(inventory))
     _register_index(con, "inv_pod", build_pod_index(inventory))
+    # Pod IPs with their validity in time, for IP-only (VPC) ends.
+    spans = span_rows(build_ip_spans(inventory))
+    types = {"valid_from": pa.timestamp("us"), "valid_to": pa.timestamp("us"), "live": pa.bool_()}
+    con.register(
+        "inv_span", pa.table({c: pa.array(v, types.get(c, pa.string())) for c, v in spans.items()})
+    )
 
 
 def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[IpEntry]) -> None:
