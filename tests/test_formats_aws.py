@@ -211,7 +211,7 @@ _LINE = st.one_of(
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(lines=st.lists(_LINE, min_size=1, max_size=6))
 def test_fuzz_never_raises(tmp_path, lines):

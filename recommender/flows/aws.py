@@ -82,13 +82,44 @@ def _list(fields: Sequence[str]) -> str:
     return "[" + ", ".join(lit(f) for f in fields) + "]::VARCHAR[]"
 
 
+#: The fields the reader uses, each extracted once per line into a column.
+USED_FIELDS: tuple[str, ...] = (
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "tcp-flags",
+    "type",
+    "flow-direction",
+)
+
+
 def field_sql(name: str) -> str:
-    """The value of field ``name`` on the line (NULL when absent or ``-``)."""
-    return f"nullif(v[list_position(hdr, {lit(name)})], '-')"
+    """The column holding field ``name`` of the line (NULL when absent or ``-``)."""
+    return f'"f:{name}"'
 
 
 def _uint(name: str) -> str:
-    return f"try_cast({field_sql(name)} AS BIGINT)"
+    return f'"n:{name}"'
+
+
+def _fields_sql(split: str) -> str:
+    """Each used field as a column, and each number field cast once."""
+    fields = ", ".join(
+        f"nullif(v[list_position(hdr, {lit(n)})], '-') AS {field_sql(n)}" for n in USED_FIELDS
+    )
+    numbers = ", ".join(f"try_cast({field_sql(n)} AS BIGINT) AS {_uint(n)}" for n, _ in _NUMBERS)
+    return f"SELECT *, {numbers} FROM (SELECT *, {fields} FROM ({split}))"
 
 
 def _split_sql() -> str:
@@ -204,7 +235,7 @@ FROM (SELECT *, {_kind_sql()} AS line_kind
       FROM (SELECT *, {paths_literal(paths)}[file_id + 1] || ':' || line_no AS raw_ref,
                    CASE WHEN reject IS NULL AND NOT is_header AND trim(text) <> ''
                         THEN {reject_sql()} END AS rr
-            FROM ({split})))"""
+            FROM ({_fields_sql(split)})))"""
 
 
 def oriented_packets_sql(lines: str, paths: Sequence[str]) -> str:
