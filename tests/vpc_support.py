@@ -31,3 +31,14 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+def observe(reader: ModuleType, paths: list[str | Path], inventory: Any = None) -> Any:
+    """The embedded engine's aggregation of ``paths`` read by ``reader``."""
+    from unittest import mock
+
+    from recommender.observe.engines import embedded
+
+    with mock.patch.object(embedded, "oriented_packets_sql", reader.oriented_packets_sql):
+        engine = embedded.EmbeddedEngine(threads=1)
+        return engine.aggregate([str(p) for p in paths], inventory)

@@ -77,7 +77,7 @@ def reject_sql() -> str:
     c = "p.connection"
     return (
         "CASE WHEN d IS NULL AND NOT json_valid(text) THEN 'not valid JSON' "
-        "WHEN d IS NULL THEN 'not a JSON object' "
+        "WHEN d IS NULL OR json_type(text) <> 'OBJECT' THEN 'not a JSON object' "
         f"WHEN {c} IS NULL THEN 'JSON object is not a GCP VPC flow log entry (no connection)' "
         f"WHEN {c}.src_ip IS NULL THEN 'no connection.src_ip' "
         f"WHEN {c}.dest_ip IS NULL THEN 'no connection.dest_ip' "
