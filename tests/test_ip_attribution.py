@@ -103,3 +103,31 @@ def test_without_inventory_the_ends_are_unknown_ip_peers():
     result = observe(aws, [TCP])
     (row,) = result.observations.to_dict("records")
     assert (row["src_kind"], row["dst_kind"], row["dst_ip"]) == ("unknown", "unknown", "10.0.0.62")
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt"),
+    [
+        (SAMPLES / "aws-vpc-flow-logs" / "default-v2-doc-examples.log", "aws_vpc"),
+        (
+            SAMPLES / "gcp-vpc-flow-logs" / "elastic-integrations-vpcflow-logentries.ndjson",
+            "gcp_vpc",
+        ),
+    ],
+    ids=["aws", "gcp"],
+)
+def test_spark_engine_refuses_vpc_logs_with_a_clear_error(path, fmt):
+    from recommender.errors import InputError
+    from recommender.observe.engines.spark import SparkEngine
+
+    with pytest.raises(InputError) as info:
+        SparkEngine().expand([str(path)])  # refused before any Spark session starts
+    assert f"the spark engine does not read {fmt} flow logs yet" in str(info.value)
+    assert "--engine embedded" in str(info.value)
+
+
+def test_spark_sniff_leaves_hubble_alone():
+    from recommender.flows.vpc_sniff import vpc_format_of
+
+    hubble = SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress.ndjson"
+    assert vpc_format_of(str(hubble)) is None
