@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow as pa
 
 from recommender.errors import InputError
-from recommender.flows import parquet
-from recommender.flows.hubble import oriented_packets_sql, records_of_packets_sql
+from recommender.flows import formats, parquet
+from recommender.flows.hubble import records_of_packets_sql
 from recommender.flows.hubble_sql import lit
 from recommender.flows.sources import (
     LINE_SCHEMA,
@@ -176,7 +176,8 @@ class EmbeddedEngine(AggregationEngine):
         with self._connection() as con:
             errors = self._register_lines(con, sources)
             shown = [s.path for s in sources]
-            sql = parquet.to_parquet_sql(f"({oriented_packets_sql('lines', shown)})", shown)
+            packets = formats.packets_for("lines", shown, self.flow_format)
+            sql = parquet.to_parquet_sql(f"({packets})", shown)
             try:
                 con.execute(f"COPY ({sql}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
                 if errors:
@@ -197,7 +198,7 @@ class EmbeddedEngine(AggregationEngine):
         Parquet), the original files by ``file_id``, and read errors to raise at the end."""
         if not parquet.split_inputs([s.path for s in sources]):
             errors = self._register_lines(con, sources)
-            packets = oriented_packets_sql("lines", [s.path for s in sources])
+            packets = formats.packets_for("lines", [s.path for s in sources], self.flow_format)
             return f"({packets})", sources, errors
         reads = []
         for n, source in enumerate(sources):
