@@ -99,7 +99,7 @@ def test_src_and_dest_reports_of_one_connection_count_once(tmp_path):
         "shop",
         "db",
     )
-    result = observe(gcp, [path])
+    result = observe([path])
     assert result.stats.connections == 1
     obs = result.observations
     assert len(obs) == 1

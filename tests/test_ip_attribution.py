@@ -8,7 +8,6 @@ import pytest
 from conftest import FIXTURES, SAMPLES
 from vpc_support import observe, write
 
-from recommender.flows import aws
 from recommender.inventory.files import read_inventory
 from recommender.inventory.ip_attribution import build_ip_spans, parse_time
 from recommender.model import Inventory, Pod
@@ -65,7 +64,7 @@ def _v5_at(tmp_path, start, end):
     ids=["new-pod", "window-straddles-both", "finished-pod", "before-any-pod"],
 )
 def test_reused_ip_is_attributed_by_flow_time(tmp_path, start, end, kind, workload):
-    result = observe(aws, [_v5_at(tmp_path, start, end)], read_inventory([INV]))
+    result = observe([_v5_at(tmp_path, start, end)], read_inventory([INV]))
     (row,) = result.observations.to_dict("records")
     assert (row["src_kind"], row["src_workload"]) == (kind, workload)
     if kind == "pod":
@@ -77,7 +76,7 @@ def test_reused_ip_is_attributed_by_flow_time(tmp_path, start, end, kind, worklo
 
 def test_iperf_sample_with_inventory(tmp_path):
     """Three connections to the iperf server (stable labels only), the client unknown."""
-    result = observe(aws, [TCP], read_inventory([INV]))
+    result = observe([TCP], read_inventory([INV]))
     (row,) = result.observations.to_dict("records")
     assert (row["dst_namespace"], row["dst_workload"], row["dst_labels"]) == (
         "perf",
@@ -93,14 +92,14 @@ def test_iperf_sample_with_inventory(tmp_path):
 def test_node_ip_is_a_host(tmp_path):
     """v2 default format: srcaddr of pod traffic is the node's primary IP (10.0.0.10)."""
     line = "2 1 eni-1 10.0.0.10 10.0.0.62 40001 5001 6 1 1 1566848875 1566848933 ACCEPT OK\n"
-    result = observe(aws, [write(tmp_path, "v2.log", line)], read_inventory([INV]))
+    result = observe([write(tmp_path, "v2.log", line)], read_inventory([INV]))
     (row,) = result.observations.to_dict("records")
     assert (row["src_kind"], row["src_workload"]) == ("host", "node/ip-10-0-0-10")
     assert row["dst_workload"] == "deployment/iperf-server"
 
 
 def test_without_inventory_the_ends_are_unknown_ip_peers():
-    result = observe(aws, [TCP])
+    result = observe([TCP])
     (row,) = result.observations.to_dict("records")
     assert (row["src_kind"], row["dst_kind"], row["dst_ip"]) == ("unknown", "unknown", "10.0.0.62")
 
@@ -116,18 +115,12 @@ def test_without_inventory_the_ends_are_unknown_ip_peers():
     ],
     ids=["aws", "gcp"],
 )
-def test_spark_engine_refuses_vpc_logs_with_a_clear_error(path, fmt):
+def test_detected_and_refused_by_the_spark_engine(path, fmt):
     from recommender.errors import InputError
-    from recommender.observe.engines.spark import SparkEngine
+    from recommender.flows import formats
 
+    assigned = formats.assign([str(path)])
+    assert [f.name for f in assigned] == [fmt]
     with pytest.raises(InputError) as info:
-        SparkEngine().expand([str(path)])  # refused before any Spark session starts
-    assert f"the spark engine does not read {fmt} flow logs yet" in str(info.value)
-    assert "--engine embedded" in str(info.value)
-
-
-def test_spark_sniff_leaves_hubble_alone():
-    from recommender.flows.vpc_sniff import vpc_format_of
-
-    hubble = SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress.ndjson"
-    assert vpc_format_of(str(hubble)) is None
+        formats.require_spark([str(path)], assigned)
+    assert f"the Spark engine does not read the {fmt} format yet" in str(info.value)

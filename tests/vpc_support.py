@@ -33,12 +33,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def observe(reader: ModuleType, paths: list[str | Path], inventory: Any = None) -> Any:
-    """The embedded engine's aggregation of ``paths`` read by ``reader``."""
-    from unittest import mock
+def observe(paths: list[str | Path], inventory: Any = None, flow_format: str | None = None) -> Any:
+    """The embedded engine's aggregation of ``paths`` (formats sniffed, or ``flow_format``)."""
+    from recommender.observe.engines.embedded import EmbeddedEngine
 
-    from recommender.observe.engines import embedded
-
-    with mock.patch.object(embedded, "oriented_packets_sql", reader.oriented_packets_sql):
-        engine = embedded.EmbeddedEngine(threads=1)
-        return engine.aggregate([str(p) for p in paths], inventory)
+    engine = EmbeddedEngine(threads=1)
+    engine.flow_format = flow_format
+    return engine.aggregate([str(p) for p in paths], inventory)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from recommender.flows.hubble import paths_literal
-from recommender.flows.hubble_sql import lit
+from recommender.flows.hubble_sql import DUCKDB, Dialect, lit
 from recommender.flows.vpc import endpoint_sql, flags_reply_sql, oriented_sql, protocol_name_sql
 
 SOURCE_FORMAT = "aws_vpc"
@@ -238,7 +238,7 @@ FROM (SELECT *, {_kind_sql()} AS line_kind
             FROM ({_fields_sql(split)})))"""
 
 
-def oriented_packets_sql(lines: str, paths: Sequence[str]) -> str:
+def oriented_packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
     """One row per line of AWS VPC flow logs, oriented client -> server, ends IP-only.
 
     Parameters
@@ -247,6 +247,8 @@ def oriented_packets_sql(lines: str, paths: Sequence[str]) -> str:
         A relation with ``file_id, line_no, text, reject`` (``sources.LINE_SCHEMA``).
     paths
         Input paths by ``file_id`` (for ``raw_ref``).
+    dialect
+        Only DuckDB: the Spark engine does not read this format (``FlowFormat.spark``).
     """
     return oriented_sql(f"({rows_sql(lines, paths)})")
 

@@ -57,7 +57,13 @@ class FlowFormat:
 
 def _formats() -> tuple[FlowFormat, ...]:
     """The table, built lazily so that reader modules may import this one."""
-    return (FlowFormat("hubble", sniff.is_hubble, hubble.oriented_packets_sql, spark=True),)
+    from recommender.flows import aws, gcp  # they import nothing of this module
+
+    return (
+        FlowFormat(aws.SOURCE_FORMAT, sniff.is_aws, aws.oriented_packets_sql),
+        FlowFormat(gcp.SOURCE_FORMAT, sniff.is_gcp, gcp.oriented_packets_sql),
+        FlowFormat("hubble", sniff.is_hubble, hubble.oriented_packets_sql, spark=True),
+    )
 
 
 #: The default for a file nothing recognises (its lines are rejected one by one,

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from recommender.flows.hubble import paths_literal
-from recommender.flows.hubble_sql import DUCKDB, in_time_range_sql, lit
+from recommender.flows.hubble_sql import DUCKDB, Dialect, in_time_range_sql, lit
 from recommender.flows.vpc import endpoint_sql, oriented_sql, protocol_name_sql
 
 SOURCE_FORMAT = "gcp_vpc"
@@ -168,7 +168,7 @@ FROM (SELECT *, trim(text) = '' AS blank,
       FROM {lines}))))))"""
 
 
-def oriented_packets_sql(lines: str, paths: Sequence[str]) -> str:
+def oriented_packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DUCKDB) -> str:
     """One row per line of GCP VPC flow logs, oriented client -> server.
 
     Parameters
@@ -177,6 +177,8 @@ def oriented_packets_sql(lines: str, paths: Sequence[str]) -> str:
         A relation with ``file_id, line_no, text, reject`` (``sources.LINE_SCHEMA``).
     paths
         Input paths by ``file_id`` (for ``raw_ref``).
+    dialect
+        Only DuckDB: the Spark engine does not read this format (``FlowFormat.spark``).
     """
     return oriented_sql(f"({rows_sql(lines, paths)})")
 

@@ -36,7 +36,6 @@ from recommender.errors import EngineUnavailableError, InputError, MissingDepend
 from recommender.flows import formats, parquet
 from recommender.flows.hubble import oriented_packets_sql, records_of_packets_sql
 from recommender.flows.sources import STDIN, expand_paths
-from recommender.flows.vpc_sniff import vpc_format_of
 from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.observe.engines.aggregate import STAGE_OBSERVERS, aggregation_stages, finish
 from recommender.observe.engines.base import AggregationEngine, FlowTable, IngestResult, IngestStats
@@ -228,12 +227,6 @@ class SparkEngine(AggregationEngine):
                 local.append(raw)
         if local:
             for source in expand_paths(local):
-                if (fmt := vpc_format_of(source.path)) is not None:
-                    raise InputError(
-                        source.path,
-                        f"the spark engine does not read {fmt} flow logs yet",
-                        hint="use --engine embedded",
-                    )
                 out.append(SparkInput(source.path, self._qualified(os.path.abspath(source.path))))
         if not out:
             raise InputError(None, "no flow input given", hint="pass --flows FILE")
