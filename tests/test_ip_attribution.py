@@ -124,3 +124,41 @@ def test_detected_and_refused_by_the_spark_engine(path, fmt):
     with pytest.raises(InputError) as info:
         formats.require_spark([str(path)], assigned)
     assert f"the Spark engine does not read the {fmt} format yet" in str(info.value)
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def test_cli_observations_end_to_end_aws(tmp_path):
+    out = tmp_path / "obs.json"
+    run = _cli("observations", "--flows", str(TCP), "--inventory", str(INV), "--json", str(out))
+    assert run.returncode == 0, run.stderr
+    import json
+
+    doc = json.loads(out.read_text())
+    (row,) = doc["observations"]
+    assert (row["dst_namespace"], row["dst_workload"], row["port"], row["connections"]) == (
+        "perf",
+        "deployment/iperf-server",
+        5001,
+        3,
+    )
+    assert (row["src_kind"], row["src_ip"]) == ("unknown", "52.213.180.42")
+
+
+def test_cli_gcp_sample_holds_only_replies():
+    """Both sample records are a server's replies: no connection request, so nothing to
+    learn from (exit 2, one line) rather than a rule for an ephemeral port."""
+    gcp_sample = SAMPLES / "gcp-vpc-flow-logs" / "elastic-integrations-vpcflow-logentries.ndjson"
+    run = _cli("observations", "--flows", str(gcp_sample), "--inventory", str(INV))
+    assert run.returncode == 2
+    assert "2 flow records, none a connection request (2 replies)" in run.stderr
+    assert "Traceback" not in run.stderr
