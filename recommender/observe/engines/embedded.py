@@ -32,6 +32,7 @@ from recommender.flows.sources import (
     prefetched,
 )
 from recommender.inventory.ip_attribution import (
+    IP_ONLY_FORMATS,
     attributed_packets_sql,
     build_ip_spans,
     span_rows,
@@ -102,7 +103,7 @@ class EmbeddedEngine(AggregationEngine):
             resolve = None
             if inventory is not None:
                 _register_inventory(con, inventory)
-                packets = f"({attributed_packets_sql(packets, 'inv_span')})"
+                packets = self._attributed(packets, sources)
 
                 def resolve(rel: str) -> str:
                     return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
@@ -226,13 +227,22 @@ class EmbeddedEngine(AggregationEngine):
         shown = [FlowSource(f[3], f[2]) for f in files]
         return f"({parquet.packets_sql('pq_raw', 'pq_files')})", shown, []
 
+    def _attributed(self, packets: str, sources: list[FlowSource] | None) -> str:
+        """``packets`` with IP-only (VPC) ends attributed by IP and time; unchanged (no
+        join, no cost) when no input file is in such a format."""
+        if sources is not None:
+            names = {f.name for f in formats.assign([s.path for s in sources], self.flow_format)}
+            if not names & set(IP_ONLY_FORMATS):
+                return packets
+        return f"({attributed_packets_sql(packets, 'inv_span')})"
+
     def _records(
         self, con: duckdb.DuckDBPyConnection, packets: str, inventory: Inventory | None
     ) -> str:
         if inventory is None:
             return records_of_packets_sql(packets)
         _register_inventory(con, inventory)
-        sql = records_of_packets_sql(f"({attributed_packets_sql(packets, 'inv_span')})")
+        sql = records_of_packets_sql(self._attributed(packets, None))
         return resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
 
     def _flow_batches(
