@@ -46,8 +46,22 @@ def spark_conf_item(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
+def add_format_argument(parser: argparse.ArgumentParser) -> None:
+    """``--format``: the format of the ``--flows`` files (default: sniffed per file)."""
+    from recommender.flows.formats import names
+
+    parser.add_argument(
+        "--format",
+        choices=names(),
+        help="format of every --flows file (default: detected per file from its content; "
+        "see docs/formats.md)",
+    )
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--engine``, ``--spark-master`` and ``--spark-conf`` (see :func:`engine_from_args`)."""
+    """``--format``, ``--engine``, ``--spark-master`` and ``--spark-conf`` (see
+    :func:`engine_from_args`)."""
+    add_format_argument(parser)
     parser.add_argument(
         "--engine",
         default="embedded",
@@ -91,6 +105,7 @@ def engine_from_args(args: argparse.Namespace) -> Any:
         engine = get_engine(args.engine, master=master, conf=conf)
     except MissingDependencyError as exc:
         raise MissingDependencyError(exc.feature, exc.install, USE_EMBEDDED) from None
+    engine.flow_format = getattr(args, "format", None)
     if args.engine == "spark":
         # Spark's JVM logs to the terminal; keep it off unless the user debugs.
         engine.quiet = not getattr(args, "debug", False)  # type: ignore[attr-defined]

@@ -24,14 +24,16 @@ def _all(*needles: str) -> Callable[[str], bool]:
     return lambda text: all(n in text for n in needles)
 
 
-def _is_aws(text: str) -> bool:
+def is_aws(text: str) -> bool:
+    """An AWS VPC flow log: its field-list header or a version-2+ record naming an ENI."""
     lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
     return bool(lines) and (
         bool(_AWS_HEADER.match(lines[0])) or sum(bool(_AWS_RECORD.match(x)) for x in lines) > 0
     )
 
 
-def _is_antrea_csv(text: str) -> bool:
+def is_antrea_csv(text: str) -> bool:
+    """An Antrea Flow Aggregator flow-logger CSV line (no header, fixed columns)."""
     fields = text.splitlines()[0].split(",") if text.strip() else []
     return (
         len(fields) >= 20
@@ -48,14 +50,31 @@ def _is_csv(text: str) -> bool:
     return bool(lines) and uniform and text.lstrip()[:1] not in ("{", "[")
 
 
+#: The tests of the formats netpol reads, by ``--format`` name (reused by
+#: :mod:`recommender.flows.formats` for auto-detection).
+is_gcp = _all('"jsonPayload"', '"connection"', '"src_ip"')
+is_calico = _all('"source_namespace"', '"dest_ip"')
+is_antrea_json = _all('"destinationIPv4Address"')
+
+
+def is_inspektor_gadget(text: str) -> bool:
+    """Inspektor Gadget JSON: a ``k8s`` block with a pod name or an endpoint address."""
+    return '"k8s"' in text and ('"podName"' in text or '"addr"' in text)
+
+
+def is_hubble(text: str) -> bool:
+    """Hubble JSON: a ``flow`` with a verdict or IP (tried after the specific formats)."""
+    return '"flow"' in text and ('"verdict"' in text or '"IP"' in text)
+
+
 #: (name, test) in order: the first match names the format.
 _FORMATS: tuple[tuple[str, Callable[[str], bool]], ...] = (
-    ("an AWS VPC flow log", _is_aws),
-    ("a GCP VPC flow log", _all('"jsonPayload"', '"connection"', '"src_ip"')),
-    ("a Calico flow log", _all('"source_namespace"', '"dest_ip"')),
-    ("Antrea flow records (JSON)", _all('"destinationIPv4Address"')),
-    ("an Antrea flow-aggregator CSV", _is_antrea_csv),
-    ("Inspektor Gadget output", lambda t: '"k8s"' in t and ('"podName"' in t or '"addr"' in t)),
+    ("an AWS VPC flow log", is_aws),
+    ("a GCP VPC flow log", is_gcp),
+    ("a Calico flow log", is_calico),
+    ("Antrea flow records (JSON)", is_antrea_json),
+    ("an Antrea flow-aggregator CSV", is_antrea_csv),
+    ("Inspektor Gadget output", is_inspektor_gadget),
 )
 #: Tried after the Hubble test: they would also match a Hubble file in some way.
 _GENERIC: tuple[tuple[str, Callable[[str], bool]], ...] = (
@@ -74,20 +93,36 @@ def sniff_format(head: bytes) -> str | None:
     >>> sniff_format(b'{"flow": {"verdict": "FORWARDED"}}') is None
     True
     """
+    text = head_text(head)
+    if isinstance(text, BadHead):
+        return text.reason
+    # The specific formats first: a foreign file with a few Hubble lines is still foreign.
+    found = next((name for name, test in _FORMATS if test(text)), None)
+    if found is not None or is_hubble(text):
+        return found
+    return next((name for name, test in _GENERIC if test(text)), None)
+
+
+class BadHead(str):
+    """Why a file's head is not text (a ``str`` subclass, so it can be told apart)."""
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+def head_text(head: bytes) -> str:
+    """The decoded head of a file (gunzipped), or a :class:`BadHead` saying why not."""
     if head[:2] == b"\x1f\x8b":
         head = _gunzip_head(head)
         if not head:
-            return "a gzip file that cannot be decompressed (truncated?)"
+            return BadHead("a gzip file that cannot be decompressed (truncated?)")
     if b"\x00" in head:
-        return "a binary file (not text)"
+        return BadHead("a binary file (not text)")
     text = head.decode("utf-8", errors="replace")
     if "\ufffd" in text[: len(text) - 4]:  # a multi-byte character may be cut at the end
-        return "a binary file (not UTF-8 text)"
-    # The specific formats first: a foreign file with a few Hubble lines is still foreign.
-    found = next((name for name, test in _FORMATS if test(text)), None)
-    if found is not None or ('"flow"' in text and ('"verdict"' in text or '"IP"' in text)):
-        return found
-    return next((name for name, test in _GENERIC if test(text)), None)
+        return BadHead("a binary file (not UTF-8 text)")
+    return text
 
 
 def _gunzip_head(data: bytes) -> bytes:
@@ -98,14 +133,21 @@ def _gunzip_head(data: bytes) -> bytes:
         return b""
 
 
-def sniff_file(path: str) -> str | None:
-    """:func:`sniff_format` of a file's head; None for stdin or an unreadable file."""
+def read_head(path: str) -> bytes | None:
+    """The first :data:`SNIFF_BYTES` of a file; None for stdin or an unreadable file."""
     if path == "-":
         return None
     try:
         with open(path, "rb") as f:
-            head = f.read(SNIFF_BYTES)
+            return f.read(SNIFF_BYTES)
     except OSError:
+        return None
+
+
+def sniff_file(path: str) -> str | None:
+    """:func:`sniff_format` of a file's head; None for stdin or an unreadable file."""
+    head = read_head(path)
+    if head is None:
         return None
     if path.endswith(".gz") and head[:2] != b"\x1f\x8b":
         return "not gzip data despite the .gz name"

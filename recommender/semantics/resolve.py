@@ -27,6 +27,10 @@ from recommender.model import Inventory, Pod
 
 EXCLUDED_PHASES = frozenset({"Succeeded", "Failed"})
 APISERVER = ("default", "kubernetes")
+#: Label of a raw end that IP-and-time attribution could not decide
+#: (:mod:`recommender.inventory.ip_attribution`): its value is the reason, and the
+#: end must not be re-attributed by IP alone.
+UNATTRIBUTED_LABEL = "netpol:unattributed"
 #: Lower wins when several objects claim one IP.
 _PRIORITY = {"cluster_infra": 0, "pod": 1, "service": 2, "host": 3}
 
@@ -165,8 +169,11 @@ def resolved_columns(side: str, by_ip: str, by_name: str) -> dict[str, str]:
     s = side
     labelled = f"({s}_kind = 'pod' AND coalesce({s}_labels, '{{}}') <> '{{}}')"
     named = f"({by_name}.pod IS NOT NULL)"
+    mark = f"chr(31) || '{UNATTRIBUTED_LABEL}' || chr(1)"
+    marked = f"coalesce(contains({s}_j, {mark}), false)"
     use_ip = (
         f"({by_ip}.kind IS NOT NULL AND NOT {labelled} AND NOT ({s}_kind = 'pod' AND {named}) "
+        f"AND NOT {marked} "
         f"AND ({by_ip}.kind = 'cluster_infra' OR {s}_kind IN ('host', 'world', 'unknown', 'pod')))"
     )
     # A template filled per field with str.replace: the SQL holds literal braces ('{}').
@@ -176,7 +183,8 @@ def resolved_columns(side: str, by_ip: str, by_name: str) -> dict[str, str]:
     )
     cols = {
         "kind": f"CASE WHEN {use_ip} THEN {by_ip}.kind ELSE {s}_kind END",
-        "detail": f"CASE WHEN {use_ip} THEN {by_ip}.detail WHEN {s}_kind = 'unknown' AND "
+        "detail": f"CASE WHEN {marked} THEN regexp_extract({s}_j, {mark} || '([^' || chr(31) "
+        f"|| ']*)', 1) WHEN {use_ip} THEN {by_ip}.detail WHEN {s}_kind = 'unknown' AND "
         f"{by_ip}.kind IS NULL THEN 'not-in-inventory' ELSE {s}_detail END",
     }
     for field in (

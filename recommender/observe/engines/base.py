@@ -149,6 +149,8 @@ class AggregationEngine(ABC):
     """Read flow files (``-`` = stdin, globs, ``.gz``) and normalize or aggregate them."""
 
     name: str = ""
+    #: ``--format``: the format of every flow file; None = sniff each file.
+    flow_format: str | None = None
 
     @abstractmethod
     def read_flows(

@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow as pa
 
 from recommender.errors import InputError
-from recommender.flows import parquet
-from recommender.flows.hubble import oriented_packets_sql, records_of_packets_sql
+from recommender.flows import formats, parquet
+from recommender.flows.hubble import records_of_packets_sql
 from recommender.flows.hubble_sql import lit
 from recommender.flows.sources import (
     LINE_SCHEMA,
@@ -30,6 +30,12 @@ from recommender.flows.sources import (
     expand_paths,
     iter_line_batches,
     prefetched,
+)
+from recommender.inventory.ip_attribution import (
+    IP_ONLY_FORMATS,
+    attributed_packets_sql,
+    build_ip_spans,
+    span_rows,
 )
 from recommender.model import FLOW_COLUMNS, Inventory
 from recommender.observe.engines.aggregate import (
@@ -97,6 +103,7 @@ class EmbeddedEngine(AggregationEngine):
             resolve = None
             if inventory is not None:
                 _register_inventory(con, inventory)
+                packets = self._attributed(packets, sources)
 
                 def resolve(rel: str) -> str:
                     return resolved_sql(rel, ("x",), "inv_ip", "inv_pod")
@@ -170,7 +177,8 @@ class EmbeddedEngine(AggregationEngine):
         with self._connection() as con:
             errors = self._register_lines(con, sources)
             shown = [s.path for s in sources]
-            sql = parquet.to_parquet_sql(f"({oriented_packets_sql('lines', shown)})", shown)
+            packets = formats.packets_for("lines", shown, self.flow_format)
+            sql = parquet.to_parquet_sql(f"({packets})", shown)
             try:
                 con.execute(f"COPY ({sql}) TO {lit(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
                 if errors:
@@ -191,7 +199,7 @@ class EmbeddedEngine(AggregationEngine):
         Parquet), the original files by ``file_id``, and read errors to raise at the end."""
         if not parquet.split_inputs([s.path for s in sources]):
             errors = self._register_lines(con, sources)
-            packets = oriented_packets_sql("lines", [s.path for s in sources])
+            packets = formats.packets_for("lines", [s.path for s in sources], self.flow_format)
             return f"({packets})", sources, errors
         reads = []
         for n, source in enumerate(sources):
@@ -219,13 +227,22 @@ class EmbeddedEngine(AggregationEngine):
         shown = [FlowSource(f[3], f[2]) for f in files]
         return f"({parquet.packets_sql('pq_raw', 'pq_files')})", shown, []
 
+    def _attributed(self, packets: str, sources: list[FlowSource] | None) -> str:
+        """``packets`` with IP-only (VPC) ends attributed by IP and time; unchanged (no
+        join, no cost) when no input file is in such a format."""
+        if sources is not None:
+            names = {f.name for f in formats.assign([s.path for s in sources], self.flow_format)}
+            if not names & set(IP_ONLY_FORMATS):
+                return packets
+        return f"({attributed_packets_sql(packets, 'inv_span')})"
+
     def _records(
         self, con: duckdb.DuckDBPyConnection, packets: str, inventory: Inventory | None
     ) -> str:
-        sql = records_of_packets_sql(packets)
         if inventory is None:
-            return sql
+            return records_of_packets_sql(packets)
         _register_inventory(con, inventory)
+        sql = records_of_packets_sql(self._attributed(packets, None))
         return resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
 
     def _flow_batches(
@@ -291,6 +308,12 @@ def _fetch_small(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 def _register_inventory(con: duckdb.DuckDBPyConnection, inventory: Inventory) -> None:
     _register_index(con, "inv_ip", build_ip_index(inventory))
     _register_index(con, "inv_pod", build_pod_index(inventory))
+    # Pod IPs with their validity in time, for IP-only (VPC) ends.
+    spans = span_rows(build_ip_spans(inventory))
+    types = {"valid_from": pa.timestamp("us"), "valid_to": pa.timestamp("us"), "live": pa.bool_()}
+    con.register(
+        "inv_span", pa.table({c: pa.array(v, types.get(c, pa.string())) for c, v in spans.items()})
+    )
 
 
 def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[IpEntry]) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from recommender.errors import EngineUnavailableError, InputError, MissingDependencyError
-from recommender.flows import parquet
+from recommender.flows import formats, parquet
 from recommender.flows.hubble import oriented_packets_sql, records_of_packets_sql
 from recommender.flows.sources import STDIN, expand_paths
 from recommender.model import FLOW_COLUMNS, Inventory
@@ -276,6 +276,7 @@ class SparkEngine(AggregationEngine):
             raise InputError(None, "the inputs are Parquet already")
         inputs = self.expand(paths)
         shown = [i.path for i in inputs]
+        formats.require_spark(shown, formats.assign(shown, self.flow_format))
         schema = self._register_lines(spark, inputs)
         sql = parquet.to_parquet_sql(f"({oriented_packets_sql('lines', shown)})", shown)
         frame = spark.sql(to_spark(sql, schema))
@@ -293,6 +294,7 @@ class SparkEngine(AggregationEngine):
         if not parquet.split_inputs(paths):
             inputs = self.expand(paths)
             shown = [i.path for i in inputs]
+            formats.require_spark(shown, formats.assign(shown, self.flow_format))
             schema = self._register_lines(spark, inputs)
             return f"({oriented_packets_sql('lines', shown)})", shown, schema, inputs
         from pyspark.sql import functions as F  # noqa: N812 - Spark's convention
