@@ -119,11 +119,15 @@ def packets_sql(
     if len(groups) <= 1:
         fmt = formats[0] if formats else by_name(DEFAULT_FORMAT)
         return fmt.packets(lines, paths, dialect)
+    # ``lines`` is a stream that can be scanned once (an Arrow RecordBatchReader):
+    # each reader of the union scans it, so it is materialized once for all of them.
+    shared = "netpol_mixed_lines"
     parts = []
     for fmt, ids in groups.values():
-        mine = f"(SELECT * FROM {lines} WHERE file_id IN ({', '.join(map(str, ids))}))"
+        mine = f"(SELECT * FROM {shared} WHERE file_id IN ({', '.join(map(str, ids))}))"
         parts.append(f"SELECT {PACKET_COLUMNS} FROM ({fmt.packets(mine, paths, dialect)})")
-    return "\nUNION ALL\n".join(parts)
+    union = "\nUNION ALL\n".join(parts)
+    return f"WITH {shared} AS MATERIALIZED (SELECT * FROM {lines})\n{union}"
 
 
 def require_spark(paths: Sequence[str], formats: Sequence[FlowFormat]) -> None:
