@@ -28,4 +28,5 @@ def test_two_formats_in_one_run_add_up():
     assert both[0] == aws[0] + hubble[0]  # every line of both files read
     assert both[1] == aws[1] + hubble[1]  # connections of both, none lost or doubled
     assert both[2] == aws[2] + hubble[2]  # the two files share no workload
-    assert aws[1] > 0 and hubble[1] > 0
+    assert aws[1] > 0
+    assert hubble[1] > 0
