@@ -57,7 +57,13 @@ class FlowFormat:
 
 def _formats() -> tuple[FlowFormat, ...]:
     """The table, built lazily so that reader modules may import this one."""
-    return (FlowFormat("hubble", sniff.is_hubble, hubble.oriented_packets_sql, spark=True),)
+    from recommender.flows import calico
+
+    # One line per format; the specific formats first (hubble's test is the loosest).
+    return (
+        FlowFormat("calico", sniff.is_calico, calico.oriented_packets_sql),
+        FlowFormat("hubble", sniff.is_hubble, hubble.oriented_packets_sql, spark=True),
+    )
 
 
 #: The default for a file nothing recognises (its lines are rejected one by one,
