@@ -58,7 +58,8 @@ def _labels(side: str) -> str:
 
 def _workload(side: str) -> str:
     """``[{kind, name}]``: the Deployment of an aggregated ``<name>-<hash>-*`` prefix."""
-    hashes = f"list_filter(coalesce(json_extract_string(j, '$.{side}_labels.labels[*]'), []), lambda x: starts_with(x, 'pod-template-hash='))"
+    raw = f"coalesce(json_extract_string(j, '$.{side}_labels.labels[*]'), [])"
+    hashes = f"list_filter({raw}, lambda x: starts_with(x, 'pod-template-hash='))"
     h = f"substr({hashes}[1], 19)"
     name = f"regexp_extract({_s(side + '_name_aggr')}, '^(.+)-([a-z0-9]+)-\\*$', 1)"
     tail = f"regexp_extract({_s(side + '_name_aggr')}, '^(.+)-([a-z0-9]+)-\\*$', 2)"
@@ -73,7 +74,8 @@ def _endpoint(side: str, ip: str) -> str:
     kind = f"json_extract_string(j, '$.{side}_type')"
     cases = " ".join(f"WHEN '{t}' THEN ['{lab}']" for t, lab in _TYPE_LABEL.items())
     labels = f"CASE {kind} WHEN 'wep' THEN {_labels(side)} {cases} ELSE [] END"
-    pod = f"CASE WHEN {kind} = 'wep' AND NOT contains({_s(side + '_name')}, '*') THEN {_s(side + '_name')} END"
+    name = _s(side + "_name")
+    pod = f"CASE WHEN {kind} = 'wep' AND NOT contains({name}, '*') THEN {name} END"
     e = (
         f"json_object('namespace', {_s(side + '_namespace')}, 'pod_name', {pod}, "
         f"'labels', {labels}, 'workloads', {_workload(side)})"
@@ -93,14 +95,17 @@ def _reject_sql() -> str:
     return (
         "CASE WHEN bad IS NOT NULL THEN bad "
         "WHEN ts IS NULL THEN 'no valid start_time (UNIX seconds)' "
-        "WHEN reporter NOT IN ('src', 'dst') THEN 'unknown reporter ' || coalesce(reporter, '(none)') "
+        "WHEN reporter NOT IN ('src', 'dst') "
+        "THEN 'unknown reporter ' || coalesce(reporter, '(none)') "
         "WHEN verdict IS NULL THEN 'unknown action ' || coalesce(action, '(none)') "
         "WHEN protocol IS NULL THEN 'unknown proto ' || coalesce(p, '(none)') "
         f"WHEN coalesce(json_extract_string(j, '$.source_type'), '?') NOT IN {types} "
-        "THEN 'unknown source_type ' || coalesce(json_extract_string(j, '$.source_type'), '(none)') "
+        "THEN 'unknown source_type ' || "
+        "coalesce(json_extract_string(j, '$.source_type'), '(none)') "
         f"WHEN coalesce(json_extract_string(j, '$.dest_type'), '?') NOT IN {types} "
         "THEN 'unknown dest_type ' || coalesce(json_extract_string(j, '$.dest_type'), '(none)') "
-        "WHEN NOT (coalesce(dport, 0) BETWEEN 0 AND 65535 AND coalesce(sport, 0) BETWEEN 0 AND 65535) "
+        "WHEN NOT (coalesce(dport, 0) BETWEEN 0 AND 65535 "
+        "AND coalesce(sport, 0) BETWEEN 0 AND 65535) "
         "OR (dport IS NULL AND json_extract_string(j, '$.dest_port') IS NOT NULL) "
         "THEN 'invalid port' "
         "WHEN (sip IS NOT NULL AND NOT regexp_matches(sip, '^[0-9a-fA-F.:]+$')) "
