@@ -144,7 +144,7 @@ def oriented_packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DU
 SELECT file_id, line_no, raw_ref,
        CASE WHEN bad = 'blank' THEN 'blank' WHEN rr IS NOT NULL THEN 'reject'
             WHEN {_duplicate_sql()} THEN 'calico_src_report' ELSE 'flow' END AS line_kind,
-       CASE WHEN bad <> 'blank' THEN rr END AS reject_detail, 0::BIGINT AS lost,
+       CASE WHEN bad IS DISTINCT FROM 'blank' THEN rr END AS reject_detail, 0::BIGINT AS lost,
        'calico_ee' AS source_format, false AS rep, 'calico' AS orientation, ts AS time_start,
        {_s("host")} AS observer, protocol, NULL::INTEGER AS icmp_type,
        CASE WHEN contains(coalesce(dip, sip), ':') THEN 6
