@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vpc_support import read_rows, write
 
-from recommender.flows import aws
+from recommender.flows import aws, sniff
 
 AWS = SAMPLES / "aws-vpc-flow-logs"
 #: (line, kind, client ip, client port, server ip, server port, is_reply, orientation)
@@ -174,9 +174,10 @@ def test_field_count_must_match_the_header(tmp_path):
 
 
 def test_sniff():
-    assert aws.is_aws_vpc((AWS / "default-v2-doc-examples.log").read_text().splitlines()[0])
-    assert aws.is_aws_vpc((AWS / "custom-v5-traffic-path-doc-examples.log").read_text())
-    assert not aws.is_aws_vpc('{"flow": {"time": "2024-01-01T00:00:00Z"}}')
+    # the test the format registry (recommender/flows/formats.py) detects AWS by
+    assert sniff.is_aws((AWS / "default-v2-doc-examples.log").read_text().splitlines()[0])
+    assert sniff.is_aws((AWS / "custom-v5-traffic-path-doc-examples.log").read_text())
+    assert not sniff.is_aws('{"flow": {"time": "2024-01-01T00:00:00Z"}}')
 
 
 _TOKENS = st.sampled_from(

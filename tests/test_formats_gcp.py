@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vpc_support import observe, read_rows, write
 
-from recommender.flows import gcp
+from recommender.flows import gcp, sniff
 
 GCP = SAMPLES / "gcp-vpc-flow-logs" / "elastic-integrations-vpcflow-logentries.ndjson"
 
@@ -141,8 +141,8 @@ def test_bad_lines_are_counted_rejects(tmp_path, line, reason):
 
 
 def test_sniff():
-    assert gcp.is_gcp_vpc(GCP.read_text().splitlines()[0])
-    assert not gcp.is_gcp_vpc('{"flow": {"time": "2024-01-01T00:00:00Z"}}')
+    assert sniff.is_gcp(GCP.read_text().splitlines()[0])
+    assert not sniff.is_gcp('{"flow": {"time": "2024-01-01T00:00:00Z"}}')
 
 
 _SCALAR = st.one_of(

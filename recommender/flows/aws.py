@@ -251,19 +251,3 @@ def oriented_packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DU
         Only DuckDB: the Spark engine does not read this format (``FlowFormat.spark``).
     """
     return oriented_sql(f"({rows_sql(lines, paths)})")
-
-
-def is_aws_vpc(first_line: str) -> bool:
-    """Does a file starting with ``first_line`` look like AWS VPC flow logs?
-
-    >>> is_aws_vpc("version account-id interface-id srcaddr dstaddr srcport")
-    True
-    >>> is_aws_vpc("2 123456789010 eni-1235b8ca123456789 - - - - - - - 1 2 - NODATA")
-    True
-    >>> is_aws_vpc('{"flow": {}}')
-    False
-    """
-    tokens = first_line.replace("${", "").replace("}", "").split()
-    if "srcaddr" in tokens or "pkt-srcaddr" in tokens:
-        return True
-    return len(tokens) in (len(V2_FIELDS), len(ALL_FIELDS)) and tokens[0].isdigit()

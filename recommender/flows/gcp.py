@@ -181,15 +181,3 @@ def oriented_packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DU
         Only DuckDB: the Spark engine does not read this format (``FlowFormat.spark``).
     """
     return oriented_sql(f"({rows_sql(lines, paths)})")
-
-
-def is_gcp_vpc(first_line: str) -> bool:
-    """Does a file starting with ``first_line`` look like GCP VPC flow logs?
-
-    >>> is_gcp_vpc('{"jsonPayload": {"connection": {"src_ip": "10.0.0.1"}}}')
-    True
-    >>> is_gcp_vpc('{"flow": {}}')
-    False
-    """
-    head = first_line.lstrip()
-    return head.startswith("{") and ('"connection"' in head or "vpc_flows" in head)
