@@ -21,7 +21,12 @@ EDGE_STYLE = {
     "would_deny": {"color": "#c62828", "style": "dashed", "penwidth": "2"},
     "newly_denied": {"color": "#c62828", "style": "dashed", "penwidth": "2"},
 }
-NODE_FILL = {"group": "#e3f2fd", "workload": "#fff8e1", "selector": "#f3e5f5", "external": "#eceff1"}
+NODE_FILL = {
+    "group": "#e3f2fd",
+    "workload": "#fff8e1",
+    "selector": "#f3e5f5",
+    "external": "#eceff1",
+}
 #: Ports shown on an edge label before "+N".
 MAX_PORTS = 3
 
@@ -101,16 +106,16 @@ def _node_attrs() -> dict[str, str]:
     return {"shape": "box", "style": "rounded,filled", "fontname": "Helvetica", "fontsize": "11"}
 
 
-def _add_clusters(
-    graph: object, nodes: Iterable[Node], names: dict[str, str], prefix: str
-) -> None:
+def _add_clusters(graph: object, nodes: Iterable[Node], names: dict[str, str], prefix: str) -> None:
     by_ns: dict[str, list[Node]] = {}
     for node in nodes:
         by_ns.setdefault(node.namespace, []).append(node)
     for ns in sorted(by_ns):
         label = ns or "outside the cluster"
         with graph.subgraph(name=f"cluster_{svg_id(ns) or 'external'}") as sub:  # type: ignore[attr-defined]
-            sub.attr(label=label, style="rounded", color="#90a4ae", id=f"{prefix}ns-{svg_id(label)}")
+            sub.attr(
+                label=label, style="rounded", color="#90a4ae", id=f"{prefix}ns-{svg_id(label)}"
+            )
             for node in sorted(by_ns[ns], key=lambda n: n.id):
                 sub.node(
                     names[node.id],
@@ -132,7 +137,7 @@ def _edge_attrs(edge: Edge, i: int, namespace: str | None) -> dict[str, str]:
         "href": f"#{edge.anchor}",
         "tooltip": f"{edge.kind}: {edge.src} -> {edge.dst} {', '.join(edge.ports)}{count}",
         "id": f"edge-{prefix}{i}",
-        "class": f"edge-{edge.kind}",
+        "class": f"edge_{edge.kind}",
         **EDGE_STYLE[edge.kind],
     }
 

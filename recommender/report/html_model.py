@@ -221,7 +221,9 @@ def add_policies(data: ReportData, policies: Sequence[NetworkPolicy], index: Gro
                     ports.setdefault(pair, set()).update(rule_ports(rule))
                     anchors.setdefault(pair, policy_anchor(p.key))
     for pair in sorted(ports):
-        data.edges.append(Edge(pair[0], pair[1], "allowed", tuple(sorted(ports[pair])), anchors[pair]))
+        data.edges.append(
+            Edge(pair[0], pair[1], "allowed", tuple(sorted(ports[pair])), anchors[pair])
+        )
 
 
 def _rule_peers(data: ReportData, rule: Rule, ns: str, index: GroupIndex) -> list[str]:

@@ -187,7 +187,9 @@ def add_changes(data: ReportData, doc: Mapping[str, Any], index: Any) -> None:
         data.edges.append(Edge(src, dst, kind, ports, anchor))
     columns = ("change", "src", "dst", "ports", "sides", "old_rules", "new_rules")
     body = tuple(tuple(_short(r.get(c)) for c in columns) for r in rows)
-    data.tables.append(Table(f"changes-{len(data.tables)}", "Semantic changes", columns, body, anchors))
+    data.tables.append(
+        Table(f"changes-{len(data.tables)}", "Semantic changes", columns, body, anchors)
+    )
     for name, value in sorted(doc.get("summary", doc.get("totals", {})).items()):
         data.facts.append((name, _short(value)))
 
@@ -200,7 +202,9 @@ def add_tighten(data: ReportData, doc: Mapping[str, Any], index: Any) -> None:
         if rows:
             columns = tuple(sorted({k for r in rows for k in r}))
             body = tuple(tuple(_short(r.get(c)) for c in columns) for r in rows)
-            data.tables.append(Table(f"tighten-{key}", f"Tighten: {key}", columns, body, ("",) * len(rows)))
+            data.tables.append(
+                Table(f"tighten-{key}", f"Tighten: {key}", columns, body, ("",) * len(rows))
+            )
 
 
 def add_recommend_json(data: ReportData, doc: Mapping[str, Any], index: Any) -> None:
