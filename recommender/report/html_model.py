@@ -197,7 +197,7 @@ def workload_node(data: ReportData, workload: str, index: GroupIndex) -> str:
         ns, name = gid.split("/", 1)
         return data.add_node(Node(gid, ns, name, "group"))
     ns, _, rest = workload.partition("/")
-    if not rest:  # world:1.2.3.4, host, unknown peers
+    if not rest or ":" in ns:  # world:1.2.3.4[/32], host, unknown peers
         return data.add_node(Node(workload, "", workload, "external"))
     return data.add_node(Node(workload, ns, rest, "workload"))
 
