@@ -8,6 +8,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
+	# netpol report draws with Graphviz (dot) and its test opens the report in
+	# headless Chromium: both from the distribution (Debian package names).
+	command -v dot || apt-get install -y graphviz
+	command -v chromium || apt-get install -y chromium
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
