@@ -4,14 +4,16 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+APT    := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	# netpol report draws with Graphviz (dot) and its test opens the report in
 	# headless Chromium: both from the distribution (Debian package names).
-	command -v dot || apt-get install -y graphviz
-	command -v chromium || apt-get install -y chromium
+	# A stale package index is refreshed once, only if the first try fails.
+	command -v dot >/dev/null || $(APT) graphviz || (apt-get update -q && $(APT) graphviz)
+	command -v chromium >/dev/null || $(APT) chromium || (apt-get update -q && $(APT) chromium)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
