@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT    := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+APT    := DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 
 .PHONY: demo test lint bench clean
 
