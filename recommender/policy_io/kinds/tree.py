@@ -26,6 +26,7 @@ from recommender.policy_io.policy_yaml import _dump
 SCHEMAS: dict[str, str] = {
     "CiliumNetworkPolicy": "ciliumnetworkpolicy.json",
     "StagedKubernetesNetworkPolicy": "stagedkubernetesnetworkpolicy.json",
+    "ClusterNetworkPolicy": "clusternetworkpolicy.json",
 }
 
 
@@ -63,6 +64,10 @@ def render_kind_tree(
     """``{relative path: text}`` for ``kind``; ValueError naming any invalid object."""
     if kind == "networkpolicy":
         return render_tree(policies, summary)
+    if kind == "clusternetworkpolicy":
+        from recommender.policy_io.kinds.cnp import render_cnp_tree  # it imports this module
+
+        return render_cnp_tree(policies, summary, inventory)
     files: dict[str, str] = {}
     namespaces: dict[str, list[str]] = {}
     for obj in kind_objects(kind, policies, inventory):
