@@ -173,7 +173,7 @@ def parse_cluster_policy(obj: Mapping[str, Any], source: str = "<memory>") -> Cl
     """Compile one ClusterNetworkPolicy dict; ValueError ``field: reason`` when refused."""
     name = (obj.get("metadata") or {}).get("name")
     if not isinstance(name, str) or not name:
-        raise ValueError("metadata.name: required")
+        raise ValueError("metadata.name: required, a non-empty string")
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         raise ValueError("spec: required")

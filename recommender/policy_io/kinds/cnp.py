@@ -306,7 +306,7 @@ def _baseline(plan: Plan, inventory: Inventory) -> None:
             )
         )
         plan.notes.append(
-            f"{name} (Baseline, Deny) replaces default-deny in {', '.join(sorted(nss))}"
+            f"{name} (Baseline, Deny) stands for default-deny in {', '.join(sorted(nss))}"
         )
 
 
