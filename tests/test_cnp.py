@@ -275,7 +275,8 @@ def test_networks_match_cluster_internal_addresses_too(tmp_path):
 
 
 def test_nodes_peer_matches_node_labels(tmp_path):
-    egress = "[{action: Deny, to: [{nodes: {matchExpressions: [{key: node-role.kubernetes.io/control-plane, operator: Exists}]}}]}]"
+    role = "{key: node-role.kubernetes.io/control-plane, operator: Exists}"
+    egress = f"[{{action: Deny, to: [{{nodes: {{matchExpressions: [{role}]}}}}]}}]"
     ps = engine(tmp_path, cnp("nets", "Admin", 1, G, egress=egress))
     cp = Endpoint("host", ip="172.18.0.2", node="node-1")
     worker = Endpoint("host", ip="172.18.0.3", node="node-2")
@@ -286,7 +287,8 @@ def test_nodes_peer_matches_node_labels(tmp_path):
 def test_port_range_and_named_port(tmp_path):
     ingress = (
         "[{action: Deny, from: [{namespaces: {}}], protocols: "
-        "[{tcp: {destinationPort: {range: {start: 8000, end: 8100}}}}, {destinationNamedPort: metrics}]}]"
+        "[{tcp: {destinationPort: {range: {start: 8000, end: 8100}}}}, "
+        "{destinationNamedPort: metrics}]}]"
     )
     ps = engine(tmp_path, cnp("p", "Admin", 1, G, ingress))
     named = pod_endpoint(
@@ -367,9 +369,119 @@ def test_domain_names_with_recorded_answers(tmp_path):
     )
     doc = doc.replace(
         "metadata: {name: dn}",
-        """metadata: {name: dn, annotations: {evidence.netpol-recommender.io/fqdns: '{"198.51.100.7/32": ["api.example.com"]}'}}""",
+        "metadata: {name: dn, annotations: {evidence.netpol-recommender.io/fqdns: "
+        """'{"198.51.100.7/32": ["api.example.com"]}'}}""",
     )
     base = cnp("deny", "Baseline", 1, G, egress="[{action: Deny, to: [{networks: [0.0.0.0/0]}]}]")
     ps = engine(tmp_path, doc, base)
     assert verdict(ps, HARRY, Endpoint("world", ip="198.51.100.7"), 443) == "allowed"
     assert verdict(ps, HARRY, Endpoint("world", ip="198.51.100.8"), 443) == "denied"
+
+
+# -- the writer: limits, guardrails, determinism ----------------------------------------
+
+
+def _obj(rules: list[dict], direction: str = "egress") -> dict:
+    return {
+        "apiVersion": "policy.networking.k8s.io/v1alpha2",
+        "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": "big"},
+        "spec": {"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, direction: rules},
+    }
+
+
+def test_fit_limits_splits_networks_rules_and_objects():
+    nets = [f"10.0.{i}.0/24" for i in range(30)]
+    one = fit_limits(_obj([{"name": "r", "action": "Accept", "to": [{"networks": nets}]}]))
+    assert len(one) == 1
+    assert [len(p["networks"]) for p in one[0]["spec"]["egress"][0]["to"]] == [25, 5]
+    many = [{"name": f"r{i}", "action": "Accept", "to": [{"namespaces": {}}]} for i in range(30)]
+    parts = fit_limits(_obj(many))
+    assert [p["metadata"]["name"] for p in parts] == ["big", "big-2"]
+    assert [len(p["spec"]["egress"]) for p in parts] == [25, 5]
+    assert {p["spec"]["priority"] for p in parts} == {1}
+    assert [e for p in parts for e in schema_errors(p)] == []
+    mixed = [{**r, "action": "Deny" if i % 2 else "Accept"} for i, r in enumerate(many)]
+    with pytest.raises(Unexpressible, match="mixed actions"):
+        fit_limits(_obj(mixed))
+
+
+def test_schema_rejects_what_the_crd_rejects():
+    ok = _obj([{"name": "r", "action": "Accept", "to": [{"namespaces": {}}]}])
+    assert schema_errors(ok) == []
+    bad = [
+        {**ok, "spec": {**ok["spec"], "priority": 1001}},
+        {**ok, "spec": {**ok["spec"], "tier": "Developer"}},
+        _obj([{"action": "Accept", "from": [{"networks": ["10.0.0.0/8"]}]}], "ingress"),
+        _obj([{"name": "r", "action": "Accept", "to": [{"namespaces": {}, "nodes": {}}]}]),
+        _obj([{"name": "r", "action": "Accept", "to": [{"namespaces": {}}]}] * 26),
+    ]
+    assert [bool(schema_errors(b)) for b in bad] == [True] * len(bad)
+
+
+def _scraped(ns: str) -> NetworkPolicy:
+    prom = Peer(
+        pod_selector=LabelSelector((("app", "prometheus"),)),
+        namespace_selector=LabelSelector((("kubernetes.io/metadata.name", "monitoring"),)),
+    )
+    front = Peer(pod_selector=LabelSelector((("app", "web"),)))
+    return NetworkPolicy(
+        ns,
+        "web",
+        LabelSelector((("app", "web"),)),
+        ("Ingress",),
+        ingress=(
+            Rule((front,), (PolicyPort("TCP", 8080),)),
+            Rule((prom,), (PolicyPort("TCP", 9090),)),
+        ),
+    )
+
+
+def _deny(ns: str) -> NetworkPolicy:
+    return NetworkPolicy(ns, "default-deny", LabelSelector(), ("Ingress", "Egress"))
+
+
+def test_one_scraper_over_many_namespaces_becomes_an_admin_accept(tmp_path):
+    policies = [p for ns in ("a", "b", "c") for p in (_scraped(ns), _deny(ns))]
+    plan = plan_cluster_policies(policies, Inventory())
+    names = [o["metadata"]["name"] for o in plan.cluster]
+    assert names == ["guardrail-scrape-monitoring-prometheus", "baseline-default-deny"]
+    web = next(p for p in plan.policies if p.key == "a/web")
+    assert len(web.ingress or ()) == 1  # the scraper's rule moved cluster-wide
+    assert any("reaches 3 namespaces" in n for n in plan.notes)
+    files = render_cnp_tree(policies, "", Inventory())
+    out = tmp_path / "out"
+    for rel, text in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    loaded = load_policies([str(out)])
+    ps = compile_all_kinds(loaded.policies, [], loaded.cluster, Inventory())
+    prom = pod_endpoint("monitoring", {"app": "prometheus"}, ip="10.9.0.1")
+    pods = {ns: pod_endpoint(ns, {"app": "web"}, ip=f"10.1.0.{i}") for i, ns in enumerate("abc")}
+    assert [verdict(ps, prom, pods[ns], 9090) for ns in "abc"] == ["allowed"] * 3
+    assert verdict(ps, prom, pods["a"], 8080) == "denied"
+    assert verdict(ps, pods["b"], pods["a"], 8080) == "denied"  # other namespace, not web
+
+
+def test_two_scraped_namespaces_stay_namespaced():
+    policies = [p for ns in ("a", "b") for p in (_scraped(ns), _deny(ns))]
+    plan = plan_cluster_policies(policies, Inventory())
+    assert [o["metadata"]["name"] for o in plan.cluster] == ["baseline-default-deny"]
+
+
+def test_plan_ignores_input_order():
+    policies = [p for ns in ("a", "b", "c") for p in (_scraped(ns), _deny(ns))]
+    a = render_cnp_tree(policies, "", Inventory())
+    assert render_cnp_tree(list(reversed(policies)), "", Inventory()) == a
+
+
+def test_ip_block_with_except_keeps_dns_namespaced():
+    block = Peer(ip_block=IPBlock("10.96.0.0/16", ("10.96.0.1/32",)))
+    dns = [
+        NetworkPolicy(ns, "allow-dns", LabelSelector(), ("Egress",), egress=(Rule((block,)),))
+        for ns in ("a", "b")
+    ]
+    plan = plan_cluster_policies([*dns, _deny("a"), _deny("b")], Inventory())
+    assert "guardrail-dns" not in [o["metadata"]["name"] for o in plan.cluster]
+    assert any("networks has no except" in n for n in plan.notes)
+    assert {p.key for p in plan.policies} >= {"a/allow-dns", "b/allow-dns"}

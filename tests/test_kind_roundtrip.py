@@ -170,5 +170,7 @@ def test_clusternetworkpolicy_tree_is_stable_and_valid(rec, inventory):
     assert "  - _cluster" in a["kustomization.yaml"]
     assert "shop/allow-dns.yaml" not in a  # the Admin DNS guardrail took it
     assert "guardrail-dns (Admin, Accept)" in a["SUMMARY.md"]
-    objs = [yaml.safe_load(t) for k, t in a.items() if k.startswith("_cluster/") and "kust" not in k]
+    cluster = [t for k, t in a.items() if k.startswith("_cluster/") and "kustom" not in k]
+    objs = [yaml.safe_load(t) for t in cluster]
+    assert len(objs) == 3
     assert [e for o in objs for e in schema_errors(o)] == []
