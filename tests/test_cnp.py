@@ -7,10 +7,12 @@ four namespaces and pods are the conformance suite's Hogwarts houses.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from recommender.cli.parser import main
 from recommender.errors import PolicyError
 from recommender.model import (
     ContainerPort,
@@ -485,3 +487,20 @@ def test_ip_block_with_except_keeps_dns_namespaced():
     assert "guardrail-dns" not in [o["metadata"]["name"] for o in plan.cluster]
     assert any("networks has no except" in n for n in plan.notes)
     assert {p.key for p in plan.policies} >= {"a/allow-dns", "b/allow-dns"}
+
+
+def test_cli_round_trip_on_the_simulated_shop(small_sim, tmp_path, capsys):
+    """recommend --kind clusternetworkpolicy, then shadow of the training window: the
+    tiers deny exactly what the v1 output denies (the unlearned connections)."""
+    flows, inv = str(small_sim / "flows-train.jsonl.gz"), str(small_sim / "inventory.json")
+    totals = {}
+    for kind in ("networkpolicy", "clusternetworkpolicy"):
+        out, report = tmp_path / kind, tmp_path / f"{kind}.json"
+        args = ["--flows", flows, "--inventory", inv]
+        assert main(["recommend", *args, "--kind", kind, "--out", str(out)]) == 0
+        assert main(["shadow", *args, "--policies", str(out), "--json", str(report)]) == 0
+        totals[kind] = json.loads(report.read_text())["totals"]
+    capsys.readouterr()
+    assert (tmp_path / "clusternetworkpolicy" / "_cluster" / "guardrail-dns.yaml").exists()
+    assert totals["clusternetworkpolicy"] == totals["networkpolicy"]
+    assert totals["networkpolicy"]["connections"] > 100

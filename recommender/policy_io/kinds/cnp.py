@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from recommender.model import Inventory, LabelSelector, NetworkPolicy, Peer, Rule
+from recommender.model import Inventory, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
 from recommender.policy_io.kinds.cilium import _address_kind
 from recommender.policy_io.kinds.cnp_objects import (
     Unexpressible,
@@ -238,7 +238,9 @@ def _scrape_guardrail(plan: Plan, key: tuple[Any, ...], nss: list[str]) -> None:
     if not touched or not ports:
         return  # a rule without ports would admit every port: leave it namespaced
     who = f"{dict(ns_sel.match_labels or ())['kubernetes.io/metadata.name']}-{_label_text(pod_sel)}"
-    rule = rule_dict(Rule((peer,), tuple(sorted(ports, key=repr))), "ingress", "Accept", "scrape")
+    rule = rule_dict(
+        Rule((peer,), tuple(sorted(ports, key=_port_order))), "ingress", "Accept", "scrape"
+    )
     name = f"guardrail-scrape-{who}"[:253].rstrip("-.")
     plan.cluster.append(
         cnp_dict(
@@ -256,6 +258,10 @@ def _scrape_guardrail(plan: Plan, key: tuple[Any, ...], nss: list[str]) -> None:
         f"every pod there on the {len(ports)} scrape port(s) (learned: {len(touched)} "
         "workloads; the scraper's own egress policy still limits where it goes)"
     )
+
+
+def _port_order(p: PolicyPort) -> tuple[str, bool, str]:
+    return (p.protocol, isinstance(p.port, str), str(p.port).zfill(5))
 
 
 def _label_text(sel: LabelSelector) -> str:
