@@ -25,9 +25,9 @@ from recommender.model import (
     PolicyPort,
     Rule,
 )
-from recommender.policy_io.kinds.cnp import plan_cluster_policies, render_cnp_tree
+from recommender.policy_io.kinds.cnp import plan_cluster_policies
 from recommender.policy_io.kinds.cnp_objects import Unexpressible, fit_limits
-from recommender.policy_io.kinds.tree import schema_errors
+from recommender.policy_io.kinds.tree import render_cnp_tree, schema_errors
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.semantics import Endpoint, pod_endpoint
 from recommender.semantics.cnp import compile_all_kinds

@@ -36,9 +36,6 @@ from recommender.policy_io.kinds.cnp_objects import (
     rule_dict,
     selector_dict,
 )
-from recommender.policy_io.kinds.tree import schema_errors
-from recommender.policy_io.policy_writer import kustomization, render_tree
-from recommender.policy_io.policy_yaml import _dump
 from recommender.semantics import compile_policies, endpoint_for_pod
 from recommender.semantics.endpoints import TERMINAL_PHASES
 
@@ -337,31 +334,3 @@ def summary_section(plan: Plan) -> str:
 
 
 CLUSTER_DIR = "_cluster"  # "_" cannot start a namespace name, so no clash
-
-
-def render_cnp_tree(
-    policies: Sequence[NetworkPolicy], summary: str, inventory: Inventory
-) -> dict[str, str]:
-    """``{relative path: text}``: the v1 tree of what stays namespaced plus ``_cluster/``.
-
-    Raises
-    ------
-    ValueError
-        A ClusterNetworkPolicy that fails the shipped schema (never written).
-    """
-    plan = plan_cluster_policies(policies, inventory)
-    files = render_tree(plan.policies, summary + summary_section(plan))
-    if not plan.cluster:
-        return files
-    names = []
-    for obj in plan.cluster:
-        name = obj["metadata"]["name"]
-        errors = schema_errors(obj)
-        if errors:
-            raise ValueError(f"ClusterNetworkPolicy {name}: {errors[0]}")
-        files[f"{CLUSTER_DIR}/{name}.yaml"] = _dump(obj)
-        names.append(f"{name}.yaml")
-    files[f"{CLUSTER_DIR}/kustomization.yaml"] = kustomization(names)
-    namespaces = sorted({p.namespace for p in plan.policies} | {CLUSTER_DIR})
-    files["kustomization.yaml"] = kustomization(namespaces)
-    return dict(sorted(files.items()))
