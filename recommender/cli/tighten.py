@@ -134,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"note: {len(loaded.cilium)} CiliumNetworkPolicies are not tightened", file=sys.stderr
         )
+    if loaded.cluster:
+        print(
+            f"note: {len(loaded.cluster)} ClusterNetworkPolicies are not tightened", file=sys.stderr
+        )
     if not loaded.policies:
         raise InputError(args.policies[0], "no NetworkPolicy found")
     observations, warnings = _evidence(args, inventory)

@@ -22,6 +22,7 @@ Admin Deny, so none is written (the evaluator handles Pass in what users write).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -64,6 +65,7 @@ def plan_cluster_policies(policies: Sequence[NetworkPolicy], inventory: Inventor
     _scrape_guardrails(plan)
     _baseline(plan, inventory)
     plan.cluster = [o for obj in plan.cluster for o in fit_limits(obj)]
+    plan.policies.sort(key=lambda p: (p.namespace, p.name))
     plan.cluster.sort(
         key=lambda o: (o["spec"]["tier"], o["spec"]["priority"], o["metadata"]["name"])
     )
@@ -94,20 +96,23 @@ def _deny_egress_namespaces(plan: Plan) -> set[str]:
     }
 
 
+def _is_namespace_dns(p: NetworkPolicy, guarded: set[str]) -> bool:
+    return (
+        p.name == "allow-dns"
+        and p.namespace in guarded  # a default-deny keeps egress isolated once it is gone
+        and p.pod_selector == LabelSelector()
+        and p.policy_types == ("Egress",)
+        and bool(p.egress)
+    )
+
+
 def _dns_guardrail(plan: Plan) -> None:
     """One Admin Accept for the allow-dns egress many namespaces share."""
-    # Only where a default-deny keeps egress isolated once allow-dns is gone.
     guarded = _deny_egress_namespaces(plan)
     groups: dict[tuple[Rule, ...], list[NetworkPolicy]] = {}
     for p in plan.policies:
-        if (
-            p.name == "allow-dns"
-            and p.namespace in guarded
-            and p.pod_selector == LabelSelector()
-            and p.policy_types == ("Egress",)
-            and p.egress
-        ):
-            groups.setdefault(p.egress, []).append(p)
+        if _is_namespace_dns(p, guarded):
+            groups.setdefault(p.egress or (), []).append(p)
     if not groups:
         return
     rules, members = max(groups.items(), key=lambda kv: (len(kv[1]), sorted(p.key for p in kv[1])))
@@ -119,21 +124,14 @@ def _dns_guardrail(plan: Plan) -> None:
     except Unexpressible as exc:
         plan.notes.append(f"DNS egress kept namespaced: {exc}")
         return
-    nss = [p.namespace for p in members]
+    nss = sorted(p.namespace for p in members)
+    subject = {"namespaces": namespaces_in(nss)}
+    meta = _meta(members)
     plan.cluster.append(
-        cnp_dict(
-            "guardrail-dns",
-            "Admin",
-            PRIORITY["dns"],
-            {"namespaces": namespaces_in(nss)},
-            {"egress": egress},
-            _meta(members),
-        )
+        cnp_dict("guardrail-dns", "Admin", PRIORITY["dns"], subject, {"egress": egress}, meta)
     )
     plan.policies = [p for p in plan.policies if p not in members]
-    plan.notes.append(
-        f"guardrail-dns (Admin, Accept) replaces allow-dns in {', '.join(sorted(nss))}"
-    )
+    plan.notes.append(f"guardrail-dns (Admin, Accept) replaces allow-dns in {', '.join(nss)}")
 
 
 def _subject_pods(p: NetworkPolicy) -> dict[str, Any]:
@@ -238,7 +236,8 @@ def _scrape_guardrail(plan: Plan, key: tuple[Any, ...], nss: list[str]) -> None:
     rule = rule_dict(
         Rule((peer,), tuple(sorted(ports, key=_port_order))), "ingress", "Accept", "scrape"
     )
-    name = f"guardrail-scrape-{who}"[:253].rstrip("-.")
+    # Label values may hold capitals and "_", which a DNS-subdomain name may not.
+    name = re.sub(r"[^a-z0-9.-]+", "-", f"guardrail-scrape-{who}".lower())[:253].rstrip("-.")
     plan.cluster.append(
         cnp_dict(
             name,
@@ -265,52 +264,49 @@ def _label_text(sel: LabelSelector) -> str:
     return "-".join(v for _, v in sel.match_labels or ()) or "pods"
 
 
+BASELINE_RULES: dict[str, dict[str, Any]] = {
+    # Every pod (namespaces {} selects all namespaces); outside sources cannot be named.
+    "Ingress": {"name": "deny-pods", "action": "Deny", "from": [{"namespaces": {}}]},
+    # networks "0.0.0.0/0" and "::/0": "that will ... deny all IPv4 pod-to-pod traffic as
+    # well", so this is every destination.
+    "Egress": {"name": "deny-all", "action": "Deny", "to": [{"networks": ["0.0.0.0/0", "::/0"]}]},
+}
+
+
 def _baseline(plan: Plan, inventory: Inventory) -> None:
     """Baseline Deny for the namespaces' default-deny; Ingress-only v1 fallback where needed."""
     denies = [p for p in plan.policies if _is_default_deny(p)]
     if not denies:
         return
     exposed = _ingress_gaps(plan, denies, inventory)
-    out = [p for p in plan.policies if p not in denies]
-    for p in denies:
-        if p.namespace in exposed and "Ingress" in p.policy_types:
-            out.append(replace(p, policy_types=("Ingress",)))
-            plan.notes.append(
-                f"{p.namespace}/default-deny kept (Ingress only): {exposed[p.namespace]} has no "
-                "other ingress policy, and Baseline cannot deny ingress from outside the cluster "
-                "(ClusterNetworkPolicy ingress peers are namespaces or pods only)"
-            )
-    plan.policies = sorted(out, key=lambda p: (p.namespace, p.name))
-    for types in sorted({p.policy_types for p in denies}):
-        nss = [p.namespace for p in denies if p.policy_types == types]
-        rules: dict[str, list[dict[str, Any]]] = {}
-        if "Ingress" in types:
-            rules["ingress"] = [
-                {"name": "deny-pods", "action": "Deny", "from": [{"namespaces": {}}]}
-            ]
-        if "Egress" in types:
-            rules["egress"] = [
-                {"name": "deny-all", "action": "Deny", "to": [{"networks": ["0.0.0.0/0", "::/0"]}]}
-            ]
-        suffix = (
-            ""
-            if len({p.policy_types for p in denies}) == 1
-            else "-" + "-".join(t.lower() for t in types)
-        )
-        name = f"baseline-default-deny{suffix}"
-        plan.cluster.append(
-            cnp_dict(
-                name,
-                "Baseline",
-                PRIORITY["baseline"],
-                {"namespaces": namespaces_in(nss)},
-                rules,
-                _meta([p for p in denies if p.namespace in nss]),
-            )
-        )
-        plan.notes.append(
-            f"{name} (Baseline, Deny) stands for default-deny in {', '.join(sorted(nss))}"
-        )
+    kept = [
+        replace(p, policy_types=("Ingress",))
+        for p in denies
+        if p.namespace in exposed and "Ingress" in p.policy_types
+    ]
+    plan.notes += [
+        f"{p.namespace}/default-deny kept (Ingress only): {exposed[p.namespace]} has no other "
+        "ingress policy, and Baseline cannot deny ingress from outside the cluster "
+        "(ClusterNetworkPolicy ingress peers are namespaces or pods only)"
+        for p in kept
+    ]
+    plan.policies = [p for p in plan.policies if p not in denies] + kept
+    groups = sorted({p.policy_types for p in denies})
+    for types in groups:
+        members = [p for p in denies if p.policy_types == types]
+        suffix = "" if len(groups) == 1 else "-" + "-".join(t.lower() for t in types)
+        _baseline_object(plan, f"baseline-default-deny{suffix}", types, members)
+
+
+def _baseline_object(
+    plan: Plan, name: str, types: tuple[str, ...], members: list[NetworkPolicy]
+) -> None:
+    nss = sorted(p.namespace for p in members)
+    rules = {t.lower(): [dict(BASELINE_RULES[t])] for t in types}
+    subject = {"namespaces": namespaces_in(nss)}
+    obj = cnp_dict(name, "Baseline", PRIORITY["baseline"], subject, rules, _meta(members))
+    plan.cluster.append(obj)
+    plan.notes.append(f"{name} (Baseline, Deny) stands for default-deny in {', '.join(nss)}")
 
 
 def _ingress_gaps(plan: Plan, denies: list[NetworkPolicy], inventory: Inventory) -> dict[str, str]:
