@@ -504,3 +504,37 @@ def test_cli_round_trip_on_the_simulated_shop(small_sim, tmp_path, capsys):
     assert (tmp_path / "clusternetworkpolicy" / "_cluster" / "guardrail-dns.yaml").exists()
     assert totals["clusternetworkpolicy"] == totals["networkpolicy"]
     assert totals["networkpolicy"]["connections"] > 100
+
+
+def test_refusal_names_the_line_and_the_cli_exits_2(small_sim, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: policy.networking.k8s.io/v1alpha2\n"
+        "kind: ClusterNetworkPolicy\n"
+        "metadata: {name: bad}\n"
+        "spec:\n"
+        "  tier: Admin\n"
+        "  priority: 1\n"
+        "  subject: {namespaces: {}}\n"
+        "  ingress:\n"
+        "    - action: Deny\n"
+        "      from:\n"
+        "        - networks: [10.0.0.0/8]\n"
+    )
+    args = ["--inventory", str(small_sim / "inventory.json")]
+    rc = main(
+        [
+            "shadow",
+            "--policies",
+            str(bad),
+            *args,
+            "--flows",
+            str(small_sim / "flows-train.jsonl.gz"),
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [
+        f"error: {bad}:11: document 1: spec.ingress[0].from[0]: unsupported peer 'networks' "
+        "(ingress peers are namespaces or pods only)"
+    ]
