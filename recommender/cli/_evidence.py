@@ -96,3 +96,19 @@ def evidence_input(args: argparse.Namespace, inventory: Any, engine: Any) -> Any
 
     history = history_from_args(args, inventory, engine)
     return EvidenceInput(history.buckets, history.lost, getattr(args, "now", None))
+
+
+def tighten_history(args: argparse.Namespace, inventory: Any) -> Any:
+    """``tighten``'s history: with ``--store`` the whole store (up to ``--until``), so
+    an absence inside ``--since`` is weighed against earlier use; with ``--flows``
+    the window is all there is, and only the lost events are added."""
+    from recommender.flows.lost_events import read_lost_events
+    from recommender.observe.store.read import read_store_buckets
+    from recommender.tighten import TightenHistory
+
+    now = getattr(args, "now", None)
+    if getattr(args, "store", None):
+        return TightenHistory(
+            read_store_buckets(args.store, None, getattr(args, "until", None)), None, now
+        )
+    return TightenHistory(None, read_lost_events(args.flows), now)
