@@ -51,8 +51,8 @@ def stability_markdown(st: Stability, edge_text: Callable[[Edge], str]) -> list[
         "- groups: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
         f"- {RULES_TEXT}",
         "",
-        "| group | state | connections | first seen | last seen | days | why not stable |",
-        "|---|---|---|---|---|---|---|",
+        "| " + " | ".join(STATE_COLUMNS) + " |",
+        "|" + "---|" * len(STATE_COLUMNS),
     ]
     lines += [_group_row(g) for g in st.groups]
     lines += ["", "| group | rule | connections | first seen | last seen | days | pattern |"]
@@ -72,6 +72,37 @@ def _gaps(st: Stability) -> str:
     if not st.lost_known:
         return "unknown (the input does not say when events were lost)"
     return f"{len(st.gaps)}" if st.gaps else "none"
+
+
+#: Columns of the group table (SUMMARY.md and ``netpol report``).
+STATE_COLUMNS: tuple[str, ...] = (
+    "group",
+    "state",
+    "connections",
+    "first seen",
+    "last seen",
+    "days",
+    "why not stable",
+)
+
+
+def read_state_table(summary: str) -> list[tuple[str, ...]]:
+    r"""The group rows of the ``## Evidence sufficiency`` section of a SUMMARY.md.
+
+    >>> text = "## Evidence sufficiency\n\n| group | state | x |\n|---|\n| a/b | stable | 1 |\n"
+    >>> read_state_table(text)
+    [('a/b', 'stable', '1')]
+    """
+    lines = summary.split("## Evidence sufficiency", 1)[-1].splitlines()
+    head = next((i for i, t in enumerate(lines) if t.startswith("| group | state |")), None)
+    if "## Evidence sufficiency" not in summary or head is None:
+        return []
+    rows = []
+    for text in lines[head + 2 :]:
+        if not text.startswith("| "):
+            break
+        rows.append(tuple(c.strip() for c in text.strip().strip("|").split(" | ")))
+    return rows
 
 
 def _group_row(g: GroupEvidence) -> str:
