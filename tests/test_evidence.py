@@ -363,3 +363,15 @@ def test_now_sets_the_window_end(eight_days, tmp_path) -> None:
     assert late.stability.history == "first/last seen"
     job = next(g for g in late.stability.groups if g.name == "nightly-report")
     assert job.state == "stabilizing"
+
+
+def test_report_shows_each_groups_state(recommended) -> None:
+    from recommender.report.html_sources import build_report, read_sources
+
+    for source in (recommended / "policies", recommended / "rec.json"):
+        data = build_report(read_sources([str(source)]), "t")
+        [table] = [t for t in data.tables if t.id == "evidence"]
+        rows = {r[0]: r for r in table.rows}
+        assert rows["batch/nightly-report"][1:3] == ("stabilizing", "1")
+        assert rows["batch/nightly-report"][-1] == "1 rule(s) seen in only one occurrence"
+        assert rows["shop/frontend"][1] == "stable"
