@@ -65,7 +65,7 @@ def stability_markdown(st: Stability, edge_text: Callable[[Edge], str]) -> list[
 def _history(st: Stability) -> str:
     if st.history == "hourly":
         return "hourly buckets"
-    return "first and last seen only (no hourly history: flows read from stdin)"
+    return "first and last seen only (no hourly history, as for flows read from stdin)"
 
 
 def _gaps(st: Stability) -> str:
