@@ -375,3 +375,11 @@ def test_report_shows_each_groups_state(recommended) -> None:
         assert rows["batch/nightly-report"][1:3] == ("stabilizing", "1")
         assert rows["batch/nightly-report"][-1] == "1 rule(s) seen in only one occurrence"
         assert rows["shop/frontend"][1] == "stable"
+
+
+def test_lost_event_times_are_unknown_for_parquet(tmp_path) -> None:
+    converted = tmp_path / "flows.bin"
+    converted.write_bytes(b"PAR1" + b"\0" * 16 + b"lost_events")
+    (tmp_path / "spark.parquet").mkdir()
+    assert read_lost_events([str(converted)]) is None
+    assert read_lost_events([str(tmp_path / "spark.parquet")]) is None

@@ -16,6 +16,7 @@ of range, no time) is not used here either: the rejects are counted by the reade
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,8 @@ class LostEvent:
 def read_lost_events(paths: Sequence[str]) -> list[LostEvent] | None:
     """Every ``lost_events`` record of the flow files, in input order.
 
-    Returns None when an input is stdin (it cannot be read again).
+    Returns None when an input is stdin (it cannot be read again) or Parquet
+    (``netpol convert`` keeps the lost-event counts, not their times).
 
     Raises
     ------
@@ -49,7 +51,7 @@ def read_lost_events(paths: Sequence[str]) -> list[LostEvent] | None:
         A missing or unreadable file (as the readers raise it).
     """
     sources = expand_paths(paths)
-    if any(s.path == STDIN for s in sources):
+    if any(s.path == STDIN or _is_parquet(s.path) for s in sources):
         return None
     out: list[LostEvent] = []
     for source in sources:
@@ -60,6 +62,13 @@ def read_lost_events(paths: Sequence[str]) -> list[LostEvent] | None:
                     if event is not None:
                         out.append(event)
     return out
+
+
+def _is_parquet(path: str) -> bool:
+    if os.path.isdir(path) or path.lower().endswith(".parquet"):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
 
 
 def parse_lost_line(line: bytes, ref: str | None = None) -> LostEvent | None:
