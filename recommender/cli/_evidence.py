@@ -63,3 +63,52 @@ def check_gap(coverage: Coverage, fail_on_gap: bool) -> None:
             + "; ".join(parts)
             + "); see Evidence coverage in SUMMARY.md"
         )
+
+
+def add_window_end_argument(parser: argparse.ArgumentParser) -> None:
+    """``--now``: the end of the evidence window (never the wall clock)."""
+    parser.add_argument(
+        "--now",
+        metavar="TIME",
+        type=_utc_time,
+        help="end of the evidence window for the stability states and tighten's "
+        "absences (default: the last record's time); e.g. 2026-11-09T00:00:00Z",
+    )
+
+
+def _utc_time(text: str) -> str:
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}") from None
+    if ts is pd.NaT:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}")
+    ts = ts.tz_convert("UTC") if ts.tzinfo is not None else ts.tz_localize("UTC")
+    return str(ts.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def evidence_input(args: argparse.Namespace, inventory: Any, engine: Any) -> Any:
+    """The hourly history, lost events and ``--now`` for ``recommend.stability``."""
+    from recommender.observe.history import history_from_args
+    from recommender.recommend.stability import EvidenceInput
+
+    history = history_from_args(args, inventory, engine)
+    return EvidenceInput(history.buckets, history.lost, getattr(args, "now", None))
+
+
+def tighten_history(args: argparse.Namespace, inventory: Any) -> Any:
+    """``tighten``'s history: with ``--store`` the whole store (up to ``--until``), so
+    an absence inside ``--since`` is weighed against earlier use; with ``--flows``
+    the window is all there is, and only the lost events are added."""
+    from recommender.flows.lost_events import read_lost_events
+    from recommender.observe.store.read import read_store_buckets
+    from recommender.tighten import TightenHistory
+
+    now = getattr(args, "now", None)
+    if getattr(args, "store", None):
+        return TightenHistory(
+            read_store_buckets(args.store, None, getattr(args, "until", None)), None, now
+        )
+    return TightenHistory(None, read_lost_events(args.flows), now)

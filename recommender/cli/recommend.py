@@ -20,7 +20,13 @@ from recommender.cli._args import (
     engine_from_args,
     non_negative_int,
 )
-from recommender.cli._evidence import add_coverage_arguments, apply_coverage, check_gap
+from recommender.cli._evidence import (
+    add_coverage_arguments,
+    add_window_end_argument,
+    apply_coverage,
+    check_gap,
+    evidence_input,
+)
 from recommender.cli._gates import require_connections
 from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
@@ -137,6 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="policy kind to write (default networkpolicy); docs/policy_kinds.md",
     )
     add_coverage_arguments(parser)
+    add_window_end_argument(parser)
     add_engine_arguments(parser)
 
 
@@ -150,9 +157,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         check_writable(args.json, args.force)
     inventory = load_inventory_arg(args)  # refuses an inventory without pods
-    result = observations_from_args(
-        args, inventory, strict=args.strict, engine=engine_from_args(args)
-    )
+    engine = engine_from_args(args)
+    result = observations_from_args(args, inventory, strict=args.strict, engine=engine)
     require_connections(result.stats, args.flows, "nothing to learn from; nothing was written")
     options = RecommendOptions(
         namespaces=tuple(args.namespace),
@@ -165,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         include_suspicious=args.include_suspicious,
         public_ingress_min_sources=args.public_ingress_min_sources,
     )
-    rec = recommend(result.observations, inventory, options)
+    evidence = evidence_input(args, inventory, engine)
+    rec = recommend(result.observations, inventory, options, evidence)
     rec.warnings.extend(result.stats.warnings())
     coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
     check = rec.self_check(inventory)
@@ -206,7 +213,11 @@ def _write(rec: Recommendation, args: argparse.Namespace, check: SelfCheck, inve
 
 
 def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]:
-    """The ``--json`` document: accounting, policies per namespace, the self-check."""
+    """The ``--json`` document: accounting, policies per namespace, the self-check,
+    the evidence sufficiency."""
+    from recommender.recommend.stability_render import current_stability, stability_json
+
+    stability = current_stability(rec)
     return {
         "accounting": rec.accounting.to_json(),
         "accounting_problems": rec.accounting.problems(),
@@ -218,6 +229,7 @@ def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]
                 "name": g.name,
                 "edges": len(g.edges),
                 "members": [m.name for m in g.members],
+                "state": stability.state_of(g.namespace, g.name) if stability else None,
             }
             for g in rec.groups
         ],
@@ -229,6 +241,7 @@ def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]
             "findings": list(check.findings),
         },
         "warnings": rec.warnings,
+        "evidence": stability_json(stability) if stability is not None else None,
     }
 
 

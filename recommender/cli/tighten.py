@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from recommender.cli._args import add_engine_arguments, engine_from_args, non_negative_int
+from recommender.cli._evidence import add_window_end_argument, tighten_history
 from recommender.cli._gates import (
     require_connections,
     require_pods,
@@ -102,6 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="networkpolicy",
         help="policy kind to write the proposal in (default networkpolicy)",
     )
+    add_window_end_argument(parser)
     add_engine_arguments(parser)
 
 
@@ -147,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         public_ingress_min_sources=args.public_ingress_min_sources,
         accept_widening=args.accept_widening,
     )
-    result = tighten(loaded.policies, observations, inventory, options)
+    history = tighten_history(args, inventory)
+    result = tighten(loaded.policies, observations, inventory, options, history)
     if not result.check.ok:
         for v in result.check.violations[:10]:
             print(f"internal error: self-check: {v}", file=sys.stderr)

@@ -32,6 +32,7 @@ from recommender.recommend.learning import (
     resolve_table,
 )
 from recommender.recommend.selectors import cover_selectors, find_selector
+from recommender.recommend.stability import EvidenceInput, Stability, assess_stability
 from recommender.recommend.steps import (
     Edge,
     classify,
@@ -113,6 +114,7 @@ class Recommendation:
     index: WorkloadIndex | None = None
     observations: int | None = None  # rows given to recommend(), for the accounting
     coverage: Any = None  # recommender.recommend.coverage.Coverage, set by the recommend command
+    stability: Stability | None = None  # evidence sufficiency per group (recommend.stability)
 
     @cached_property
     def accounting(self) -> Accounting:
@@ -146,7 +148,10 @@ class Recommendation:
 
 
 def recommend(
-    observations: pd.DataFrame, inventory: Inventory, options: RecommendOptions | None = None
+    observations: pd.DataFrame,
+    inventory: Inventory,
+    options: RecommendOptions | None = None,
+    evidence: EvidenceInput | None = None,
 ) -> Recommendation:
     """Learn least-privilege policies from an observation table.
 
@@ -158,6 +163,9 @@ def recommend(
         The cluster snapshot the selectors are computed against.
     options
         User choices; defaults are exact (no merging, exact /32 blocks).
+    evidence
+        Hourly history, lost events and the window end for the evidence
+        sufficiency (``recommend.stability``); default: first and last seen only.
     """
     options = options or RecommendOptions()
     check_observations(observations)
@@ -179,7 +187,7 @@ def recommend(
         timestamp_text(observations["last_seen"].max()) if len(observations) else None,
     )
     _dns_warnings(scope, table, warnings)
-    return Recommendation(
+    rec = Recommendation(
         policies,
         groups,
         table,
@@ -193,6 +201,8 @@ def recommend(
         index,
         observations=len(observations),
     )
+    rec.stability = assess_stability(rec, observations, evidence)
+    return rec
 
 
 def _dns_warnings(scope: Sequence[str], table: pd.DataFrame, warnings: list[str]) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 from recommender.recommend.accounting import outcome_of
 from recommender.recommend.learning import REASONS
 from recommender.recommend.selectors import selector_labels_text
+from recommender.recommend.stability_render import current_stability, stability_markdown
 
 #: Rows listed per exclusion reason before "... and N more".
 MAX_LISTED = 25
@@ -40,6 +41,9 @@ def render_summary(rec: Any, check: Any = None) -> str:
     lines += _section("Assumptions", _assumptions(rec) + infra_assumptions(rec))
     lines += accounting_section(rec)
     lines += _section("Warnings", rec.warnings or ["none"])
+    stability = current_stability(rec)
+    if stability is not None:
+        lines += stability_markdown(stability, lambda e: edge_text(e, rec.index))
     if rec.scans:
         lines += _section(
             "Scan findings (excluded unless --include-suspicious)",

@@ -19,6 +19,7 @@ import orjson
 from recommender.errors import InputError
 from recommender.model import NetworkPolicy
 from recommender.policy_io.policy_yaml import dump_policy_yaml, load_policies
+from recommender.recommend.stability_render import STATE_COLUMNS, read_state_table
 from recommender.report.html_model import (
     Edge,
     ReportData,
@@ -38,6 +39,8 @@ class Sources:
     paths: list[str] = field(default_factory=list)
     policies: list[NetworkPolicy] = field(default_factory=list)
     documents: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    #: Group rows of the evidence sufficiency (``recommend.stability_render.STATE_COLUMNS``).
+    states: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def classify_json(doc: Mapping[str, Any]) -> str | None:
@@ -72,6 +75,9 @@ def read_sources(paths: Sequence[str]) -> Sources:
             yamls = [path]
         if yamls:
             found.policies.extend(load_policies([str(p) for p in yamls]).policies)
+        summary = path / "SUMMARY.md"
+        if path.is_dir() and summary.is_file():
+            found.states.update((r[0], r) for r in read_state_table(summary.read_text()))
         jsons = sorted(path.glob("*.json")) if path.is_dir() else []
         for doc_path in jsons or ([path] if path.suffix == ".json" else []):
             _read_json(found, doc_path)
@@ -99,10 +105,33 @@ def build_report(sources: Sources, title: str) -> ReportData:
         data.policies.append(policy_view(p, dump_policy_yaml(p)))
     if sources.policies:
         data.facts.append(("policies", str(len(sources.policies))))
+    states = dict(sources.states)
     for kind, path, doc in sources.documents:
         data.facts.append((f"{kind} report", path))
         ADDERS[kind](data, doc, index)
+        if kind == "recommend":
+            states.update(recommend_states(doc))
+    if states:
+        rows = tuple(states[k] for k in sorted(states))
+        title = "Evidence sufficiency: the stability state of each group (docs/evidence.md)"
+        data.tables.append(Table("evidence", title, STATE_COLUMNS, rows, ("",) * len(rows)))
     return data
+
+
+def recommend_states(doc: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The group rows of ``recommend --json``'s ``evidence`` (None: an older report)."""
+    out = {}
+    for g in (doc.get("evidence") or {}).get("groups", []):
+        key = f"{g['namespace']}/{g['name']}"
+        values = (g["connections"], g["first_seen"], g["last_seen"], g["days_seen"])
+        why = "; ".join(g["reasons"]) or "-"
+        out[key] = (
+            key,
+            str(g["state"]),
+            *(_short(v) if v is not None else "-" for v in values),
+            why,
+        )
+    return out
 
 
 def _document_namespaces(sources: Sources) -> set[str]:
@@ -210,7 +239,7 @@ def add_tighten(data: ReportData, doc: Mapping[str, Any], index: Any) -> None:
 def add_recommend_json(data: ReportData, doc: Mapping[str, Any], index: Any) -> None:
     """``recommend --json``: the groups table."""
     rows = list(doc.get("groups", []))
-    columns = ("namespace", "name", "edges", "members")
+    columns = ("namespace", "name", "edges", "members", "state")
     body = tuple(tuple(_short(r.get(c)) for c in columns) for r in rows)
     data.tables.append(Table("groups", "Groups", columns, body, ("",) * len(rows)))
 

@@ -9,6 +9,7 @@ semantic diff. :func:`build_report` / :func:`render_markdown` turn it into
 """
 
 from recommender.tighten.core import SelfCheck, TightenOptions, TightenResult, tighten
+from recommender.tighten.holds import TightenHistory
 from recommender.tighten.propose import ProposeOptions, is_dns_rule
 from recommender.tighten.report import build_report, render_markdown
 from recommender.tighten.text import CHANGE_KINDS, NOTE_KINDS, Change, Note
@@ -22,6 +23,7 @@ __all__ = [
     "Note",
     "ProposeOptions",
     "SelfCheck",
+    "TightenHistory",
     "TightenOptions",
     "TightenResult",
     "Widening",

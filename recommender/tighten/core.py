@@ -27,10 +27,11 @@ import pandas as pd
 from recommender.diff import DiffResult, build_universe, diff_policies
 from recommender.errors import InputError
 from recommender.model import Inventory, NetworkPolicy
-from recommender.semantics import compile_policies
+from recommender.semantics import PolicySet, compile_policies
 from recommender.tighten.context import InventoryContext
 from recommender.tighten.evidence import Judged, Observed, build_evidence, judge
-from recommender.tighten.hits import HitTable, count_hits
+from recommender.tighten.hits import HitTable, count_hits, rule_index
+from recommender.tighten.holds import TightenHistory, find_holds
 from recommender.tighten.propose import ProposeOptions, propose
 from recommender.tighten.text import Change, Note
 from recommender.tighten.widen import Widening, find_widenings, is_candidate, widen_policies
@@ -109,6 +110,7 @@ def tighten(
     observations: pd.DataFrame,
     inventory: Inventory,
     options: TightenOptions | None = None,
+    history: TightenHistory | None = None,
 ) -> TightenResult:
     """Propose a tighter policy set from the observations of a window.
 
@@ -122,6 +124,9 @@ def tighten(
         The cluster the flows are resolved against and selectors are exact in.
     options
         Budget, DNS and widening choices.
+    history
+        A longer history, lost events and the window end: unused rules whose
+        absence proves nothing are kept (:mod:`recommender.tighten.holds`).
 
     Raises
     ------
@@ -144,7 +149,8 @@ def tighten(
     judged = judge(evidence, compiled)
     uses = [j.observed.index for j in judged if j.any_allowed or is_candidate(j)]
     hits = count_hits(judged, compiled, uses)
-    proposal = propose(current, hits, ctx, opts)
+    holds = _holds(history, compiled, inventory, evidence, hits)
+    proposal = propose(current, hits, ctx, opts, holds)
     widenings = find_widenings(judged, ctx)
     proposed = proposal.policies
     if opts.accept_widening:
@@ -161,6 +167,22 @@ def tighten(
     if opts.semantic_diff:
         result.diff = _diff(result, inventory)
     return result
+
+
+def _holds(
+    history: TightenHistory | None,
+    compiled: PolicySet,
+    inventory: Inventory,
+    evidence: Sequence[Observed],
+    hits: HitTable,
+) -> dict[str, str]:
+    if history is None:
+        return {}
+    firsts = [o.first_seen for o in evidence if o.first_seen]
+    lasts = [o.last_seen for o in evidence if o.last_seen]
+    window = (min(firsts, default=None), max(lasts, default=None))
+    unused = [rid for rid in rule_index(compiled) if hits.rule(rid) is None]
+    return find_holds(history, compiled, inventory, window, unused)
 
 
 def _verify(

@@ -23,7 +23,7 @@ would OPEN traffic, the opposite of tightening.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -74,6 +74,8 @@ class Proposal:
     policies: list[NetworkPolicy]
     changes: list[Change] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    #: Unused rules kept because their absence proves nothing yet: rule id -> why.
+    holds: dict[str, str] = field(default_factory=dict)
 
 
 def is_dns_rule(rule: Rule) -> bool:
@@ -94,9 +96,13 @@ def propose(
     hits: HitTable,
     ctx: InventoryContext,
     options: ProposeOptions,
+    holds: Mapping[str, str] | None = None,
 ) -> Proposal:
-    """Tightened copies of ``policies`` (same order, same names, same isolation)."""
-    out = Proposal([])
+    """Tightened copies of ``policies`` (same order, same names, same isolation).
+
+    ``holds``: unused rules to keep, with the reason (:mod:`recommender.tighten.holds`).
+    """
+    out = Proposal([], holds=dict(holds or {}))
     for policy in policies:
         out.policies.append(_policy(policy, hits, ctx, options, out))
     return out
@@ -161,6 +167,9 @@ def _rule(
                     f"{ports_text(rule.ports)} (pass --prune-dns to prune it)",
                 )
             )
+        return rule
+    if rh is None and rid in out.holds:
+        out.notes.append(Note("evidence-hold", policy.key, rid, f"kept: {out.holds[rid]}"))
         return rule
     if rh is None:
         out.changes.append(

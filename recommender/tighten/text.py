@@ -58,6 +58,8 @@ NOTE_KINDS: dict[str, str] = {
     "all-peers": "rule admits every peer: narrow it by hand",
     "not-narrowed-ports": "ports seen without a number or outside TCP/UDP/SCTP: not narrowed",
     "widen-proposed": "widening proposed, not applied (pass --accept-widening)",
+    "evidence-hold": "unused in the window, but its absence is shorter than its period or "
+    "inside a lost-event gap: kept (docs/evidence.md)",
     "widen-impossible": "widening needed but no exact selector exists: widen by hand",
 }
 
