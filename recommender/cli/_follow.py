@@ -41,9 +41,10 @@ def add_follow_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--follow-interval",
         type=float,
-        default=2.0,
+        default=5.0,
         metavar="SECONDS",
-        help="with --follow: judge what was read at least this often (default 2)",
+        help="with --follow: judge what was read at least this often (default 5; each "
+        "judging has a fixed cost of about a second of CPU)",
     )
     parser.add_argument(
         "--metrics-addr",
@@ -94,14 +95,11 @@ def judge_followed(
     sink = _VerdictSink(args.verdicts, args.force)
     options = FollowOptions(interval_s=args.follow_interval, strict=args.strict)
 
-    def on_batch(verdicts: Any, tally: Any) -> None:
-        sink.write(verdicts)
-        metrics.add(tally)
+    def on_chunk(tally: Any, stats: IngestStats) -> None:
+        metrics.add(tally, stats.lost_events, stats.rejects)
 
-    def on_stats(stats: IngestStats) -> None:
-        metrics.add_stats(stats.lost_events, stats.rejects)
-
-    judge = ChunkJudge(engine, inventory, FollowedShadow(shadow, name), options, on_batch, on_stats)
+    followed = FollowedShadow(shadow, name)
+    judge = ChunkJudge(engine, inventory, followed, options, sink.write, on_chunk)
     server = _serve(metrics, args.metrics_addr)
     try:
         try:

@@ -33,10 +33,10 @@ STDIN_NAME = "-"
 _READ_SIZE = 1 << 20
 _POLL_S = 0.25
 
-#: Called with each judged batch: its verdict rows and its tally.
-OnBatch = Callable[[pd.DataFrame, Tally], None]
-#: Called after each chunk with the chunk's ingest statistics.
-OnStats = Callable[[IngestStats], None]
+#: Called with the verdict rows of each judged batch, in input order.
+OnVerdicts = Callable[[pd.DataFrame], None]
+#: Called once per chunk, after all its batches: the chunk's tally and ingest statistics.
+OnChunk = Callable[[Tally, IngestStats], None]
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,11 @@ class ChunkJudge:
         Judges the records (see :class:`~recommender.shadow.follow.FollowedShadow`).
     options
         Flush interval, lines and ``--strict``.
-    on_batch
-        Called after each judged batch.
-    on_stats
-        Called after each chunk with its statistics.
+    on_verdicts
+        Called with each judged batch's verdict rows.
+    on_chunk
+        Called after each chunk with its tally and statistics (all at once, so
+        a scrape never sees half a chunk).
     """
 
     def __init__(
@@ -73,15 +74,15 @@ class ChunkJudge:
         inventory: Inventory,
         followed: FollowedShadow,
         options: FollowOptions,
-        on_batch: OnBatch,
-        on_stats: OnStats,
+        on_verdicts: OnVerdicts,
+        on_chunk: OnChunk,
     ) -> None:
         self.engine = engine
         self.inventory = inventory
         self.followed = followed
         self.options = options
-        self.on_batch = on_batch
-        self.on_stats = on_stats
+        self.on_verdicts = on_verdicts
+        self.on_chunk = on_chunk
         self.lines = 0  # lines read so far
         self.stats = IngestStats()
         self.chunks = 0
@@ -112,13 +113,13 @@ class ChunkJudge:
         self.chunks += 1
 
     def _judge(self, spool: str, offset: int) -> None:
-        connections = 0
+        chunk = Tally()
         try:
             table = self.engine.read_flows([spool], self.inventory, strict=self.options.strict)
             for batch in table:
                 verdicts, tally = self.followed.judge(batch, spool, offset)
-                connections += sum(tally.verdicts.values())
-                self.on_batch(verdicts, tally)
+                chunk.merge(tally)
+                self.on_verdicts(verdicts)
             stats = table.stats
         except InputError as exc:
             if exc.path == spool and exc.line is not None:
@@ -126,9 +127,10 @@ class ChunkJudge:
                 raise InputError(name, exc.reason, line=exc.line + offset, hint=exc.hint) from None
             raise
         # The engine counted the chunk's connections alone; these are across chunks.
+        connections = sum(chunk.verdicts.values())
         stats = replace(_rebased(stats, spool, self.followed.name, offset), connections=connections)
         self.stats = add_stats(self.stats, stats)
-        self.on_stats(stats)
+        self.on_chunk(chunk, stats)
 
     def _choose_format(self, spool: str) -> None:
         """One format for the whole stream, chosen as a batch run would: stdin is Hubble

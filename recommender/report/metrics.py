@@ -53,8 +53,11 @@ class ShadowMetrics:
     def __init__(self, rule_ids: Iterable[str], uncovered: Mapping[str, Sequence[str]]) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge
 
-        self.registry = CollectorRegistry()
-        r = self.registry
+        # The families live in ``_inner``; ``registry`` (what is served) reads them under
+        # the lock that :meth:`add` holds, so a scrape never sees half a chunk.
+        self._lock = threading.Lock()
+        self._inner = CollectorRegistry(auto_describe=True)
+        r = self._inner
         self.verdicts = Counter(
             "netpol_policy_verdicts",
             "Observed connections judged by the candidate policies, by outcome and where "
@@ -85,7 +88,8 @@ class ShadowMetrics:
         self.rule_connections = Counter(
             "netpol_rule_connections", "Connections a rule allowed", RULE_LABELS, registry=r
         )
-        self._lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Locked(self._inner, self._lock))
         self._init_rules(rule_ids)
         for direction in ("ingress", "egress"):
             self.uncovered.labels(direction).set(len(uncovered.get(direction, ())))
@@ -97,9 +101,12 @@ class ShadowMetrics:
                 self.rule_last_seen.labels(*key).set(0)
                 self.rule_connections.labels(*key)
 
-    def add(self, tally: Tally) -> None:
-        """Count one judged batch."""
+    def add(self, tally: Tally, lost_events: int = 0, rejects: Mapping[str, int] = {}) -> None:  # noqa: B006 -- read only
+        """Count one judged chunk: its tally, lost events and rejected lines by reason."""
         with self._lock:
+            self.lost.inc(lost_events)
+            for reason, n in sorted(rejects.items()):
+                self.rejected.labels(reason).inc(n)
             for key, n in sorted(tally.verdicts.items()):
                 self.verdicts.labels(*key).inc(n)
             self.flows.inc(tally.records)
@@ -109,18 +116,23 @@ class ShadowMetrics:
                 gauge = self.rule_last_seen.labels(*rule)
                 gauge.set(max(ts, _value(gauge)))
 
-    def add_stats(self, lost_events: int, rejects: Mapping[str, int]) -> None:
-        """Count one chunk's lost events and rejected lines."""
-        with self._lock:
-            self.lost.inc(lost_events)
-            for reason, n in sorted(rejects.items()):
-                self.rejected.labels(reason).inc(n)
-
     def exposition(self) -> bytes:
         """The OpenMetrics text of the registry (what a scrape returns)."""
         from prometheus_client.openmetrics.exposition import generate_latest
 
         return bytes(generate_latest(self.registry))  # type: ignore[no-untyped-call]
+
+
+class _Locked:
+    """A collector that reads another registry while holding ``lock``."""
+
+    def __init__(self, inner: CollectorRegistry, lock: threading.Lock) -> None:
+        self.inner = inner
+        self.lock = lock
+
+    def collect(self) -> list[Any]:
+        with self.lock:
+            return list(self.inner.collect())
 
 
 def _value(gauge: Any) -> float:

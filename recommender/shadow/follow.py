@@ -45,6 +45,16 @@ class Tally:
     rule_last_seen: dict[RuleKey, float] = field(default_factory=dict)
     rule_connections: dict[RuleKey, int] = field(default_factory=dict)
 
+    def merge(self, other: Tally) -> None:
+        """Add ``other`` into this tally."""
+        for key, n in other.verdicts.items():
+            self.verdicts[key] = self.verdicts.get(key, 0) + n
+        self.records += other.records
+        for rule, n in other.rule_connections.items():
+            self.rule_connections[rule] = self.rule_connections.get(rule, 0) + n
+        for rule, ts in other.rule_last_seen.items():
+            self.rule_last_seen[rule] = max(ts, self.rule_last_seen.get(rule, ts))
+
 
 class FollowedShadow:
     """Judge successive chunks of one stream with ``run``, as if read in one go.
