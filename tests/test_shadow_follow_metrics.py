@@ -27,7 +27,13 @@ from recommender.policy_io.policy_yaml import load_policies
 from recommender.report.metrics import ShadowMetrics
 from recommender.semantics import compile_policies
 from recommender.shadow.core import ShadowRun, uncovered
-from recommender.shadow.follow import FollowedShadow, rule_ids, verdict_key, workload_labels
+from recommender.shadow.follow import (
+    FollowedShadow,
+    Tally,
+    rule_ids,
+    verdict_key,
+    workload_labels,
+)
 from recommender.shadow.report import build_report
 
 DATA_DENY = FIXTURES / "shadow" / "data-default-deny.yaml"
@@ -332,3 +338,54 @@ def test_metrics_addr_without_follow_is_refused(small_sim, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "--metrics-addr needs --follow" in err[0]
+
+
+# -- the Grafana dashboard ------------------------------------------------------------
+
+_METRIC = re.compile(r"\b(netpol_[a-z_]+)(\{[^}]*\})?")
+_BY = re.compile(r"\bby \(([^)]*)\)")
+
+
+def _exprs(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k in ("expr", "definition") and isinstance(v, str)]
+        return found + [e for v in node.values() for e in _exprs(v)]
+    if isinstance(node, list):
+        return [e for v in node for e in _exprs(v)]
+    return []
+
+
+def test_grafana_dashboard_queries_only_what_the_exporter_exposes():
+    from importlib.resources import files
+
+    text = (files("recommender.report") / "grafana" / "netpol-shadow.json").read_text()
+    dashboard = json.loads(text)
+    metrics = ShadowMetrics(["a/p#ingress[0]"], {"ingress": ["a/x"], "egress": []})
+    tally = Tally(
+        verdicts={("would_deny", "ingress", "a", "deployment/x", "a/p"): 2},
+        records=3,
+        rule_last_seen={("a/p", "ingress", "0"): 1.0e9},
+        rule_connections={("a/p", "ingress", "0"): 1},
+    )
+    metrics.add(tally, 1, {"not valid JSON": 1})
+    samples = _parse(metrics.exposition().decode())
+    exposed = {name: {k for labels, _ in rows for k in labels} for name, rows in samples.items()}
+    exprs = _exprs(dashboard)
+    assert len(exprs) >= 10
+    used = set()
+    for expr in exprs:
+        names = [m.group(1) for m in _METRIC.finditer(expr)]
+        assert names, expr
+        for m in _METRIC.finditer(expr):
+            name = m.group(1)
+            assert name in exposed, f"{name} is not exposed (in {expr})"
+            keys = set(re.findall(r"(\w+)=~?\"", m.group(2) or ""))
+            assert keys <= exposed[name], (name, keys)
+            used.add(name)
+        for group in _BY.findall(expr):  # grouping labels exist on the metrics queried
+            labels = {g.strip() for g in group.split(",")}
+            assert labels <= set().union(*(exposed[n] for n in names)), expr
+    assert used == {n for n in exposed if not n.endswith("_created")}  # every family has a panel
+    titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+    for topic in ("namespace/workload", "policy", "flows processed", "lost", "uncovered", "stale"):
+        assert topic in titles, topic
