@@ -26,6 +26,7 @@ from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
 from recommender.policy_io.atomic import write_text_atomic
 from recommender.policy_io.kinds import KINDS
+from recommender.progress import Progress
 
 if TYPE_CHECKING:
     from recommender.recommend.pipeline import Recommendation
@@ -149,7 +150,10 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, args.force)  # fail before a long run
     if args.json:
         check_writable(args.json, args.force)
+    progress = Progress("recommend", total=4)
+    progress.step("reading the inventory")
     inventory = load_inventory_arg(args)  # refuses an inventory without pods
+    progress.step("reading the flows")
     result = observations_from_args(
         args, inventory, strict=args.strict, engine=engine_from_args(args)
     )
@@ -165,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         include_suspicious=args.include_suspicious,
         public_ingress_min_sources=args.public_ingress_min_sources,
     )
+    progress.step("learning policies and checking them")
     rec = recommend(result.observations, inventory, options)
     rec.warnings.extend(result.stats.warnings())
     coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
@@ -174,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
             raise GateFailed(f"{check.message()}; nothing was written")
         print(f"internal error: {check.message()}; nothing was written", file=sys.stderr)
         return 1
+    progress.step("writing")
     path = _write(rec, args, check, inventory)
     if args.json:
         write_text_atomic(
@@ -184,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
             + "\n",
             args.force,
         )
+    progress.done()
     _report(rec, check, str(path))
     if args.fail_on_deny and check.denied_unknown:
         raise GateFailed(
