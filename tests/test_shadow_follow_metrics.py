@@ -270,6 +270,7 @@ def _follow_args(small_sim: Path, flows: str, tmp_path: Path) -> list[str]:
         "--inventory", str(small_sim / "inventory-fresh.json"),
         "--flows", flows, "--follow", "--follow-interval", "1",
         "--metrics-addr", "127.0.0.1:0", "--json", str(tmp_path / "follow.json"),
+        "--verdicts", str(tmp_path / "verdicts.jsonl"),
     ]  # fmt: skip
 
 
@@ -300,6 +301,10 @@ def test_scrape_a_followed_stdin_stream(small_sim, stream, tmp_path, batch):
     assert got["ingest"] == batch["ingest"]
     assert _no_refs(got["would_be_denied"]) == _no_refs(batch["would_be_denied"])
     assert got["would_be_denied"][0]["refs"][0].startswith("-:")
+    verdicts = (tmp_path / "verdicts.jsonl").read_bytes().splitlines()
+    assert len(verdicts) == batch["totals"]["records"]  # one line per record, in input order
+    refs = [int(orjson.loads(v)["ref"].split(":")[1]) for v in verdicts]
+    assert refs == sorted(refs)
 
 
 @pytest.mark.slow
@@ -389,3 +394,23 @@ def test_grafana_dashboard_queries_only_what_the_exporter_exposes():
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     for topic in ("namespace/workload", "policy", "flows processed", "lost", "uncovered", "stale"):
         assert topic in titles, topic
+
+
+def test_strict_names_the_stream_and_its_line(small_sim, stream):
+    from recommender.errors import InputError
+
+    inv, policies = _setup(small_sim)
+    good = [ln for ln in stream.read_bytes().splitlines(True)[:40] if ln.startswith(b'{"flow"')]
+    followed = FollowedShadow(ShadowRun(policies, inv), "-")
+    options = FollowOptions(strict=True)
+    judge = ChunkJudge(EmbeddedEngine(), inv, followed, options, lambda v: None, lambda t, s: None)
+    try:
+        judge.add_lines(good[:10])
+        judge.flush()
+        judge.add_lines([*good[10:13], b"{not json\n"])
+        with pytest.raises(InputError) as err:
+            judge.flush()
+    finally:
+        judge.close()
+    assert (err.value.path, err.value.line) == ("-", 14)  # stream line 14, not chunk line 4
+    assert str(err.value).startswith("-:14: ")

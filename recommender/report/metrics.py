@@ -88,6 +88,7 @@ class ShadowMetrics:
         self.rule_connections = Counter(
             "netpol_rule_connections", "Connections a rule allowed", RULE_LABELS, registry=r
         )
+        self._last_seen: dict[tuple[str, str, str], float] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Locked(self._inner, self._lock))
         self._init_rules(rule_ids)
@@ -113,8 +114,9 @@ class ShadowMetrics:
             for rule, n in tally.rule_connections.items():
                 self.rule_connections.labels(*rule).inc(n)
             for rule, ts in tally.rule_last_seen.items():
-                gauge = self.rule_last_seen.labels(*rule)
-                gauge.set(max(ts, _value(gauge)))
+                if ts > self._last_seen.get(rule, 0.0):  # flows may come out of order
+                    self._last_seen[rule] = ts
+                    self.rule_last_seen.labels(*rule).set(ts)
 
     def exposition(self) -> bytes:
         """The OpenMetrics text of the registry (what a scrape returns)."""
@@ -133,10 +135,6 @@ class _Locked:
     def collect(self) -> list[Any]:
         with self.lock:
             return list(self.inner.collect())
-
-
-def _value(gauge: Any) -> float:
-    return float(gauge._value.get())  # prometheus_client has no public getter
 
 
 class MetricsServer:
