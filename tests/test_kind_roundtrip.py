@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from fixtures.recommend.shop import NODE_IPS, shop_inventory, shop_observations
 
 from recommender.policy_io.kinds.tree import kind_objects, render_kind_tree, schema_errors
@@ -17,6 +18,7 @@ from recommender.policy_io.policy_yaml import load_policies
 from recommender.recommend.pipeline import recommend
 from recommender.semantics import Endpoint, pod_endpoint
 from recommender.semantics.cilium import compile_policy_kinds
+from recommender.semantics.cnp import compile_all_kinds
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +151,26 @@ def test_fqdn_rule_replaces_the_pinned_address(rec, inventory):
     assert "kube-apiserver" in text  # the API server ipBlock became the entity
     dns = render_kind_tree("cilium", rec.policies, "", inventory)["shop/allow-dns.yaml"]
     assert "matchPattern: '*'" in dns
+
+
+def test_clusternetworkpolicy_round_trip_denies_nothing_learned(rec, inventory, tmp_path):
+    files = render_kind_tree("clusternetworkpolicy", rec.policies, "", inventory)
+    out = write_tree(files, tmp_path / "out")
+    loaded = load_policies([str(out)])
+    assert len(loaded.cluster) == 3  # dns, the worker's API server, baseline
+    assert {p.tier for p in loaded.cluster} == {"Admin", "Baseline"}
+    ps = compile_all_kinds(loaded.policies, loaded.cilium, loaded.cluster, inventory)
+    assert len(rec.learned) > 10
+    assert _denied_learned(rec, ps) == []
+
+
+def test_clusternetworkpolicy_tree_is_stable_and_valid(rec, inventory):
+    a = render_kind_tree("clusternetworkpolicy", rec.policies, "S", inventory)
+    assert render_kind_tree("clusternetworkpolicy", rec.policies, "S", inventory) == a
+    assert "  - _cluster" in a["kustomization.yaml"]
+    assert "shop/allow-dns.yaml" not in a  # the Admin DNS guardrail took it
+    assert "guardrail-dns (Admin, Accept)" in a["SUMMARY.md"]
+    cluster = [t for k, t in a.items() if k.startswith("_cluster/") and "kustom" not in k]
+    objs = [yaml.safe_load(t) for t in cluster]
+    assert len(objs) == 3
+    assert [e for o in objs for e in schema_errors(o)] == []

@@ -48,9 +48,11 @@ def recognised_format(paths: Sequence[str]) -> str | None:
     for path in paths:
         name = sniff_file(path)
         if name is not None:
+            from recommender.flows.formats import names
+
             return (
-                f"{path} looks like {name}; netpol reads Hubble JSON (hubble observe -o "
-                "jsonpb, the Hubble exporter) or its Parquet"
+                f"{path} looks like {name}; netpol reads {', '.join(names())} "
+                "(detected, or --format NAME) and FlowRecord or converted Parquet"
             )
     return None
 

@@ -67,6 +67,8 @@ def load_set(path: str, default_namespace: str | None) -> list[NetworkPolicy]:
         raise locate_error(exc) from exc
     for source, kind in loaded.skipped:
         print(f"note: {source}: skipped {kind} (not a NetworkPolicy)", file=sys.stderr)
+    for cnp in loaded.cluster:  # the diff engine compares NetworkPolicy sets only
+        print(f"note: {cnp.source}: ClusterNetworkPolicy {cnp.name} is not diffed", file=sys.stderr)
     if not loaded.policies and loaded.skipped:  # objects, none a policy: the wrong file
         raise InputError(
             path,

@@ -31,7 +31,7 @@ from recommender.policy_io.atomic import check_writable, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
 from recommender.semantics import PolicySet
-from recommender.semantics.cilium import compile_policy_kinds
+from recommender.semantics.cnp import compile_all_kinds
 
 if TYPE_CHECKING:
     from recommender.shadow.core import ShadowRun
@@ -165,8 +165,8 @@ def _compile(
     if note:
         print(f"note: {note}", file=sys.stderr)
     print_namespace_hint((p.namespace for p in loaded.policies), inventory, default_ns)
-    compiled = compile_policy_kinds(loaded.policies, loaded.cilium, inventory)
-    return compiled, len(loaded.policies) + len(loaded.cilium)  # type: ignore[return-value]
+    compiled = compile_all_kinds(loaded.policies, loaded.cilium, loaded.cluster, inventory)
+    return compiled, len(loaded.policies) + len(loaded.cilium) + len(loaded.cluster)  # type: ignore[return-value]
 
 
 def _usable(stats: IngestStats, args: argparse.Namespace) -> None:

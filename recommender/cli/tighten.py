@@ -137,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"note: {len(loaded.cilium)} CiliumNetworkPolicies are not tightened", file=sys.stderr
         )
+    if loaded.cluster:
+        print(
+            f"note: {len(loaded.cluster)} ClusterNetworkPolicies are not tightened", file=sys.stderr
+        )
     if not loaded.policies:
         raise InputError(args.policies[0], "no NetworkPolicy found")
     progress.step("reading the evidence")
@@ -182,8 +186,8 @@ def _kind_tree(kind: str, proposed: Any, markdown: str, inventory: Any) -> dict[
 
     ordered = sorted((replace(p, source=None) for p in proposed), key=lambda p: p.key)
     files = render_kind_tree(kind, ordered, "", inventory)
-    files.pop("SUMMARY.md", None)
-    files["TIGHTEN.md"] = markdown
+    # Only --kind clusternetworkpolicy writes a summary of its own (what went cluster-wide).
+    files["TIGHTEN.md"] = markdown + files.pop("SUMMARY.md", "")
     return dict(sorted(files.items()))
 
 

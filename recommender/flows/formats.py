@@ -57,13 +57,16 @@ class FlowFormat:
 
 def _formats() -> tuple[FlowFormat, ...]:
     """The table, built lazily so that reader modules may import this one."""
-    from recommender.flows import aws, calico, gcp  # they import nothing of this module
+    from recommender.flows import aws, calico, flowrecord, gcp  # none imports this module
 
     # One line per format; the specific formats first (hubble's test is the loosest).
     return (
         FlowFormat(aws.SOURCE_FORMAT, sniff.is_aws, aws.oriented_packets_sql),
         FlowFormat(gcp.SOURCE_FORMAT, sniff.is_gcp, gcp.oriented_packets_sql),
         FlowFormat("calico", sniff.is_calico, calico.oriented_packets_sql),
+        FlowFormat(
+            flowrecord.SOURCE_FORMAT, sniff.is_flowrecord_csv, flowrecord.oriented_packets_sql
+        ),
         FlowFormat("hubble", sniff.is_hubble, hubble.oriented_packets_sql, spark=True),
     )
 

@@ -116,8 +116,19 @@ def packets_sql(relation: str, files: str) -> str:
 def check_columns(path: str, columns: Sequence[str]) -> None:
     """Refuse a Parquet file that is not ``netpol convert`` output of this version."""
     if tuple(columns) != FILE_COLUMNS:
+        from recommender.flows.flowrecord import table_error  # it imports nothing of this
+
+        why = table_error(columns)
+        if why is None:  # only the embedded engine reads FlowRecord tables
+            raise InputError(
+                path,
+                "the Spark engine does not read FlowRecord Parquet tables yet",
+                hint="use --engine embedded (the default) for this input",
+            )
         raise InputError(
             path,
-            "not a Parquet file written by this version of `netpol convert` (columns differ)",
-            hint="convert the flow logs again: netpol convert --to parquet",
+            "not a Parquet file written by this version of `netpol convert` (columns differ), "
+            f"nor a FlowRecord table ({why})",
+            hint="convert the flow logs again (netpol convert --to parquet), or see "
+            "docs/formats.md for the FlowRecord columns",
         )

@@ -1,9 +1,9 @@
 """Guess what a rejected flow file is, so the error can say "looks like an AWS VPC flow log".
 
-netpol reads Hubble JSON (and its own Parquet); a file in another format is
-rejected line by line. :func:`sniff_format` looks at the first bytes of such a
-file and names the format it recognises. It is a hint for the message only:
-nothing is parsed or accepted because of it.
+netpol reads the formats of :mod:`recommender.flows.formats` (and Parquet); a
+file in another format is rejected line by line. :func:`sniff_format` looks at
+the first bytes of such a file and names the format it recognises. It is a hint
+for the message only: nothing is parsed or accepted because of it.
 """
 
 from __future__ import annotations
@@ -25,10 +25,16 @@ def _all(*needles: str) -> Callable[[str], bool]:
 
 
 def is_aws(text: str) -> bool:
-    """An AWS VPC flow log: its field-list header or a version-2+ record naming an ENI."""
+    """An AWS VPC flow log: its field-list header (plain, or the CloudWatch
+    ``${version} ${srcaddr} ...`` format string) or a version-2+ record naming an ENI.
+
+    >>> is_aws("${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr}")
+    True
+    """
     lines = [ln for ln in text.splitlines()[:20] if ln.strip()]
+    header = re.sub(r"\$\{|\}", "", lines[0]).strip() if lines else ""
     return bool(lines) and (
-        bool(_AWS_HEADER.match(lines[0])) or sum(bool(_AWS_RECORD.match(x)) for x in lines) > 0
+        bool(_AWS_HEADER.match(header)) or sum(bool(_AWS_RECORD.match(x)) for x in lines) > 0
     )
 
 
@@ -52,9 +58,22 @@ def _is_csv(text: str) -> bool:
 
 #: The tests of the formats netpol reads, by ``--format`` name (reused by
 #: :mod:`recommender.flows.formats` for auto-detection).
-is_gcp = _all('"jsonPayload"', '"connection"', '"src_ip"')
+#: GCP: a Cloud Logging entry, or its bare ``jsonPayload`` (both read by the reader).
+is_gcp = _all('"connection"', '"src_ip"', '"dest_ip"')
 is_calico = _all('"source_namespace"', '"dest_ip"')
 is_antrea_json = _all('"destinationIPv4Address"')
+
+
+def is_flowrecord_csv(text: str) -> bool:
+    """A CSV table of FlowRecords: a first line naming ``time_start``, ``protocol``
+    and a source end (``src_ip`` or ``src_namespace``).
+
+    >>> is_flowrecord_csv("time_start,src_ip,dst_ip,dst_port,protocol\\n")
+    True
+    """
+    first = text.split("\n", 1)[0].lstrip("\ufeff")
+    names = {n.strip().strip('"').lower() for n in first.split(",")}
+    return {"time_start", "protocol"} <= names and bool(names & {"src_ip", "src_namespace"})
 
 
 def is_inspektor_gadget(text: str) -> bool:

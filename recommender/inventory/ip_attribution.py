@@ -34,7 +34,8 @@ from recommender.model import Inventory, Pod
 from recommender.semantics.resolve import UNATTRIBUTED_LABEL, is_live
 
 #: Formats whose ends are attributed here (their raw ends carry no identity).
-IP_ONLY_FORMATS: tuple[str, ...] = ("aws_vpc", "gcp_vpc")
+#: A FlowRecord table's ends without a namespace are addresses only, like a VPC log's.
+IP_ONLY_FORMATS: tuple[str, ...] = ("aws_vpc", "gcp_vpc", "flowrecord")
 SPAN_COLUMNS: tuple[str, ...] = ("ip", "valid_from", "valid_to", "live", "e")
 
 

@@ -43,6 +43,7 @@ from recommender.model import (
 )
 from recommender.policy_io.strict_yaml import item_node, locate, read_documents
 from recommender.semantics.cilium import CiliumPolicy, is_cilium_policy, parse_cilium_policy
+from recommender.semantics.cnp_rules import ClusterPolicy, is_cluster_policy, load_cluster_policy
 from recommender.semantics.policy_fields import describe_value, policy_findings
 from recommender.semantics.validate import Finding
 
@@ -68,6 +69,8 @@ class LoadResult:
     warnings: list[tuple[str, Finding]] = field(default_factory=list)
     #: CiliumNetworkPolicies (``cilium.io/v2``), evaluated by ``semantics.cilium``.
     cilium: list[CiliumPolicy] = field(default_factory=list)
+    #: ClusterNetworkPolicies (``policy.networking.k8s.io/v1alpha2``), ``semantics.cnp``.
+    cluster: list[ClusterPolicy] = field(default_factory=list)
 
     def skipped_note(self) -> str | None:
         """One line reporting the skipped objects by kind, or None when none were.
@@ -291,6 +294,9 @@ def _collect(
         kind = classify_object(obj, path, doc)
         if kind == "other" and is_cilium_policy(obj):
             result.cilium.extend(parse_cilium_policy(obj, path, default_namespace, doc))
+            return
+        if kind == "other" and is_cluster_policy(obj):
+            result.cluster.append(load_cluster_policy(obj, path, doc))
             return
         findings = policy_findings(obj) if kind == "policy" else []
         policy = (

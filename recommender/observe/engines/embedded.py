@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from recommender.errors import InputError
-from recommender.flows import formats, parquet
+from recommender.flows import flowrecord, formats, parquet
 from recommender.flows.hubble import records_of_packets_sql
 from recommender.flows.hubble_sql import lit
 from recommender.flows.sources import (
@@ -201,17 +201,15 @@ class EmbeddedEngine(AggregationEngine):
             errors = self._register_lines(con, sources)
             packets = formats.packets_for("lines", [s.path for s in sources], self.flow_format)
             return f"({packets})", sources, errors
+        described = [(source, *_describe_parquet(con, source.path)) for source in sources]
+        tables = [
+            flowrecord.table_error([n for n, _ in types]) is None for _, _, types in described
+        ]
+        if any(tables):
+            return _flowrecord_packets(con, described, tables)
         reads = []
-        for n, source in enumerate(sources):
-            where = source.path
-            if os.path.isdir(where):  # Spark writes a directory of part files
-                where = os.path.join(where, "*.parquet")
-            rel = f"read_parquet({lit(where)})"
-            try:
-                columns = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
-            except duckdb.Error as exc:
-                raise InputError(source.path, f"cannot read as Parquet: {exc}") from exc
-            parquet.check_columns(source.path, columns)
+        for n, (source, rel, types) in enumerate(described):
+            parquet.check_columns(source.path, [name for name, _ in types])
             reads.append(f"SELECT *, {n} AS input_no FROM {rel}")
         con.execute(f"CREATE TEMP VIEW pq_raw AS {' UNION ALL '.join(reads)}")
         files = parquet.numbered_files(con.execute(parquet.files_sql("pq_raw")).fetchall())
@@ -230,7 +228,7 @@ class EmbeddedEngine(AggregationEngine):
     def _attributed(self, packets: str, sources: list[FlowSource] | None) -> str:
         """``packets`` with IP-only (VPC) ends attributed by IP and time; unchanged (no
         join, no cost) when no input file is in such a format."""
-        if sources is not None:
+        if sources is not None and not parquet.split_inputs([s.path for s in sources]):
             names = {f.name for f in formats.assign([s.path for s in sources], self.flow_format)}
             if not names & set(IP_ONLY_FORMATS):
                 return packets
@@ -320,3 +318,62 @@ def _register_index(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[Ip
     data = {c: [getattr(r, c) for r in rows] for c in IP_INDEX_COLUMNS}
     table = pa.table({c: pa.array(v, pa.string()) for c, v in data.items()})
     con.register(name, table)
+
+
+def _describe_parquet(
+    con: duckdb.DuckDBPyConnection, path: str
+) -> tuple[str, list[tuple[str, str]]]:
+    """``read_parquet`` of one input (a file, or Spark's directory of part files) and
+    its ``(column, type)`` list.
+
+    Raises
+    ------
+    InputError
+        Not readable as Parquet.
+    """
+    where = os.path.join(path, "*.parquet") if os.path.isdir(path) else path
+    rel = f"read_parquet({lit(where)})"
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()
+    except duckdb.Error as exc:
+        raise InputError(path, f"cannot read as Parquet: {exc}") from exc
+    return rel, [(str(r[0]), str(r[1])) for r in rows]
+
+
+def _flowrecord_packets(
+    con: duckdb.DuckDBPyConnection,
+    described: list[tuple[FlowSource, str, list[tuple[str, str]]]],
+    tables: list[bool],
+) -> tuple[str, list[FlowSource], list[InputError]]:
+    """Oriented packets of FlowRecord Parquet tables (:mod:`recommender.flows.flowrecord`);
+    every input must be one (a converted file among them is refused)."""
+    shown: list[FlowSource] = []
+    parts, has_reply = [], []
+    for (source, _, types), is_table in zip(described, tables, strict=True):
+        names = [n for n, _ in types]
+        if not is_table:
+            why = flowrecord.table_error(names) if names != list(parquet.FILE_COLUMNS) else None
+            raise InputError(
+                source.path,
+                f"not a FlowRecord table ({why})"
+                if why
+                else "a converted file among FlowRecord tables",
+                hint="read FlowRecord tables and `netpol convert` output in separate runs",
+            )
+        for path in _parquet_files(source.path):
+            file_id = len(shown)
+            shown.append(FlowSource(path, file_id))
+            rel = f"read_parquet({lit(path)}, file_row_number = true)"
+            parts.append(flowrecord.parquet_rows_sql(rel, file_id, types))
+            if "is_reply" in (n.lower() for n in names):
+                has_reply.append(file_id)
+    rows = "(" + " UNION ALL ".join(parts) + ")"
+    paths = [s.path for s in shown]
+    return f"({flowrecord.parquet_packets_sql(rows, paths, has_reply)})", shown, []
+
+
+def _parquet_files(path: str) -> list[str]:
+    """A Parquet input's files: itself, or a directory's ``*.parquet`` in name order."""
+    if not os.path.isdir(path):
+        return [path]
+    return sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".parquet"))

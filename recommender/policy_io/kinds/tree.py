@@ -20,12 +20,14 @@ from recommender.model import Inventory, NetworkPolicy
 from recommender.policy_io.kinds import KINDS
 from recommender.policy_io.kinds.calico import staged_policy_dict
 from recommender.policy_io.kinds.cilium import cilium_policies
+from recommender.policy_io.kinds.cnp import CLUSTER_DIR, plan_cluster_policies, summary_section
 from recommender.policy_io.policy_writer import kustomization, render_tree
 from recommender.policy_io.policy_yaml import _dump
 
 SCHEMAS: dict[str, str] = {
     "CiliumNetworkPolicy": "ciliumnetworkpolicy.json",
     "StagedKubernetesNetworkPolicy": "stagedkubernetesnetworkpolicy.json",
+    "ClusterNetworkPolicy": "clusternetworkpolicy.json",
 }
 
 
@@ -63,6 +65,8 @@ def render_kind_tree(
     """``{relative path: text}`` for ``kind``; ValueError naming any invalid object."""
     if kind == "networkpolicy":
         return render_tree(policies, summary)
+    if kind == "clusternetworkpolicy":
+        return render_cnp_tree(policies, summary, inventory)
     files: dict[str, str] = {}
     namespaces: dict[str, list[str]] = {}
     for obj in kind_objects(kind, policies, inventory):
@@ -79,4 +83,32 @@ def render_kind_tree(
         files[f"{ns}/kustomization.yaml"] = kustomization(names)
     files["kustomization.yaml"] = kustomization(sorted(namespaces))
     files["SUMMARY.md"] = summary
+    return dict(sorted(files.items()))
+
+
+def render_cnp_tree(
+    policies: Sequence[NetworkPolicy], summary: str, inventory: Inventory
+) -> dict[str, str]:
+    """``--kind clusternetworkpolicy``: the v1 tree of what stays namespaced plus ``_cluster/``.
+
+    Raises
+    ------
+    ValueError
+        A ClusterNetworkPolicy that fails the shipped schema (nothing is written).
+    """
+    plan = plan_cluster_policies(policies, inventory)
+    files = render_tree(plan.policies, summary + summary_section(plan))
+    if not plan.cluster:
+        return files
+    names = []
+    for obj in plan.cluster:
+        name = obj["metadata"]["name"]
+        errors = schema_errors(obj)
+        if errors:
+            raise ValueError(f"ClusterNetworkPolicy {name}: {errors[0]}")
+        files[f"{CLUSTER_DIR}/{name}.yaml"] = _dump(obj)
+        names.append(f"{name}.yaml")
+    files[f"{CLUSTER_DIR}/kustomization.yaml"] = kustomization(names)
+    namespaces = sorted({p.namespace for p in plan.policies} | {CLUSTER_DIR})
+    files["kustomization.yaml"] = kustomization(namespaces)
     return dict(sorted(files.items()))
