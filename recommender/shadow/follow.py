@@ -193,15 +193,20 @@ def parse_rule_id(rule_id: str) -> RuleKey | None:
 
 
 def rule_ids(policies: Any) -> list[str]:
-    """Ids of every allow rule of the compiled candidate policies (NetworkPolicy and CNP)."""
+    """Ids of every rule that can allow traffic, over the candidate policies of every kind.
+
+    NetworkPolicy rules all allow; of a CiliumNetworkPolicy its allow sections (not
+    ``ingressDeny``/``egressDeny``); of a ClusterNetworkPolicy its ``Accept`` rules
+    (``Deny`` and ``Pass`` rules never appear among the rules that allowed a flow).
+    """
     out: list[str] = []
     for p in getattr(policies, "policies", ()):
         for direction in ("ingress", "egress"):
             if hasattr(p, "rules"):
                 rules = p.rules(direction) or ()
-            else:  # a CiliumNetworkPolicy: its allow sections
+            else:  # a CiliumNetworkPolicy
                 rules = p.sections.get(direction) or ()
-            out.extend(r.rule_id for r in rules)
+            out.extend(r.rule_id for r in rules if getattr(r, "action", "Accept") == "Accept")
     return out
 
 
