@@ -100,9 +100,10 @@ def judge_followed(
 
     followed = FollowedShadow(shadow, name)
     judge = ChunkJudge(engine, inventory, followed, options, sink.write, on_chunk)
-    server = _serve(metrics, args.metrics_addr)
+    server = None
     try:
         try:
+            server = _serve(metrics, args.metrics_addr)  # a port in use: exit 2, nothing left
             ended = _read(name, judge)
         finally:
             if server is not None:
