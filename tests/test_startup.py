@@ -13,7 +13,18 @@ import sys
 from conftest import ROOT
 
 #: Libraries that cost hundreds of milliseconds to import.
-HEAVY = ("pandas", "numpy", "sklearn", "pyarrow", "matplotlib", "kubernetes", "duckdb", "pyspark")
+HEAVY = (
+    "pandas",
+    "numpy",
+    "sklearn",
+    "pyarrow",
+    "matplotlib",
+    "kubernetes",
+    "duckdb",
+    "pyspark",
+    "rich",
+    "prometheus_client",
+)
 
 _PROBE = """
 import contextlib, io, json, sys

@@ -23,6 +23,7 @@ from recommender.errors import InputError
 from recommender.flows.parquet import is_parquet_input
 from recommender.observe.engines.base import IngestStats
 from recommender.policy_io.atomic import atomic_directory, check_writable
+from recommender.progress import Progress
 
 NAME = "convert"
 HELP = "convert Hubble flow logs to Parquet (parse once, aggregate many times)"
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             hint="Parquet inputs are recognised by that suffix",
         )
     engine = engine_from_args(args)
+    progress = Progress("convert", total=1)
+    progress.step(f"writing {args.out}")
     local = "://" not in args.out
     if args.engine == "spark":
         if local:
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+    progress.done()
     kinds = ", ".join(f"{k}: {stats[k]:,}" for k in sorted(stats))
     print(f"wrote {args.out}: {sum(stats.values()):,} lines ({kinds})", file=sys.stderr)
     return 0

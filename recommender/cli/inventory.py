@@ -7,6 +7,7 @@ import sys
 
 from recommender.inventory.files import write_inventory_json
 from recommender.policy_io.atomic import check_writable
+from recommender.progress import Progress
 
 NAME = "inventory"
 HELP = (
@@ -45,12 +46,15 @@ def run(args: argparse.Namespace) -> int:
     from recommender.inventory.kube_api import fetch_inventory
 
     check_writable(args.out, args.force)  # refuse before talking to the cluster
+    progress = Progress("inventory: objects listed")
     inventory, items = fetch_inventory(
         kubeconfig=args.kubeconfig,
         context=args.context,
         in_cluster=args.in_cluster,
         host=args.server,
+        on_list=lambda what, n: progress.update(n, what),
     )
+    progress.done()
     path = write_inventory_json(items, args.out, force=args.force)
     print(
         f"wrote {path}: {len(inventory.namespaces)} namespaces, {len(inventory.nodes)} nodes, "

@@ -20,6 +20,7 @@ from recommender.lint.render import render_text, report_dict
 from recommender.model import Inventory
 from recommender.policy_io.atomic import check_writable, write_text_atomic
 from recommender.policy_io.sarif import to_sarif
+from recommender.progress import Progress
 
 NAME = "lint"
 HELP = "check policies for risky, ineffective, redundant or invalid rules"
@@ -96,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
     for target in (args.json, args.sarif):
         if target:
             check_writable(target, args.force)
+    progress = Progress("lint", total=3)
+    progress.step("reading the inventory")
     inventory = load_inventory_arg(args)
+    progress.step("reading the policies")
     docs, skipped = read_policy_docs(args.paths, args.default_namespace)
     if not docs:
         raise InputError(
@@ -109,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         inventory,
         args.default_namespace,
     )
+    progress.step(f"checking {len(docs):,} policies")
     report = lint_docs(docs, inventory, args.namespace, redundancy=not args.no_redundancy)
+    progress.done()
     report.skipped = skipped
     if args.json:
         write_text_atomic(args.json, _json(report_dict(report)), args.force)

@@ -20,6 +20,7 @@ from recommender.cli._gates import require_connections, warn_if_mostly_rejected
 from recommender.labels import decode_labels, format_labels
 from recommender.observe.engines.base import IngestResult, IngestStats
 from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.progress import Progress
 
 if TYPE_CHECKING:  # pandas loads only when a command runs (start-up time)
     import pandas as pd
@@ -63,14 +64,18 @@ def run(args: argparse.Namespace) -> int:
     target = args.json or args.csv
     if target and target != "-":
         check_writable(target, args.force)  # fail before a long run
+    progress = Progress("observations", total=2)
+    progress.step("reading the inventory")
     inventory = None
     if args.inventory:
         from recommender.inventory.files import read_inventory
 
         inventory = read_inventory(args.inventory)
+    progress.step("reading and aggregating the flows")
     result = engine_from_args(args).aggregate(
         args.flows, inventory, strict=args.strict, bucket=_bucket(args.bucket)
     )
+    progress.done()
     require_connections(result.stats, args.flows, "no observation to show")
     warn_if_mostly_rejected(result.stats, args.flows)
     rows = observation_records(result.observations)

@@ -23,6 +23,7 @@ from types import ModuleType
 
 from recommender import __version__
 from recommender.errors import RecommenderError
+from recommender.progress import stop_all
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help(sys.stderr)
             return 2
-        return int(args._run(args))
+        try:
+            return int(args._run(args))
+        finally:
+            stop_all()  # a progress line left by an error goes before the message
     except RecommenderError as exc:
         if debug:
             traceback.print_exc()

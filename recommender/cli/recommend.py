@@ -32,6 +32,7 @@ from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
 from recommender.policy_io.atomic import write_text_atomic
 from recommender.policy_io.kinds import KINDS
+from recommender.progress import Progress
 
 if TYPE_CHECKING:
     from recommender.recommend.pipeline import Recommendation
@@ -156,9 +157,18 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, args.force)  # fail before a long run
     if args.json:
         check_writable(args.json, args.force)
+    progress = Progress("recommend", total=4)
+    progress.step("reading the inventory")
     inventory = load_inventory_arg(args)  # refuses an inventory without pods
+<<<<<<< HEAD
     engine = engine_from_args(args)
     result = observations_from_args(args, inventory, strict=args.strict, engine=engine)
+=======
+    progress.step("reading the flows")
+    result = observations_from_args(
+        args, inventory, strict=args.strict, engine=engine_from_args(args)
+    )
+>>>>>>> metrics
     require_connections(result.stats, args.flows, "nothing to learn from; nothing was written")
     options = RecommendOptions(
         namespaces=tuple(args.namespace),
@@ -171,8 +181,13 @@ def run(args: argparse.Namespace) -> int:
         include_suspicious=args.include_suspicious,
         public_ingress_min_sources=args.public_ingress_min_sources,
     )
+<<<<<<< HEAD
     evidence = evidence_input(args, inventory, engine)
     rec = recommend(result.observations, inventory, options, evidence)
+=======
+    progress.step("learning policies and checking them")
+    rec = recommend(result.observations, inventory, options)
+>>>>>>> metrics
     rec.warnings.extend(result.stats.warnings())
     coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
     check = rec.self_check(inventory)
@@ -181,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
             raise GateFailed(f"{check.message()}; nothing was written")
         print(f"internal error: {check.message()}; nothing was written", file=sys.stderr)
         return 1
+    progress.step("writing")
     path = _write(rec, args, check, inventory)
     if args.json:
         write_text_atomic(
@@ -191,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
             + "\n",
             args.force,
         )
+    progress.done()
     _report(rec, check, str(path))
     if args.fail_on_deny and check.denied_unknown:
         raise GateFailed(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from recommender.cli._args import add_engine_arguments, add_store_arguments, engine_from_args
+from recommender.cli._follow import add_follow_arguments, check_follow_arguments
 from recommender.cli._gates import (
     print_namespace_hint,
     require_connections,
@@ -88,11 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop with exit code 2 at the first rejected input line",
     )
     add_engine_arguments(parser)
+    add_follow_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:
     """Load, judge every batch, write the outputs, apply the gate."""
+    check_follow_arguments(args)
     for target in (args.verdicts, args.report, args.json):
         if target:
             check_writable(target, args.force)
@@ -113,10 +116,19 @@ def run(args: argparse.Namespace) -> int:
     baseline = None
     if args.baseline:
         baseline, _ = _compile(args.baseline, inventory, args.default_namespace)
-    table = flow_table_from_args(args, inventory, strict=args.strict, engine=engine_from_args(args))
     shadow = ShadowRun(candidate, inventory, baseline)
-    _judge_all(shadow, table, args.verdicts, args.force, lambda: _usable(table, args))
-    stats = table.stats
+    if args.follow:
+        from recommender.cli._follow import judge_followed
+
+        stats = judge_followed(
+            args, shadow, inventory, engine_from_args(args), lambda s: _usable(s, args)
+        )
+    else:
+        table = flow_table_from_args(
+            args, inventory, strict=args.strict, engine=engine_from_args(args)
+        )
+        _judge_all(shadow, table, args.verdicts, args.force, lambda: _usable(table.stats, args))
+        stats = table.stats
     inputs: dict[str, Any] = {
         "policies": list(args.policies),
         "candidate policies": n_candidate,
@@ -157,14 +169,14 @@ def _compile(
     return compiled, len(loaded.policies) + len(loaded.cilium) + len(loaded.cluster)  # type: ignore[return-value]
 
 
-def _usable(table: Any, args: argparse.Namespace) -> None:
+def _usable(stats: IngestStats, args: argparse.Namespace) -> None:
     """Fail closed: a gate that passes on no data is worse than no gate."""
     flows = list(args.flows) if args.flows else None
     what = "nothing was judged" + (
         ", so the --fail-on-deny gate cannot pass" if args.fail_on_deny else ""
     )
-    require_connections(table.stats, flows, what)
-    warn_if_mostly_rejected(table.stats, flows)
+    require_connections(stats, flows, what)
+    warn_if_mostly_rejected(stats, flows)
 
 
 def _judge_all(

@@ -24,6 +24,7 @@ from recommender.cli._gates import (
 )
 from recommender.errors import InputError
 from recommender.policy_io.kinds import KINDS
+from recommender.progress import Progress
 
 if TYPE_CHECKING:  # pandas loads only when a command runs (start-up time)
     import pandas as pd
@@ -126,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.json, args.force)
     if args.since and not args.store:
         raise InputError(None, "--since needs --store", hint="flow files are read whole")
+    progress = Progress("tighten", total=4)
+    progress.step("reading the inventory and policies")
     inventory = read_inventory(args.inventory)
     require_pods(inventory, args.inventory)
     loaded = load_policies(args.policies, default_namespace=args.default_namespace)
@@ -142,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not loaded.policies:
         raise InputError(args.policies[0], "no NetworkPolicy found")
+    progress.step("reading the evidence")
     observations, warnings = _evidence(args, inventory)
     options = TightenOptions(
         cidr_budget=args.cidr_budget,
@@ -150,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         accept_widening=args.accept_widening,
     )
     history = tighten_history(args, inventory)
+    progress.step("tightening and checking")
     result = tighten(loaded.policies, observations, inventory, options, history)
     if not result.check.ok:
         for v in result.check.violations[:10]:
@@ -158,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             "internal error: the proposal breaks a guarantee; nothing was written", file=sys.stderr
         )
         return 1
+    progress.step("writing")
     report = build_report(result, _inputs(args), warnings)
     markdown = render_markdown(report)
     files = render_tighten_tree(result.proposed, markdown)
@@ -170,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
             orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
             args.force,
         )
+    progress.done()
     _print_summary(report, args.out, warnings)
     return 0
 

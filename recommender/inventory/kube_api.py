@@ -154,12 +154,18 @@ def _items_with_kind(doc: dict[str, Any], what: str, host: str) -> list[dict[str
     return out
 
 
-def fetch_raw_items(api: client.ApiClient, host: str) -> list[dict[str, Any]]:
-    """Every object the inventory needs, as raw dicts with their kinds."""
+def fetch_raw_items(
+    api: client.ApiClient, host: str, on_list: Callable[[str, int], None] | None = None
+) -> list[dict[str, Any]]:
+    """Every object the inventory needs, as raw dicts with their kinds; ``on_list(what,
+    n)`` after each resource is listed (progress)."""
     items: list[dict[str, Any]] = []
     for what, group, method in RESOURCES:
         group_api = getattr(client, group)(api)
-        items.extend(_list_pages(getattr(group_api, method), what, host))
+        listed = _list_pages(getattr(group_api, method), what, host)
+        items.extend(listed)
+        if on_list is not None:
+            on_list(what, len(listed))
     return items
 
 
@@ -168,6 +174,7 @@ def fetch_inventory(
     context: str | None = None,
     in_cluster: bool = False,
     host: str | None = None,
+    on_list: Callable[[str, int], None] | None = None,
 ) -> tuple[Inventory, list[dict[str, Any]]]:
     """Read the live cluster: the inventory plus the raw items for a snapshot.
 
@@ -180,6 +187,8 @@ def fetch_inventory(
     host
         API server URL without authentication (``kubectl proxy``, tests); wins
         over the other options.
+    on_list
+        Called with each resource name and its object count once listed.
 
     Raises
     ------
@@ -189,5 +198,5 @@ def fetch_inventory(
     """
     cfg = build_configuration(kubeconfig, context, in_cluster, host)
     with client.ApiClient(cfg) as api:
-        items = fetch_raw_items(api, cfg.host)
+        items = fetch_raw_items(api, cfg.host, on_list)
     return parse_inventory_items(items, f"api:{cfg.host}"), items
