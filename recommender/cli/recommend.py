@@ -160,15 +160,9 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress("recommend", total=4)
     progress.step("reading the inventory")
     inventory = load_inventory_arg(args)  # refuses an inventory without pods
-<<<<<<< HEAD
+    progress.step("reading the flows")
     engine = engine_from_args(args)
     result = observations_from_args(args, inventory, strict=args.strict, engine=engine)
-=======
-    progress.step("reading the flows")
-    result = observations_from_args(
-        args, inventory, strict=args.strict, engine=engine_from_args(args)
-    )
->>>>>>> metrics
     require_connections(result.stats, args.flows, "nothing to learn from; nothing was written")
     options = RecommendOptions(
         namespaces=tuple(args.namespace),
@@ -181,13 +175,9 @@ def run(args: argparse.Namespace) -> int:
         include_suspicious=args.include_suspicious,
         public_ingress_min_sources=args.public_ingress_min_sources,
     )
-<<<<<<< HEAD
     evidence = evidence_input(args, inventory, engine)
-    rec = recommend(result.observations, inventory, options, evidence)
-=======
     progress.step("learning policies and checking them")
-    rec = recommend(result.observations, inventory, options)
->>>>>>> metrics
+    rec = recommend(result.observations, inventory, options, evidence)
     rec.warnings.extend(result.stats.warnings())
     coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
     check = rec.self_check(inventory)
