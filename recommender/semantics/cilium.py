@@ -74,8 +74,12 @@ class CiliumPolicy:
         return f"{self.namespace}/{self.name}"
 
     def isolates(self, direction: str) -> bool:
-        """True when the policy puts its endpoints into default deny for ``direction``."""
-        present = self.sections[direction] is not None or self.sections[f"{direction}Deny"]
+        """True when the policy puts its endpoints into default deny for ``direction``.
+
+        An empty section is no section: "If omitted or empty, this rule does not apply
+        at ingress" (``api.Rule.Ingress``; the same for egress and the deny sections).
+        """
+        present = self.sections[direction] or self.sections[f"{direction}Deny"]
         return bool(present) and self.default_deny[direction]
 
     def selects(self, ep: Endpoint) -> bool:
