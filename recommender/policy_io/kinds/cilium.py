@@ -227,3 +227,28 @@ def cilium_policies(
         cilium_policy_dict(p, inventory, dns_proxy=p.name == "allow-dns" and p.namespace in proxied)
         for p in policies
     ]
+
+
+def prune_cilium_rules(
+    obj: dict[str, Any], drop: set[tuple[int, str, int]]
+) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+    """``obj`` without the allow rules ``(spec index, section, rule index)`` in ``drop``.
+
+    A section left without rules becomes ``[{}]``, the empty rule that keeps the
+    endpoints in default deny: an empty list would not ("If omitted or empty, this
+    rule does not apply at ingress"). ``obj`` is changed in place and returned with
+    the ``(spec index, section)`` pairs that were emptied.
+    """
+    specs = [obj["spec"]] if obj.get("spec") is not None else list(obj.get("specs") or [])
+    emptied: list[tuple[int, str]] = []
+    for i, spec in enumerate(specs):
+        for section in ("ingress", "egress"):
+            rules = spec.get(section)
+            if not rules:
+                continue
+            kept = [r for j, r in enumerate(rules) if (i, section, j) not in drop]
+            if len(kept) != len(rules):
+                spec[section] = kept or [{}]
+                if not kept:
+                    emptied.append((i, section))
+    return obj, emptied
