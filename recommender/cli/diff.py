@@ -10,8 +10,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import orjson
-
 from recommender.cli._args import add_engine_arguments, engine_from_args
 from recommender.cli._gates import (
     print_namespace_hint,
@@ -24,7 +22,7 @@ from recommender.diff.render import build_report, render_markdown, render_text
 from recommender.errors import GateFailed, InputError, PolicyError
 from recommender.lint.source import locate_error
 from recommender.model import Inventory, NetworkPolicy
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.atomic import check_writable, write_json_atomic, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
 from recommender.semantics import PolicySet
@@ -97,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
         result.flow_changes, result.flow_totals = replay.changes(), replay.totals()
     report = build_report(result, _inputs(args, old, new))
     if args.json:
-        write_text_atomic(
-            args.json, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n", args.force
-        )
+        write_json_atomic(args.json, report, args.force)
     if args.markdown:
         write_text_atomic(args.markdown, render_markdown(report), args.force)
     sys.stdout.write(render_text(report))

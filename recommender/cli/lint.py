@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-import orjson
-
 from recommender.cli._gates import print_namespace_hint
 from recommender.errors import GateFailed, InputError
 from recommender.lint import lint_docs, read_policy_docs
 from recommender.lint.render import render_text, report_dict
 from recommender.model import Inventory
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.atomic import check_writable, write_json_atomic
 from recommender.policy_io.sarif import to_sarif
 from recommender.progress import Progress
 
@@ -118,9 +116,9 @@ def run(args: argparse.Namespace) -> int:
     progress.done()
     report.skipped = skipped
     if args.json:
-        write_text_atomic(args.json, _json(report_dict(report)), args.force)
+        write_json_atomic(args.json, report_dict(report), args.force)
     if args.sarif:
-        write_text_atomic(args.sarif, _json(to_sarif(report.findings, base=".")), args.force)
+        write_json_atomic(args.sarif, to_sarif(report.findings, base="."), args.force)
     sys.stdout.write(render_text(report))
     if args.fail_on != "never" and report.fails(args.fail_on):
         c = report.counts()
@@ -128,7 +126,3 @@ def run(args: argparse.Namespace) -> int:
             f"lint: {c['error']} errors, {c['warning']} warnings (failing on {args.fail_on})"
         )
     return 0
-
-
-def _json(obj: object) -> str:
-    return orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -12,8 +12,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from recommender.cli._args import (
     add_engine_arguments,
     add_store_arguments,
@@ -30,7 +28,7 @@ from recommender.cli._evidence import (
 from recommender.cli._gates import require_connections
 from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
-from recommender.policy_io.atomic import write_text_atomic
+from recommender.policy_io.atomic import write_json_atomic
 from recommender.policy_io.kinds import KINDS
 from recommender.progress import Progress
 
@@ -189,12 +187,9 @@ def run(args: argparse.Namespace) -> int:
     progress.step("writing")
     path = _write(rec, args, check, inventory)
     if args.json:
-        write_text_atomic(
+        write_json_atomic(
             args.json,
-            orjson.dumps(
-                recommendation_json(rec, check), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-            ).decode()
-            + "\n",
+            recommendation_json(rec, check),
             args.force,
         )
     progress.done()

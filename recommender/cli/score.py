@@ -11,7 +11,7 @@ import orjson
 
 from recommender.errors import InputError
 from recommender.model import Inventory, NetworkPolicy
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.atomic import check_writable, write_json_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
 from recommender.semantics import compile_policies
@@ -162,9 +162,5 @@ def run(args: argparse.Namespace) -> int:
     result = score(args.policies, args.truth, args.flows, args.inventory)
     print(format_table(result))
     if args.json:
-        write_text_atomic(
-            args.json,
-            orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
-            args.force,
-        )
+        write_json_atomic(args.json, result, args.force)
     return 0

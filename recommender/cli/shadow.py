@@ -27,7 +27,7 @@ from recommender.cli._gates import (
 from recommender.errors import GateFailed, InputError
 from recommender.model import Inventory
 from recommender.observe.engines.base import IngestStats
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.atomic import check_writable, write_json_atomic, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
 from recommender.semantics import PolicySet
@@ -141,11 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         write_text_atomic(args.report, render_markdown(report), args.force)
     if args.json:
-        write_text_atomic(
-            args.json,
-            orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
-            args.force,
-        )
+        write_json_atomic(args.json, report, args.force)
     _print_summary(report, stats)
     gate = report["totals"]["gate_records"]
     if args.fail_on_deny and gate:

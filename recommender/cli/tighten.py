@@ -13,8 +13,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from recommender.cli._args import add_engine_arguments, engine_from_args, non_negative_int
 from recommender.cli._evidence import add_window_end_argument, tighten_history
 from recommender.cli._gates import (
@@ -111,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load, tighten, self-check, then write the tree (and JSON) atomically."""
     from recommender.inventory.files import read_inventory
-    from recommender.policy_io.atomic import check_writable, write_text_atomic
+    from recommender.policy_io.atomic import check_writable, write_json_atomic
     from recommender.policy_io.policy_writer import write_tree
     from recommender.policy_io.policy_yaml import load_policies
     from recommender.tighten import (
@@ -171,11 +169,7 @@ def run(args: argparse.Namespace) -> int:
         files = _kind_tree(args.kind, result.proposed, markdown, inventory)
     write_tree(files, args.out, force=args.force)
     if args.json:
-        write_text_atomic(
-            args.json,
-            orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
-            args.force,
-        )
+        write_json_atomic(args.json, report, args.force)
     progress.done()
     _print_summary(report, args.out, warnings)
     return 0
