@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -195,7 +196,7 @@ def test_pipeline_end_to_end_on_calico(tmp_path):
 
 
 def _pod(name: str, ip: str, app: str, rs: str) -> dict:
-    meta = {"name": name, "namespace": "policy-demo", "labels": {"app": app}}
+    meta: dict[str, Any] = {"name": name, "namespace": "policy-demo", "labels": {"app": app}}
     meta["ownerReferences"] = [{"kind": "ReplicaSet", "name": rs, "controller": True}]
     return {
         "apiVersion": "v1",

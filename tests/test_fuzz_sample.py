@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +24,7 @@ from recommender.observe.store import (
     read_store_stats,
     store_info,
 )
+from tests.conftest import ROOT
 
 #: DuckDB's file header and its two database headers (3 x 4 KiB).
 HEADERS = 12288
