@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from recommender.cli._args import add_force_argument
 from recommender.errors import InputError, RecommenderError
 from recommender.policy_io.atomic import atomic_directory
 
@@ -53,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where everything is written (default: demo-out)",
     )
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    add_force_argument(parser, "replace an existing --out")
 
 
 def _step(title: str, argv: list[str], quiet: bool = True) -> str:

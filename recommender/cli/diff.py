@@ -10,7 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from recommender.cli._args import add_engine_arguments, engine_from_args
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    add_strict_argument,
+    engine_from_args,
+)
 from recommender.cli._gates import (
     print_namespace_hint,
     require_connections,
@@ -36,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", metavar="OLD", help="policy file or directory (before)")
     parser.add_argument("new", metavar="NEW", help="policy file or directory (after)")
     add_inventory_arguments(parser)
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs or - for stdin: report observed flows whose "
@@ -48,13 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-on-change", action="store_true", help="exit 3 when the two sets are not equivalent"
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected flow line",
     )
     add_engine_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser, "replace existing output files")
 
 
 def load_set(path: str, default_namespace: str | None) -> list[NetworkPolicy]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recommender.cli._args import add_force_argument, add_inventory_argument
 from recommender.cli._gates import print_namespace_hint
 from recommender.errors import GateFailed, InputError
 from recommender.lint import lint_docs, read_policy_docs
@@ -27,11 +28,8 @@ HELP = "check policies for risky, ineffective, redundant or invalid rules"
 def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
     """``--inventory`` or ``--manifests`` (shared by lint and diff)."""
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--inventory",
-        nargs="+",
-        metavar="FILE",
-        help="kubectl get namespaces,pods,services,... -A -o json file(s)",
+    add_inventory_argument(
+        group, help="kubectl get namespaces,pods,services,... -A -o json file(s)"
     )
     group.add_argument(
         "--manifests",
@@ -87,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the redundant policy/rule checks (the slowest)",
     )
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser, "replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from recommender.cli._args import add_engine_arguments, engine_from_args
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    add_inventory_argument,
+    add_strict_argument,
+    engine_from_args,
+)
 from recommender.cli._gates import require_connections, warn_if_mostly_rejected
 from recommender.policy_io.atomic import check_writable, write_text_atomic
 from recommender.progress import Progress
@@ -21,15 +28,15 @@ HELP = "aggregate flow logs (Hubble JSON, .gz, globs, - for stdin) into observed
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol observations``."""
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         required=True,
         metavar="FILE",
         help="flow files, globs or - for stdin (plain or .gz)",
     )
-    parser.add_argument(
-        "--inventory",
+    add_inventory_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="kubectl get ... -o json List file(s) to resolve IPs",
@@ -37,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--json", metavar="OUT", help="write every row as JSON (- = stdout)")
     out.add_argument("--csv", metavar="OUT", help="write every row as CSV (- = stdout)")
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
@@ -46,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bucket", metavar="WIDTH", help="count per time bucket, e.g. 1h (adds a bucket column)"
     )
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_force_argument(parser, "replace an existing output file")
 
 
 def run(args: argparse.Namespace) -> int:

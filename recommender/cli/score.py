@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from recommender.cli._args import add_flows_argument, add_force_argument, add_inventory_argument
 from recommender.policy_io.atomic import check_writable, write_json_atomic
 
 NAME = "score"
@@ -14,15 +15,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol score``."""
     parser.add_argument("--policies", nargs="+", required=True, metavar="PATH")
     parser.add_argument("--truth", required=True, metavar="truth.json")
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
+        nargs=None,  # one file: the simulator's
         required=True,
         metavar="FILE",
         help="the simulator's flow file to replay (usually flows-fresh.jsonl.gz)",
     )
-    parser.add_argument("--inventory", nargs="+", required=True, metavar="FILE")
+    add_inventory_argument(parser, nargs="+", required=True, metavar="FILE")
     parser.add_argument("--json", metavar="OUT", help="write the measures as JSON")
-    parser.add_argument("--force", action="store_true", help="replace an existing output")
+    add_force_argument(parser, "replace an existing output")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from recommender.cli._args import add_engine_arguments, add_store_arguments, engine_from_args
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    add_inventory_argument,
+    add_store_arguments,
+    add_strict_argument,
+    engine_from_args,
+)
 from recommender.cli._follow import add_follow_arguments, check_follow_arguments
 from recommender.cli._gates import (
     print_namespace_hint,
@@ -49,15 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="candidate policy files or directories (YAML/JSON)",
     )
-    parser.add_argument(
-        "--inventory",
+    add_inventory_argument(
+        parser,
         nargs="+",
         required=True,
         metavar="FILE",
         help="kubectl get ... -o json List file(s)",
     )
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs or - for stdin (plain or .gz); or use --store "
@@ -83,14 +91,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--default-namespace", metavar="NS", help="namespace for policies that name none"
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
     add_engine_arguments(parser)
     add_follow_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser, "replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:
