@@ -26,7 +26,7 @@ def test_every_writing_command_has_force_from_the_builder() -> None:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    choices = sub.choices  # type: ignore[attr-defined]
+    choices = sub.choices
     writers = [
         n
         for n, p in choices.items()
