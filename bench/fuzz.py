@@ -749,13 +749,25 @@ def _check_policy(path: str) -> dict[str, Any]:
     return {"policies": len(load_policies([path]).policies)}
 
 
-def _check_store(path: str) -> dict[str, Any]:
-    from recommender.observe.store import read_store_observations, read_store_stats, store_info
+#: The store's tables (``recommender/observe/store/db.py`` ``_SCHEMA``), each read whole.
+STORE_TABLES = ("appends", "meta", "observations", "sources")
+#: Rows and a digest of every value of each table: one query, so reading every block.
+_STORE_DIGEST_SQL = " UNION ALL ".join(
+    f"SELECT '{t}' AS name, count(*) AS n, md5(coalesce(string_agg(CAST(x AS VARCHAR), "
+    f"chr(10) ORDER BY CAST(x AS VARCHAR)), '')) AS digest FROM {t} x"
+    for t in STORE_TABLES
+)
 
-    rows = len(read_store_observations(path))
-    read_store_stats(path)
-    store_info(path).format()
-    return {"rows": rows}
+
+def _check_store(path: str) -> dict[str, Any]:
+    """Open a (damaged) store as every store command does (``store.db.connect``: the
+    header, meta and version checks, damage as a one-line ``InputError``) and read every
+    row of every table: ``digest`` is compared with the intact store's by the caller."""
+    from recommender.observe.store.db import connect
+
+    with connect(path) as con:
+        rows = con.execute(f"SELECT * FROM ({_STORE_DIGEST_SQL}) ORDER BY name").fetchall()
+    return {"digest": repr(rows), "rows": {name: int(n) for name, n, _ in rows}}
 
 
 def _cli_argv(target: str, path: str, work: str) -> list[str]:
@@ -803,6 +815,22 @@ def _inventory_cli(path: str, out: str) -> list[str]:
 
 _INVENTORY = str(ROOT / "data" / "sample" / "inventory.json")
 
+
+def _flows_cli(flow_format: str) -> Callable[[str, str], list[str]]:
+    """``observations`` over one file read as ``flow_format`` (as the check reads it: a
+    mutated line in the head, e.g. invalid UTF-8, would make sniffing fall back to Hubble)."""
+    return lambda p, o: [
+        "observations",
+        "--flows",
+        p,
+        "--format",
+        flow_format,
+        "--json",
+        o,
+        "--force",
+    ]
+
+
 #: The targets. A new flow reader (Calico, Antrea, AWS ... in recommender/flows/) is one
 #: more entry: a ``lines=True`` Target whose corpus is valid lines of that format and
 #: whose check runs the engine over a file of them (``_check_hubble`` works for any
@@ -821,7 +849,7 @@ REGISTRY: dict[str, Target] = {
         lambda: aws_corpus(),
         mutate_fields(b" "),
         lambda p: _check_hubble(p, "aws_vpc"),
-        lambda p, o: ["observations", "--flows", p, "--json", o, "--force"],
+        _flows_cli("aws_vpc"),
         lines=True,
         header=True,
     ),
@@ -830,7 +858,7 @@ REGISTRY: dict[str, Target] = {
         lambda: gcp_corpus(),
         lambda d, r: mutate_json_text(d, r),
         lambda p: _check_hubble(p, "gcp_vpc"),
-        lambda p, o: ["observations", "--flows", p, "--json", o, "--force"],
+        _flows_cli("gcp_vpc"),
         lines=True,
     ),
     "calico": Target(
@@ -838,7 +866,7 @@ REGISTRY: dict[str, Target] = {
         lambda: calico_corpus(),
         lambda d, r: mutate_json_text(d, r),
         lambda p: _check_hubble(p, "calico"),
-        lambda p, o: ["observations", "--flows", p, "--json", o, "--force"],
+        _flows_cli("calico"),
         lines=True,
     ),
     "flowrecord": Target(
@@ -846,7 +874,7 @@ REGISTRY: dict[str, Target] = {
         lambda: flowrecord_corpus(),
         lambda d, r: mutate_csv_line(d, r),
         lambda p: _check_hubble(p, "flowrecord"),
-        lambda p, o: ["observations", "--flows", p, "--json", o, "--force"],
+        _flows_cli("flowrecord"),
         lines=True,
         header=True,
     ),
@@ -980,6 +1008,9 @@ class Tally:
     crashed_batches: int = 0
     lines_in_crashed_batches: int = 0
     damaged_headers: int = 0
+    wrong_reads: int = 0
+    bad_refusals: int = 0
+    refusals: Counter[str] = field(default_factory=Counter)
     cli_inputs: int = 0
     wrong_exit: int = 0
     exit_codes: Counter[int] = field(default_factory=Counter)
@@ -990,6 +1021,10 @@ class Tally:
     def crash(self, error: str, data: bytes, out: Path) -> None:
         kind = error.split(":")[0] if not error.startswith("worker died") else error
         self.crash_kinds[kind] += 1
+        self.keep(error, data, out)
+
+    def keep(self, error: str, data: bytes, out: Path) -> None:
+        """Write a reproducer of a failure (the first :data:`MAX_REPRODUCERS`)."""
         if len(self.reproducers) < MAX_REPRODUCERS:
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"{self.target}-crash-{len(self.reproducers) + 1}"
@@ -1038,6 +1073,56 @@ def run_single(
         result = worker.run(tally.target, "check", data, wal, timeout)
         tally.inputs += 1
         _count(tally, result, data, timeout, out)
+
+
+def run_store(
+    tally: Tally,
+    worker: Worker,
+    seed: tuple[bytes, bytes],
+    inputs: Iterator[tuple[bytes, bytes | None]],
+    args: argparse.Namespace,
+) -> None:
+    """Damaged stores: each reads exactly as the intact store (with or without the
+    WAL's commits, for a damaged WAL) or is refused with one line naming the file."""
+    data, wal = seed
+    intact = worker.run("store", "check", data, None, 300)
+    replayed = worker.run("store", "check", data, wal, 300) if wal else intact
+    if intact["kind"] != "ok" or replayed["kind"] != "ok":
+        raise SystemExit(f"fuzz: the intact store does not read: {intact} {replayed}")
+    if intact["rows"] == replayed["rows"]:
+        raise SystemExit("fuzz: the WAL of the seed store adds no row")
+    for store, store_wal in inputs:
+        result = worker.run("store", "check", store, store_wal, args.timeout)
+        tally.inputs += 1
+        _count(tally, result, store, args.timeout, args.out)
+        if result["kind"] == "ok":
+            allowed = {intact["digest"]} | ({replayed["digest"]} if store_wal else set())
+            if result["digest"] not in allowed:
+                tally.wrong_reads += 1
+                tally.keep("wrong read: differs from the intact store", store, args.out)
+        elif result["kind"] == "refused":
+            _count_refusal(tally, result["message"], args.out, store)
+
+
+#: What a refused store's message says after the path, by class.
+_REFUSALS = (
+    "damaged store",
+    "not a readable netpol store",
+    "an empty store",
+    "a DuckDB file, but not a netpol store",
+    "store format version",
+    "the store is busy",
+)
+
+
+def _count_refusal(tally: Tally, message: str, out: Path, data: bytes) -> None:
+    """Count a refusal by class; one on several lines or not naming the store is wrong."""
+    where, _, reason = message.partition(": ")
+    kind = next((k for k in _REFUSALS if reason.startswith(k)), "other: " + reason[:60])
+    tally.refusals[kind] += 1
+    if "\n" in message or "input.duckdb" not in where:
+        tally.bad_refusals += 1
+        tally.keep(f"refusal not one line naming the store: {message[:120]}", data, out)
 
 
 def _count(tally: Tally, result: dict[str, Any], data: bytes, timeout: float, out: Path) -> None:
@@ -1200,7 +1285,7 @@ def fuzz_target(target: str, args: argparse.Namespace, work: Path) -> Tally:
     try:
         if target == "store":
             seed = build_store(work / "store-seed")
-            run_single(tally, worker, _store_inputs(seed, rng, args.n), args.timeout, args.out)
+            run_store(tally, worker, seed, _store_inputs(seed, rng, args.n), args)
             run_cli(tally, worker, _store_inputs(seed, rng, args.cli_sample), args.timeout)
         else:
             corpus = REGISTRY[target].corpus()
@@ -1258,6 +1343,12 @@ def format_tally(t: Tally, n: int) -> str:
     if t.crash_kinds:
         kinds = ", ".join(f"{k} {v}" for k, v in t.crash_kinds.most_common())
         lines.append(f"  crash kinds: {kinds}")
+    if t.target == "store":
+        kinds = ", ".join(f"{k} {v:,}" for k, v in t.refusals.most_common())
+        lines.append(
+            f"  reads differing from the intact store {t.wrong_reads:,}; refusals not one "
+            f"line naming the store {t.bad_refusals:,}; refusals: {kinds}"
+        )
     codes = ", ".join(f"{k}: {v}" for k, v in sorted(t.exit_codes.items(), key=str))
     lines.append(
         f"  CLI sample: {t.cli_inputs} inputs in {t.cli_seconds:,.0f} s, wrong exit "
@@ -1309,6 +1400,8 @@ def main(argv: list[str] | None = None) -> int:
                 or tally.lost
                 or tally.wrong_exit
                 or tally.miscounted_batches
+                or tally.wrong_reads
+                or tally.bad_refusals
             )
     return 1 if failed else 0
 
