@@ -257,10 +257,15 @@ def mutate_yaml_text(text: bytes, rng: random.Random) -> bytes:
     if op == 2:
         import yaml
 
+        # libyaml when built in: the pure-Python loader and dumper were most of the
+        # policy target's time (about 2 of its 2.2 ms per input).
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
         try:
-            docs = list(yaml.safe_load_all(text))
+            docs = list(yaml.load_all(text, Loader=loader))
             docs = [mutate_tree(d, rng) if d is not None else d for d in docs]
-            return yaml.safe_dump_all(docs, allow_unicode=True).encode("utf-8", "surrogatepass")
+            dumped = yaml.dump_all(docs, Dumper=dumper, allow_unicode=True)
+            return dumped.encode("utf-8", "surrogatepass")
         except (yaml.YAMLError, ValueError, TypeError):
             pass
     return mutate_bytes(text, rng)
