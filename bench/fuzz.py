@@ -738,7 +738,10 @@ def _check_hubble(path: str, flow_format: str | None = None) -> dict[str, Any]:
     engine.flow_format = flow_format
     stats = engine.aggregate([path]).stats
     accounted = stats.flow_records + stats.rejected + sum(stats.non_flow.values())
-    return {"lines": stats.lines, "accounted": accounted}
+    # Every counted reason and every sample is printed on one line of the summary.
+    texts = [*stats.rejects, *stats.reject_samples]
+    multiline = [t for t in texts if "\n" in t or "\r" in t]
+    return {"lines": stats.lines, "accounted": accounted, "multiline": multiline[:1]}
 
 
 def _check_inventory(path: str) -> dict[str, Any]:
@@ -1014,6 +1017,7 @@ class Tally:
     lines_in_crashed_batches: int = 0
     damaged_headers: int = 0
     wrong_reads: int = 0
+    multiline_rejects: int = 0
     bad_refusals: int = 0
     refusals: Counter[str] = field(default_factory=Counter)
     cli_inputs: int = 0
@@ -1227,6 +1231,9 @@ def _hubble_batch(
         if lost or result["lines"] != expected:
             tally.miscounted_batches += 1
             tally.lost += max(lost, 0)
+        if result.get("multiline"):
+            tally.multiline_rejects += 1
+            tally.keep(f"reject not one line: {result['multiline'][0][:120]!r}", data, out)
     elif result["kind"] == "refused":
         tally.refused += len(lines)
     elif result["kind"] == "crash":
@@ -1341,7 +1348,8 @@ def format_tally(t: Tally, n: int) -> str:
         lines.append(
             f"  batches: {t.crashed_batches:,} crashed ({t.lines_in_crashed_batches:,}"
             f" lines, all lost to the run), {t.miscounted_batches:,} with lines not "
-            f"accounted for; crashing lines isolated: {t.crashes:,}"
+            f"accounted for, {t.multiline_rejects:,} with a reject reason or sample not on "
+            f"one line; crashing lines isolated: {t.crashes:,}"
         )
     if REGISTRY[t.target].header:
         lines.append(f"  batches with a damaged (mutated or dropped) header: {t.damaged_headers:,}")
@@ -1406,6 +1414,7 @@ def main(argv: list[str] | None = None) -> int:
                 or tally.wrong_exit
                 or tally.miscounted_batches
                 or tally.wrong_reads
+                or tally.multiline_rejects
                 or tally.bad_refusals
             )
     return 1 if failed else 0
