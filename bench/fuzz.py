@@ -13,12 +13,26 @@ Targets and what counts as a failure:
   equals the lines in the file. A batch that raises anything but a
   ``RecommenderError`` is a crash; its lines are bisected (within a budget)
   to find the lines that crash it.
+* ``aws``, ``gcp``, ``calico``, ``flowrecord``: the same for each flow format,
+  read with ``--format`` (so a damaged head cannot make sniffing fall back to
+  Hubble). Corpora: the samples under tests/samples plus synthetic valid lines
+  over every field the reader uses. AWS and FlowRecord CSV files name their
+  fields on the first line: each batch is one layout (a header, or none for
+  AWS's default and all-fields formats, and lines of it), and one batch in ten
+  gets its header mutated or dropped (counted). Space- and comma-separated lines
+  get field-level mutations (:data:`FIELD_SWAPS`, and JSON labels inside CSV
+  quotes mutated as trees). Every line target also fails a batch whose counted
+  reject reasons or samples are not one line each.
 * ``inventory``: mutated kubectl List JSON through ``load_inventory``.
 * ``policy``: mutated NetworkPolicy YAML (incl. duplicate keys and YAML 1.1
   scalars) through ``load_policies``.
 * ``store``: mutated and truncated store files (and a mutated WAL beside
-  them) opened by ``read_store_observations``, ``read_store_stats`` and
-  ``store_info``.
+  them), opened in-process as every store command opens them
+  (``store.db.connect``) with every row of every table read in one query: the
+  result must equal the intact store's (for a damaged WAL: with or without the
+  WAL's commits), else be refused with one line naming the file; a read that
+  differs silently is a failure. The CLI sample (``recommend --store``) covers
+  ``read_store_observations`` and the exit codes.
 
 A crash is any exception other than a :class:`RecommenderError` subclass, or
 the worker process dying (a segfault or abort in native code). A hang is an
