@@ -203,7 +203,7 @@ def test_the_seed_lines_are_valid_records(tmp_path: Path, target: str) -> None:
 
 @pytest.mark.parametrize("target", sorted(FORMATS))
 @settings(
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
