@@ -35,4 +35,5 @@ def test_every_writing_command_has_force_from_the_builder() -> None:
     assert len(writers) >= 8
     for name in writers:
         force = [a for a in choices[name]._actions if "--force" in a.option_strings]
-        assert force and force[0].help and force[0].help.startswith("replace"), name
+        assert force, name
+        assert (force[0].help or "").startswith("replace"), name

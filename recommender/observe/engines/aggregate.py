@@ -54,6 +54,7 @@ from recommender.flows.hubble_sql import (
 )
 from recommender.model import OBSERVATION_COLUMNS
 from recommender.observe.engines.base import MAX_REJECT_SAMPLES, IngestStats
+from recommender.semantics.policy_fields import printable
 from recommender.vocabulary import ID_SEP, ID_SEP_SQL, IDENTITY_COLUMNS, POLICY_DENIED, VERDICTS
 
 MAX_REFS = 3
@@ -652,6 +653,15 @@ def _refs(obs: pd.DataFrame, paths: Sequence[str]) -> list[list[str]]:
     return [[t for t in row if t is not None] for row in zip(*texts, strict=True)]
 
 
+def _printable_keys(counts: Any) -> dict[str, int]:
+    """Reject reasons as one-line keys: a reason may quote a value holding a newline
+    (a JSON string ``"a\\nb"``), and every sample and reason is printed on one line."""
+    out: dict[str, int] = {}
+    for key, n in counts:
+        out[printable(str(key))] = out.get(printable(str(key)), 0) + int(n)
+    return out
+
+
 def _stats(
     groups: pd.DataFrame, is_flow: Any, requested: Any, obs: pd.DataFrame, paths: Sequence[str]
 ) -> IngestStats:
@@ -664,7 +674,7 @@ def _stats(
         (kind == "reject").to_numpy(), ["reject_class", "records", *sample_columns]
     ]
     samples = sorted(
-        (int(o), f"{ref_of(o, paths)}: {s}")
+        (int(o), f"{ref_of(o, paths)}: {printable(s)}")
         for i in range(1, MAX_REJECT_SAMPLES + 1)
         for o, s in zip(rejects[f"sample_ord_{i}"], rejects[f"sample_{i}"], strict=True)
         if not pd.isna(o)
@@ -694,9 +704,7 @@ def _stats(
             str(k): int(v) for k, v in non_flow.groupby("line_kind")["records"].sum().items()
         },
         lost_events=int(groups["lost"].sum()),
-        rejects={
-            str(k): int(v) for k, v in rejects.groupby("reject_class")["records"].sum().items()
-        },
+        rejects=_printable_keys(rejects.groupby("reject_class")["records"].sum().items()),
         reject_samples=tuple(s for _, s in samples[:MAX_REJECT_SAMPLES]),
         unknown_peers=int(unknown["connections"].sum()),
         unknown_reasons=reasons,
