@@ -14,7 +14,7 @@ import sys
 from recommender.cli._args import add_force_argument, add_inventory_argument
 from recommender.cli._gates import print_namespace_hint
 from recommender.errors import GateFailed, InputError
-from recommender.lint import lint_docs, read_policy_docs
+from recommender.lint import KindDoc, lint_docs, read_policy_docs
 from recommender.lint.render import render_text, report_dict
 from recommender.model import Inventory
 from recommender.policy_io.atomic import check_writable, write_json_atomic
@@ -97,11 +97,12 @@ def run(args: argparse.Namespace) -> int:
     progress.step("reading the inventory")
     inventory = load_inventory_arg(args)
     progress.step("reading the policies")
-    docs, skipped = read_policy_docs(args.paths, args.default_namespace)
-    if not docs:
+    kinds: list[KindDoc] = []
+    docs, skipped = read_policy_docs(args.paths, args.default_namespace, kinds)
+    if not docs and not kinds:
         raise InputError(
             ", ".join(args.paths),
-            "no NetworkPolicy found",
+            "no policy found (NetworkPolicy, CiliumNetworkPolicy, ClusterNetworkPolicy)",
             hint=f"{skipped} other objects skipped" if skipped else None,
         )
     print_namespace_hint(
@@ -110,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         args.default_namespace,
     )
     progress.step(f"checking {len(docs):,} policies")
-    report = lint_docs(docs, inventory, args.namespace, redundancy=not args.no_redundancy)
+    report = lint_docs(
+        docs, inventory, args.namespace, redundancy=not args.no_redundancy, kind_docs=kinds
+    )
     progress.done()
     report.skipped = skipped
     if args.json:

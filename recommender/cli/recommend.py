@@ -181,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
     rec = recommend(result.observations, inventory, options, evidence)
     rec.warnings.extend(result.stats.warnings())
     coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
+    if args.kind == "networkpolicy":
+        from recommender.recommend.own_node import unexpressible_in_v1
+
+        rec.unexpressible = unexpressible_in_v1(rec, inventory)
     check = rec.self_check(inventory)
     if not check.ok:
         if args.fail_on_deny and check.denied_learned and not check.findings:
@@ -247,6 +251,22 @@ def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]
         },
         "warnings": rec.warnings,
         "evidence": stability_json(stability) if stability is not None else None,
+        **_unexpressible_json(rec),
+    }
+
+
+def _unexpressible_json(rec: Recommendation) -> dict[str, Any]:
+    """``unexpressible_v1`` (kind networkpolicy only): own-node traffic v1 cannot deny."""
+    if rec.unexpressible is None:
+        return {}
+    edges = rec.unexpressible
+    return {
+        "unexpressible_v1": {
+            "why": "NetworkPolicy v1 always allows traffic between a pod and its own node",
+            "edges_count": len(edges),
+            "connections": sum(e.connections for e in edges),
+            "edges": [e.to_json() for e in edges],
+        }
     }
 
 
@@ -264,6 +284,12 @@ def _report(rec: Recommendation, check: SelfCheck, path: str) -> None:
         f"accounting: {acc.total} observations = {acc.outcomes['learned']} learned + "
         f"{acc.outcomes['excluded']} excluded + {acc.outcomes['unknown']} unknown"
     )
+    if rec.unexpressible:
+        print(
+            f"note: {len(rec.unexpressible)} observed edges between a pod and its own node "
+            "are unexpressible in NetworkPolicy v1 (always allowed); see SUMMARY.md",
+            file=sys.stderr,
+        )
     for allowed in check.allowed_excluded:
         print(f"warning: the output would allow excluded traffic: {allowed}", file=sys.stderr)
     for denied in check.denied_unknown[:MAX_WARNINGS_SHOWN]:

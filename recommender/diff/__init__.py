@@ -9,6 +9,7 @@ Markdown.
 from recommender.diff.core import (
     UNIVERSE_NOTE,
     DiffResult,
+    Engine,
     FlowReplay,
     ReachChange,
     Universe,
@@ -28,6 +29,7 @@ from recommender.diff.universe import (
 __all__ = [
     "UNIVERSE_NOTE",
     "DiffResult",
+    "Engine",
     "FlowReplay",
     "ReachChange",
     "Universe",
