@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from recommender.cli.parser import main
 from recommender.diff import build_universe, compile_pair, diff_policies, port_probes
-from recommender.diff.render import build_report, render_markdown, render_text
 from recommender.diff.universe import address_probes
 from recommender.inventory.files import read_inventory
 from recommender.model import (
@@ -26,6 +25,7 @@ from recommender.model import (
     Rule,
 )
 from recommender.policy_io.policy_yaml import load_policies
+from recommender.report.diff import build_report, render_markdown, render_text
 from tests.conftest import FIXTURES, GOLDEN
 
 DIFF = FIXTURES / "diff"

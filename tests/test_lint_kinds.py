@@ -13,7 +13,7 @@ from pathlib import Path
 from recommender.cli.parser import main
 from recommender.inventory.files import read_inventory
 from recommender.lint import KindDoc, LintReport, lint_docs, read_policy_docs
-from recommender.lint.render import render_text, report_dict
+from recommender.report.lint import render_text, report_dict
 from tests.conftest import FIXTURES
 
 INVENTORY = FIXTURES / "lint" / "inventory.yaml"

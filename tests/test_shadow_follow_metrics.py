@@ -24,6 +24,7 @@ from recommender.observe.engines.embedded import EmbeddedEngine
 from recommender.observe.follow import ChunkJudge, FollowOptions
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.report.metrics import ShadowMetrics
+from recommender.report.shadow import build_report
 from recommender.semantics import compile_policies
 from recommender.shadow.core import ShadowRun, uncovered
 from recommender.shadow.follow import (
@@ -33,7 +34,6 @@ from recommender.shadow.follow import (
     verdict_key,
     workload_labels,
 )
-from recommender.shadow.report import build_report
 from tests.conftest import FIXTURES, ROOT
 
 DATA_DENY = FIXTURES / "shadow" / "data-default-deny.yaml"

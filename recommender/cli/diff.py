@@ -32,13 +32,13 @@ from recommender.diff import (
     diff_policies,
 )
 from recommender.diff.kinds import PolicyKinds, build_kinds_universe, diff_kinds
-from recommender.diff.render import build_report, render_markdown, render_text
 from recommender.errors import GateFailed, InputError, PolicyError
 from recommender.lint.source import locate_error
 from recommender.model import Inventory
 from recommender.policy_io.atomic import check_writable, write_json_atomic, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
+from recommender.report.diff import build_report, render_markdown, render_text
 
 NAME = "diff"
 HELP = "semantic diff of two policy sets: which reachabilities and observed flows change"

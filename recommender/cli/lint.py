@@ -15,11 +15,11 @@ from recommender.cli._args import add_force_argument, add_inventory_argument
 from recommender.cli._gates import print_namespace_hint
 from recommender.errors import GateFailed, InputError
 from recommender.lint import KindDoc, lint_docs, read_policy_docs
-from recommender.lint.render import render_text, report_dict
 from recommender.model import Inventory
 from recommender.policy_io.atomic import check_writable, write_json_atomic
 from recommender.policy_io.sarif import to_sarif
 from recommender.progress import Progress
+from recommender.report.lint import render_text, report_dict
 
 NAME = "lint"
 HELP = "check policies for risky, ineffective, redundant or invalid rules"

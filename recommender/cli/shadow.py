@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
             check_writable(target, args.force)
     from recommender.inventory.files import read_inventory
     from recommender.observe.store.options import flow_table_from_args
+    from recommender.report.shadow import build_report, render_markdown
     from recommender.shadow.core import ShadowRun, uncovered
-    from recommender.shadow.report import build_report, render_markdown
 
     inventory = read_inventory(args.inventory)
     require_pods(inventory, args.inventory)
