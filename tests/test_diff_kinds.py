@@ -138,7 +138,7 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def inv():  # type: ignore[no-untyped-def]
+def inv():
     return read_inventory([INVENTORY])
 
 
@@ -149,14 +149,14 @@ def _kinds(tmp_path: Path, name: str, *docs: str) -> PolicyKinds:
     return PolicyKinds(tuple(loaded.policies), tuple(loaded.cilium), tuple(loaded.cluster))
 
 
-def _rows(result) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+def _rows(result) -> list[tuple[object, ...]]:
     return [
         (r["change"], r["src"], r["dst"], r["ports"], r["sides"], r.get("own_node", False))
         for r in group_changes(result.changes)
     ]
 
 
-def test_cilium_equivalent_of_v1_differs_only_on_the_own_node(tmp_path, inv) -> None:  # type: ignore[no-untyped-def]
+def test_cilium_equivalent_of_v1_differs_only_on_the_own_node(tmp_path, inv) -> None:
     old = _kinds(tmp_path, "old", V1_WEB)
     new = _kinds(tmp_path, "new", CILIUM_WEB)
     result = diff_kinds(old, new, inv)
@@ -169,7 +169,7 @@ def test_cilium_equivalent_of_v1_differs_only_on_the_own_node(tmp_path, inv) -> 
     assert not result.equivalent
 
 
-def test_removing_one_to_endpoints_rule_names_the_rule(tmp_path, inv) -> None:  # type: ignore[no-untyped-def]
+def test_removing_one_to_endpoints_rule_names_the_rule(tmp_path, inv) -> None:
     old = _kinds(tmp_path, "old", CILIUM_WEB_TWO)
     new_doc = CILIUM_WEB_TWO.replace(
         """    - toEndpoints: [{matchLabels: {app: api}}]
@@ -197,7 +197,7 @@ def test_removing_one_to_endpoints_rule_names_the_rule(tmp_path, inv) -> None:  
     assert result.changes[0].new_policies == ("shop/web",)
 
 
-def test_admin_tier_deny_added_to_v1(tmp_path, inv) -> None:  # type: ignore[no-untyped-def]
+def test_admin_tier_deny_added_to_v1(tmp_path, inv) -> None:
     old = _kinds(tmp_path, "old", V1_WEB)
     new = _kinds(tmp_path, "new", V1_WEB, CNP_DENY_DNS)
     result = diff_kinds(old, new, inv)
@@ -213,7 +213,7 @@ def test_admin_tier_deny_added_to_v1(tmp_path, inv) -> None:  # type: ignore[no-
     assert {c.change for c in result.changes} == {"denied"}
 
 
-def test_cidr_set_with_except_is_the_ip_block(tmp_path, inv) -> None:  # type: ignore[no-untyped-def]
+def test_cidr_set_with_except_is_the_ip_block(tmp_path, inv) -> None:
     old = _kinds(tmp_path, "old", V1_CIDR)
     new = _kinds(tmp_path, "new", CILIUM_CIDR)
     uni = build_kinds_universe(old, new, inv)
@@ -226,7 +226,7 @@ def test_cidr_set_with_except_is_the_ip_block(tmp_path, inv) -> None:  # type: i
     ]
 
 
-def test_to_fqdns_needs_the_dns_rule(tmp_path, inv) -> None:  # type: ignore[no-untyped-def]
+def test_to_fqdns_needs_the_dns_rule(tmp_path, inv) -> None:
     dns_only = _kinds(tmp_path, "a", _fqdn_policy(fqdn=False, dns=True))
     with_fqdn = _kinds(tmp_path, "b", _fqdn_policy(fqdn=True, dns=True))
     uni = build_kinds_universe(dns_only, with_fqdn, inv)
@@ -249,7 +249,7 @@ def test_to_fqdns_needs_the_dns_rule(tmp_path, inv) -> None:  # type: ignore[no-
     assert diff_kinds(nothing, no_proxy, inv).equivalent
 
 
-def test_same_cilium_set_renamed_is_equivalent_and_pruned(tmp_path, inv) -> None:  # type: ignore[no-untyped-def]
+def test_same_cilium_set_renamed_is_equivalent_and_pruned(tmp_path, inv) -> None:
     old = _kinds(tmp_path, "old", CILIUM_WEB, CNP_DENY_DNS)
     renamed = CILIUM_WEB.replace("web-cilium", "other-name")
     new = _kinds(tmp_path, "new", renamed, CNP_DENY_DNS.replace("deny-dns", "renamed"))
@@ -259,7 +259,7 @@ def test_same_cilium_set_renamed_is_equivalent_and_pruned(tmp_path, inv) -> None
     assert result.pairs_evaluated == 0
 
 
-def test_cli_diffs_every_kind(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_diffs_every_kind(tmp_path, capsys) -> None:
     (tmp_path / "old").mkdir()
     (tmp_path / "new").mkdir()
     (tmp_path / "old" / "web.yaml").write_text(CILIUM_WEB_TWO)
@@ -297,7 +297,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 
 @pytest.fixture(scope="module")
-def sample_diff(tmp_path_factory):  # type: ignore[no-untyped-def]
+def sample_diff(tmp_path_factory):
     """``recommend`` on data/sample as NetworkPolicy and as Cilium, then ``diff`` of the two."""
     base = tmp_path_factory.mktemp("sample")
     flows, inventory = str(SAMPLE / "flows-train.jsonl.gz"), str(SAMPLE / "inventory.json")
@@ -310,7 +310,7 @@ def sample_diff(tmp_path_factory):  # type: ignore[no-untyped-def]
     return json.loads(out.read_text())
 
 
-def test_sample_cilium_output_diffs_as_its_v1_twin(sample_diff) -> None:  # type: ignore[no-untyped-def]
+def test_sample_cilium_output_diffs_as_its_v1_twin(sample_diff) -> None:
     report = sample_diff
     assert report["inputs"]["new_kinds"] == {"CiliumNetworkPolicy": 33}
     assert report["summary"]["newly_allowed"] == 0

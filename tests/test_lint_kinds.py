@@ -13,7 +13,7 @@ from pathlib import Path
 from recommender.cli.parser import main
 from recommender.inventory.files import read_inventory
 from recommender.lint import KindDoc, LintReport, lint_docs, read_policy_docs
-from recommender.lint.render import render_text, report_dict
+from recommender.report.lint import render_text, report_dict
 from tests.conftest import FIXTURES
 
 INVENTORY = FIXTURES / "lint" / "inventory.yaml"
@@ -226,7 +226,7 @@ def test_other_kinds_are_counted_in_text_and_json(tmp_path: Path) -> None:
     assert report_dict(report)["summary"]["other_kinds"] == report.kinds
 
 
-def test_cli_lints_a_cilium_only_set(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_cli_lints_a_cilium_only_set(tmp_path: Path, capsys) -> None:
     (tmp_path / "p.yaml").write_text(FQDN_NO_DNS)
     out = tmp_path / "lint.json"
     code = main(

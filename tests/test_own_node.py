@@ -75,16 +75,16 @@ def _observations() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def inventory():  # type: ignore[no-untyped-def]
+def inventory():
     return read_inventory([INVENTORY])
 
 
 @pytest.fixture(scope="module")
-def rec(inventory):  # type: ignore[no-untyped-def]
+def rec(inventory):
     return recommend(_observations(), inventory)
 
 
-def test_own_node_traffic_without_a_rule_is_listed(rec, inventory) -> None:  # type: ignore[no-untyped-def]
+def test_own_node_traffic_without_a_rule_is_listed(rec, inventory) -> None:
     edges = unexpressible_in_v1(rec, inventory)
     got = [(e.direction, e.name, e.node, e.port, e.connections, e.reason) for e in edges]
     scan = [("egress", "shop/web", "n1", p, 1, "suspicious") for p in range(10240, 10260)]
@@ -93,7 +93,7 @@ def test_own_node_traffic_without_a_rule_is_listed(rec, inventory) -> None:  # t
     assert not any(e.address == OTHER_NODE for e in edges)
 
 
-def test_the_scan_is_excluded_not_learned(rec) -> None:  # type: ignore[no-untyped-def]
+def test_the_scan_is_excluded_not_learned(rec) -> None:
     to_node = rec.table[rec.table["dst_key"] == f"host:{NODE}"]
     assert set(to_node["reason"]) == {"suspicious"}
     web = next(p for p in rec.policies if p.name == "web")
@@ -101,7 +101,7 @@ def test_the_scan_is_excluded_not_learned(rec) -> None:  # type: ignore[no-untyp
     assert all(peer.ip_block is None for r in web.egress or () for peer in r.peers or ())
 
 
-def test_summary_section_and_json(inventory) -> None:  # type: ignore[no-untyped-def]
+def test_summary_section_and_json(inventory) -> None:
     # What the recommend command does for --kind networkpolicy, by hand.
     rec = recommend(_observations(), inventory)
     rec.unexpressible = unexpressible_in_v1(rec, inventory)
@@ -123,7 +123,7 @@ def test_summary_section_and_json(inventory) -> None:  # type: ignore[no-untyped
     assert kubelet["hint"].startswith("--kind cilium denies it")
 
 
-def test_no_section_without_own_node_traffic(inventory) -> None:  # type: ignore[no-untyped-def]
+def test_no_section_without_own_node_traffic(inventory) -> None:
     obs = pd.DataFrame([_row("web", "db", 5432, conns=9)], columns=list(OBSERVATION_COLUMNS))
     rec = recommend(obs, inventory)
     rec.unexpressible = unexpressible_in_v1(rec, inventory)

@@ -10,9 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import orjson
-
-from recommender.cli._args import add_engine_arguments, engine_from_args
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    add_strict_argument,
+    engine_from_args,
+)
 from recommender.cli._gates import (
     print_namespace_hint,
     require_connections,
@@ -28,13 +32,13 @@ from recommender.diff import (
     diff_policies,
 )
 from recommender.diff.kinds import PolicyKinds, build_kinds_universe, diff_kinds
-from recommender.diff.render import build_report, render_markdown, render_text
 from recommender.errors import GateFailed, InputError, PolicyError
 from recommender.lint.source import locate_error
 from recommender.model import Inventory
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.atomic import check_writable, write_json_atomic, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
+from recommender.report.diff import build_report, render_markdown, render_text
 
 NAME = "diff"
 HELP = "semantic diff of two policy sets: which reachabilities and observed flows change"
@@ -45,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", metavar="OLD", help="policy file or directory (before)")
     parser.add_argument("new", metavar="NEW", help="policy file or directory (after)")
     add_inventory_arguments(parser)
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs or - for stdin: report observed flows whose "
@@ -57,13 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-on-change", action="store_true", help="exit 3 when the two sets are not equivalent"
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected flow line",
     )
     add_engine_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser, "replace existing output files")
 
 
 def load_set(path: str, default_namespace: str | None) -> PolicyKinds:
@@ -102,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
         result = _diff_v1(old, new, inventory, args)
     report = build_report(result, _inputs(args, old, new))
     if args.json:
-        write_text_atomic(
-            args.json, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n", args.force
-        )
+        write_json_atomic(args.json, report, args.force)
     if args.markdown:
         write_text_atomic(args.markdown, render_markdown(report), args.force)
     sys.stdout.write(render_text(report))

@@ -12,11 +12,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from recommender.cli._args import (
     add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
     add_store_arguments,
+    add_strict_argument,
     engine_from_args,
     non_negative_int,
 )
@@ -30,7 +31,7 @@ from recommender.cli._evidence import (
 from recommender.cli._gates import require_connections
 from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
-from recommender.policy_io.atomic import write_text_atomic
+from recommender.policy_io.atomic import write_json_atomic
 from recommender.policy_io.kinds import KINDS
 from recommender.progress import Progress
 
@@ -56,8 +57,8 @@ def _threshold(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol recommend``."""
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs or - for stdin (plain or .gz); or use --store",
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store_arguments(parser)
     add_inventory_arguments(parser)  # --inventory or --manifests, --default-namespace
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--force", action="store_true", help="replace an existing DIR")
+    add_force_argument(parser, "replace an existing DIR")
     parser.add_argument(
         "--namespace",
         action="append",
@@ -132,8 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 3 when the output would deny observed traffic: a learned "
         "observation (nothing is written) or unlearned traffic that flowed",
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
@@ -193,12 +194,9 @@ def run(args: argparse.Namespace) -> int:
     progress.step("writing")
     path = _write(rec, args, check, inventory)
     if args.json:
-        write_text_atomic(
+        write_json_atomic(
             args.json,
-            orjson.dumps(
-                recommendation_json(rec, check), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-            ).decode()
-            + "\n",
+            recommendation_json(rec, check),
             args.force,
         )
     progress.done()

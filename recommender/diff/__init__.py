@@ -2,7 +2,7 @@
 
 :func:`diff_policies` compares the verdicts of two sets over a finite universe
 (:func:`build_universe`); :class:`FlowReplay` judges observed flows against
-both; :mod:`recommender.diff.render` turns the result into text, JSON and
+both; :mod:`recommender.report.diff` turns the result into text, JSON and
 Markdown.
 """
 

@@ -18,8 +18,8 @@ from recommender.semantics import Endpoint, PolicySet, endpoint_for_pod, pod_end
 from recommender.semantics.cilium import CiliumPolicySet
 from recommender.semantics.cnp import ClusterPolicySet
 from recommender.semantics.reachability import WorkloadRep
+from recommender.vocabulary import DIRECTIONS
 
-DIRECTIONS: tuple[str, ...] = ("ingress", "egress")
 #: Labels of the cluster DNS pods (CoreDNS keeps kube-dns's label).
 DNS_LABELS: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"), ("k8s-app", "coredns"))
 DNS_PORT = (53, "UDP")

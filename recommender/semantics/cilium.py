@@ -51,6 +51,7 @@ from recommender.semantics.cilium_rules import (
 )
 from recommender.semantics.endpoints import Endpoint
 from recommender.semantics.engine import Decision, FlowTuple, PolicySet, compile_policies
+from recommender.vocabulary import DIRECTIONS
 
 FQDN_EVIDENCE = "evidence.netpol-recommender.io/fqdns"
 SECTIONS: tuple[str, ...] = ("ingress", "egress", "ingressDeny", "egressDeny")
@@ -152,7 +153,7 @@ def _spec(spec: Any, ns: str, name: str, source: str, raw: Mapping[str, Any]) ->
         name,
         parse_selector(spec["endpointSelector"], source),
         sections,
-        {d: bool(dd.get(d, True)) for d in ("ingress", "egress")},
+        {d: bool(dd.get(d, True)) for d in DIRECTIONS},
         source,
         raw,
     )
