@@ -106,7 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--kind",
         choices=KINDS,
         default="networkpolicy",
-        help="policy kind to write the proposal in (default networkpolicy)",
+        help="policy kind to write the NetworkPolicy proposal in (default networkpolicy); "
+        "CiliumNetworkPolicies are written back as Cilium, ClusterNetworkPolicies unchanged",
     )
     add_window_end_argument(parser)
     add_engine_arguments(parser)
@@ -123,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
         build_report,
         render_markdown,
         render_tighten_tree,
-        tighten,
     )
+    from recommender.tighten.cilium import cilium_hits_table
+    from recommender.tighten.kinds import tighten_kinds
+    from recommender.tighten.tree import add_written_through
 
     check_writable(args.out, args.force)
     if args.json:
@@ -139,16 +142,11 @@ def run(args: argparse.Namespace) -> int:
     note = loaded.skipped_note()
     if note:
         print(f"note: {note}", file=sys.stderr)
-    if loaded.cilium:
-        print(
-            f"note: {len(loaded.cilium)} CiliumNetworkPolicies are not tightened", file=sys.stderr
+    if not (loaded.policies or loaded.cilium or loaded.cluster):
+        raise InputError(
+            args.policies[0],
+            "no NetworkPolicy, CiliumNetworkPolicy or ClusterNetworkPolicy found",
         )
-    if loaded.cluster:
-        print(
-            f"note: {len(loaded.cluster)} ClusterNetworkPolicies are not tightened", file=sys.stderr
-        )
-    if not loaded.policies:
-        raise InputError(args.policies[0], "no NetworkPolicy found")
     progress.step("reading the evidence")
     observations, warnings = _evidence(args, inventory)
     options = TightenOptions(
@@ -159,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
     )
     history = tighten_history(args, inventory)
     progress.step("tightening and checking")
-    result = tighten(loaded.policies, observations, inventory, options, history)
+    kinds = tighten_kinds(
+        loaded.policies, loaded.cilium, loaded.cluster, observations, inventory, options, history
+    )
+    result = kinds.result
     if not result.check.ok:
         for v in result.check.violations[:10]:
             print(f"internal error: self-check: {v}", file=sys.stderr)
@@ -168,11 +169,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     progress.step("writing")
-    report = build_report(result, _inputs(args), warnings)
+    other = cilium_hits_table(loaded.cilium, kinds.cilium.hits) if kinds.cilium else None
+    report = build_report(result, _inputs(args), warnings, other)
     markdown = render_markdown(report)
     files = render_tighten_tree(result.proposed, markdown)
     if args.kind != "networkpolicy":
         files = _kind_tree(args.kind, result.proposed, markdown, inventory)
+    try:
+        files = add_written_through(files, kinds.cilium_objects, [c.raw for c in kinds.cluster])
+    except ValueError as exc:
+        raise InputError(args.policies[0], str(exc)) from exc
     write_tree(files, args.out, force=args.force)
     if args.json:
         write_json_atomic(args.json, report, args.force)
@@ -246,5 +252,11 @@ def _print_summary(report: dict[str, Any], out: str, warnings: list[str]) -> Non
     for note in report["kept"]:
         if note["kind"] == "unused-dns":
             print(f"note: {note['rule']}: {note['text']}", file=sys.stderr)
+        elif note["kind"] == "not-tightened":
+            print(
+                f"note: {note['policy']}: written through unchanged, not tightened "
+                f"(see {out}/TIGHTEN.md)",
+                file=sys.stderr,
+            )
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -13,47 +13,75 @@ Unused rules whose absence proves nothing are kept (``evidence-hold``,
 * DNS rules (port 53, or a ``rules.dns`` section the DNS proxy needs for
   ``toFQDNs``) unless ``--prune-dns``.
 
+* a ``toFQDNs`` rule whose names no DNS answer of the window resolves: the
+  evaluator matches a ``toFQDNs`` peer only through the answers the DNS proxy saw
+  ("Cilium intercepts DNS responses per-Endpoint using a DNS Proxy"), so without
+  them "no hit" is not evidence of "no use" (note ``fqdn-no-dns-evidence``).
+
 A section whose every rule goes becomes ``[{}]`` so the endpoints stay in default
 deny. Only whole rules are pruned; peers and ports inside a used rule are kept as
-written (narrowing is v1 only). The proposal is proved like v1's: every observed
-case allowed before is allowed after, none denied before is allowed after, and the
-semantic diff (``diff.kinds``) finds nothing newly allowed.
+written (narrowing is v1 only). Fields the evaluator refuses never get here: the
+policy fails to load with the field named (exit 2), so nothing is pruned on a
+guess. The proposal is proved like v1's: every observed case allowed before is
+allowed after and none denied before is allowed after
+(:func:`recommender.tighten.kinds.tighten_kinds` adds the semantic diff of the
+whole mix).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from recommender.diff import DiffResult
-from recommender.diff.kinds import PolicyKinds, diff_kinds
 from recommender.model import Inventory, NetworkPolicy
 from recommender.policy_io.kinds.cilium import prune_cilium_rules
-from recommender.semantics.cilium import CiliumPolicy, CiliumPolicySet, parse_cilium_policy
-from recommender.semantics.cilium_rules import CiliumRule
+from recommender.semantics.cilium import CiliumPolicy, parse_cilium_policy
+from recommender.semantics.cilium_rules import CiliumRule, fqdn_matches
+from recommender.semantics.cnp import compile_all_kinds
+from recommender.semantics.cnp_rules import ClusterPolicy
 from recommender.tighten.core import SelfCheck
-from recommender.tighten.evidence import Judged, Observed, build_evidence, judge
+from recommender.tighten.evidence import Decider, Judged, Observed, build_evidence, judge
 from recommender.tighten.holds import TightenHistory, find_holds
 from recommender.tighten.text import Change, Note
 from recommender.tighten.widen import is_candidate
 
 ALLOW_SECTIONS: tuple[str, ...] = ("ingress", "egress")
+#: Prefix of the per-policy totals in :attr:`CiliumTightening.hits` (no rule id starts so).
+POLICY_MARK = "policy:"
 
 
 @dataclass
 class CiliumTightening:
     """The proposal for the CiliumNetworkPolicies of the set."""
 
-    objects: list[dict[str, Any]]  # proposed objects, in current order
+    objects: list[dict[str, Any]]  # proposed objects, one per current object, in order
+    proposed: list[CiliumPolicy] = field(default_factory=list)  # ``objects`` parsed
     changes: list[Change] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
-    hits: dict[str, int] = field(default_factory=dict)  # rule id -> connections
+    #: rule id -> connections, and ``policy:<ns>/<name>`` -> connections (each flow once)
+    hits: dict[str, int] = field(default_factory=dict)
     check: SelfCheck = field(default_factory=SelfCheck)
-    diff: DiffResult | None = None
+
+
+def observed_answers(observations: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """Address -> the DNS names the window recorded for it (``dst_names``).
+
+    That is what Cilium's DNS proxy would have learned from the lookups of the
+    window, so ``toFQDNs`` rules are judged by it.
+    """
+    out: dict[str, set[str]] = {}
+    if observations.empty or "dst_names" not in observations.columns:
+        return {}
+    for ip, names in zip(observations["dst_ip"], observations["dst_names"], strict=True):
+        if not isinstance(ip, str) or names is None or not len(names):
+            continue
+        out.setdefault(ip, set()).update(str(n).lower().rstrip(".") for n in names)
+    return {ip: tuple(sorted(n)) for ip, n in sorted(out.items())}
 
 
 def tighten_cilium(
@@ -63,24 +91,32 @@ def tighten_cilium(
     inventory: Inventory,
     prune_dns: bool = False,
     history: TightenHistory | None = None,
+    cluster: Sequence[ClusterPolicy] = (),
+    dns_cache: Mapping[str, Sequence[str]] | None = None,
 ) -> CiliumTightening:
-    """Prune the unused allow rules of ``cilium`` (``v1`` is enforced beside them)."""
-    current = CiliumPolicySet(v1, cilium, inventory)
+    """Prune the unused allow rules of ``cilium``; ``v1`` and ``cluster`` are enforced beside.
+
+    ``dns_cache`` (address -> names) defaults to :func:`observed_answers` of the
+    observations. The proposal's :attr:`CiliumTightening.check` compares the mix
+    before and after on every observed case.
+    """
+    dns = dict(observed_answers(observations) if dns_cache is None else dns_cache)
+    current = compile_all_kinds(v1, cilium, cluster, inventory, dns)
     evidence = build_evidence(observations, inventory)
-    judged = judge(evidence, current)  # type: ignore[arg-type]
+    judged = judge(evidence, current)
     hits = _hits(judged)
     out = CiliumTightening([])
-    removed: dict[str, set[str]] = {}  # policy key -> rule ids
-    candidates = []
+    candidates: list[tuple[CiliumPolicy, CiliumRule]] = []
     for p in cilium:
         for section in ALLOW_SECTIONS:
             for rule in p.sections[section] or ():
-                kept = _kept(p, rule, hits, prune_dns)
+                kept = _kept(p, rule, hits, prune_dns, dns)
                 if isinstance(kept, Note):
                     out.notes.append(kept)
                 elif not kept:
                     candidates.append((p, rule))
     holds = _holds(history, current, inventory, evidence, [r.rule_id for _, r in candidates])
+    removed: dict[str, set[str]] = {}  # policy key -> rule ids
     for p, rule in candidates:
         if rule.rule_id in holds:
             out.notes.append(Note("evidence-hold", p.key, rule.rule_id, holds[rule.rule_id]))
@@ -101,33 +137,37 @@ def tighten_cilium(
                 f"{section} becomes [{{}}], so the selected pods stay in default deny",
             )
         )
-    proposed = [q for obj in out.objects for q in parse_cilium_policy(obj, _source(obj, cilium))]
-    out.check = _verify(evidence, judged, CiliumPolicySet(v1, proposed, inventory))
-    old, new = PolicyKinds(tuple(v1), tuple(cilium)), PolicyKinds(tuple(v1), tuple(proposed))
-    out.diff = diff_kinds(old, new, inventory)
-    allowed = [c for c in out.diff.changes if c.change == "allowed"]
-    if allowed:
-        first = allowed[0]
-        out.check.violations.append(
-            f"semantic diff: {len(allowed)} reachabilities newly allowed, e.g. "
-            f"{first.src} -> {first.dst} {first.protocol}/{first.port}"
-        )
+    out.proposed = [
+        q for obj in out.objects for q in parse_cilium_policy(obj, _source(obj, cilium))
+    ]
+    after = compile_all_kinds(v1, out.proposed, cluster, inventory, dns)
+    out.check = verify_kinds(judged, judge(evidence, after))
     return out
 
 
 def _hits(judged: Sequence[Judged]) -> dict[str, int]:
-    """Connections per rule id over the observations that count as use."""
+    """Connections per rule id (and per policy key) over the observations that count as use.
+
+    The same use test as v1 (:mod:`recommender.tighten.hits`): the mix allows a
+    case of the observation, or it is a widening candidate.
+    """
     out: dict[str, int] = {}
     for j in judged:
         if not (j.any_allowed or is_candidate(j)):
             continue
         ids = {r for d in j.decisions for r in (*d.egress_rules, *d.ingress_rules)}
-        for rid in ids:
-            out[rid] = out.get(rid, 0) + j.observed.connections
+        for key in {*ids, *(POLICY_MARK + rid.split("#", 1)[0] for rid in ids)}:
+            out[key] = out.get(key, 0) + j.observed.connections
     return out
 
 
-def _kept(p: CiliumPolicy, rule: CiliumRule, hits: dict[str, int], prune_dns: bool) -> Note | bool:
+def _kept(
+    p: CiliumPolicy,
+    rule: CiliumRule,
+    hits: dict[str, int],
+    prune_dns: bool,
+    dns: Mapping[str, Sequence[str]],
+) -> Note | bool:
     """False: a prune candidate; True: kept (used, or the default-deny marker); a Note: kept."""
     if rule.rule_id in hits or _is_empty(rule):
         return True  # used, or the empty rule that allows nothing and keeps default deny
@@ -135,7 +175,21 @@ def _kept(p: CiliumPolicy, rule: CiliumRule, hits: dict[str, int], prune_dns: bo
         return Note(
             "unused-dns", p.key, rule.rule_id, "DNS rule unused in the window: kept (--prune-dns)"
         )
+    if rule.fqdns and not _resolved(rule.fqdns, dns):
+        return Note(
+            "fqdn-no-dns-evidence",
+            p.key,
+            rule.rule_id,
+            f"toFQDNs {', '.join(rule.fqdns)}: no DNS answer in the window names it, so the "
+            "absence of hits proves nothing (Cilium matches toFQDNs through the DNS proxy's "
+            "answers): kept",
+        )
     return False
+
+
+def _resolved(patterns: Sequence[str], dns: Mapping[str, Sequence[str]]) -> bool:
+    """True when some answer of the window names a pattern of a ``toFQDNs`` rule."""
+    return any(fqdn_matches(pat, n) for names in dns.values() for n in names for pat in patterns)
 
 
 def _is_empty(rule: CiliumRule) -> bool:
@@ -157,7 +211,7 @@ def _is_dns(rule: CiliumRule) -> bool:
 
 def _holds(
     history: TightenHistory | None,
-    current: CiliumPolicySet,
+    current: Decider,
     inventory: Inventory,
     evidence: Sequence[Observed],
     unused: Sequence[str],
@@ -167,7 +221,7 @@ def _holds(
     firsts = [o.first_seen for o in evidence if o.first_seen]
     lasts = [o.last_seen for o in evidence if o.last_seen]
     window = (min(firsts, default=None), max(lasts, default=None))
-    return find_holds(history, current, inventory, window, unused)  # type: ignore[arg-type]
+    return find_holds(history, current, inventory, window, unused)
 
 
 def _rewrite(
@@ -190,6 +244,8 @@ def _rewrite(
             if rule.rule_id in removed.get(q.key, set())
         }
         obj, gone = prune_cilium_rules(copy.deepcopy(dict(p.raw)), drop)
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("namespace", p.namespace)  # --default-namespace: written explicitly
         objects.append(obj)
         emptied += [(parts[i].key, section) for i, section in gone]
     return objects, emptied
@@ -205,9 +261,8 @@ def _source(obj: dict[str, Any], cilium: Sequence[CiliumPolicy]) -> str:
 
 
 def _rule_text(p: CiliumPolicy, rule: CiliumRule) -> str:
-    section, index = rule.rule_id.rsplit("#", 1)[1].rstrip("]").split("[")
-    raw = _spec_of(p).get(section) or []
-    return str(raw[int(index)]) if int(index) < len(raw) else rule.rule_id
+    """The rule as compact JSON with sorted keys (stable across runs)."""
+    return json.dumps(rule_source(p, rule), sort_keys=True, separators=(",", ":"))
 
 
 def _spec_of(p: CiliumPolicy) -> dict[str, Any]:
@@ -218,14 +273,15 @@ def _spec_of(p: CiliumPolicy) -> dict[str, Any]:
     return dict(raw["specs"][i])
 
 
-def _verify(
-    evidence: Sequence[Observed], judged: Sequence[Judged], proposed: CiliumPolicySet
-) -> SelfCheck:
-    after = judge(evidence, proposed)  # type: ignore[arg-type]
+def verify_kinds(before: Sequence[Judged], after: Sequence[Judged]) -> SelfCheck:
+    """The evidence guarantees: allowed stays allowed, denied stays denied.
+
+    ``before`` and ``after`` judge the same observations, in the same order.
+    """
     check = SelfCheck()
-    for before, now in zip(judged, after, strict=True):
-        o = before.observed
-        for a, b in zip(before.decisions, now.decisions, strict=True):
+    for was, now in zip(before, after, strict=True):
+        o = was.observed
+        for a, b in zip(was.decisions, now.decisions, strict=True):
             if a.verdict == "allowed" and b.verdict != "allowed":
                 check.violations.append(
                     f"{o.src} -> {o.dst} {o.protocol}/{o.port}: allowed before, {b.verdict} after"
@@ -239,3 +295,33 @@ def _verify(
             elif a.verdict == "denied":
                 check.denied_kept += 1
     return check
+
+
+def rule_source(p: CiliumPolicy, rule: CiliumRule) -> dict[str, Any]:
+    """The rule as written in the policy (the dict of its section at its index)."""
+    section, index = rule.rule_id.rsplit("#", 1)[1].rstrip("]").split("[")
+    raw = _spec_of(p).get(section) or []
+    item = raw[int(index)] if int(index) < len(raw) else {}
+    return dict(item) if isinstance(item, Mapping) else {}
+
+
+def cilium_hits_table(
+    cilium: Sequence[CiliumPolicy], hits: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """Per CiliumNetworkPolicy and allow rule: connections in the window, and the rule text."""
+    out = []
+    for p in cilium:
+        rules = [
+            {
+                "rule": rule.rule_id,
+                "connections": hits.get(rule.rule_id, 0),
+                "text": _rule_text(p, rule),
+            }
+            for section in ALLOW_SECTIONS
+            for rule in p.sections[section] or ()
+        ]
+        total = hits.get(POLICY_MARK + p.key, 0)
+        out.append(
+            {"policy": p.key, "kind": "CiliumNetworkPolicy", "connections": total, "rules": rules}
+        )
+    return out

@@ -19,17 +19,20 @@ result carries the violations and the command refuses to write.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from recommender.diff import DiffResult, build_universe, diff_policies
+from recommender.diff.core import Engine
+from recommender.diff.kinds import PolicyKinds, diff_kinds
 from recommender.errors import InputError
 from recommender.model import Inventory, NetworkPolicy
 from recommender.semantics import PolicySet, compile_policies
+from recommender.semantics.cnp import compile_all_kinds
 from recommender.tighten.context import InventoryContext
-from recommender.tighten.evidence import Judged, Observed, build_evidence, judge
+from recommender.tighten.evidence import Decider, Judged, Observed, build_evidence, judge
 from recommender.tighten.hits import HitTable, count_hits, rule_index
 from recommender.tighten.holds import TightenHistory, find_holds
 from recommender.tighten.propose import ProposeOptions, propose
@@ -74,6 +77,8 @@ class TightenResult:
     check: SelfCheck
     options: TightenOptions
     diff: DiffResult | None = None
+    #: The Cilium and ClusterNetworkPolicy objects enforced beside ``current`` (kept).
+    beside: PolicyKinds = field(default_factory=PolicyKinds)
 
     @property
     def window(self) -> tuple[str | None, str | None]:
@@ -111,6 +116,8 @@ def tighten(
     inventory: Inventory,
     options: TightenOptions | None = None,
     history: TightenHistory | None = None,
+    beside: PolicyKinds | None = None,
+    dns_cache: Mapping[str, Sequence[str]] | None = None,
 ) -> TightenResult:
     """Propose a tighter policy set from the observations of a window.
 
@@ -127,6 +134,14 @@ def tighten(
     history
         A longer history, lost events and the window end: unused rules whose
         absence proves nothing are kept (:mod:`recommender.tighten.holds`).
+    beside
+        CiliumNetworkPolicies and ClusterNetworkPolicies enforced together with
+        ``policies`` (not changed here): every judgement, the proof and the
+        semantic diff then use the engine of the whole mix
+        (:func:`recommender.semantics.cnp.compile_all_kinds`), so a rule is
+        used when it allowed a side of a flow the mix allows.
+    dns_cache
+        Address -> names answered in the window, for ``toFQDNs``/``domainNames``.
 
     Raises
     ------
@@ -143,13 +158,15 @@ def tighten(
             hint="check the flow files, or the store and --since",
         )
     current = list(policies)
+    mix = beside or PolicyKinds()
     ctx = InventoryContext.build(inventory)
     evidence = build_evidence(observations, inventory)
     compiled = compile_policies(current, inventory)
-    judged = judge(evidence, compiled)
+    engine = _engine(current, mix, inventory, dns_cache) if mix.other_kinds else compiled
+    judged = judge(evidence, engine)
     uses = [j.observed.index for j in judged if j.any_allowed or is_candidate(j)]
     hits = count_hits(judged, compiled, uses)
-    holds = _holds(history, compiled, inventory, evidence, hits)
+    holds = _holds(history, compiled, engine, inventory, evidence, hits)
     proposal = propose(current, hits, ctx, opts, holds)
     widenings = find_widenings(judged, ctx)
     proposed = proposal.policies
@@ -160,18 +177,40 @@ def tighten(
         if opts.accept_widening
         else set()
     )
-    check = _verify(evidence, judged, proposed, inventory, accepted)
+    after = _engine(proposed, mix, inventory, dns_cache) if mix.other_kinds else None
+    check = _verify(evidence, judged, proposed, inventory, accepted, after)
     result = TightenResult(
-        current, proposed, proposal.changes, proposal.notes, widenings, hits, judged, check, opts
+        current,
+        proposed,
+        proposal.changes,
+        proposal.notes,
+        widenings,
+        hits,
+        judged,
+        check,
+        opts,
+        beside=mix,
     )
     if opts.semantic_diff:
-        result.diff = _diff(result, inventory)
+        compiled_pair = (engine, after) if after is not None else None
+        result.diff = _diff(result, inventory, compiled_pair)
     return result
+
+
+def _engine(
+    policies: Sequence[NetworkPolicy],
+    mix: PolicyKinds,
+    inventory: Inventory,
+    dns_cache: Mapping[str, Sequence[str]] | None,
+) -> Engine:
+    """The engine of ``policies`` with the other kinds of the mix beside them."""
+    return compile_all_kinds(policies, mix.cilium, mix.cluster, inventory, dns_cache)
 
 
 def _holds(
     history: TightenHistory | None,
     compiled: PolicySet,
+    engine: Decider,
     inventory: Inventory,
     evidence: Sequence[Observed],
     hits: HitTable,
@@ -182,7 +221,7 @@ def _holds(
     lasts = [o.last_seen for o in evidence if o.last_seen]
     window = (min(firsts, default=None), max(lasts, default=None))
     unused = [rid for rid in rule_index(compiled) if hits.rule(rid) is None]
-    return find_holds(history, compiled, inventory, window, unused)
+    return find_holds(history, engine, inventory, window, unused)
 
 
 def _verify(
@@ -191,8 +230,9 @@ def _verify(
     proposed: Sequence[NetworkPolicy],
     inventory: Inventory,
     accepted: set[int],
+    engine: Decider | None = None,
 ) -> SelfCheck:
-    after = judge(evidence, compile_policies(proposed, inventory))
+    after = judge(evidence, engine or compile_policies(proposed, inventory))
     check = SelfCheck()
     for before, now in zip(judged, after, strict=True):
         o = before.observed
@@ -216,16 +256,26 @@ def _verify(
     return check
 
 
-def _diff(result: TightenResult, inventory: Inventory) -> DiffResult:
+def _diff(
+    result: TightenResult, inventory: Inventory, compiled: tuple[Engine, Engine] | None = None
+) -> DiffResult:
     """Semantic diff over the inventory's workloads and the policies' region probes.
 
     No observed ports or addresses are added: the diff universe already cuts
     the port and address spaces at every boundary of both sets' port entries
     and ipBlocks, so one probe per region decides numeric ports and ipBlocks
     exactly, and extra probes (hundreds of public clients) only cost time.
+    With other kinds beside (``compiled`` is then the mix's engines before and
+    after), the diff is :func:`recommender.diff.kinds.diff_kinds` over the mix.
     """
-    universe = build_universe(result.current, result.proposed, inventory)
-    diff = diff_policies(result.current, result.proposed, inventory, universe=universe)
+    if compiled is not None:
+        mix = result.beside
+        old = PolicyKinds(tuple(result.current), mix.cilium, mix.cluster)
+        new = PolicyKinds(tuple(result.proposed), mix.cilium, mix.cluster)
+        diff = diff_kinds(old, new, inventory, compiled=compiled)
+    else:
+        universe = build_universe(result.current, result.proposed, inventory)
+        diff = diff_policies(result.current, result.proposed, inventory, universe=universe)
     allowed = [c for c in diff.changes if c.change == "allowed"]
     if allowed and not result.options.accept_widening:
         first = allowed[0]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -27,10 +27,23 @@ from recommender.model import Inventory, Pod
 from recommender.recommend.learning import check_observations, verdict_counts
 from recommender.recommend.steps import timestamp_text
 from recommender.recommend.suspicious import detect_scans
-from recommender.semantics import Decision, Endpoint, PolicySet, endpoint_for_pod
+from recommender.semantics import Decision, Endpoint, endpoint_for_pod
 from recommender.semantics.flow_endpoints import EndpointResolver
 from recommender.semantics.resolve import is_live
 from recommender.vocabulary import PROTOCOLS
+
+
+class Decider(Protocol):
+    """What judging needs of a policy engine: one verdict per connection.
+
+    :class:`recommender.semantics.PolicySet` (NetworkPolicy alone),
+    :class:`recommender.semantics.cilium.CiliumPolicySet` and
+    :class:`recommender.semantics.cnp.ClusterPolicySet` (any mix of kinds) all are.
+    """
+
+    def decide(self, src: Endpoint, dst: Endpoint, port: int | None, protocol: str) -> Decision:
+        """The verdict for one (source, destination, port, protocol)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -281,7 +294,7 @@ def _scan_mask(rows: Sequence[Mapping[str, Any]], builder: CaseBuilder) -> list[
     return [bool(v) for v in mask.tolist()]
 
 
-def judge(evidence: Sequence[Observed], policies: PolicySet) -> list[Judged]:
+def judge(evidence: Sequence[Observed], policies: Decider) -> list[Judged]:
     """Every case of every observation decided by ``policies``."""
     return [
         Judged(o, tuple(policies.decide(s, d, o.port, o.protocol or "TCP") for s, d in o.cases))

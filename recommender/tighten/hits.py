@@ -113,9 +113,11 @@ def _count_one(j: Judged, rules: dict[str, CompiledRule], table: HitTable) -> No
         for side, ids in (("egress", d.egress_rules), ("ingress", d.ingress_rules)):
             peer = dst if side == "egress" else src
             for rid in ids:
+                rule = rules.get(rid)
+                if rule is None:
+                    continue  # a rule of another kind enforced beside (tightened elsewhere)
                 rh = hit_rules.get(rid) or table.rules.setdefault(rid, RuleHits(rid))
                 hit_rules[rid] = rh
-                rule = rules[rid]
                 rh.all_ports.add((o.port, o.protocol))
                 for k in rule.matching_peers(peer):
                     _peer_hit(rh.peers.setdefault(k, PeerHits()), peer, o, (rid, k) in peers_seen)

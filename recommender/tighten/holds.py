@@ -30,8 +30,7 @@ from recommender.recommend.periodicity import (
     lost_gaps,
     uncovered,
 )
-from recommender.semantics import PolicySet
-from recommender.tighten.evidence import build_evidence, judge
+from recommender.tighten.evidence import Decider, build_evidence, judge
 from recommender.tighten.widen import is_candidate
 
 
@@ -52,7 +51,7 @@ class TightenHistory:
 
 def find_holds(
     history: TightenHistory,
-    compiled: PolicySet,
+    compiled: Decider,
     inventory: Inventory,
     window: tuple[str | None, str | None],
     unused: Iterable[str],
@@ -72,7 +71,7 @@ def find_holds(
 
 
 def rule_timelines(
-    buckets: pd.DataFrame | None, compiled: PolicySet, inventory: Inventory, wanted: set[str]
+    buckets: pd.DataFrame | None, compiled: Decider, inventory: Inventory, wanted: set[str]
 ) -> dict[str, tuple[set[pd.Timestamp], pd.Timestamp]]:
     """Per wanted rule id: the hourly buckets in which it was used, and its last use."""
     if buckets is None or buckets.empty or not wanted:

@@ -24,9 +24,16 @@ MAX_DIFF_ROWS = 50
 
 
 def build_report(
-    result: TightenResult, inputs: Mapping[str, Any], warnings: list[str] | None = None
+    result: TightenResult,
+    inputs: Mapping[str, Any],
+    warnings: list[str] | None = None,
+    other_hits: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Everything the report says, as plain JSON-ready data."""
+    """Everything the report says, as plain JSON-ready data.
+
+    ``other_hits``: hit rows of the policies of other kinds
+    (:func:`recommender.tighten.cilium.cilium_hits_table`), after the v1 ones.
+    """
     first, last = result.window
     opts = result.options
     return {
@@ -42,7 +49,7 @@ def build_report(
         "changes": [change_dict(c) for c in result.changes],
         "kept": [note_dict(n) for n in result.notes],
         "widening": [_widening(w, opts.accept_widening) for w in result.widenings],
-        "hits": hits_table(result.current, result.hits),
+        "hits": [*hits_table(result.current, result.hits), *(other_hits or ())],
         "self_check": {
             "ok": result.check.ok,
             "allowed_kept": result.check.allowed_kept,
@@ -252,6 +259,9 @@ def _hits_md(policies: list[dict[str, Any]]) -> list[str]:
         if not p["rules"]:
             out.append(f"| `{p['policy']}` (no rules) | {p['connections']} | | |")
         for r in p["rules"]:
+            if "text" in r:  # another kind: the rule as written
+                out.append(f"| `{r['rule']}` | {r['connections']} | `{_cell(r['text'])}` | |")
+                continue
             peers = "; ".join(f"{x['peer']} ({x['connections']})" for x in r["peers"]) or "all"
             ports = ", ".join(f"{x['port']} ({x['connections']})" for x in r["ports"]) or "all"
             out.append(f"| `{r['rule']}` | {r['connections']} | {_cell(peers)} | {_cell(ports)} |")

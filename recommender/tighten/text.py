@@ -61,6 +61,9 @@ NOTE_KINDS: dict[str, str] = {
     "evidence-hold": "unused in the window, but its absence is shorter than its period or "
     "inside a lost-event gap: kept (docs/evidence.md)",
     "widen-impossible": "widening needed but no exact selector exists: widen by hand",
+    "fqdn-no-dns-evidence": "toFQDNs rule unused, but no DNS answer of the window names it: "
+    "its absence proves nothing, kept",
+    "not-tightened": "an object of a kind tighten does not change: written through unchanged",
 }
 
 
