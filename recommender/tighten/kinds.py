@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from recommender.diff.kinds import PolicyKinds, diff_kinds
+from recommender.errors import InputError
 from recommender.model import Inventory, NetworkPolicy
 from recommender.semantics.cilium import CiliumPolicy
 from recommender.semantics.cnp import compile_all_kinds
@@ -82,6 +83,7 @@ def tighten_kinds(
     opts = options or TightenOptions()
     if not cilium and not cluster:
         return KindsTightening(tighten(policies, observations, inventory, opts, history), None, [])
+    _refuse_shared_names(policies, cilium)
     dns = observed_answers(observations)
     beside = PolicyKinds((), tuple(cilium), tuple(cluster))
     v1 = tighten(
@@ -107,6 +109,19 @@ def tighten_kinds(
     new = PolicyKinds(tuple(v1.proposed), proposed, tuple(cluster))
     _prove(v1, old, new, inventory, dns, cil)
     return KindsTightening(v1, cil, list(cluster))
+
+
+def _refuse_shared_names(policies: Sequence[NetworkPolicy], cilium: Sequence[CiliumPolicy]) -> None:
+    """A namespace/name of both kinds gives both the same rule ids: hits would be guessed."""
+    shared = sorted({p.key for p in policies} & {c.key for c in cilium})
+    if shared:
+        first = next(c for c in cilium if c.key == shared[0])
+        raise InputError(
+            first.source,
+            f"{shared[0]} is both a NetworkPolicy and a CiliumNetworkPolicy: their rule ids "
+            f"({shared[0]}#egress[0], ...) would be ambiguous in the hit counts",
+            hint="rename one of them, or tighten the two kinds in separate runs",
+        )
 
 
 def _prove(
