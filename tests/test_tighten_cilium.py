@@ -21,7 +21,8 @@ from recommender.policy_io.policy_yaml import load_policies
 from recommender.semantics import endpoint_for_pod
 from recommender.semantics.cilium import CiliumPolicy, parse_cilium_policy
 from recommender.semantics.cnp import compile_all_kinds
-from recommender.tighten import TightenHistory
+from recommender.semantics.cnp_rules import ClusterPolicy, load_cluster_policy
+from recommender.tighten import TightenHistory, TightenOptions
 from recommender.tighten.cilium import observed_answers
 from recommender.tighten.kinds import KindsTightening, tighten_kinds
 from recommender.tighten.tree import add_written_through
@@ -249,6 +250,12 @@ def _tighten_cli(tmp: Path, policies: list[str], out: str, *extra: str) -> int:
     )
 
 
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
 def test_cli_only_cilium_and_mixed_lose_no_object(tmp_path, capsys, monkeypatch):
     import recommender.cli.tighten as cli
 
@@ -270,6 +277,9 @@ def test_cli_only_cilium_and_mixed_lose_no_object(tmp_path, capsys, monkeypatch)
     assert report["semantic_diff"]["newly_allowed"] == 0
     assert "`prune-rule` " not in (only / "TIGHTEN.md").read_text()  # table, not notes
     assert "| prune-rule | `shop/frontend-cnp#egress[1]` |" in (only / "TIGHTEN.md").read_text()
+    again = tmp_path / "again"
+    assert _tighten_cli(tmp_path, [str(pols)], str(again)) == 0
+    assert _tree_bytes(again) == _tree_bytes(only)  # byte-identical on two runs
     # refuses to overwrite
     assert _tighten_cli(tmp_path, [str(pols)], str(only)) == 2
     capsys.readouterr()
@@ -343,3 +353,40 @@ def test_sample_round_trip_shadow_denies_nothing_new(tmp_path, capsys):
         denied[name] = json.loads(js.read_text())["would_be_denied"]
     assert denied["tight"] == denied["rec"]  # nothing observed is denied that was allowed
     capsys.readouterr()
+
+
+# ---------------------------------------------------------------------------
+# B: ClusterNetworkPolicy in tighten: written through, enforced beside
+# ---------------------------------------------------------------------------
+
+
+def _cluster() -> list[ClusterPolicy]:
+    return [load_cluster_policy(yaml.safe_load(CLUSTER), "cluster.yaml", 0)]
+
+
+def test_cluster_policy_is_judged_beside_and_written_through_unchanged():
+    """The Admin-tier Accept decides DNS egress before any NetworkPolicy is consulted.
+
+    "If Admin tier has made a final decision (Accept or Deny) on a connection, then no
+    further evaluation is done": under it shop/allow-dns is never the rule that allows
+    frontend -> coredns UDP/53, so with --prune-dns it goes; without the
+    ClusterNetworkPolicy the same rule is what allows that flow and stays.
+    """
+    v1 = load_policies([str(CURRENT)]).policies
+    opts = TightenOptions(prune_dns=True)
+    alone = tighten_kinds(v1, [], [], _window(), INV, opts)
+    mixed = tighten_kinds(v1, [], _cluster(), _window(), INV, opts)
+    pruned_alone = {c.rule for c in alone.result.changes if c.kind == "prune-rule"}
+    pruned_mixed = {c.rule for c in mixed.result.changes if c.kind == "prune-rule"}
+    assert "shop/allow-dns#egress[0]" not in pruned_alone
+    assert alone.result.hits.rule("shop/allow-dns#egress[0]") is not None
+    assert "shop/allow-dns#egress[0]" in pruned_mixed
+    assert mixed.result.check.ok, mixed.result.check.violations
+    assert mixed.result.diff is not None
+    assert mixed.result.diff.counts()["newly_allowed"] == 0
+    # The guardrail itself: the same object out, with the reason it was not touched.
+    assert [c.raw for c in mixed.cluster] == [yaml.safe_load(CLUSTER)]
+    note = next(n for n in mixed.result.notes if n.kind == "not-tightened")
+    assert note.policy == "ClusterNetworkPolicy/dns-for-all"
+    assert "owned by the platform team" in note.text
+    assert "changes other namespaces' verdicts" in note.text
