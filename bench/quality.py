@@ -7,6 +7,7 @@ write the table to docs/quality.md (or --out).
 
     .venv/bin/python bench/quality.py                       # webshop, saas, large:2000
     .venv/bin/python bench/quality.py --topology webshop    # one topology
+    .venv/bin/python bench/quality.py --topology webshop --kinds  # + each policy kind
 
 Simulated data is cached under bench/work/ (delete it to regenerate).
 """
@@ -28,11 +29,17 @@ sys.path.insert(0, str(ROOT))
 
 from recommender.evaluate.baselines import per_namespace, per_owner_exact  # noqa: E402
 from recommender.evaluate.measure import score_policies  # noqa: E402
+from recommender.evaluate.score import Scorer, static_measures  # noqa: E402
 from recommender.inventory.files import read_inventory  # noqa: E402
 from recommender.observe.factory import get_engine  # noqa: E402
-from recommender.policy_io.policy_yaml import dump_policy_yaml  # noqa: E402
+from recommender.policy_io.kinds.tree import render_kind_tree  # noqa: E402
+from recommender.policy_io.policy_writer import write_tree  # noqa: E402
+from recommender.policy_io.policy_yaml import dump_policy_yaml, load_policies  # noqa: E402
 from recommender.recommend.pipeline import recommend  # noqa: E402
 from recommender.recommend.synthesize import without_evidence  # noqa: E402
+from recommender.semantics.cnp import compile_all_kinds  # noqa: E402
+from recommender.semantics.reachability import workload_universe  # noqa: E402
+from recommender.shadow.core import ShadowRun  # noqa: E402
 from recommender.simulate import SimOptions, load_topology, run_simulation  # noqa: E402
 
 #: (topology, simulate options) -- windows and volumes chosen to finish in minutes here.
@@ -41,6 +48,9 @@ TOPOLOGIES: dict[str, dict[str, Any]] = {
     "saas": {"window_s": 12 * 3600, "rate_scale": 0.05},
     "large:2000": {"window_s": 2 * 3600, "flows": 1_500_000},
 }
+#: Enforced kinds scored with --kinds (calico-staged is not enforced: "staged" policies
+#: only report would-be verdicts, of the networkpolicy spec it copies).
+SCORED_KINDS = ("networkpolicy", "cilium", "clusternetworkpolicy")
 #: Above this many workloads the baselines' over-permissiveness sweep is skipped.
 MAX_BASELINE_SWEEP_WORKLOADS = 500
 EDGE_KEY = [
@@ -86,7 +96,48 @@ def stability(train: tuple[pd.DataFrame, Any], fresh: tuple[pd.DataFrame, Any]) 
     return {"policies": len(a), "differing": differing, "identical": not differing}
 
 
-def run_topology(name: str, seed: int, only_ours: bool = False) -> dict[str, Any]:
+def score_kind(
+    kind: str,
+    rec: Any,
+    inv: Any,
+    truth: dict[str, Any],
+    fresh: tuple[str, Any, list[pd.DataFrame]],
+    work: Path,
+) -> dict[str, Any]:
+    """Write the recommendation as ``kind``, read the tree back, score it like shadow would.
+
+    The engine is the one ``netpol shadow`` builds for the tree
+    (``compile_all_kinds``); ``toFQDNs`` and ``domainNames`` match through the DNS
+    answers recorded in training (the evidence annotation), as in shadow.
+    """
+    fresh_path, fresh_inv, records = fresh
+    work.mkdir(parents=True, exist_ok=True)
+    tree = write_tree(render_kind_tree(kind, rec.policies, "", inv), work / kind, force=True)
+    loaded = load_policies([str(tree)])
+    engine = compile_all_kinds(loaded.policies, loaded.cilium, loaded.cluster, fresh_inv)
+    run = ShadowRun(engine, fresh_inv)
+    scorer = Scorer(truth, Path(fresh_path).name)
+    for batch in records:
+        scorer.add(batch, run.evaluate(batch))
+    out = scorer.result()
+    universe = workload_universe(fresh_inv)
+    static = static_measures(loaded.policies, engine, universe, truth, fresh_inv, True)
+    out["learned_attacks"] = static["learned_attacks"]
+    out["unobserved"] = {
+        k: static["over_permissiveness"][k]
+        for k in ("unobserved_allowed_triples", "dns_allowance_triples")
+    }
+    out["objects"] = {
+        "NetworkPolicy": len(loaded.policies),
+        "CiliumNetworkPolicy": len(loaded.cilium),
+        "ClusterNetworkPolicy": len(loaded.cluster),
+    }
+    return out
+
+
+def run_topology(
+    name: str, seed: int, only_ours: bool = False, kinds: bool = False
+) -> dict[str, Any]:
     data = simulate(name, seed)
     truth = json.loads((data / "truth.json").read_text())
     engine = get_engine()
@@ -125,7 +176,17 @@ def run_topology(name: str, seed: int, only_ours: bool = False) -> dict[str, Any
                 }
             )[:2000]
         )
+    by_kind = {}
+    if kinds:
+        work = ROOT / "bench" / "work" / f"kinds-{name.replace(':', '-')}-s{seed}"
+        for kind in SCORED_KINDS:
+            start = time.perf_counter()
+            by_kind[kind] = score_kind(
+                kind, rec, inv, truth, (fresh_path, fresh_inv, records), work
+            )
+            log(f"scored --kind {kind} in {time.perf_counter() - start:.1f} s")
     return {
+        "kinds": by_kind,
         "topology": name,
         "seed": seed,
         "data": str(data.relative_to(ROOT)),
@@ -237,11 +298,45 @@ def render(results: list[dict[str, Any]], command: str) -> str:
             + ".",
             "",
         ]
+    out += _kinds_md(results)
     out.append(
         "How selectors are chosen so that they stay exact for workloads deployed later, "
         "and what that costs: `docs/selectors.md`."
     )
     return "\n".join(out)
+
+
+def _kinds_md(results: list[dict[str, Any]]) -> list[str]:
+    """The "Per policy kind" section, for the results scored with --kinds."""
+    scored = [r for r in results if r.get("kinds")]
+    if not scored:
+        return []
+    out = [
+        "## Per policy kind",
+        "",
+        "The same recommendation written with `--kind networkpolicy|cilium|clusternetworkpolicy`, "
+        "read back from the written tree and replayed on the fresh window by the engine "
+        "`netpol shadow` uses for that tree (`compile_all_kinds`). `calico-staged` is not "
+        "scored: staged policies are not enforced, the CNI only reports the would-be verdicts "
+        "of the v1 spec they copy. Columns as above; *objects* counts what the tree holds "
+        "(NetworkPolicy / CiliumNetworkPolicy / ClusterNetworkPolicy).",
+        "",
+        "| topology | kind | objects | false-deny, connections | false-deny, trained edges | "
+        "false-deny, fresh-only edges | block | attacks allowed | unobserved triples (+DNS) |",
+        "|---|---|---|---|---|---|---|---:|---|",
+    ]
+    for r in scored:
+        for kind, s in r["kinds"].items():
+            fd, objects, un = s["false_deny"], s["objects"], s["unobserved"]
+            out.append(
+                f"| {r['topology']} | {kind} | "
+                + " / ".join(str(objects[k]) for k in objects)
+                + f" | {pct(fd['connections'])} | {pct(fd['edges_trained'])} | "
+                f"{pct(fd['edges_fresh_only'])} | {100 * (s['block']['rate'] or 0):.2f}% | "
+                f"{s['learned_attacks']['allowed']} | {un['unobserved_allowed_triples']} "
+                f"(+{un['dns_allowance_triples']}) |"
+            )
+    return [*out, ""]
 
 
 def main() -> int:
@@ -256,6 +351,11 @@ def main() -> int:
         help="score only the recommendation (the baselines are slow on large)",
     )
     parser.add_argument(
+        "--kinds",
+        action="store_true",
+        help="also score the recommendation written as each enforced policy kind",
+    )
+    parser.add_argument(
         "--render-from",
         nargs="+",
         metavar="JSON",
@@ -264,16 +364,21 @@ def main() -> int:
     args = parser.parse_args()
     if args.render_from:
         saved = [r for path in args.render_from for r in json.loads(Path(path).read_text())]
-        commands = "; ".join(f"python bench/quality.py --topology {r['topology']}" for r in saved)
+        commands = "; ".join(
+            f"python bench/quality.py --topology {r['topology']}"
+            + (" --kinds" if r.get("kinds") else "")
+            for r in saved
+        )
         Path(args.out).write_text(render(saved, commands) + "\n")
         return 0
     names = args.topology or list(TOPOLOGIES)
     results = []
     for name in names:
         print(f"== {name}", file=sys.stderr)
-        results.append(run_topology(name, args.seed, args.only_ours))
+        results.append(run_topology(name, args.seed, args.only_ours, args.kinds))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "scores"}), file=sys.stderr)
     command = "python bench/quality.py" + "".join(f" --topology {n}" for n in args.topology or [])
+    command += " --kinds" if args.kinds else ""
     Path(args.out).write_text(render(results, command) + "\n")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2, default=str))
