@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from recommender.cli._args import (
     add_engine_arguments,
     add_flows_argument,
