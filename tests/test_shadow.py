@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import orjson
@@ -14,7 +15,7 @@ from recommender.observe.factory import get_engine
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.report.shadow import build_report, render_markdown
 from recommender.semantics import compile_policies
-from recommender.shadow.core import run_shadow
+from recommender.shadow.core import ShadowRun, run_shadow
 from tests.conftest import FIXTURES, GOLDEN
 
 DATA_DENY = FIXTURES / "shadow" / "data-default-deny.yaml"
@@ -292,3 +293,20 @@ def test_golden_report(small_sim, update_golden):
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+def test_verdict_lines_are_the_rows_of_evaluate_serialized(judged, small_sim: Path):
+    """``evaluate_lines`` (what ``--verdicts`` writes) gives the bytes of ``orjson.dumps``
+    of each ``evaluate`` row, also in a batch whose missing port turns the column float."""
+    records, _, _ = judged
+    inv = read_inventory([str(small_sim / "inventory-fresh.json")])
+    policies = compile_policies(load_policies([str(DATA_DENY)]).policies, inv)
+    reply = records.index[records["is_reply"] == True][0]  # noqa: E712
+    batch = records.loc[[reply, *records.index[:200]]].reset_index(drop=True)
+    rows = ShadowRun(policies, inv).evaluate(batch).to_dict(orient="records")
+    lines, n = ShadowRun(policies, inv).evaluate_lines(batch)
+    assert n == len(batch)
+    assert lines == b"".join(orjson.dumps(r) + b"\n" for r in rows)
+    first, second = lines.split(b"\n")[:2]
+    assert b'"port":null' in first  # the reply comes before its request: unseen
+    assert re.search(rb'"port":\d+\.0,', second)  # pandas holds that batch's ports as floats

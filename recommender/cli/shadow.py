@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from recommender.cli._args import (
     add_engine_arguments,
     add_flows_argument,
@@ -201,9 +199,9 @@ def _judge_all(
     try:
         with os.fdopen(fd, "wb") as out:
             for batch in table:
-                rows = shadow.evaluate(batch).to_dict(orient="records")
-                out.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-                progress.update(len(rows))
+                lines, n = shadow.evaluate_lines(batch)
+                out.write(lines)
+                progress.update(n)
         progress.done()
         check()
         check_writable(target, force)
