@@ -243,6 +243,22 @@ class EmbeddedEngine(AggregationEngine):
         sql = records_of_packets_sql(self._attributed(packets, None))
         return resolved_sql(sql, ("src", "dst"), "inv_ip", "inv_pod")
 
+    def _store_records(self, con: duckdb.DuckDBPyConnection, records: str) -> None:
+        """``records`` into the temp table ``netpol_records``, on one thread.
+
+        The one query (parse, resolve, window, sort) ran out of DuckDB's memory limit on
+        200k flows of large:2000 (22k pods): each thread pins its own buffers of parsed
+        lines and label joins. Stored by one thread, the table spills to the temp
+        directory instead; the window and sort that follow run on every thread.
+        """
+        con.execute("SET preserve_insertion_order = false")  # flow_table_sql sorts
+        con.execute("SET threads = 1")
+        con.execute(f"CREATE TEMP TABLE netpol_records AS {records}")
+        if self.threads:
+            con.execute(f"SET threads = {int(self.threads)}")
+        else:
+            con.execute("RESET threads")
+
     def _flow_batches(
         self,
         sources: list[FlowSource],
@@ -254,7 +270,10 @@ class EmbeddedEngine(AggregationEngine):
         with self._connection() as con:
             packets, sources, errors = self._packets(con, sources)
             records = self._records(con, packets, inventory)
-            reader = con.sql(flow_table_sql(records)).to_arrow_reader(65536)
+            self._store_records(con, records)
+            reader = con.sql(flow_table_sql("SELECT * FROM netpol_records")).to_arrow_reader(
+                65536
+            )
             for batch in reader:
                 frame = batch.to_pandas()
                 if strict:
