@@ -271,9 +271,7 @@ class EmbeddedEngine(AggregationEngine):
             packets, sources, errors = self._packets(con, sources)
             records = self._records(con, packets, inventory)
             self._store_records(con, records)
-            reader = con.sql(flow_table_sql("SELECT * FROM netpol_records")).to_arrow_reader(
-                65536
-            )
+            reader = con.sql(flow_table_sql("SELECT * FROM netpol_records")).to_arrow_reader(65536)
             for batch in reader:
                 frame = batch.to_pandas()
                 if strict:
