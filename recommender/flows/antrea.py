@@ -239,7 +239,8 @@ def _policy(side: str) -> str:
     name, ns = _f(side + "NetworkPolicyName"), _f(side + "NetworkPolicyNamespace")
     t = _f(side + "NetworkPolicyType")
     types = " ".join(f"WHEN {lit(k)} THEN {lit(n)}" for k, n in POLICY_TYPES.items())
-    kind = f"coalesce(CASE {t} {types} ELSE {t} END, 'unknown')"
+    known = ", ".join(lit(n) for n in POLICY_TYPES.values())
+    kind = f"CASE {t} {types} ELSE CASE WHEN {t} IN ({known}) THEN {t} ELSE 'unknown' END END"
     return (
         f"CASE WHEN {name} IS NOT NULL THEN {kind} || ':' || "
         f"CASE WHEN {ns} IS NOT NULL THEN {ns} || '/' ELSE '' END || {name} END"
