@@ -26,8 +26,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recommender.cli.score import score_policies  # noqa: E402
 from recommender.evaluate.baselines import per_namespace, per_owner_exact  # noqa: E402
+from recommender.evaluate.measure import score_policies  # noqa: E402
 from recommender.inventory.files import read_inventory  # noqa: E402
 from recommender.observe.factory import get_engine  # noqa: E402
 from recommender.policy_io.policy_yaml import dump_policy_yaml  # noqa: E402

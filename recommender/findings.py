@@ -139,6 +139,46 @@ _RULES = (
         "a pod selector uses a label Cilium leaves out of security identities",
     ),
     LintRule(
+        "NPL050",
+        "fqdn-without-dns-proxy",
+        "error",
+        "a CiliumNetworkPolicy toFQDNs rule for pods no DNS rule (toPorts[].rules.dns) "
+        "proxies: the names never resolve, the rule matches nothing",
+    ),
+    LintRule(
+        "NPL051",
+        "world-entity",
+        "warning",
+        "a world (or all) entity admits every address outside the cluster where a CIDR or "
+        "FQDN rule would do (a note for ingress without narrow evidence)",
+    ),
+    LintRule(
+        "NPL052",
+        "cnp-rule-limit",
+        "error",
+        "a ClusterNetworkPolicy with more than 25 ingress or 25 egress rules (API limit)",
+    ),
+    LintRule(
+        "NPL053",
+        "cnp-ingress-cidr-peer",
+        "error",
+        "a ClusterNetworkPolicy ingress peer other than namespaces or pods (no CIDR "
+        "ingress peers in v1alpha2)",
+    ),
+    LintRule(
+        "NPL054",
+        "cnp-pass-unhandled",
+        "warning",
+        "a Pass rule for pods no namespace NetworkPolicy selects in that direction (or in "
+        "the Baseline tier): the traffic falls through to the default allow",
+    ),
+    LintRule(
+        "NPL059",
+        "kind-not-checked",
+        "note",
+        "a CiliumNetworkPolicy or ClusterNetworkPolicy the evaluator refuses; not checked",
+    ),
+    LintRule(
         "NPL040",
         "redundant-policy",
         "warning",

@@ -12,18 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from recommender.vocabulary import IDENTITY_COLUMNS
+
 # ---------------------------------------------------------------------------
 # Flow records (FORMATS.md section 1.1). One declared column list; readers and
 # engines produce tables (pandas/Arrow/DuckDB relations) with exactly these.
 # ---------------------------------------------------------------------------
 
-PeerKind = Literal["pod", "host", "world", "service", "cluster_infra", "unknown"]
-PEER_KINDS: tuple[str, ...] = ("pod", "host", "world", "service", "cluster_infra", "unknown")
-
-Verdict = Literal["allowed", "denied", "audit", "error", "unknown"]
-VERDICTS: tuple[str, ...] = ("allowed", "denied", "audit", "error", "unknown")
-
-PROTOCOLS: tuple[str, ...] = ("TCP", "UDP", "SCTP")
+# The shared words (peer kinds, verdicts, protocols) live in recommender.vocabulary.
 
 #: The observation store ``netpol observe`` writes when no ``--store`` is given.
 DEFAULT_STORE = "netpol.duckdb"
@@ -76,21 +72,9 @@ FLOW_COLUMNS: tuple[str, ...] = (
 
 #: Columns of the observation table (the aggregate every later stage works on).
 OBSERVATION_COLUMNS: tuple[str, ...] = (
-    "src_kind",
-    "src_cluster",
-    "src_namespace",
-    "src_workload",
-    "src_labels",  # canonical JSON
-    "src_ip",  # only for non-pod peers
-    "dst_kind",
-    "dst_cluster",
-    "dst_namespace",
-    "dst_workload",
-    "dst_labels",
-    "dst_ip",
+    *IDENTITY_COLUMNS[:12],
     "dst_names",  # list[str]
-    "port",
-    "protocol",
+    *IDENTITY_COLUMNS[12:],  # port, protocol
     "connections",
     "first_seen",
     "last_seen",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,23 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "samples"
 FIXTURES = ROOT / "tests" / "fixtures"
 GOLDEN = ROOT / "tests" / "golden"
+
+
+#: True when the spark extra is installed (as the root conftest.py decides for doctests).
+HAVE_SPARK = all(importlib.util.find_spec(m) is not None for m in ("pyspark", "sqlglot"))
+#: Fixtures that start Spark: a test using one needs the spark extra.
+SPARK_FIXTURES = frozenset({"spark", "engines"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs the spark extra (``spark`` marker, or a Spark fixture);
+    skip those, naming the extra, only when it is not installed."""
+    skip = pytest.mark.skip(reason="needs the spark extra: pip install -e '.[spark]'")
+    for item in items:
+        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.spark)
+        if not HAVE_SPARK and item.get_closest_marker("spark") is not None:
+            item.add_marker(skip)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

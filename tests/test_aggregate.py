@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
 from recommender.labels import decode_labels
 from recommender.model import OBSERVATION_COLUMNS
 from recommender.observe.engines.aggregate import bucket_interval
+from tests.test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
 REMOTE_NODE = {"identity": 6, "labels": ["reserved:remote-node"]}
 

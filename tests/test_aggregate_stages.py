@@ -8,7 +8,6 @@ import re
 import duckdb
 import pyarrow as pa
 import pytest
-from test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
 from recommender.flows.hubble import oriented_packets_sql
 from recommender.flows.sources import LINE_SCHEMA, expand_paths, iter_line_batches
@@ -19,6 +18,7 @@ from recommender.observe.engines.aggregate import (
     finish,
 )
 from recommender.observe.engines.base import MAX_REJECT_SAMPLES
+from tests.test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
 #: POD_A's deployment with another pod-template-hash: same stable labels, other identity.
 POD_A2 = {

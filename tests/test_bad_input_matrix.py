@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, SAMPLES
 
 from recommender.cli.parser import main
+from tests.conftest import FIXTURES, ROOT, SAMPLES
 
 INVENTORY = FIXTURES / "lint" / "inventory.yaml"
 POLICY = FIXTURES / "lint" / "good.yaml"

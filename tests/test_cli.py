@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import ROOT
-
 from recommender.cli.parser import main
+from tests.conftest import ROOT
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

@@ -537,3 +537,24 @@ def test_refusal_names_the_line_and_the_cli_exits_2(small_sim, tmp_path, capsys)
         f"error: {bad}:11: document 1: spec.ingress[0].from[0]: unsupported peer 'networks' "
         "(ingress peers are namespaces or pods only)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("ingress", "expected"),
+    [
+        # api.Rule.Ingress: "If omitted or empty, this rule does not apply at ingress."
+        ("ingress: []", "allowed"),
+        ("ingressDeny: []", "allowed"),
+        # One empty rule is a rule: it selects no peer, so harry is isolated.
+        ("ingress: [{}]", "denied"),
+    ],
+)
+def test_cilium_empty_section_does_not_isolate(tmp_path, ingress, expected):
+    cilium = f"""apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {{name: empty, namespace: {G}}}
+spec:
+  endpointSelector: {{}}
+  {ingress}
+"""
+    assert verdict(engine(tmp_path, cilium), DRACO, HARRY) == expected

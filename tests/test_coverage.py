@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from fixtures.recommend.shop import shop_items
 
 from recommender.cli.parser import main
 from recommender.inventory.files import parse_inventory_items
 from recommender.inventory.workloads import Workload, build_index
 from recommender.recommend.coverage import assess_coverage, exclusion_selector, inventory_nodes
+from tests.fixtures.recommend.shop import shop_items
 
 #: Pods moved off node-1, so the inventory spans three nodes.
 ON_OTHER_NODES = {"catalog": "node-2", "redis": "node-3", "prometheus": "node-3"}

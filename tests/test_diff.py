@@ -6,6 +6,7 @@ import json
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,6 @@ from hypothesis import strategies as st
 
 from recommender.cli.parser import main
 from recommender.diff import build_universe, compile_pair, diff_policies, port_probes
-from recommender.diff.render import build_report, render_markdown, render_text
 from recommender.diff.universe import address_probes
 from recommender.inventory.files import read_inventory
 from recommender.model import (
@@ -25,6 +25,7 @@ from recommender.model import (
     Rule,
 )
 from recommender.policy_io.policy_yaml import load_policies
+from recommender.report.diff import build_report, render_markdown, render_text
 from tests.conftest import FIXTURES, GOLDEN
 
 DIFF = FIXTURES / "diff"
@@ -32,7 +33,7 @@ INVENTORY = FIXTURES / "lint" / "inventory.yaml"
 
 
 @pytest.fixture(scope="module")
-def inv():  # type: ignore[no-untyped-def]
+def inv():
     return read_inventory([INVENTORY])
 
 
@@ -45,7 +46,7 @@ def _load(name: str) -> list[NetworkPolicy]:
 # ---------------------------------------------------------------------------
 
 
-def test_relaid_renamed_reordered_copy_is_equivalent(inv) -> None:  # type: ignore[no-untyped-def]
+def test_relaid_renamed_reordered_copy_is_equivalent(inv) -> None:
     old, new = _load("old"), _load("new-relaid")
     assert {p.name for p in old}.isdisjoint({p.name for p in new})
     result = diff_policies(old, new, inv)
@@ -58,7 +59,7 @@ def test_relaid_renamed_reordered_copy_is_equivalent(inv) -> None:  # type: igno
     assert result.pairs_evaluated == 5
 
 
-def test_changes_with_responsible_policies(inv) -> None:  # type: ignore[no-untyped-def]
+def test_changes_with_responsible_policies(inv) -> None:
     result = diff_policies(_load("old"), _load("new-changed"), inv)
     assert not result.equivalent
     got = [
@@ -106,14 +107,14 @@ def test_changes_with_responsible_policies(inv) -> None:  # type: ignore[no-unty
     assert not any(c.src == "shop/pod/api-1" for c in result.changes)
 
 
-def test_default_deny_covered_by_other_policies_is_equivalent(inv) -> None:  # type: ignore[no-untyped-def]
+def test_default_deny_covered_by_other_policies_is_equivalent(inv) -> None:
     old = _load("old")
     # allow-dns isolates every shop pod for egress and web/api/db isolate themselves
     # for ingress: today the default-deny changes no verdict.
     assert diff_policies(old, [p for p in old if p.name != "default-deny"], inv).equivalent
 
 
-def test_removing_default_deny_and_dns_opens_port_ranges(inv) -> None:  # type: ignore[no-untyped-def]
+def test_removing_default_deny_and_dns_opens_port_ranges(inv) -> None:
     old = _load("old")
     new = [p for p in old if p.name not in ("default-deny", "allow-dns")]
     result = diff_policies(old, new, inv)
@@ -194,14 +195,14 @@ def _policies(draw: st.DrawFn) -> list[NetworkPolicy]:
 def _shuffled_copy(policies: list[NetworkPolicy], seed: int) -> list[NetworkPolicy]:
     rng = random.Random(seed)
 
-    def mix(items: tuple[object, ...] | None) -> tuple[object, ...] | None:
+    def mix(items: Any) -> Any:
         if items is None:
             return None
         return tuple(rng.sample(list(items), len(items)))
 
     def rules(rs: tuple[Rule, ...] | None) -> tuple[Rule, ...] | None:
         out = mix(tuple(replace(r, peers=mix(r.peers), ports=mix(r.ports)) for r in rs or ()))
-        return out if rs is not None else None  # type: ignore[return-value]
+        return out if rs is not None else None
 
     copy = [
         replace(
@@ -220,7 +221,7 @@ def _shuffled_copy(policies: list[NetworkPolicy], seed: int) -> list[NetworkPoli
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(_policies(), st.integers(0, 2**32 - 1))
-def test_shuffled_renamed_copy_is_always_equivalent(inv, policies, seed) -> None:  # type: ignore[no-untyped-def]
+def test_shuffled_renamed_copy_is_always_equivalent(inv, policies, seed) -> None:
     result = diff_policies(policies, _shuffled_copy(policies, seed), inv)
     assert result.equivalent
 
@@ -229,7 +230,7 @@ def test_shuffled_renamed_copy_is_always_equivalent(inv, policies, seed) -> None
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(_policies(), _policies())
-def test_pruned_diff_equals_brute_force(inv, old, new) -> None:  # type: ignore[no-untyped-def]
+def test_pruned_diff_equals_brute_force(inv, old, new) -> None:
     """Pruning and per-pair port regions lose nothing: compare with every pair x every probe."""
     uni = build_universe(old, new, inv)
     result = diff_policies(old, new, inv, uni)
@@ -329,7 +330,7 @@ def _check_golden(path: Path, text: str, update: bool) -> None:
     assert text == path.read_text()
 
 
-def test_golden_outputs(inv, update_golden: bool) -> None:  # type: ignore[no-untyped-def]
+def test_golden_outputs(inv, update_golden: bool) -> None:
     report = build_report(diff_policies(_load("old"), _load("new-changed"), inv), _inputs())
     _check_golden(GOLDEN / "diff" / "changed.txt", render_text(report), update_golden)
     _check_golden(GOLDEN / "diff" / "changed.md", render_markdown(report), update_golden)

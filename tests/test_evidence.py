@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
 
 from recommender.cli.parser import main
 from recommender.flows.lost_events import parse_lost_line, read_lost_events
@@ -24,6 +23,7 @@ from recommender.recommend.periodicity import (
 from recommender.recommend.pipeline import recommend
 from recommender.recommend.stability import EvidenceInput, RuleEvidence, decide_state
 from recommender.tighten import TightenHistory, tighten
+from tests.conftest import ROOT
 
 SAMPLE = ROOT / "data" / "sample" / "flows-train.jsonl.gz"
 INVENTORY = ROOT / "data" / "sample" / "inventory.json"

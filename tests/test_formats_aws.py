@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from conftest import SAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vpc_support import read_rows, write
 
 from recommender.flows import aws, sniff
+from tests.conftest import SAMPLES
+from tests.vpc_support import read_rows, write
 
 AWS = SAMPLES / "aws-vpc-flow-logs"
 #: (line, kind, client ip, client port, server ip, server port, is_reply, orientation)

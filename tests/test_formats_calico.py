@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -170,6 +171,31 @@ def test_fuzz_nothing_raises_every_line_is_counted(tmp_path, changes, junk):
     assert counted == len(records)
 
 
+def test_a_flows_log_of_thousands_of_records_fits_the_default_memory(tmp_path):
+    """bench/fuzz.py --target calico: with one JSON call per field (about 40 parses of
+    each record) a valid 1,000-line flows.log ran out of DuckDB's default 512 MB
+    (OutOfMemoryException, a crash). Each record is now parsed once per value read."""
+    records = [dict(_doc(), source_port=40000 + i) for i in range(5000)]
+    engine = EmbeddedEngine(memory_limit="512MB")
+    stats = engine.aggregate([_ndjson(tmp_path, records)]).stats
+    assert (stats.lines, stats.flow_records, stats.rejected) == (5000, 5000, 0)
+    assert stats.connections == 5000  # each source port is its own connection
+
+
+def test_a_reject_quoting_a_newline_stays_one_line(tmp_path):
+    """tests/test_fuzz_sample.py found a reject reason quoting a JSON string with a
+    newline (``"reporter": "a\\nb"``): the sample and the counted reason are printed
+    one per line, so the newline is escaped."""
+    path = _ndjson(tmp_path, [_doc(), dict(_doc(), reporter="a\nb")])
+    stats = ENGINE.aggregate([path]).stats
+    assert stats.rejected == 1
+    assert stats.reject_samples == (f"{path}:2: unknown reporter a\\nb",)
+    assert stats.rejects == {"unknown reporter a\\nb": 1}
+    flows = ENGINE.read_flows([path])
+    flows.to_pandas()
+    assert flows.stats.reject_samples == (f"{path}:2: unknown reporter a\\nb",)
+
+
 def test_pipeline_end_to_end_on_calico(tmp_path):
     """observations, recommend and shadow on a Calico log (with the sample's inventory)."""
     log = _ndjson(tmp_path, [_doc(), dict(_doc(), reporter="src")])
@@ -195,7 +221,7 @@ def test_pipeline_end_to_end_on_calico(tmp_path):
 
 
 def _pod(name: str, ip: str, app: str, rs: str) -> dict:
-    meta = {"name": name, "namespace": "policy-demo", "labels": {"app": app}}
+    meta: dict[str, Any] = {"name": name, "namespace": "policy-demo", "labels": {"app": app}}
     meta["ownerReferences"] = [{"kind": "ReplicaSet", "name": rs, "controller": True}]
     return {
         "apiVersion": "v1",

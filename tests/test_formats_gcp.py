@@ -9,12 +9,12 @@ import json
 from datetime import datetime
 
 import pytest
-from conftest import SAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vpc_support import observe, read_rows, write
 
 from recommender.flows import gcp, sniff
+from tests.conftest import SAMPLES
+from tests.vpc_support import observe, read_rows, write
 
 GCP = SAMPLES / "gcp-vpc-flow-logs" / "elastic-integrations-vpcflow-logentries.ndjson"
 

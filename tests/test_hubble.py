@@ -7,14 +7,15 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import FIXTURES, SAMPLES
 
 from recommender.errors import InputError
 from recommender.labels import decode_labels
 from recommender.model import FLOW_COLUMNS
 from recommender.observe.factory import get_engine
+from tests.conftest import FIXTURES, SAMPLES
 
 HUBBLE = SAMPLES / "hubble"
 ENGINE = get_engine("embedded")
@@ -23,7 +24,7 @@ ENGINE = get_engine("embedded")
 # Helpers shared with test_aggregate / test_resolve.
 # ---------------------------------------------------------------------------
 
-POD_A = {
+POD_A: dict[str, Any] = {
     "identity": 1001,
     "namespace": "shop",
     "pod_name": "web-7d4d858f75-j76f7",
@@ -36,7 +37,7 @@ POD_A = {
     ],
     "workloads": [{"name": "web", "kind": "Deployment"}],
 }
-POD_B = {
+POD_B: dict[str, Any] = {
     "identity": 1002,
     "namespace": "shop",
     "pod_name": "db-0",
@@ -358,7 +359,7 @@ def test_reply_swaps_ends_and_drops_port(tmp_path):
     assert stats.replies == 1
 
 
-ORIENTATION_CASES = [
+ORIENTATION_CASES: list[tuple[str, dict[str, Any], int, int, bool | None]] = [
     ("legacy-reply", {"reply": True}, 5432, 40000, True),
     (
         "syn-ack",
@@ -600,7 +601,7 @@ def test_prefetched_stops_producer_when_consumer_leaves():
             yield n
             n += 1
 
-    gen = prefetched(endless(), depth=1)
+    gen: Any = prefetched(endless(), depth=1)
     assert [next(gen) for _ in range(3)] == [0, 1, 2]
     gen.close()
     assert not any(t.name == "netpol-line-reader" for t in threading.enumerate())

@@ -12,11 +12,11 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
 from recommender.cli.parser import main
 from recommender.flows.hubble_checks import IPV4_RE, IPV6_RE, k8s_label_re
 from recommender.labels import decode_labels, is_valid_label_key, is_valid_label_value
+from tests.test_hubble import ENGINE, POD_A, POD_B, make_flow, write_lines
 
 FORGED = 'k8s:app=client","role":"admin'
 
@@ -208,7 +208,7 @@ def test_ip_patterns_accept_only_what_python_accepts():
 # what the valid lines say.
 # ---------------------------------------------------------------------------
 
-_HOSTILE_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_HOSTILE_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
 _HOSTILE = st.one_of(
     _HOSTILE_TEXT,
     st.integers(-(1 << 70), 1 << 70),

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FIXTURES, ROOT, SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +26,7 @@ from recommender.recommend.accounting import observation_outcomes
 from recommender.recommend.pipeline import Recommendation, RecommendOptions, recommend
 from recommender.semantics import compile_policies
 from recommender.shadow.core import run_shadow
+from tests.conftest import FIXTURES, ROOT, SAMPLES
 
 INFRA = FIXTURES / "infra"
 
@@ -201,7 +201,7 @@ def test_accounting_adds_up_on_the_bundled_sample_and_every_hubble_sample():
     _assert_adds_up(rec, len(obs))
     summary = rec.summary_markdown()
     for g in rec.groups:
-        counts = rec.accounting.by_group.get(f"{g.namespace}/{g.name}", {})
+        counts: dict[str, int] = rec.accounting.by_group.get(f"{g.namespace}/{g.name}", {})
         if sum(counts.values()):
             assert f"{g.name} (no traffic observed" not in summary
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, SAMPLES
-from fixtures.recommend.shop import shop_items
 
 from recommender.cli.parser import main
+from tests.conftest import FIXTURES, SAMPLES
+from tests.fixtures.recommend.shop import shop_items
 
 HUBBLE = SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress-named.ndjson"
 POLICY = FIXTURES / "shadow" / "data-default-deny.yaml"

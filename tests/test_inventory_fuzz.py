@@ -9,10 +9,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fixtures.inventory.fuzz import SEED, classify, mutated_inventory
 from hypothesis import HealthCheck, given, settings
 
 from recommender.inventory.files import parse_inventory_items
+from tests.fixtures.inventory.fuzz import SEED, classify, mutated_inventory
 
 _DIR = Path(tempfile.mkdtemp(prefix="netpol-fuzz-"))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from conftest import FIXTURES, SAMPLES
-from vpc_support import observe, write
 
 from recommender.inventory.files import read_inventory
 from recommender.inventory.ip_attribution import build_ip_spans, parse_time
 from recommender.model import Inventory, Pod
+from tests.conftest import FIXTURES, SAMPLES
+from tests.vpc_support import observe, write
 
 INV = FIXTURES / "vpc" / "inventory.json"
 V5 = SAMPLES / "aws-vpc-flow-logs" / "custom-v5-traffic-path-doc-examples.log"
@@ -130,7 +130,7 @@ def _cli(*args):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from tests.conftest import ROOT
 
     return subprocess.run(
         [sys.executable, str(ROOT / "cli.py"), *args], capture_output=True, text=True, cwd=ROOT

@@ -30,12 +30,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT
 
 from recommender.cli.parser import main
 from recommender.errors import InputError
@@ -48,6 +48,7 @@ from recommender.observe.store import (
 )
 from recommender.observe.store.db import connect
 from recommender.policy_io.atomic import remove_stale_temps
+from tests.conftest import ROOT
 
 SAMPLE = ROOT / "data" / "sample"
 BROADENED = ROOT / "tests" / "fixtures" / "tighten" / "webshop-broadened.yaml"
@@ -200,7 +201,7 @@ def _assert_survivable(
     out: Path,
     reference: dict[str, bytes],
     old: dict[str, bytes] | None,
-    extra: set[str] = frozenset(),
+    extra: AbstractSet[str] = frozenset(),
 ) -> None:
     """After a kill: the output is absent or complete; the rest of the folder is temp."""
     if out.exists():

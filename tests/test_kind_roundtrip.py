@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fixtures.recommend.shop import NODE_IPS, shop_inventory, shop_observations
 
 from recommender.policy_io.kinds.tree import kind_objects, render_kind_tree, schema_errors
 from recommender.policy_io.policy_writer import render_tree, write_tree
@@ -19,6 +18,7 @@ from recommender.recommend.pipeline import recommend
 from recommender.semantics import Endpoint, pod_endpoint
 from recommender.semantics.cilium import compile_policy_kinds
 from recommender.semantics.cnp import compile_all_kinds
+from tests.fixtures.recommend.shop import NODE_IPS, shop_inventory, shop_observations
 
 
 @pytest.fixture(scope="module")

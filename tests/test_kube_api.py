@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -44,7 +45,7 @@ def _serve_cluster(server: HTTPServer, skip: str | None = None) -> None:
                 _recorded(name)
             )
     page1 = _recorded("pods-page1.json")
-    token = page1["metadata"]["continue"]  # type: ignore[index]
+    token = page1["metadata"]["continue"]
     server.expect_request("/api/v1/pods", method="GET", query_string=PAGE).respond_with_json(page1)
     server.expect_request(
         "/api/v1/pods", method="GET", query_string={**PAGE, "continue": token}
@@ -284,12 +285,12 @@ def _serve_with(server: HTTPServer, path: str, doc: dict[str, object]) -> None:
 def test_live_objects_get_the_api_defaults(httpserver: HTTPServer) -> None:
     # An aggregated API or an old server may answer without the defaulted fields.
     services = _recorded("services.json")
-    port = services["items"][0]["spec"]["ports"][0]  # type: ignore[index]
+    port = services["items"][0]["spec"]["ports"][0]
     port.pop("protocol")
     port["targetPort"] = 0
-    services["items"][0]["spec"].pop("type")  # type: ignore[index]
-    namespaces = _recorded("namespaces.json")
-    for ns in namespaces["items"]:  # type: ignore[union-attr]
+    services["items"][0]["spec"].pop("type")
+    namespaces: Any = _recorded("namespaces.json")
+    for ns in namespaces["items"]:
         ns["metadata"].get("labels", {}).pop("kubernetes.io/metadata.name", None)
     _serve_with(httpserver, "/api/v1/services", services)
     httpserver.expect_request(
@@ -305,7 +306,7 @@ def test_live_invalid_item_is_one_line_naming_it(
     httpserver: HTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     namespaces = _recorded("namespaces.json")
-    namespaces["items"][1]["metadata"]["labels"]["team"] = "a\nb"  # type: ignore[index]
+    namespaces["items"][1]["metadata"]["labels"]["team"] = "a\nb"
     _serve_with(httpserver, "/api/v1/namespaces", namespaces)
     out = tmp_path / "snap.json"
     assert main(["inventory", "--out", str(out), "--server", _url(httpserver)]) == 2

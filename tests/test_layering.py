@@ -128,4 +128,4 @@ def test_the_core_imports_no_stage_and_no_heavy_dependency():
     assert "recommender.semantics.engine" in loaded
     assert not loaded & {"kubernetes", "duckdb", "pandas", "yaml", "pyarrow", "sklearn"}
     ours = {m.split(".")[1] for m in loaded if m.startswith("recommender.")}
-    assert ours == {"labels", "model", "semantics"}
+    assert ours == {"labels", "model", "semantics", "vocabulary"}

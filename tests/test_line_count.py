@@ -28,7 +28,7 @@ def _flow(**extra: object) -> dict[str, object]:
     return {"flow": flow, "node_name": "n1", "time": flow["time"]}
 
 
-def _stats(tmp_path: Path, lines: list[str]):  # type: ignore[no-untyped-def]
+def _stats(tmp_path: Path, lines: list[str]):
     path = tmp_path / "flows.jsonl"
     path.write_text("".join(line + "\n" for line in lines))
     return EmbeddedEngine().aggregate([str(path)]).stats

@@ -12,8 +12,8 @@ from recommender.findings import RULES
 from recommender.inventory.files import read_inventory
 from recommender.inventory.manifests import inventory_from_manifests
 from recommender.lint import LintReport, lint_docs, read_policy_docs
-from recommender.lint.render import render_text, report_dict
 from recommender.policy_io.sarif import to_sarif
+from recommender.report.lint import render_text, report_dict
 from tests.conftest import FIXTURES, GOLDEN, SAMPLES
 
 LINT = FIXTURES / "lint"

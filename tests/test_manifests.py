@@ -253,9 +253,7 @@ def test_negative_replicas(tmp_path: Path) -> None:
 
 def test_bad_container_port_names_file_and_pod(tmp_path: Path) -> None:
     doc = _deployment("x", 1)
-    doc["spec"]["template"]["spec"]["containers"][0]["ports"] = [  # type: ignore[index]
-        {"containerPort": "http"}
-    ]
+    doc["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": "http"}]
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(InputError, match=r"\(Deployment x\): pod x-.*containerPort") as err:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import nbformat
-from conftest import ROOT
 from nbclient import NotebookClient
+
+from tests.conftest import ROOT
 
 NOTEBOOK = ROOT / "notebooks" / "walkthrough.ipynb"
 

@@ -8,10 +8,9 @@ import json
 import subprocess
 import sys
 
-from conftest import FIXTURES, ROOT, SAMPLES
-from test_hubble import make_flow, write_lines
-
 from recommender.cli.parser import main
+from tests.conftest import FIXTURES, ROOT, SAMPLES
+from tests.test_hubble import make_flow, write_lines
 
 MIXED = str(FIXTURES / "hubble" / "exporter-mixed.ndjson")
 POS = str(SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress.ndjson")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
 
 from recommender.cli.parser import main
 from recommender.observe.factory import get_engine
 from recommender.observe.store import read_store_buckets, read_store_observations, read_store_stats
+from tests.conftest import ROOT
 
 SAMPLE = ROOT / "data" / "sample" / "flows-train.jsonl.gz"
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fixtures.policies.mutate import RICH, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender.errors import InputError, PolicyError
 from recommender.lint import read_policy_docs
 from recommender.policy_io.policy_yaml import load_policies
+from tests.fixtures.policies.mutate import RICH, mutate
 
 HEAD = (
     "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
@@ -31,7 +32,7 @@ def _load(tmp_path: Path, text: str, name: str = "p.yaml"):
     return load_policies([str(path)])
 
 
-def _error(tmp_path: Path, text: str, name: str = "p.yaml") -> InputError:
+def _error(tmp_path: Path, text: str, name: str = "p.yaml") -> Any:
     with pytest.raises(InputError) as err:
         _load(tmp_path, text, name)
     return err.value

@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import FIXTURES, ROOT
-
 from recommender.progress import Progress, stop_all
+from tests.conftest import FIXTURES, ROOT
 
 LINT = FIXTURES / "lint"
 

@@ -4,16 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import GOLDEN
-from fixtures.recommend.shop import (
-    APISERVER_IP,
-    NODE_IPS,
-    PAYMENTS_IP,
-    obs,
-    shop_inventory,
-    shop_observations,
-    shop_rows,
-)
 
 from recommender.errors import InputError
 from recommender.model import OBSERVATION_COLUMNS
@@ -23,6 +13,16 @@ from recommender.recommend.pipeline import RecommendOptions, recommend
 from recommender.recommend.selectors import selector_labels_text
 from recommender.recommend.synthesize import EVIDENCE_PREFIX, without_evidence
 from recommender.semantics import compile_policies, pod_endpoint
+from tests.conftest import GOLDEN
+from tests.fixtures.recommend.shop import (
+    APISERVER_IP,
+    NODE_IPS,
+    PAYMENTS_IP,
+    obs,
+    shop_inventory,
+    shop_observations,
+    shop_rows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +246,7 @@ def test_output_bytes_do_not_depend_on_hash_seed(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from tests.conftest import ROOT
 
     script = (
         "import sys, hashlib; sys.path.insert(0, 'tests')\n"

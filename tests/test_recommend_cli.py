@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
-from fixtures.recommend.shop import shop_items
 
 from recommender.cli.parser import main
+from tests.conftest import SAMPLES
+from tests.fixtures.recommend.shop import shop_items
 
 HUBBLE = SAMPLES / "hubble" / "cilium-1.20-kind-lab" / "flows-pos-egress-named.ndjson"
 

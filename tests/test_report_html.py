@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import GOLDEN
 
 from recommender.cli.parser import main
+from tests.conftest import GOLDEN
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = (

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_hubble import ENGINE, POD_A, make_flow, write_lines
 
 from recommender.labels import decode_labels
 from recommender.model import Endpoint, EndpointSlice, Inventory, Node, Pod, Service
 from recommender.semantics.resolve import build_ip_index, build_pod_index
+from tests.test_hubble import ENGINE, POD_A, make_flow, write_lines
 
 INV = Inventory(
     nodes=(Node("node-1", addresses=("192.168.0.1",)), Node("cp-1", addresses=("192.168.0.9",))),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recommender.cli.parser import main
-from recommender.cli.score import format_table, score
+from recommender.evaluate.measure import format_table, score
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES, GOLDEN
 
 from recommender.cli.parser import main
 from recommender.inventory.files import read_inventory
 from recommender.observe.factory import get_engine
 from recommender.policy_io.policy_yaml import load_policies
+from recommender.report.shadow import build_report, render_markdown
 from recommender.semantics import compile_policies
 from recommender.shadow.core import run_shadow
-from recommender.shadow.report import build_report, render_markdown
+from tests.conftest import FIXTURES, GOLDEN
 
 DATA_DENY = FIXTURES / "shadow" / "data-default-deny.yaml"
 

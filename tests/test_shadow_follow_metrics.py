@@ -17,7 +17,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES, ROOT
 
 from recommender.cli.parser import main
 from recommender.inventory.files import read_inventory
@@ -25,6 +24,7 @@ from recommender.observe.engines.embedded import EmbeddedEngine
 from recommender.observe.follow import ChunkJudge, FollowOptions
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.report.metrics import ShadowMetrics
+from recommender.report.shadow import build_report
 from recommender.semantics import compile_policies
 from recommender.shadow.core import ShadowRun, uncovered
 from recommender.shadow.follow import (
@@ -34,7 +34,7 @@ from recommender.shadow.follow import (
     verdict_key,
     workload_labels,
 )
-from recommender.shadow.report import build_report
+from tests.conftest import FIXTURES, ROOT
 
 DATA_DENY = FIXTURES / "shadow" / "data-default-deny.yaml"
 _SAMPLE = re.compile(r"^(netpol_[a-z_]+)(\{[^}]*\})? (\S+)$")
@@ -239,6 +239,7 @@ def _start(args: list[str], **kw) -> tuple[subprocess.Popen, str]:
     deadline = time.monotonic() + 30
     line = b""
     while time.monotonic() < deadline and b"serving metrics on" not in line:
+        assert proc.stderr is not None
         ready, _, _ = select.select([proc.stderr], [], [], 0.5)
         if ready:
             line = proc.stderr.readline()

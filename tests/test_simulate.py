@@ -292,7 +292,8 @@ def _peer(end: dict[str, Any], ip: str, truth: dict[str, Any]) -> tuple[str, ...
     if end.get("pod_name"):
         return ("pod", _workload_of(end, truth) or "?")
     ident = end.get("identity")
-    return {1: ("host",), 7: ("cluster_infra",)}.get(ident, ("world", ip))
+    infra: dict[Any, tuple[str, ...]] = {1: ("host",), 7: ("cluster_infra",)}
+    return infra.get(ident, ("world", ip))
 
 
 def _truth_peer(doc: dict[str, Any]) -> tuple[str, ...]:
@@ -356,7 +357,7 @@ def test_dropped_attacks_carry_policy_denied(
     marked = set(truth["illegitimate"]["flows"][TRAIN])
     drops = [
         parse(line)["flow"]
-        for n, line in enumerate(flows[TRAIN], 1)  # type: ignore[index]
+        for n, line in enumerate(flows[TRAIN], 1)
         if n in marked and '"verdict":"DROPPED"' in line
     ]
     assert drops

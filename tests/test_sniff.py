@@ -6,9 +6,9 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from conftest import SAMPLES
 
 from recommender.flows.sniff import sniff_file, sniff_format
+from tests.conftest import SAMPLES
 
 NAMED = {
     "aws-vpc-flow-logs/custom-v3-tcp-flags-doc-examples.log": "an AWS VPC flow log",

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SAMPLES
 
 from recommender.cli.parser import main
+from tests.conftest import ROOT, SAMPLES
 
 HUBBLE = SAMPLES / "hubble" / "hubble-otel-testdata" / "basic-sample-10-flows.json"
 
@@ -44,6 +44,7 @@ def _spark_run(tmp_path, java_home: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.spark  # the launcher and SparkEngine are the extra's
 def test_spark_without_java_is_one_line_exit_2(tmp_path):
     empty = tmp_path / "jdk"
     empty.mkdir()
@@ -56,6 +57,7 @@ def test_spark_without_java_is_one_line_exit_2(tmp_path):
     ]
 
 
+@pytest.mark.spark  # the launcher and SparkEngine are the extra's
 def test_a_java_that_does_not_start_is_one_line_without_spark_noise(tmp_path):
     jdk = tmp_path / "jdk"
     (jdk / "bin").mkdir(parents=True)
@@ -89,6 +91,7 @@ def test_spark_without_pyspark_names_the_extra_and_the_embedded_engine(monkeypat
     ]
 
 
+@pytest.mark.spark  # the launcher and SparkEngine are the extra's
 def test_spark_session_reports_a_failing_pyspark_import(monkeypatch):
     from recommender.errors import MissingDependencyError
     from recommender.observe.engines.spark import SparkEngine

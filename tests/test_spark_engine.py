@@ -59,8 +59,8 @@ def test_damaged_lines_identical_with_their_references(engines, tmp_path):
 
 def test_hostile_lines_identical_rejects(engines, tmp_path):
     """Issue 18's lying lines: the same counted rejects, with the same details, in both."""
-    from test_hubble import make_flow, write_lines
-    from test_hubble_hardening import HOSTILE
+    from tests.test_hubble import make_flow, write_lines
+    from tests.test_hubble_hardening import HOSTILE
 
     lines = [make_flow(sport=40000 + i) for i in range(3)] + [h[1] for h in HOSTILE]
     result = same_aggregate(engines, [write_lines(tmp_path / "hostile.json", lines)])

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 #: Libraries that cost hundreds of milliseconds to import.
 HEAVY = (

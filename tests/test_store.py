@@ -7,11 +7,11 @@ import gzip
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 import pytest
-from conftest import ROOT
 
 from recommender.cli._args import add_store_arguments
 from recommender.errors import InputError
@@ -37,6 +37,7 @@ from recommender.observe.store.options import (
     flow_table_from_args,
     observations_from_args,
 )
+from tests.conftest import ROOT
 
 SAMPLE = ROOT / "data" / "sample" / "flows-train.jsonl.gz"
 #: First lines of hour 01 and hour 02 in the sample (time-ordered Hubble lines).
@@ -111,7 +112,7 @@ def test_two_appends_equal_one_aggregation_over_both_files(store: str, both: pd.
 def test_merged_observations_sum_the_buckets(store: str, both: pd.DataFrame) -> None:
     merged = read_store_observations(store)
     assert list(merged.columns) == list(OBSERVATION_COLUMNS)
-    expected = {}
+    expected: dict[Any, Any] = {}
     for row in both.to_dict("records"):
         key = tuple(
             None if not isinstance(row[c], list) and pd.isna(row[c]) else row[c] for c in IDENTITY
@@ -222,9 +223,9 @@ def test_duplicate_files_are_recognised(
     ],
 )
 def test_since_until(store: str, since: object, until: object, hours: list[int]) -> None:
-    got = read_store_buckets(store, since=since, until=until)  # type: ignore[arg-type]
+    got = read_store_buckets(store, since=since, until=until)
     assert sorted(got["bucket"].dt.hour.unique()) == hours
-    merged = read_store_observations(store, since=since, until=until)  # type: ignore[arg-type]
+    merged = read_store_observations(store, since=since, until=until)
     assert merged["connections"].sum() == got["connections"].sum()
 
 

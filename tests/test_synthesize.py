@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pandas as pd
-from fixtures.recommend.shop import SHOP_APPS, obs, shop_inventory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,7 @@ from recommender.recommend.synthesize import (
     without_evidence,
 )
 from recommender.semantics import compile_policies, endpoint_for_pod
+from tests.fixtures.recommend.shop import SHOP_APPS, obs, shop_inventory
 
 INVENTORY = shop_inventory()
 INDEX = build_index(INVENTORY)

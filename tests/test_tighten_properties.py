@@ -14,7 +14,6 @@ and judged by the semantics engine directly.
 
 from __future__ import annotations
 
-from fixtures.tighten.cluster import WORKLOADS, frame, inventory, observation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from recommender.model import IPBlock, LabelSelector, NetworkPolicy, Peer, Polic
 from recommender.policy_io.policy_yaml import dump_policy_yaml
 from recommender.semantics import compile_policies, endpoint_for_ip, endpoint_for_pod
 from recommender.tighten import TightenOptions, tighten
+from tests.fixtures.tighten.cluster import WORKLOADS, frame, inventory, observation
 
 INV = inventory()
 NAME = "kubernetes.io/metadata.name"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,7 @@ def _with(path: str, value) -> dict:
     """BASE with the dotted ``path`` (list indices as numbers) set to ``value``."""
     obj = copy.deepcopy(BASE)
     *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
-    node = obj
+    node: Any = obj
     for key in parents:
         node = node[key]
     node[last] = value

@@ -134,3 +134,39 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WHEN",
         help="with --store: up to this time or duration back (default: all)",
     )
+
+
+# ---------------------------------------------------------------------------
+# Options several commands share: one definition each, the help text per command.
+# ---------------------------------------------------------------------------
+
+#: The default help of ``--flows``.
+FLOWS_HELP = "flow files or globs, plain or .gz, - for stdin (formats: see docs/formats.md)"
+
+
+def add_force_argument(parser: Any, help: str = "replace existing output files") -> None:
+    """``--force``: replace outputs that exist (every output is refused otherwise)."""
+    parser.add_argument("--force", action="store_true", help=help)
+
+
+def add_flows_argument(parser: Any, **kwargs: Any) -> None:
+    """``--flows FILE [FILE ...]``; ``kwargs`` (``required``, ``help``, ...) as for argparse."""
+    kwargs.setdefault("nargs", "+")
+    kwargs.setdefault("metavar", "FILE")
+    kwargs.setdefault("help", FLOWS_HELP)
+    parser.add_argument("--flows", **kwargs)
+
+
+def add_inventory_argument(parser: Any, **kwargs: Any) -> None:
+    """``--inventory FILE [FILE ...]``: the cluster inventory (``kubectl get -o json`` or
+    ``netpol inventory``)."""
+    kwargs.setdefault("nargs", "+")
+    kwargs.setdefault("metavar", "FILE")
+    parser.add_argument("--inventory", **kwargs)
+
+
+def add_strict_argument(parser: Any, **kwargs: Any) -> None:
+    """``--strict``: stop with exit code 2 at the first rejected flow line."""
+    kwargs.setdefault("action", "store_true")
+    kwargs.setdefault("help", "stop with exit code 2 at the first rejected flow line")
+    parser.add_argument("--strict", **kwargs)

@@ -17,7 +17,12 @@ import contextlib
 import os
 import sys
 
-from recommender.cli._args import add_engine_arguments, engine_from_args
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    engine_from_args,
+)
 from recommender.cli._gates import require_connections
 from recommender.errors import InputError
 from recommender.flows.parquet import is_parquet_input
@@ -31,8 +36,8 @@ HELP = "convert Hubble flow logs to Parquet (parse once, aggregate many times)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol convert``."""
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         required=True,
         metavar="FILE",
@@ -45,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT",
         help="output: a .parquet file (embedded) or directory (spark, any Hadoop path)",
     )
-    parser.add_argument("--force", action="store_true", help="replace an existing output")
+    add_force_argument(parser, "replace an existing output")
     add_engine_arguments(parser)
 
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from recommender.errors import InputError, OutputExistsError, RecommenderError
+from recommender.cli._args import add_force_argument
+from recommender.errors import InputError, RecommenderError
+from recommender.policy_io.atomic import atomic_directory
 
 NAME = "demo"
 HELP = "run simulate/recommend/shadow/score end to end on data/sample and summarise"
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where everything is written (default: demo-out)",
     )
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    add_force_argument(parser, "replace an existing --out")
 
 
 def _step(title: str, argv: list[str], quiet: bool = True) -> str:
@@ -79,16 +81,28 @@ class StepFailed(RecommenderError):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Prepare the output directory, run the four steps, print the summary."""
+    """Run the four steps into a temp directory that replaces ``--out`` when all succeed.
+
+    Like every other output, ``--out`` is written atomically: a failed or killed
+    demo leaves the previous one (or none) in place, never a half-written tree.
+    The steps write into the temp directory; what they record of their own
+    paths is rewritten to ``--out`` before the rename, so the outputs read as
+    if written there directly.
+    """
     out = Path(args.out)
-    if out.exists():
-        if not args.force:
-            raise OutputExistsError(str(out))
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(out, args.force) as tmp:
+        _run_steps(args, tmp, lambda line: print(_in_out(line, tmp, out), flush=True))
+        _rename_paths(tmp, tmp, out)
+    _print_paths(out, _load(out / "shadow.json"), _load(out / "score.json"))
+    return 0
+
+
+def _run_steps(args: argparse.Namespace, out: Path, say: Callable[[str], None]) -> None:
+    """Simulate (when asked), recommend, shadow and score into ``out``, saying each step."""
     data = _data(args, out)
     policies, shadow_md = out / "policies", out / "shadow-report.md"
-    print(f"1/4 data: {data}")
+    say(f"1/4 data: {data}")
     rec = _step(
         "recommend",
         [
@@ -101,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             str(policies),
         ],
     )
-    print("2/4 recommend: " + rec.strip().splitlines()[0])
+    say("2/4 recommend: " + rec.strip().splitlines()[0])
     shadow = _step(
         "shadow",
         [
@@ -120,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             str(out / "verdicts.jsonl"),
         ],
     )
-    print("3/4 shadow (fresh window, after a rollout): " + shadow.strip().splitlines()[1])
+    say("3/4 shadow (fresh window, after a rollout): " + shadow.strip().splitlines()[1])
     table = _step(
         "score",
         [
@@ -137,10 +151,31 @@ def run(args: argparse.Namespace) -> int:
             str(out / "score.json"),
         ],
     )
-    print("4/4 score against the ground truth:")
-    print("\n".join(f"    {line}" for line in table.rstrip().splitlines()))
-    _print_paths(out, _load(out / "shadow.json"), _load(out / "score.json"))
-    return 0
+    say("4/4 score against the ground truth:")
+    for line in table.rstrip().splitlines():
+        say(f"    {line}")
+
+
+def _in_out(text: str, tmp: Path, out: Path) -> str:
+    """``text`` with the temp directory's path (plain or JSON-escaped) read as ``out``."""
+    for a, b in ((str(tmp), str(out)), (_json_str(tmp), _json_str(out))):
+        text = text.replace(a, b)
+    return text
+
+
+def _json_str(path: Path) -> str:
+    return orjson.dumps(str(path)).decode()[1:-1]
+
+
+def _rename_paths(root: Path, tmp: Path, out: Path) -> None:
+    """Rewrite the temp path to ``out`` in every text file the steps wrote under ``root``
+    (reports record their output paths). Gzipped simulator data holds no paths."""
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.suffix == ".gz":
+            continue
+        data = path.read_bytes()
+        if str(tmp).encode() in data or _json_str(tmp).encode() in data:
+            path.write_bytes(_in_out(data.decode("utf-8"), tmp, out).encode("utf-8"))
 
 
 def _data(args: argparse.Namespace, out: Path) -> Path:

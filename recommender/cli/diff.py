@@ -10,24 +10,35 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import orjson
-
-from recommender.cli._args import add_engine_arguments, engine_from_args
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    add_strict_argument,
+    engine_from_args,
+)
 from recommender.cli._gates import (
     print_namespace_hint,
     require_connections,
     warn_if_mostly_rejected,
 )
 from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
-from recommender.diff import FlowReplay, build_universe, compile_pair, diff_policies
-from recommender.diff.render import build_report, render_markdown, render_text
+from recommender.diff import (
+    DiffResult,
+    Engine,
+    FlowReplay,
+    build_universe,
+    compile_pair,
+    diff_policies,
+)
+from recommender.diff.kinds import PolicyKinds, build_kinds_universe, diff_kinds
 from recommender.errors import GateFailed, InputError, PolicyError
 from recommender.lint.source import locate_error
-from recommender.model import Inventory, NetworkPolicy
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.model import Inventory
+from recommender.policy_io.atomic import check_writable, write_json_atomic, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
-from recommender.semantics import PolicySet
+from recommender.report.diff import build_report, render_markdown, render_text
 
 NAME = "diff"
 HELP = "semantic diff of two policy sets: which reachabilities and observed flows change"
@@ -38,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("old", metavar="OLD", help="policy file or directory (before)")
     parser.add_argument("new", metavar="NEW", help="policy file or directory (after)")
     add_inventory_arguments(parser)
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs or - for stdin: report observed flows whose "
@@ -50,32 +61,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-on-change", action="store_true", help="exit 3 when the two sets are not equivalent"
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected flow line",
     )
     add_engine_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser, "replace existing output files")
 
 
-def load_set(path: str, default_namespace: str | None) -> list[NetworkPolicy]:
-    """Policies of one side; an invalid policy is an input error located by line."""
+def load_set(path: str, default_namespace: str | None) -> PolicyKinds:
+    """Policies of every kind on one side; an invalid policy is an input error located by line."""
     try:
         loaded = load_policies([path], default_namespace=default_namespace)
     except PolicyError as exc:
         raise locate_error(exc) from exc
-    for source, kind in loaded.skipped:
-        print(f"note: {source}: skipped {kind} (not a NetworkPolicy)", file=sys.stderr)
-    for cnp in loaded.cluster:  # the diff engine compares NetworkPolicy sets only
-        print(f"note: {cnp.source}: ClusterNetworkPolicy {cnp.name} is not diffed", file=sys.stderr)
-    if not loaded.policies and loaded.skipped:  # objects, none a policy: the wrong file
+    note = loaded.skipped_note()
+    if note:
+        print(f"note: {path}: {note}", file=sys.stderr)
+    kinds = PolicyKinds(tuple(loaded.policies), tuple(loaded.cilium), tuple(loaded.cluster))
+    if not len(kinds) and loaded.skipped:  # objects, none a policy: the wrong file
         raise InputError(
             path,
-            f"no NetworkPolicy found ({len(loaded.skipped)} other objects skipped)",
+            f"no policy found ({len(loaded.skipped)} other objects skipped)",
             hint="an empty file or directory stands for no policies",
         )
-    return loaded.policies
+    return kinds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,20 +97,16 @@ def run(args: argparse.Namespace) -> int:
     inventory = load_inventory_arg(args)
     old = load_set(args.old, args.default_namespace)
     new = load_set(args.new, args.default_namespace)
-    print_namespace_hint((p.namespace for p in (*old, *new)), inventory, args.default_namespace)
-    compiled = compile_pair(old, new, inventory)
-    replay = _replay(args.flows, compiled, inventory, args) if args.flows else None
-    universe = build_universe(
-        old, new, inventory, replay.ports if replay else (), replay.ips if replay else ()
-    )
-    result = diff_policies(old, new, inventory, universe, compiled)
-    if replay is not None:
-        result.flow_changes, result.flow_totals = replay.changes(), replay.totals()
+    namespaces = [p.namespace for k in (old, new) for p in k.policies]
+    namespaces += [p.namespace for k in (old, new) for p in k.cilium]
+    print_namespace_hint(namespaces, inventory, args.default_namespace)
+    if old.other_kinds or new.other_kinds:
+        result = _diff_kinds(old, new, inventory, args)
+    else:
+        result = _diff_v1(old, new, inventory, args)
     report = build_report(result, _inputs(args, old, new))
     if args.json:
-        write_text_atomic(
-            args.json, orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n", args.force
-        )
+        write_json_atomic(args.json, report, args.force)
     if args.markdown:
         write_text_atomic(args.markdown, render_markdown(report), args.force)
     sys.stdout.write(render_text(report))
@@ -112,9 +119,48 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff_v1(
+    old: PolicyKinds, new: PolicyKinds, inventory: Inventory, args: argparse.Namespace
+) -> DiffResult:
+    """NetworkPolicy only: the v1 diff, with its finer pruning."""
+    compiled = compile_pair(old.policies, new.policies, inventory)
+    replay = _replay(args.flows, compiled, inventory, args) if args.flows else None
+    universe = build_universe(
+        old.policies,
+        new.policies,
+        inventory,
+        replay.ports if replay else (),
+        replay.ips if replay else (),
+    )
+    result = diff_policies(old.policies, new.policies, inventory, universe, compiled)
+    if replay is not None:
+        result.flow_changes, result.flow_totals = replay.changes(), replay.totals()
+    return result
+
+
+def _diff_kinds(
+    old: PolicyKinds, new: PolicyKinds, inventory: Inventory, args: argparse.Namespace
+) -> DiffResult:
+    """A CiliumNetworkPolicy or ClusterNetworkPolicy on either side: shadow's engine."""
+    compiled = (old.compile(inventory), new.compile(inventory))
+    replay = _replay(args.flows, compiled, inventory, args) if args.flows else None
+    universe = build_kinds_universe(
+        old,
+        new,
+        inventory,
+        replay.ports if replay else (),
+        replay.ips if replay else (),
+        compiled,
+    )
+    result = diff_kinds(old, new, inventory, universe, compiled)
+    if replay is not None:
+        result.flow_changes, result.flow_totals = replay.changes(), replay.totals()
+    return result
+
+
 def _replay(
     flows: Sequence[str],
-    compiled: tuple[PolicySet, PolicySet],
+    compiled: tuple[Engine, Engine],
     inventory: Inventory,
     args: argparse.Namespace,
 ) -> FlowReplay:
@@ -134,9 +180,7 @@ def _replay(
     return replay
 
 
-def _inputs(
-    args: argparse.Namespace, old: Sequence[NetworkPolicy], new: Sequence[NetworkPolicy]
-) -> dict[str, object]:
+def _inputs(args: argparse.Namespace, old: PolicyKinds, new: PolicyKinds) -> dict[str, object]:
     out: dict[str, object] = {
         "old": [args.old],
         "new": [args.new],
@@ -144,6 +188,8 @@ def _inputs(
         "new_policies": len(new),
         "inventory": list(args.inventory or args.manifests),
     }
+    if old.other_kinds or new.other_kinds:
+        out["old_kinds"], out["new_kinds"] = old.counts(), new.counts()
     if args.flows:
         out["flows"] = list(args.flows)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from recommender.cli._args import add_force_argument
 from recommender.inventory.files import write_inventory_json
 from recommender.policy_io.atomic import check_writable
 from recommender.progress import Progress
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="API server URL without authentication, e.g. from `kubectl proxy`",
     )
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_force_argument(parser, "replace an existing output file")
 
 
 def run(args: argparse.Namespace) -> int:

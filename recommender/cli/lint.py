@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-import orjson
-
+from recommender.cli._args import add_force_argument, add_inventory_argument
 from recommender.cli._gates import print_namespace_hint
 from recommender.errors import GateFailed, InputError
-from recommender.lint import lint_docs, read_policy_docs
-from recommender.lint.render import render_text, report_dict
+from recommender.lint import KindDoc, lint_docs, read_policy_docs
 from recommender.model import Inventory
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.atomic import check_writable, write_json_atomic
 from recommender.policy_io.sarif import to_sarif
 from recommender.progress import Progress
+from recommender.report.lint import render_text, report_dict
 
 NAME = "lint"
 HELP = "check policies for risky, ineffective, redundant or invalid rules"
@@ -29,11 +28,8 @@ HELP = "check policies for risky, ineffective, redundant or invalid rules"
 def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
     """``--inventory`` or ``--manifests`` (shared by lint and diff)."""
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--inventory",
-        nargs="+",
-        metavar="FILE",
-        help="kubectl get namespaces,pods,services,... -A -o json file(s)",
+    add_inventory_argument(
+        group, help="kubectl get namespaces,pods,services,... -A -o json file(s)"
     )
     group.add_argument(
         "--manifests",
@@ -89,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the redundant policy/rule checks (the slowest)",
     )
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser, "replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,11 +97,12 @@ def run(args: argparse.Namespace) -> int:
     progress.step("reading the inventory")
     inventory = load_inventory_arg(args)
     progress.step("reading the policies")
-    docs, skipped = read_policy_docs(args.paths, args.default_namespace)
-    if not docs:
+    kinds: list[KindDoc] = []
+    docs, skipped = read_policy_docs(args.paths, args.default_namespace, kinds)
+    if not docs and not kinds:
         raise InputError(
             ", ".join(args.paths),
-            "no NetworkPolicy found",
+            "no policy found (NetworkPolicy, CiliumNetworkPolicy, ClusterNetworkPolicy)",
             hint=f"{skipped} other objects skipped" if skipped else None,
         )
     print_namespace_hint(
@@ -114,13 +111,15 @@ def run(args: argparse.Namespace) -> int:
         args.default_namespace,
     )
     progress.step(f"checking {len(docs):,} policies")
-    report = lint_docs(docs, inventory, args.namespace, redundancy=not args.no_redundancy)
+    report = lint_docs(
+        docs, inventory, args.namespace, redundancy=not args.no_redundancy, kind_docs=kinds
+    )
     progress.done()
     report.skipped = skipped
     if args.json:
-        write_text_atomic(args.json, _json(report_dict(report)), args.force)
+        write_json_atomic(args.json, report_dict(report), args.force)
     if args.sarif:
-        write_text_atomic(args.sarif, _json(to_sarif(report.findings, base=".")), args.force)
+        write_json_atomic(args.sarif, to_sarif(report.findings, base="."), args.force)
     sys.stdout.write(render_text(report))
     if args.fail_on != "never" and report.fails(args.fail_on):
         c = report.counts()
@@ -128,7 +127,3 @@ def run(args: argparse.Namespace) -> int:
             f"lint: {c['error']} errors, {c['warning']} warnings (failing on {args.fail_on})"
         )
     return 0
-
-
-def _json(obj: object) -> str:
-    return orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -19,7 +19,14 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from recommender.cli._args import add_engine_arguments, engine_from_args, positive_int
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_inventory_argument,
+    add_strict_argument,
+    engine_from_args,
+    positive_int,
+)
 from recommender.cli._gates import require_connections, warn_if_mostly_rejected
 from recommender.errors import InputError
 
@@ -31,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol observe``."""
     from recommender.model import DEFAULT_STORE  # not observe.store: that imports duckdb
 
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs, or - for a stream on stdin (plain or .gz)",
@@ -43,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help=f"the store file (default {DEFAULT_STORE}; created when missing)",
     )
-    parser.add_argument(
-        "--inventory",
+    add_inventory_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="kubectl get ... -o json List file(s) to resolve IPs at ingest",
@@ -83,8 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--again", action="store_true", help="append files even if the store already holds them"
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )

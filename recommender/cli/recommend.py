@@ -12,11 +12,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from recommender.cli._args import (
     add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
     add_store_arguments,
+    add_strict_argument,
     engine_from_args,
     non_negative_int,
 )
@@ -30,7 +31,7 @@ from recommender.cli._evidence import (
 from recommender.cli._gates import require_connections
 from recommender.cli.lint import add_inventory_arguments, load_inventory_arg
 from recommender.errors import GateFailed
-from recommender.policy_io.atomic import write_text_atomic
+from recommender.policy_io.atomic import write_json_atomic
 from recommender.policy_io.kinds import KINDS
 from recommender.progress import Progress
 
@@ -56,8 +57,8 @@ def _threshold(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``netpol recommend``."""
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs or - for stdin (plain or .gz); or use --store",
@@ -65,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_store_arguments(parser)
     add_inventory_arguments(parser)  # --inventory or --manifests, --default-namespace
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--force", action="store_true", help="replace an existing DIR")
+    add_force_argument(parser, "replace an existing DIR")
     parser.add_argument(
         "--namespace",
         action="append",
@@ -132,8 +133,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 3 when the output would deny observed traffic: a learned "
         "observation (nothing is written) or unlearned traffic that flowed",
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
@@ -180,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
     rec = recommend(result.observations, inventory, options, evidence)
     rec.warnings.extend(result.stats.warnings())
     coverage = apply_coverage(rec, result.stats, args.deny_unobserved, bool(args.manifests))
+    if args.kind == "networkpolicy":
+        from recommender.recommend.own_node import unexpressible_in_v1
+
+        rec.unexpressible = unexpressible_in_v1(rec, inventory)
     check = rec.self_check(inventory)
     if not check.ok:
         if args.fail_on_deny and check.denied_learned and not check.findings:
@@ -189,12 +194,9 @@ def run(args: argparse.Namespace) -> int:
     progress.step("writing")
     path = _write(rec, args, check, inventory)
     if args.json:
-        write_text_atomic(
+        write_json_atomic(
             args.json,
-            orjson.dumps(
-                recommendation_json(rec, check), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-            ).decode()
-            + "\n",
+            recommendation_json(rec, check),
             args.force,
         )
     progress.done()
@@ -249,6 +251,22 @@ def recommendation_json(rec: Recommendation, check: SelfCheck) -> dict[str, Any]
         },
         "warnings": rec.warnings,
         "evidence": stability_json(stability) if stability is not None else None,
+        **_unexpressible_json(rec),
+    }
+
+
+def _unexpressible_json(rec: Recommendation) -> dict[str, Any]:
+    """``unexpressible_v1`` (kind networkpolicy only): own-node traffic v1 cannot deny."""
+    if rec.unexpressible is None:
+        return {}
+    edges = rec.unexpressible
+    return {
+        "unexpressible_v1": {
+            "why": "NetworkPolicy v1 always allows traffic between a pod and its own node",
+            "edges_count": len(edges),
+            "connections": sum(e.connections for e in edges),
+            "edges": [e.to_json() for e in edges],
+        }
     }
 
 
@@ -266,6 +284,12 @@ def _report(rec: Recommendation, check: SelfCheck, path: str) -> None:
         f"accounting: {acc.total} observations = {acc.outcomes['learned']} learned + "
         f"{acc.outcomes['excluded']} excluded + {acc.outcomes['unknown']} unknown"
     )
+    if rec.unexpressible:
+        print(
+            f"note: {len(rec.unexpressible)} observed edges between a pod and its own node "
+            "are unexpressible in NetworkPolicy v1 (always allowed); see SUMMARY.md",
+            file=sys.stderr,
+        )
     for allowed in check.allowed_excluded:
         print(f"warning: the output would allow excluded traffic: {allowed}", file=sys.stderr)
     for denied in check.denied_unknown[:MAX_WARNINGS_SHOWN]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recommender.cli._args import add_force_argument
+
 NAME = "report"
 HELP = "an HTML report (communication graph, tables, evidence) of recommend/shadow/tighten/diff"
 
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="OUT.html", help="the HTML file")
     parser.add_argument("--title", default="netpol report", help="page title")
-    parser.add_argument("--force", action="store_true", help="replace existing outputs")
+    add_force_argument(parser, "replace existing outputs")
 
 
 def outputs(out: str) -> dict[str, Path]:

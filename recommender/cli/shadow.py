@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from recommender.cli._args import add_engine_arguments, add_store_arguments, engine_from_args
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    add_inventory_argument,
+    add_store_arguments,
+    add_strict_argument,
+    engine_from_args,
+)
 from recommender.cli._follow import add_follow_arguments, check_follow_arguments
 from recommender.cli._gates import (
     print_namespace_hint,
@@ -27,7 +35,7 @@ from recommender.cli._gates import (
 from recommender.errors import GateFailed, InputError
 from recommender.model import Inventory
 from recommender.observe.engines.base import IngestStats
-from recommender.policy_io.atomic import check_writable, write_text_atomic
+from recommender.policy_io.atomic import check_writable, write_json_atomic, write_text_atomic
 from recommender.policy_io.policy_yaml import load_policies
 from recommender.progress import Progress
 from recommender.semantics import PolicySet
@@ -49,15 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="candidate policy files or directories (YAML/JSON)",
     )
-    parser.add_argument(
-        "--inventory",
+    add_inventory_argument(
+        parser,
         nargs="+",
         required=True,
         metavar="FILE",
         help="kubectl get ... -o json List file(s)",
     )
-    parser.add_argument(
-        "--flows",
+    add_flows_argument(
+        parser,
         nargs="+",
         metavar="FILE",
         help="flow files, globs or - for stdin (plain or .gz); or use --store "
@@ -83,14 +91,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--default-namespace", metavar="NS", help="namespace for policies that name none"
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
     add_engine_arguments(parser)
     add_follow_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="replace existing output files")
+    add_force_argument(parser, "replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
             check_writable(target, args.force)
     from recommender.inventory.files import read_inventory
     from recommender.observe.store.options import flow_table_from_args
+    from recommender.report.shadow import build_report, render_markdown
     from recommender.shadow.core import ShadowRun, uncovered
-    from recommender.shadow.report import build_report, render_markdown
 
     inventory = read_inventory(args.inventory)
     require_pods(inventory, args.inventory)
@@ -141,11 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         write_text_atomic(args.report, render_markdown(report), args.force)
     if args.json:
-        write_text_atomic(
-            args.json,
-            orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
-            args.force,
-        )
+        write_json_atomic(args.json, report, args.force)
     _print_summary(report, stats)
     gate = report["totals"]["gate_records"]
     if args.fail_on_deny and gate:

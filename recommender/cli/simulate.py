@@ -7,6 +7,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from recommender.cli._args import add_force_argument
 from recommender.errors import InputError
 
 NAME = "simulate"
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", default="2026-11-02T00:00:00Z", help="start of training")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    add_force_argument(parser, "replace an existing --out")
     parser.add_argument("--no-replies", action="store_true", help="no reply packets")
     parser.add_argument("--no-damage", action="store_true", help="no damaged lines")
     parser.add_argument(

@@ -13,9 +13,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from recommender.cli._args import add_engine_arguments, engine_from_args, non_negative_int
+from recommender.cli._args import (
+    add_engine_arguments,
+    add_flows_argument,
+    add_force_argument,
+    add_inventory_argument,
+    add_strict_argument,
+    engine_from_args,
+    non_negative_int,
+)
 from recommender.cli._evidence import add_window_end_argument, tighten_history
 from recommender.cli._gates import (
     require_connections,
@@ -42,17 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="the current policy files or directories (YAML/JSON)",
     )
-    parser.add_argument(
-        "--inventory",
+    add_inventory_argument(
+        parser,
         nargs="+",
         required=True,
         metavar="FILE",
         help="kubectl get namespaces,pods,services,endpointslices -A -o json",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--flows", nargs="+", metavar="FILE", help="flow files, globs or - for stdin (plain or .gz)"
-    )
+    add_flows_argument(source, help="flow files, globs or - for stdin (plain or .gz)")
     source.add_argument("--store", metavar="PATH", help="observation store (netpol observe)")
     parser.add_argument(
         "--since",
@@ -61,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "observation (14d, 36h) or a time (default: the whole store)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--force", action="store_true", help="replace an existing DIR / --json")
+    add_force_argument(parser, "replace an existing DIR / --json")
     parser.add_argument("--json", metavar="OUT.json", help="the report as JSON")
     parser.add_argument(
         "--cidr-budget",
@@ -93,8 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--default-namespace", metavar="NS", help="namespace for policies that name none"
     )
-    parser.add_argument(
-        "--strict",
+    add_strict_argument(
+        parser,
         action="store_true",
         help="stop with exit code 2 at the first rejected input line",
     )
@@ -111,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load, tighten, self-check, then write the tree (and JSON) atomically."""
     from recommender.inventory.files import read_inventory
-    from recommender.policy_io.atomic import check_writable, write_text_atomic
+    from recommender.policy_io.atomic import check_writable, write_json_atomic
     from recommender.policy_io.policy_writer import write_tree
     from recommender.policy_io.policy_yaml import load_policies
     from recommender.tighten import (
@@ -171,11 +175,7 @@ def run(args: argparse.Namespace) -> int:
         files = _kind_tree(args.kind, result.proposed, markdown, inventory)
     write_tree(files, args.out, force=args.force)
     if args.json:
-        write_text_atomic(
-            args.json,
-            orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
-            args.force,
-        )
+        write_json_atomic(args.json, report, args.force)
     progress.done()
     _print_summary(report, args.out, warnings)
     return 0

@@ -2,13 +2,14 @@
 
 :func:`diff_policies` compares the verdicts of two sets over a finite universe
 (:func:`build_universe`); :class:`FlowReplay` judges observed flows against
-both; :mod:`recommender.diff.render` turns the result into text, JSON and
+both; :mod:`recommender.report.diff` turns the result into text, JSON and
 Markdown.
 """
 
 from recommender.diff.core import (
     UNIVERSE_NOTE,
     DiffResult,
+    Engine,
     FlowReplay,
     ReachChange,
     Universe,
@@ -28,6 +29,7 @@ from recommender.diff.universe import (
 __all__ = [
     "UNIVERSE_NOTE",
     "DiffResult",
+    "Engine",
     "FlowReplay",
     "ReachChange",
     "Universe",

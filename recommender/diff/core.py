@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from recommender.diff.universe import (
     POLICY_PROTOCOLS,
@@ -40,9 +40,13 @@ from recommender.diff.universe import (
 from recommender.labels import matches_selector
 from recommender.model import Inventory, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
 from recommender.semantics import Decision, Endpoint, PolicySet, compile_policies
+from recommender.semantics.cilium import CiliumPolicySet
+from recommender.semantics.cnp import ClusterPolicySet
 from recommender.semantics.reachability import WorkloadRep, workload_universe
 
 SIDES: tuple[str, ...] = ("egress", "ingress")
+#: Any compiled policy set: NetworkPolicy alone, with Cilium, or under ClusterNetworkPolicy tiers.
+Engine = PolicySet | CiliumPolicySet | ClusterPolicySet
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class ReachChange:
     new_rules: tuple[str, ...]
     old_policies: tuple[str, ...]
     new_policies: tuple[str, ...]
+    #: A pod and its own node: v1 always allows it, Cilium policy decides it.
+    own_node: bool = False
 
 
 @dataclass(frozen=True)
@@ -485,10 +491,11 @@ class FlowReplay:
     same verdict here as in ``netpol shadow``.
     """
 
-    def __init__(self, old: PolicySet, new: PolicySet, inventory: Inventory) -> None:
+    def __init__(self, old: Engine, new: Engine, inventory: Inventory) -> None:
         from recommender.shadow.core import ShadowRun
 
-        self.run = ShadowRun(new, inventory, baseline=old)
+        # Every engine answers decide/selecting as PolicySet does (shadow relies on it).
+        self.run = ShadowRun(cast(PolicySet, new), inventory, baseline=cast(PolicySet, old))
         self.ports: set[tuple[int, str]] = set()
         self.ips: set[str] = set()
 
@@ -560,25 +567,27 @@ def group_changes(changes: Sequence[ReachChange]) -> list[dict[str, Any]]:
             c.new_policies,
             c.old_rules,
             c.new_rules,
+            c.own_node,
         )
         groups.setdefault(key, []).append(c)
     rows = []
     for key, items in groups.items():
-        change, src, dst, sides, old_p, new_p, old_r, new_r = key
-        rows.append(
-            {
-                "change": change,
-                "src": src,
-                "dst": dst,
-                "ports": _ranges(items),
-                "sides": list(sides),
-                "old_policies": list(old_p),
-                "new_policies": list(new_p),
-                "old_rules": list(old_r),
-                "new_rules": list(new_r),
-                "probes": len(items),
-            }
-        )
+        change, src, dst, sides, old_p, new_p, old_r, new_r, own = key
+        row: dict[str, Any] = {
+            "change": change,
+            "src": src,
+            "dst": dst,
+            "ports": _ranges(items),
+            "sides": list(sides),
+            "old_policies": list(old_p),
+            "new_policies": list(new_p),
+            "old_rules": list(old_r),
+            "new_rules": list(new_r),
+            "probes": len(items),
+        }
+        if own:
+            row["own_node"] = True
+        rows.append(row)
     rows.sort(key=lambda r: (r["change"], r["src"], r["dst"], r["ports"]))
     return rows
 

@@ -91,21 +91,25 @@ def _ip_blocks(policies: Iterable[NetworkPolicy]) -> Iterable[str]:
                     yield from peer.ip_block.except_
 
 
-def address_probes(policies: Iterable[NetworkPolicy]) -> tuple[tuple[str, str], ...]:
+def address_probes(
+    policies: Iterable[NetworkPolicy], extra_blocks: Iterable[str] = ()
+) -> tuple[tuple[str, str], ...]:
     """One address per region of the address space the policies' ipBlocks cut out.
 
     Every ``cidr`` and ``except`` entry splits its family's address space at its
     first address and just after its last one; any two addresses of one region are
     inside exactly the same blocks, so one representative per region (its first
-    address) makes ipBlock matching exact. Returns ``(address, region)`` with the
-    region as a CIDR when it is one, else ``first-last``. IPv4 is always probed;
-    IPv6 only when some block is IPv6.
+    address) makes ipBlock matching exact. ``extra_blocks`` are CIDRs of other
+    policy kinds (Cilium ``toCIDRSet``, ClusterNetworkPolicy ``networks``) and the
+    addresses a DNS cache names, which cut alike. Returns ``(address, region)``
+    with the region as a CIDR when it is one, else ``first-last``. IPv4 is always
+    probed; IPv6 only when some block is IPv6.
 
     >>> address_probes([])
     (('0.0.0.0', '0.0.0.0/0'),)
     """
     cuts: dict[int, set[int]] = {4: {0}}
-    for text in _ip_blocks(policies):
+    for text in (*_ip_blocks(policies), *extra_blocks):
         try:
             net = ipaddress.ip_network(text, strict=False)
         except ValueError:
@@ -126,7 +130,10 @@ def address_probes(policies: Iterable[NetworkPolicy]) -> tuple[tuple[str, str], 
 
 
 def external_universe(
-    policies: Iterable[NetworkPolicy], inventory: Inventory, observed_ips: Iterable[str] = ()
+    policies: Iterable[NetworkPolicy],
+    inventory: Inventory,
+    observed_ips: Iterable[str] = (),
+    extra_blocks: Iterable[str] = (),
 ) -> list[WorkloadRep]:
     """Non-pod endpoints to probe: ipBlock regions, observed addresses, nodes, apiserver.
 
@@ -142,7 +149,7 @@ def external_universe(
     def add(key: str, ep: Endpoint) -> None:
         reps.setdefault(key, WorkloadRep(key, "", ep, ()))
 
-    for ip, region in address_probes(policies):
+    for ip, region in address_probes(policies, extra_blocks):
         add(f"world:{region}", Endpoint("world", ip=ip))
     for ip in sorted(set(observed_ips)):
         ep = endpoint_for_ip(ip, inventory)

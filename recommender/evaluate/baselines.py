@@ -26,6 +26,7 @@ from recommender.inventory.workloads import dns1123
 from recommender.labels import NAMESPACE_NAME_LABEL
 from recommender.model import IPBlock, LabelSelector, NetworkPolicy, Peer, PolicyPort, Rule
 from recommender.recommend.pipeline import Recommendation
+from recommender.vocabulary import DIRECTIONS
 
 _Ports = dict[tuple[str, ...], set[tuple[str, int]]]  # peer key -> {(protocol, port)}
 
@@ -82,7 +83,7 @@ def per_owner_exact(rec: Recommendation) -> list[NetworkPolicy]:
     for key in sorted(rules):
         workload = rec.index.workloads[key]
         built: dict[str, list[Rule]] = {}
-        for direction in ("ingress", "egress"):
+        for direction in DIRECTIONS:
             built[direction] = []
             for (role, peer_key), pairs in sorted(rules[key][direction].items()):
                 if role == "workload":
@@ -119,7 +120,7 @@ def per_namespace(rec: Recommendation) -> list[NetworkPolicy]:
     out = _kept(rec)
     for ns in sorted(per_ns):
         built = {}
-        for direction in ("ingress", "egress"):
+        for direction in DIRECTIONS:
             built[direction] = tuple(
                 Rule(
                     peers=(

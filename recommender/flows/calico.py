@@ -36,29 +36,75 @@ _PROTOCOLS = (
 )
 #: Calico endpoint types -> the Hubble reserved label that classifies the peer.
 _TYPE_LABEL = {"hep": "reserved:host", "net": "reserved:world", "ns": "reserved:world"}
+#: The top-level fields read, extracted from each record in one call (column ``js``):
+#: DuckDB's JSON functions parse the whole document on every call, and one call per
+#: field (about 40) needed ~0.5 MB per record of a chunk: a valid 1,000-line
+#: flows.log ran out of the default 512 MB (found by ``bench/fuzz.py --target calico``).
+_FIELDS: tuple[str, ...] = (
+    "source_namespace",
+    "source_name",
+    "source_name_aggr",
+    "source_type",
+    "source_ip",
+    "source_port",
+    "dest_namespace",
+    "dest_name",
+    "dest_name_aggr",
+    "dest_type",
+    "dest_ip",
+    "dest_port",
+    "dest_service_namespace",
+    "dest_service_name",
+    "proto",
+    "reporter",
+    "action",
+    "start_time",
+    "end_time",
+    "host",
+)
+#: The nested values read (column ``jd``, JSON): small documents parsed on their own.
+_NESTED: tuple[str, ...] = ("source_labels", "dest_labels", "policies", "dest_domains")
+
+
+def _raw(field: str) -> str:
+    """``json_extract_string(j, '$.<field>')`` of a field of :data:`_FIELDS`."""
+    return f"js[{_FIELDS.index(field) + 1}]"
+
+
+def _nested(field: str) -> str:
+    """``json_extract(j, '$.<field>')`` of a field of :data:`_NESTED`."""
+    return f"jd[{_NESTED.index(field) + 1}]"
+
+
+def _extract_sql() -> str:
+    """The columns ``js`` and ``jd`` of a record ``j`` (one parse each)."""
+    fields = ", ".join(f"'$.{f}'" for f in _FIELDS)
+    nested = ", ".join(f"'$.{f}'" for f in _NESTED)
+    return f"json_extract_string(j, [{fields}]) AS js, json_extract(j, [{nested}]) AS jd"
 
 
 def _s(field: str) -> str:
     """A string field, NULL for absent, empty or Calico's ``-`` (not applicable)."""
-    return f"nullif(nullif(json_extract_string(j, '$.{field}'), '-'), '')"
+    return f"nullif(nullif({_raw(field)}, '-'), '')"
 
 
 def _port(field: str) -> str:
-    return f"try_cast(json_extract_string(j, '$.{field}') AS INTEGER)"
+    return f"try_cast({_raw(field)} AS INTEGER)"
 
 
 def _labels(side: str) -> str:
     """``k8s:k=v`` strings of ``{"labels": ["k=v", ...]}`` (``-`` = aggregated away)."""
-    raw = f"json_extract_string(j, '$.{side}_labels.labels[*]')"
+    labels = _nested(f"{side}_labels")
+    raw = f"json_extract_string({labels}, '$.labels[*]')"
     return (
-        f"CASE WHEN json_type(j, '$.{side}_labels') = 'OBJECT' THEN "
+        f"CASE WHEN json_type({labels}) = 'OBJECT' THEN "
         f"list_transform(coalesce({raw}, []), lambda x: 'k8s:' || x) ELSE [] END"
     )
 
 
 def _workload(side: str) -> str:
     """``[{kind, name}]``: the Deployment of an aggregated ``<name>-<hash>-*`` prefix."""
-    raw = f"coalesce(json_extract_string(j, '$.{side}_labels.labels[*]'), [])"
+    raw = f"coalesce(json_extract_string({_nested(side + '_labels')}, '$.labels[*]'), [])"
     hashes = f"list_filter({raw}, lambda x: starts_with(x, 'pod-template-hash='))"
     h = f"substr({hashes}[1], 19)"
     name = f"regexp_extract({_s(side + '_name_aggr')}, '^(.+)-([a-z0-9]+)-\\*$', 1)"
@@ -71,7 +117,7 @@ def _workload(side: str) -> str:
 
 def _endpoint(side: str, ip: str) -> str:
     """The raw end (``endpoint_input_sql`` shape) with a Hubble-endpoint JSON ``e``."""
-    kind = f"json_extract_string(j, '$.{side}_type')"
+    kind = _raw(f"{side}_type")
     cases = " ".join(f"WHEN '{t}' THEN ['{lab}']" for t, lab in _TYPE_LABEL.items())
     labels = f"CASE {kind} WHEN 'wep' THEN {_labels(side)} {cases} ELSE [] END"
     name = _s(side + "_name")
@@ -82,7 +128,8 @@ def _endpoint(side: str, ip: str) -> str:
     )
     svc_ns = _s("dest_service_namespace") if side == "dest" else "NULL"
     svc = _s("dest_service_name") if side == "dest" else "NULL"
-    names = "coalesce(json_extract_string(j, '$.dest_domains[*]'), [])" if side == "dest" else "[]"
+    domains = f"json_extract_string({_nested('dest_domains')}, '$[*]')"
+    names = f"coalesce({domains}, [])" if side == "dest" else "[]"
     return (
         f"{{'e': {e}::JSON, 'ip': {ip}, 'node': NULL::VARCHAR, 'names': {names}::VARCHAR[], "
         f"'service_namespace': {svc_ns}::VARCHAR, 'service_name': {svc}::VARCHAR}}"
@@ -99,14 +146,13 @@ def _reject_sql() -> str:
         "THEN 'unknown reporter ' || coalesce(reporter, '(none)') "
         "WHEN verdict IS NULL THEN 'unknown action ' || coalesce(action, '(none)') "
         "WHEN protocol IS NULL THEN 'unknown proto ' || coalesce(p, '(none)') "
-        f"WHEN coalesce(json_extract_string(j, '$.source_type'), '?') NOT IN {types} "
-        "THEN 'unknown source_type ' || "
-        "coalesce(json_extract_string(j, '$.source_type'), '(none)') "
-        f"WHEN coalesce(json_extract_string(j, '$.dest_type'), '?') NOT IN {types} "
-        "THEN 'unknown dest_type ' || coalesce(json_extract_string(j, '$.dest_type'), '(none)') "
+        f"WHEN coalesce({_raw('source_type')}, '?') NOT IN {types} "
+        f"THEN 'unknown source_type ' || coalesce({_raw('source_type')}, '(none)') "
+        f"WHEN coalesce({_raw('dest_type')}, '?') NOT IN {types} "
+        f"THEN 'unknown dest_type ' || coalesce({_raw('dest_type')}, '(none)') "
         "WHEN NOT (coalesce(dport, 0) BETWEEN 0 AND 65535 "
         "AND coalesce(sport, 0) BETWEEN 0 AND 65535) "
-        "OR (dport IS NULL AND json_extract_string(j, '$.dest_port') IS NOT NULL) "
+        f"OR (dport IS NULL AND {_raw('dest_port')} IS NOT NULL) "
         "THEN 'invalid port' "
         "WHEN (sip IS NOT NULL AND NOT regexp_matches(sip, '^[0-9a-fA-F.:]+$')) "
         "OR (dip IS NOT NULL AND NOT regexp_matches(dip, '^[0-9a-fA-F.:]+$')) "
@@ -115,24 +161,25 @@ def _reject_sql() -> str:
 
 
 def _fields_sql(lines: str, paths: Sequence[str]) -> str:
-    t = "try_cast(json_extract_string(j, '$.{}') AS DOUBLE)"
+    def t(field: str) -> str:
+        return f"try_cast({_raw(field)} AS DOUBLE)"
+
     return f"""
 SELECT *, {_PROTOCOLS} AS protocol
 FROM (SELECT *, {_s("proto")} AS p, {_s("reporter")} AS reporter, {_s("action")} AS action,
              CASE {_s("action")} WHEN 'allow' THEN 'allowed' WHEN 'deny' THEN 'denied' END
                  AS verdict,
-             try(to_timestamp({t.format("start_time")})::TIMESTAMP) AS ts,
-             try(to_timestamp({t.format("end_time")})::TIMESTAMP) AS te,
+             try(to_timestamp({t("start_time")})::TIMESTAMP) AS ts,
+             try(to_timestamp({t("end_time")})::TIMESTAMP) AS te,
              {_s("source_ip")} AS sip, {_s("dest_ip")} AS dip,
              {_port("source_port")} AS sport, {_port("dest_port")} AS dport
-      FROM ({jsondoc.records_sql(lines, paths)}))"""
+      FROM (SELECT *, {_extract_sql()} FROM ({jsondoc.records_sql(lines, paths)})))"""
 
 
 def _duplicate_sql() -> str:
     """An allowed, IP-aggregated ``src`` report that the destination node repeats."""
     return (
-        "reporter = 'src' AND verdict = 'allowed' AND sip IS NULL "
-        "AND json_extract_string(j, '$.dest_type') = 'wep'"
+        f"reporter = 'src' AND verdict = 'allowed' AND sip IS NULL AND {_raw('dest_type')} = 'wep'"
     )
 
 
@@ -140,6 +187,7 @@ def oriented_packets_sql(lines: str, paths: Sequence[str], dialect: Dialect = DU
     """Oriented packets (:data:`recommender.flows.formats.PACKET_COLUMNS`) of Calico lines."""
     del dialect  # DuckDB only (the Spark engine refuses this format)
     l4 = "protocol IN ('TCP', 'UDP', 'SCTP')"
+    enforced = f"json_extract_string({_nested('policies')}, '$.enforced_policies[*]')"
     return f"""
 SELECT file_id, line_no, raw_ref,
        CASE WHEN bad = 'blank' THEN 'blank' WHEN rr IS NOT NULL THEN 'reject'
@@ -151,7 +199,7 @@ SELECT file_id, line_no, raw_ref,
             WHEN coalesce(dip, sip) IS NOT NULL THEN 4 END AS ip_version,
        verdict, CASE WHEN verdict = 'denied' THEN 'POLICY_DENY' END AS drop_reason,
        verdict = 'denied' AS is_policy_drop,
-       list_transform(coalesce(json_extract_string(j, '$.policies.enforced_policies[*]'), []),
+       list_transform(coalesce({enforced}, []),
                       lambda x: 'calico:' || split_part(x, '|', 3)) AS policies,
        NULL::VARCHAR AS observation_point, NULL::INTEGER AS event_type,
        {_endpoint("source", "sip")} AS src_ep, {_endpoint("dest", "dip")} AS dst_ep,

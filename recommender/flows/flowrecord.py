@@ -47,6 +47,7 @@ from recommender.flows.hubble import paths_literal
 from recommender.flows.hubble_sql import DUCKDB, Dialect, lit
 from recommender.flows.vpc import PORT_PROTOCOLS, ports_reply_sql
 from recommender.model import FLOW_COLUMNS
+from recommender.vocabulary import VERDICTS
 
 SOURCE_FORMAT = "flowrecord"
 #: Accepted beyond FLOW_COLUMNS (FORMATS.md 1.1 columns netpol does not write).
@@ -64,7 +65,6 @@ EXTRA_COLUMNS: tuple[str, ...] = (
 )
 KNOWN_COLUMNS: tuple[str, ...] = FLOW_COLUMNS + EXTRA_COLUMNS
 KINDS = ("pod", "host", "world", "service", "cluster_infra", "unknown")
-VERDICTS = ("allowed", "denied", "audit", "error", "unknown")
 #: One CSV field after a ``,`` (the line gets a leading ``,``): quoted or bare.
 _FIELD_RE = ',("(?:[^"]|"")*"|[^,"]*)'
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from recommender.flows.hubble_sql import EPHEMERAL_PORTS, lit
 
 #: IP protocol numbers -> FlowRecord protocol names; others become ``IP:<n>``.
-PROTOCOLS: dict[int, str] = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMPv4", 58: "ICMPv6"}
+IANA_PROTOCOLS: dict[int, str] = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMPv4", 58: "ICMPv6"}
 #: Protocols with ports (NetworkPolicy can only express these).
 PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
 TCP_SYN, TCP_ACK = 2, 16
@@ -30,7 +30,7 @@ TCP_SYN, TCP_ACK = 2, 16
 
 def protocol_name_sql(number: str) -> str:
     """The protocol name of an IP protocol number (an INTEGER column)."""
-    cases = " ".join(f"WHEN {n} THEN {lit(name)}" for n, name in PROTOCOLS.items())
+    cases = " ".join(f"WHEN {n} THEN {lit(name)}" for n, name in IANA_PROTOCOLS.items())
     return f"CASE {number} {cases} ELSE 'IP:' || {number}::VARCHAR END"
 
 

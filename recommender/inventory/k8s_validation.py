@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from recommender.semantics.validate import (
-    PROTOCOLS,
     is_dns1123_label,
     is_dns1123_subdomain,
     is_label_key,
@@ -36,6 +35,7 @@ from recommender.semantics.validate import (
     parse_cidr,
     parse_ip,
 )
+from recommender.vocabulary import PROTOCOLS
 
 Raw = Mapping[str, Any]
 Problem = tuple[str, str]

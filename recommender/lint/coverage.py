@@ -6,29 +6,42 @@ Decided with the semantics engine over the inventory: "isolated" is exactly
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
 
 from recommender.findings import LintFinding, finding
+from recommender.labels import matches_selector
+from recommender.lint.checks import InventoryView
+from recommender.lint.kinds import ParsedKinds
 from recommender.model import Inventory, NetworkPolicy
 from recommender.semantics import Endpoint, PolicySet, endpoint_for_pod, pod_endpoint
+from recommender.semantics.cilium import CiliumPolicySet
+from recommender.semantics.cnp import ClusterPolicySet
 from recommender.semantics.reachability import WorkloadRep
+from recommender.vocabulary import DIRECTIONS
 
-DIRECTIONS: tuple[str, ...] = ("ingress", "egress")
 #: Labels of the cluster DNS pods (CoreDNS keeps kube-dns's label).
 DNS_LABELS: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"), ("k8s-app", "coredns"))
 DNS_PORT = (53, "UDP")
+#: Any compiled set: NetworkPolicy alone, with Cilium, or under ClusterNetworkPolicy tiers.
+Engine = PolicySet | CiliumPolicySet | ClusterPolicySet
 
 
 def default_deny_gaps(
-    policies: Sequence[NetworkPolicy], namespaces: Sequence[str]
+    policies: Sequence[NetworkPolicy],
+    namespaces: Sequence[str],
+    other_kinds: Collection[tuple[str, str]] = (),
 ) -> Iterator[LintFinding]:
     """NPL010: namespaces where no policy selects every pod for a direction.
 
     "Every pod" means an empty podSelector: the only selector that also covers
-    pods created later, whatever their labels.
+    pods created later, whatever their labels. ``other_kinds`` are the
+    (namespace, direction) pairs another kind covers (:func:`kind_default_denies`).
     """
     for ns in namespaces:
         for direction in DIRECTIONS:
+            if (ns, direction) in other_kinds:
+                continue
             if not any(
                 p.namespace == ns
                 and p.pod_selector.is_empty
@@ -44,7 +57,34 @@ def default_deny_gaps(
                 )
 
 
-def uncovered_workloads(ps: PolicySet, workloads: Sequence[WorkloadRep]) -> Iterator[LintFinding]:
+def kind_default_denies(parsed: ParsedKinds, view: InventoryView) -> set[tuple[str, str]]:
+    """(namespace, direction) pairs a Cilium or ClusterNetworkPolicy default-denies.
+
+    A CiliumNetworkPolicy with an empty ``endpointSelector`` that puts its endpoints
+    into default deny for the direction; a ClusterNetworkPolicy whose subject is
+    every pod of the namespace (``namespaces`` subject, or an empty pod selector)
+    with a Deny rule for the direction (the Baseline-tier default-deny replaces the
+    per-namespace objects).
+    """
+    out: set[tuple[str, str]] = set()
+    for _, p in parsed.cilium:
+        if p.endpoint_selector.is_empty:
+            out.update((p.namespace, d) for d in DIRECTIONS if p.isolates(d))
+    for _, c in parsed.cluster:
+        if c.subject_pods is not None and not c.subject_pods.is_empty:
+            continue
+        spaces = [
+            n
+            for n, labels in view.namespaces.items()
+            if matches_selector(c.subject_namespaces, labels)
+        ]
+        for d in DIRECTIONS:
+            if any(r.action == "Deny" for r in c.rules(d)):
+                out.update((n, d) for n in spaces)
+    return out
+
+
+def uncovered_workloads(ps: Engine, workloads: Sequence[WorkloadRep]) -> Iterator[LintFinding]:
     """NPL011: workloads that no policy isolates, per direction."""
     for w in workloads:
         for direction in DIRECTIONS:
@@ -77,7 +117,7 @@ def dns_targets(inventory: Inventory) -> list[Endpoint]:
 
 
 def dns_gaps(
-    ps: PolicySet,
+    ps: Engine,
     workloads: Sequence[WorkloadRep],
     inventory: Inventory,
     locate: dict[str, tuple[str | None, int | None]],
@@ -95,9 +135,9 @@ def dns_gaps(
             continue
         if any(ps.decide(w.endpoint, t, port, proto).is_allowed for t in targets):
             continue
-        first = isolating[0].policy.key
+        first = _key(isolating[0])
         file, line = locate.get(first, (None, None))
-        names = ", ".join(cp.policy.key for cp in isolating)
+        names = ", ".join(_key(cp) for cp in isolating)
         yield finding(
             "NPL012",
             f"workload {w.key} is isolated for egress ({names}) but no rule "
@@ -106,6 +146,11 @@ def dns_gaps(
             line=line,
             policy=first,
         )
+
+
+def _key(policy: Any) -> str:
+    """The key of a compiled NetworkPolicy or of a Cilium/ClusterNetworkPolicy."""
+    return str(getattr(policy, "policy", policy).key)
 
 
 def _is_dns(w: WorkloadRep, target: Endpoint) -> bool:

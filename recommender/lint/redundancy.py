@@ -32,8 +32,8 @@ from recommender.semantics import PolicySet
 from recommender.semantics.engine import CompiledPolicy
 from recommender.semantics.reachability import WorkloadRep
 from recommender.semantics.rules import CompiledRule
+from recommender.vocabulary import DIRECTIONS
 
-DIRECTIONS: tuple[str, ...] = ("ingress", "egress")
 Admitted = frozenset[tuple[int, int]]  # (peer index, port index)
 
 

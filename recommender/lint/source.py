@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recommender.errors import InputError, PolicyError
+from recommender.lint.kinds import KindDoc
 from recommender.model import NetworkPolicy
 from recommender.policy_io.policy_yaml import classify_object, located, parse_policy, policy_files
 from recommender.policy_io.strict_yaml import item_node, locate, read_documents
+from recommender.semantics.cilium import is_cilium_policy
+from recommender.semantics.cnp_rules import is_cluster_policy
 from recommender.semantics.policy_fields import policy_findings
 from recommender.semantics.validate import Finding
 
@@ -50,9 +53,14 @@ class PolicyDoc:
 
 
 def read_policy_docs(
-    paths: Sequence[str], default_namespace: str | None = None
+    paths: Sequence[str],
+    default_namespace: str | None = None,
+    kinds: list[KindDoc] | None = None,
 ) -> tuple[list[PolicyDoc], int]:
     """Every NetworkPolicy document in ``paths``, valid or not; plus the count of other objects.
+
+    With ``kinds``, CiliumNetworkPolicy and ClusterNetworkPolicy objects are
+    appended there (and not counted as skipped).
 
     Raises
     ------
@@ -63,7 +71,7 @@ def read_policy_docs(
     skipped = 0
     for path in policy_files(paths):
         for d in read_documents(path):
-            skipped += _collect(docs, path, d.index, d.node, d.obj, "", default_namespace)
+            skipped += _collect(docs, path, d.index, d.node, d.obj, "", default_namespace, kinds)
     return docs, skipped
 
 
@@ -75,6 +83,7 @@ def _collect(
     obj: Any,
     prefix: str,
     default_namespace: str | None,
+    kinds: list[KindDoc] | None = None,
 ) -> int:
     try:
         kind = classify_object(obj, path, index)
@@ -90,10 +99,14 @@ def _collect(
                 item,
                 f"{prefix}items[{i}].",
                 default_namespace,
+                kinds,
             )
             for i, item in enumerate(obj["items"])
         )
     if kind == "other":
+        if kinds is not None and (is_cilium_policy(obj) or is_cluster_policy(obj)):
+            kinds.append(KindDoc(path, index, prefix, obj, node))
+            return 0
         return 1
     findings = tuple(policy_findings(obj))
     policy = None

@@ -21,6 +21,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from recommender.errors import InputError, OutputExistsError
 
@@ -75,6 +78,29 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, force: bool = 
 def write_text_atomic(path: str | os.PathLike[str], text: str, force: bool = False) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     return write_bytes_atomic(path, text.encode("utf-8"), force)
+
+
+def dumps_json(obj: Any) -> str:
+    """The one JSON rendering of every report: keys sorted, two-space indent, a final newline.
+
+    Sorted keys make the bytes independent of how the dict was built (insertion
+    order, set iteration under ``PYTHONHASHSEED``).
+
+    >>> print(dumps_json({"b": 1, "a": [True, None]}), end="")
+    {
+      "a": [
+        true,
+        null
+      ],
+      "b": 1
+    }
+    """
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, force: bool = False) -> Path:
+    """Write ``obj`` as :func:`dumps_json` to ``path`` atomically (``force`` to replace)."""
+    return write_text_atomic(path, dumps_json(obj), force)
 
 
 @contextlib.contextmanager

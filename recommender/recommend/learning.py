@@ -18,7 +18,8 @@ import pandas as pd
 from recommender.errors import InputError
 from recommender.inventory.workloads import WorkloadIndex, declares_port, workload_key
 from recommender.labels import decode_labels
-from recommender.model import OBSERVATION_COLUMNS, PROTOCOLS
+from recommender.model import OBSERVATION_COLUMNS
+from recommender.vocabulary import PROTOCOLS
 
 #: Verdict keys whose connections flowed (Hubble FORWARDED/REDIRECTED map to allowed).
 LEARN_VERDICTS: tuple[str, ...] = ("allowed", "audit", "forwarded", "redirected")

@@ -115,6 +115,9 @@ class Recommendation:
     observations: int | None = None  # rows given to recommend(), for the accounting
     coverage: Any = None  # recommender.recommend.coverage.Coverage, set by the recommend command
     stability: Stability | None = None  # evidence sufficiency per group (recommend.stability)
+    #: Own-node traffic NetworkPolicy v1 cannot deny (``recommend.own_node``); set by the
+    #: recommend command for ``--kind networkpolicy``, None otherwise.
+    unexpressible: list[Any] | None = None
 
     @cached_property
     def accounting(self) -> Accounting:

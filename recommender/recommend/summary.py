@@ -44,6 +44,10 @@ def render_summary(rec: Any, check: Any = None) -> str:
     stability = current_stability(rec)
     if stability is not None:
         lines += stability_markdown(stability, lambda e: edge_text(e, rec.index))
+    if getattr(rec, "unexpressible", None):
+        from recommender.recommend.own_node import summary_section
+
+        lines += summary_section(rec.unexpressible)
     if rec.scans:
         lines += _section(
             "Scan findings (excluded unless --include-suspicious)",

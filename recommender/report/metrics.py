@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from recommender.shadow.follow import Tally, parse_rule_id
+from recommender.vocabulary import DIRECTIONS
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -92,7 +93,7 @@ class ShadowMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Locked(self._inner, self._lock))
         self._init_rules(rule_ids)
-        for direction in ("ingress", "egress"):
+        for direction in DIRECTIONS:
             self.uncovered.labels(direction).set(len(uncovered.get(direction, ())))
 
     def _init_rules(self, rule_ids: Iterable[str]) -> None:

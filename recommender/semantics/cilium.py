@@ -19,7 +19,10 @@ What Cilium enforces, quoted from its policy language page where it is subtle:
   Cilium differs from NetworkPolicy v1, whose own-node exemption covers egress too.
 * Entities: ``host`` is "the local host", ``remote-node`` "any node ... other than
   the local host", ``world`` "all endpoints outside of the cluster", ``cluster``
-  every in-cluster identity, ``all`` everything.
+  every in-cluster identity, ``all`` everything. ``kube-apiserver`` "represents
+  both deployments of the kube-apiserver: within the cluster and outside of the
+  cluster": the ``default/kubernetes`` endpoints, also when they are node addresses
+  (then the address is ``host``/``remote-node`` and ``kube-apiserver`` at once).
 * toFQDNs: "In order to associate domain names with IP addresses, Cilium intercepts
   DNS responses per-Endpoint using a DNS Proxy. This requires ... an L7 policy
   allowing DNS requests": without a ``rules.dns`` section on the pod's egress a
@@ -48,6 +51,7 @@ from recommender.semantics.cilium_rules import (
 )
 from recommender.semantics.endpoints import Endpoint
 from recommender.semantics.engine import Decision, FlowTuple, PolicySet, compile_policies
+from recommender.vocabulary import DIRECTIONS
 
 FQDN_EVIDENCE = "evidence.netpol-recommender.io/fqdns"
 SECTIONS: tuple[str, ...] = ("ingress", "egress", "ingressDeny", "egressDeny")
@@ -71,8 +75,12 @@ class CiliumPolicy:
         return f"{self.namespace}/{self.name}"
 
     def isolates(self, direction: str) -> bool:
-        """True when the policy puts its endpoints into default deny for ``direction``."""
-        present = self.sections[direction] is not None or self.sections[f"{direction}Deny"]
+        """True when the policy puts its endpoints into default deny for ``direction``.
+
+        An empty section is no section: "If omitted or empty, this rule does not apply
+        at ingress" (``api.Rule.Ingress``; the same for egress and the deny sections).
+        """
+        present = self.sections[direction] or self.sections[f"{direction}Deny"]
         return bool(present) and self.default_deny[direction]
 
     def selects(self, ep: Endpoint) -> bool:
@@ -145,7 +153,7 @@ def _spec(spec: Any, ns: str, name: str, source: str, raw: Mapping[str, Any]) ->
         name,
         parse_selector(spec["endpointSelector"], source),
         sections,
-        {d: bool(dd.get(d, True)) for d in ("ingress", "egress")},
+        {d: bool(dd.get(d, True)) for d in DIRECTIONS},
         source,
         raw,
     )
@@ -195,6 +203,13 @@ class CiliumPolicySet:
         for ip, names in (dns_cache or {}).items():
             self.dns_cache[ip] = tuple(sorted({*self.dns_cache.get(ip, ()), *names}))
         self._memo: dict[FlowTuple, Decision] = {}
+        self._apiserver = frozenset(
+            a
+            for s in inventory.endpoint_slices
+            if s.namespace == "default" and s.service == "kubernetes"
+            for e in s.endpoints
+            for a in e.addresses
+        )
 
     @property
     def policies(self) -> tuple[Any, ...]:
@@ -265,6 +280,10 @@ class CiliumPolicySet:
         mine = [p for p in self.cilium if p.selects(local)]
         dns = self._dns_for(mine) if direction == "egress" else _no_dns
         ents = peer_entities(peer, local)
+        if peer.kind == "host" and peer.ip in self._apiserver:
+            # "This entity represents both deployments of the kube-apiserver: within
+            # the cluster and outside of the cluster": a node serving the API is both.
+            ents |= {"kube-apiserver"}
         denies: list[str] = []
         for p in mine:
             allows += _hits(p.sections[direction], peer, ents, dns, port, proto, dst)

@@ -19,6 +19,7 @@ from recommender.model import LabelRequirement, LabelSelector
 from recommender.semantics.endpoints import Endpoint
 from recommender.semantics.rules import Network
 from recommender.semantics.validate import parse_cidr
+from recommender.vocabulary import DIRECTIONS
 
 API_VERSION = "policy.networking.k8s.io/v1alpha2"
 KIND = "ClusterNetworkPolicy"
@@ -187,7 +188,7 @@ def parse_cluster_policy(obj: Mapping[str, Any], source: str = "<memory>") -> Cl
         )
     ns_sel, pod_sel = _subject(spec.get("subject"))
     evidence = _evidence(obj)
-    rules = {d: _rules(spec, d, name, evidence) for d in ("ingress", "egress")}
+    rules = {d: _rules(spec, d, name, evidence) for d in DIRECTIONS}
     return ClusterPolicy(
         name, tier, priority, ns_sel, pod_sel, rules["ingress"], rules["egress"], source, obj
     )

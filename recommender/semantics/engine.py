@@ -34,8 +34,8 @@ from recommender.labels import matches_selector
 from recommender.model import Inventory, NetworkPolicy
 from recommender.semantics.endpoints import TERMINAL_PHASES, Endpoint, endpoint_for_pod
 from recommender.semantics.rules import CompiledRule, compile_rules
+from recommender.vocabulary import DIRECTIONS, Decided
 
-DIRECTIONS: tuple[str, ...] = ("ingress", "egress")
 FlowTuple = tuple[Endpoint, Endpoint, int | None, str]
 _Identity = tuple[str, tuple[tuple[str, str], ...]]  # (namespace, sorted pod labels)
 
@@ -50,7 +50,7 @@ class Decision:
     flow on that side; ``denied_by`` is ``egress``, ``ingress``, ``both`` or None.
     """
 
-    verdict: str
+    verdict: Decided
     denied_by: str | None = None
     egress_policies: tuple[str, ...] = ()
     ingress_policies: tuple[str, ...] = ()

@@ -20,6 +20,8 @@ from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from recommender.vocabulary import PROTOCOLS
+
 Severity = Literal["error", "warning"]
 
 #: kubernetes-validate schema version used by :func:`schema_findings`.
@@ -34,7 +36,6 @@ _QUALIFIED_NAME_RE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _LABEL_VALUE_RE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _SVC_NAME_RE = re.compile(r"[-a-z0-9]+")
 
-PROTOCOLS = ("TCP", "UDP", "SCTP")
 POLICY_TYPES = ("Ingress", "Egress")
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 

@@ -23,13 +23,14 @@ from typing import Any
 import pandas as pd
 
 from recommender.labels import decode_labels, encode_labels, stable_labels
-from recommender.model import PROTOCOLS, Inventory, Pod
+from recommender.model import Inventory, Pod
 from recommender.recommend.learning import check_observations, verdict_counts
 from recommender.recommend.steps import timestamp_text
 from recommender.recommend.suspicious import detect_scans
 from recommender.semantics import Decision, Endpoint, PolicySet, endpoint_for_pod
 from recommender.semantics.flow_endpoints import EndpointResolver
 from recommender.semantics.resolve import is_live
+from recommender.vocabulary import PROTOCOLS
 
 
 @dataclass(frozen=True)

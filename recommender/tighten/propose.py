@@ -30,7 +30,6 @@ from typing import TypeVar
 from recommender.diff.universe import protocol_order
 from recommender.labels import decode_labels
 from recommender.model import (
-    PROTOCOLS,
     IPBlock,
     LabelSelector,
     NetworkPolicy,
@@ -44,6 +43,7 @@ from recommender.semantics.validate import parse_cidr
 from recommender.tighten.context import NAME_LABEL, InventoryContext
 from recommender.tighten.hits import HitTable, PeerHits, RuleHits
 from recommender.tighten.text import Change, Note, peer_text, peers_text, port_text, ports_text
+from recommender.vocabulary import PROTOCOLS
 
 T = TypeVar("T", Peer, PolicyPort)
 

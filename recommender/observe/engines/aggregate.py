@@ -52,8 +52,10 @@ from recommender.flows.hubble_sql import (
     stable_hash_sql,
     stable_labels_json_sql,
 )
-from recommender.model import OBSERVATION_COLUMNS, VERDICTS
+from recommender.model import OBSERVATION_COLUMNS
 from recommender.observe.engines.base import MAX_REJECT_SAMPLES, IngestStats
+from recommender.semantics.policy_fields import printable
+from recommender.vocabulary import ID_SEP, ID_SEP_SQL, IDENTITY_COLUMNS, POLICY_DENIED, VERDICTS
 
 MAX_REFS = 3
 _KIND_RANK = {"cluster_infra": 4, "service": 3, "host": 2, "world": 1, "unknown": 0}
@@ -101,9 +103,6 @@ def _workload_rank_sql(s: str) -> str:
     )
 
 
-#: Field separator inside the identity string (never in names, labels or IPs; the raw
-#: Hubble label string uses \x1f and \x01).
-ID_SEP = "\x1e"
 _ID_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra", "wlr", "wl", "names")
 _KEY_FIELDS = ("kind", "cluster", "namespace", "labels", "ip", "extra")
 ORD_SHIFT = 40  # ord = file_id << 40 | line_no
@@ -155,13 +154,17 @@ def identity_sql(s: str, names: str = "NULL") -> str:
         f"{s}_wl",
         names,
     ]
-    return "concat_ws(chr(30), " + ", ".join(f"coalesce(({p})::VARCHAR, '')" for p in parts) + ")"
+    return (
+        f"concat_ws({ID_SEP_SQL}, "
+        + ", ".join(f"coalesce(({p})::VARCHAR, '')" for p in parts)
+        + ")"
+    )
 
 
 def identity_field_sql(col: str, field: str) -> str:
     """Field ``field`` back out of an identity string (NULL for '')."""
     index = _ID_FIELDS.index(field) + 2  # 1-based, after the rank
-    return f"nullif(split_part({col}, chr(30), {index}), '')"
+    return f"nullif(split_part({col}, {ID_SEP_SQL}, {index}), '')"
 
 
 def identity_code_sql(col: str) -> str:
@@ -171,7 +174,7 @@ def identity_code_sql(col: str) -> str:
     looked up once per distinct identity.
     """
     rank = (
-        f"split_part({col}, chr(30), 1)::BIGINT * 4 + coalesce(try_cast("
+        f"split_part({col}, {ID_SEP_SQL}, 1)::BIGINT * 4 + coalesce(try_cast("
         f"{identity_field_sql(col, 'wlr')} AS BIGINT), 0)"
     )
     # rank <= 27 fits 5 bits above the 56-bit hash: a signed BIGINT in every engine.
@@ -376,7 +379,7 @@ def identities_sql(endpoints: str) -> str:
 SELECT code, dense_rank() OVER (ORDER BY {key}) AS key_id, {", ".join(_KEY_FIELDS)}, wls,
        CASE WHEN wls IS NOT NULL THEN dense_rank() OVER (ORDER BY wls NULLS FIRST) END
            AS wl_rank, names
-FROM (SELECT *, wlr || chr(30) || wl AS wls
+FROM (SELECT *, wlr || {ID_SEP_SQL} || wl AS wls
       FROM (SELECT code, {fields}
             FROM (SELECT code, min(id) AS id FROM {endpoints} GROUP BY code)))"""
 
@@ -479,8 +482,8 @@ def aggregate_sql(groups: str, identities: str, names: str) -> str:
 SELECT * FROM (
 SELECT g.bucket, g.line_kind, g.reject_class, g.requested, {ends}, g.port, g.protocol,
        g.connections, g.first_seen, g.last_seen, {counts},
-       split_part(sw.wls, chr(30), 2) AS src_workload,
-       split_part(dw.wls, chr(30), 2) AS dst_workload, n.names, {sums}, g.gid AS ord, {extra}
+       split_part(sw.wls, {ID_SEP_SQL}, 2) AS src_workload,
+       split_part(dw.wls, {ID_SEP_SQL}, 2) AS dst_workload, n.names, {sums}, g.gid AS ord, {extra}
 FROM {groups} g
 LEFT JOIN ({keys}) s ON s.key_id = g.src_key LEFT JOIN ({keys}) d ON d.key_id = g.dst_key
 LEFT JOIN ({wls}) sw ON sw.wl_rank = g.src_wl_rank
@@ -544,22 +547,8 @@ def aggregation_stages(
 # Finishing (pure pandas on the small level-2 table).
 # ---------------------------------------------------------------------------
 
-SORT_COLUMNS = (
-    "src_kind",
-    "src_cluster",
-    "src_namespace",
-    "src_workload",
-    "src_labels",
-    "src_ip",
-    "dst_kind",
-    "dst_cluster",
-    "dst_namespace",
-    "dst_workload",
-    "dst_labels",
-    "dst_ip",
-    "port",
-    "protocol",
-)
+#: The finished observations are sorted by their identity.
+SORT_COLUMNS = IDENTITY_COLUMNS
 
 
 def ref_of(ord_value: int, paths: Sequence[str]) -> str:
@@ -637,7 +626,7 @@ def _names(values: Any) -> list[str]:
 
 def _verdicts(obs: pd.DataFrame) -> list[dict[str, int]]:
     """Per row ``{verdict: connections, ..., "policy_denied": n}`` (column-wise, no row dicts)."""
-    keys = [*VERDICTS, "policy_denied"]
+    keys = [*VERDICTS, POLICY_DENIED]
     columns = [obs[f"v_{k}"].astype("int64").tolist() for k in keys]
     return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
 
@@ -664,6 +653,15 @@ def _refs(obs: pd.DataFrame, paths: Sequence[str]) -> list[list[str]]:
     return [[t for t in row if t is not None] for row in zip(*texts, strict=True)]
 
 
+def _printable_keys(counts: Any) -> dict[str, int]:
+    """Reject reasons as one-line keys: a reason may quote a value holding a newline
+    (a JSON string ``"a\\nb"``), and every sample and reason is printed on one line."""
+    out: dict[str, int] = {}
+    for key, n in counts:
+        out[printable(str(key))] = out.get(printable(str(key)), 0) + int(n)
+    return out
+
+
 def _stats(
     groups: pd.DataFrame, is_flow: Any, requested: Any, obs: pd.DataFrame, paths: Sequence[str]
 ) -> IngestStats:
@@ -676,7 +674,7 @@ def _stats(
         (kind == "reject").to_numpy(), ["reject_class", "records", *sample_columns]
     ]
     samples = sorted(
-        (int(o), f"{ref_of(o, paths)}: {s}")
+        (int(o), f"{ref_of(o, paths)}: {printable(s)}")
         for i in range(1, MAX_REJECT_SAMPLES + 1)
         for o, s in zip(rejects[f"sample_ord_{i}"], rejects[f"sample_{i}"], strict=True)
         if not pd.isna(o)
@@ -706,9 +704,7 @@ def _stats(
             str(k): int(v) for k, v in non_flow.groupby("line_kind")["records"].sum().items()
         },
         lost_events=int(groups["lost"].sum()),
-        rejects={
-            str(k): int(v) for k, v in rejects.groupby("reject_class")["records"].sum().items()
-        },
+        rejects=_printable_keys(rejects.groupby("reject_class")["records"].sum().items()),
         reject_samples=tuple(s for _, s in samples[:MAX_REJECT_SAMPLES]),
         unknown_peers=int(unknown["connections"].sum()),
         unknown_reasons=reasons,

@@ -11,6 +11,7 @@ from recommender.flows.hubble_sql import reject_class_sql
 from recommender.flows.sources import FlowSource
 from recommender.model import FLOW_COLUMNS
 from recommender.observe.engines.base import MAX_REJECT_SAMPLES, IngestStats, strict_error
+from recommender.semantics.policy_fields import printable
 
 
 def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -126,10 +127,13 @@ class StatsAccumulator:
         others = frame[~frame["line_kind"].isin(["flow", "reject"])]
         _merge(self.non_flow, others["line_kind"].value_counts())
         rejects = frame[frame["line_kind"] == "reject"]
-        _merge(self.rejects, rejects["reject_class"].value_counts())
+        _merge(
+            self.rejects,
+            rejects["reject_class"].dropna().map(lambda k: printable(str(k))).value_counts(),
+        )
         room = MAX_REJECT_SAMPLES - len(self.samples)
         for _, row in rejects.head(max(room, 0)).iterrows():
-            self.samples.append(f"{row['raw_ref']}: {row['reject_detail']}")
+            self.samples.append(f"{row['raw_ref']}: {printable(str(row['reject_detail']))}")
 
     def result(self) -> IngestStats:
         return IngestStats(

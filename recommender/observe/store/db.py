@@ -29,7 +29,7 @@ import duckdb
 
 from recommender.errors import InputError
 from recommender.model import DEFAULT_STORE as DEFAULT_STORE  # re-exported by observe.store
-from recommender.model import VERDICTS
+from recommender.vocabulary import IDENTITY_COLUMNS, POLICY_DENIED, VERDICTS
 
 STORE_FORMAT = "netpol-observation-store"
 STORE_VERSION = "1"
@@ -40,25 +40,8 @@ MAX_REFS = 3
 #: Seconds to wait for another process that holds the store.
 LOCK_TIMEOUT_S = 15.0
 
-VERDICT_COLUMNS: tuple[str, ...] = tuple(f"v_{v}" for v in (*VERDICTS, "policy_denied"))
+VERDICT_COLUMNS: tuple[str, ...] = tuple(f"v_{v}" for v in (*VERDICTS, POLICY_DENIED))
 
-#: Identity columns of a row (besides ``bucket``), in the store's column order.
-IDENTITY_COLUMNS: tuple[str, ...] = (
-    "src_kind",
-    "src_cluster",
-    "src_namespace",
-    "src_workload",
-    "src_labels",
-    "src_ip",
-    "dst_kind",
-    "dst_cluster",
-    "dst_namespace",
-    "dst_workload",
-    "dst_labels",
-    "dst_ip",
-    "port",
-    "protocol",
-)
 
 #: Columns of the ``observations`` table, in order.
 STORE_COLUMNS: tuple[str, ...] = (

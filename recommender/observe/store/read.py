@@ -22,10 +22,11 @@ import orjson
 import pandas as pd
 
 from recommender.errors import InputError
-from recommender.model import OBSERVATION_COLUMNS, VERDICTS
+from recommender.model import OBSERVATION_COLUMNS
 from recommender.observe.engines.aggregate import SORT_COLUMNS
 from recommender.observe.engines.base import MAX_REJECT_SAMPLES, IngestStats
 from recommender.observe.store.db import STORE_COLUMNS, VERDICT_COLUMNS, connect, merge_sql
+from recommender.vocabulary import POLICY_DENIED, VERDICTS
 
 When: TypeAlias = str | datetime | pd.Timestamp | None
 
@@ -124,7 +125,7 @@ def read_store_observations(path: str, since: When = None, until: When = None) -
 
 def to_observations(frame: pd.DataFrame, with_bucket: bool) -> pd.DataFrame:
     """Store rows -> the observation table layout, sorted like the aggregation's output."""
-    keys = (*VERDICTS, "policy_denied")
+    keys = (*VERDICTS, POLICY_DENIED)
     out = frame[
         [c for c in STORE_COLUMNS if c not in VERDICT_COLUMNS and (with_bucket or c != "bucket")]
     ].copy()

@@ -22,16 +22,15 @@ import duckdb
 import orjson
 import pandas as pd
 
-from recommender.model import VERDICTS
 from recommender.observe.engines.base import MAX_REJECT_SAMPLES, IngestStats
 from recommender.observe.fingerprint import FileFingerprint
 from recommender.observe.store.db import (
-    IDENTITY_COLUMNS,
     STORE_COLUMNS,
     VERDICT_COLUMNS,
     connect,
     merge_sql,
 )
+from recommender.vocabulary import IDENTITY_COLUMNS, POLICY_DENIED, VERDICTS
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def to_store_frame(observations: pd.DataFrame) -> pd.DataFrame:
     frame = observations[
         ["bucket", *IDENTITY_COLUMNS, "dst_names", "connections", "first_seen", "last_seen"]
     ].copy()
-    keys = (*VERDICTS, "policy_denied")
+    keys = (*VERDICTS, POLICY_DENIED)
     for key, col in zip(keys, VERDICT_COLUMNS, strict=True):
         frame[col] = [int(d.get(key, 0)) for d in observations["verdicts"]]
     frame["refs"] = [list(r) for r in observations["refs"]]

@@ -26,6 +26,12 @@ def render_text(report: LintReport) -> str:
         f"({report.invalid} invalid): {c['error']} errors, {c['warning']} warnings, "
         f"{c['note']} notes"
     )
+    if report.kinds:
+        counted = ", ".join(f"{n} {k}" for k, n in report.kinds.items())
+        lines.append(
+            f"note: also read {counted}: checked for isolation, DNS and the kind checks "
+            "(NPL050-NPL059); the selector, label and redundancy checks cover NetworkPolicy only"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -37,6 +43,7 @@ def report_dict(report: LintReport) -> dict[str, Any]:
             "files": report.files,
             "policies": report.policies,
             "invalid_policies": report.invalid,
+            **({"other_kinds": dict(report.kinds)} if report.kinds else {}),
             **report.counts(),
         },
         "rules": {

@@ -9,6 +9,10 @@ from recommender.diff.core import DiffResult, group_changes
 
 #: Rows shown per section in text and Markdown; JSON always holds everything.
 MAX_ROWS = 200
+#: Said of a change between a pod and its own node.
+OWN_NODE_NOTE = (
+    "own node: NetworkPolicy v1 always allows a pod and its node, Cilium policy decides it"
+)
 
 
 def build_report(result: DiffResult, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -26,6 +30,9 @@ def build_report(result: DiffResult, inputs: Mapping[str, Any]) -> dict[str, Any
         },
         "changes": group_changes(result.changes),
     }
+    own = sum(1 for c in result.changes if c.own_node)
+    if own:
+        report["summary"]["own_node_changes"] = own
     if result.flow_changes is not None:
         report["observed_flows"] = {
             "totals": dict(result.flow_totals),
@@ -38,9 +45,11 @@ def _verdict_line(report: Mapping[str, Any]) -> str:
     s = report["summary"]
     if report["equivalent"]:
         return "EQUIVALENT on this universe: no reachability changes"
+    own = s.get("own_node_changes")
     return (
         f"NOT EQUIVALENT: {s['newly_allowed']:,} reachabilities newly allowed, "
         f"{s['newly_denied']:,} newly denied"
+        + (f" ({own:,} of them between a pod and its own node)" if own else "")
     )
 
 
@@ -63,7 +72,8 @@ def _why(row: Mapping[str, Any]) -> str:
         verb = "open:"
     if row["change"] == "denied" and not row["old_rules"]:
         before = "open:"
-    return f"[{sides}] was {before} {was}; now {verb} {now}"
+    own = f"; {OWN_NODE_NOTE}" if row.get("own_node") else ""
+    return f"[{sides}] was {before} {was}; now {verb} {now}{own}"
 
 
 def render_text(report: Mapping[str, Any]) -> str:
