@@ -169,7 +169,8 @@ def test_labels_flow_type_and_service(tmp_path):
     path = _ndjson(tmp_path, [with_labels, to_external, from_external])
     rows = ENGINE.read_flows([path]).to_pandas()
     a, b, c = (rows.iloc[i] for i in range(3))
-    assert (a.src_kind, a.src_namespace, json.loads(a.src_labels)) == ("pod", "shop", {"app": "web"})
+    src = (a.src_kind, a.src_namespace, json.loads(a.src_labels))
+    assert src == ("pod", "shop", {"app": "web"})
     assert (a.dst_kind, json.loads(a.dst_labels)) == ("pod", {})  # "{}": a pod without labels
     assert (a.dst_service_namespace, a.dst_service_name) == ("kube-system", "kube-dns")
     assert (b.src_kind, b.dst_kind) == ("unknown", "world")
@@ -276,9 +277,9 @@ def test_fuzz_nothing_raises_every_line_is_counted(tmp_path, changes, rows):
     lines = [",".join(f.replace(",", "").replace("\n", "") for f in r) for r in rows]
     lines = [ln if ln.strip() else "x" for ln in lines]
     path = write(tmp_path, "fuzz.csv", "\n".join(lines) + "\n")
-    stats = EmbeddedEngine(threads=1)
-    stats.flow_format = "antrea_csv"
-    got = stats.aggregate([str(path)]).stats
+    engine = EmbeddedEngine(threads=1)
+    engine.flow_format = "antrea_csv"
+    got = engine.aggregate([str(path)]).stats
     assert got.lines == len(lines)
     assert got.flow_records + got.rejected == len(lines)
 

@@ -157,7 +157,7 @@ def _f(name: str) -> str:
 
 
 def _json_fields_sql(lines: str, paths: Sequence[str]) -> str:
-    schema = {k: _V for k in (*FIELDS, *_JSON_ADDRESSES)}
+    schema: dict[str, object] = {k: _V for k in (*FIELDS, *_JSON_ADDRESSES)}
     parse = DUCKDB.parse_json("j", schema)
     cols = []
     for name in FIELDS:
@@ -352,9 +352,7 @@ def _packets_sql(fields: str, source_format: str) -> str:
     """The oriented-packets relation of stage-1 ``fields`` of one shape."""
     l4 = "protocol IN (" + ", ".join(lit(p) for p in PORT_PROTOCOLS) + ")"
     snode, dnode = _f("sourceNodeName"), _f("destinationNodeName")
-    drop = (
-        "CASE WHEN 'drop' IN (ing, eg) THEN 'Drop' WHEN 'reject' IN (ing, eg) THEN 'Reject' END"
-    )
+    drop = "CASE WHEN 'drop' IN (ing, eg) THEN 'Drop' WHEN 'reject' IN (ing, eg) THEN 'Reject' END"
     kind = (
         "CASE WHEN bad = 'blank' THEN 'blank' WHEN bad IS NOT NULL OR rr IS NOT NULL "
         "THEN 'reject' ELSE 'flow' END"

@@ -21,6 +21,7 @@ Orientation comes from the gadget's own evidence, never a guess:
   request, the rule of IG's own ``advise_networkpolicy`` ("UDP dst port < 1024",
   its other rule, TCP SYN without ACK, needs flags these events do not carry).
 * Anything else is a reject ``cannot orient ...``: counted, never read.
+* ``src`` and ``dst`` naming different protocols is a reject too (no end is trusted).
 
 Ends: ``k8s.kind`` ``pod`` is a pod (``labels`` ``k=v,k2=v2``); ``svc`` is the
 Service's address (its labels are the Service's own, never a pod's: not
@@ -111,6 +112,8 @@ def reject_sql() -> str:
         "THEN 'invalid IP address' "
         "WHEN ts IS NULL THEN 'no valid timestamp (timestamp or timestamp_raw)' "
         f"WHEN r.type IS NOT NULL AND r.type NOT IN ({types}) THEN 'unknown type ' || r.type "
+        "WHEN upper(r.src.proto) <> upper(r.dst.proto) OR r.src.proto_raw <> r.dst.proto_raw "
+        "THEN 'src and dst protocols differ' "
         "WHEN protocol IS NULL THEN 'unknown protocol' "
         "WHEN (r.src.port IS NOT NULL AND sport IS NULL) "
         "OR (r.dst.port IS NOT NULL AND dport IS NULL) THEN 'invalid port' "

@@ -17,6 +17,8 @@ SNIFF_BYTES = 64 * 1024
 
 _AWS_HEADER = re.compile(r"^version\b.*\bsrcaddr\b.*\bdstaddr\b")
 _AWS_RECORD = re.compile(r"^[2-9] .*\b(eni|vpc|subnet|i)-[0-9a-fx]+\b")
+#: The protocol names of the flow-logger's pretty-print mode.
+_IP_PROTOCOL_NAMES = ("TCP", "UDP", "SCTP", "ICMP", "IPV6-ICMP")
 _YAML = re.compile(r"^(---\s*$|apiVersion:|kind:|items:|metadata:)", re.MULTILINE)
 
 
@@ -50,7 +52,7 @@ def is_antrea_csv(text: str) -> bool:
         len(fields) >= 30
         and fields[0].isdigit()
         and fields[1].isdigit()
-        and (fields[6].upper() in ("TCP", "UDP", "SCTP", "ICMP", "IPV6-ICMP") or fields[6].isdigit())
+        and (fields[6].upper() in _IP_PROTOCOL_NAMES or fields[6].isdigit())
     )
 
 
