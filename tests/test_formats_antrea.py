@@ -231,6 +231,16 @@ def test_bad_records_are_rejects_with_file_and_line(tmp_path, change, reason):
         ENGINE.aggregate([path], strict=True)
 
 
+def test_an_empty_array_line_is_a_counted_reject_not_lost(tmp_path):
+    """``[]`` on a line of a one-record-per-line file holds no record, but it is a line:
+    a counted reject (it used to vanish from the count: ``lines read`` was one short)."""
+    path = _ndjson(tmp_path, [_doc(), "[]", "null", ""])
+    stats = ENGINE.aggregate([path]).stats
+    assert (stats.lines, stats.connections, stats.rejected) == (4, 1, 2)
+    assert stats.rejects == {"an empty JSON array": 1, "not a JSON object": 1}
+    assert stats.non_flow == {"blank": 1}
+
+
 def test_short_csv_line_is_a_reject(tmp_path):
     path = write(tmp_path, "short.csv", _csv_line() + "\n" + "1,2,3\n")
     rows = read_rows(_Csv, path)
