@@ -13,7 +13,8 @@ Targets and what counts as a failure:
   equals the lines in the file. A batch that raises anything but a
   ``RecommenderError`` is a crash; its lines are bisected (within a budget)
   to find the lines that crash it.
-* ``aws``, ``gcp``, ``calico``, ``flowrecord``: the same for each flow format,
+* ``aws``, ``gcp``, ``calico``, ``flowrecord``, ``antrea-json``, ``antrea-csv``,
+  ``gadget``: the same for each flow format,
   read with ``--format`` (so a damaged head cannot make sniffing fall back to
   Hubble). Corpora: the samples under tests/samples plus synthetic valid lines
   over every field the reader uses. AWS and FlowRecord CSV files name their
@@ -664,6 +665,143 @@ def flowrecord_corpus() -> list[bytes]:
     return out
 
 
+def antrea_json_corpus() -> list[bytes]:
+    """Antrea flow records as JSON lines (FORMATS.md 2.3): the ``antctl get flowrecords
+    -o json`` example record (compacted) and variants (labels, ``"{}"``, flowType 3 and 4
+    without a pod, every rule action and policy type, a Service port name, UDP, ICMP,
+    IPv6, pretty action names, a ClickHouse ``JSONEachRow`` row)."""
+    path = ROOT / "tests" / "samples" / "antrea" / "antctl-get-flowrecords-doc-example.json"
+    doc = json.loads(path.read_text())[0]
+    named = dict(
+        doc,
+        sourcePodName="web-5d8f7c9b6d-abcde",
+        sourcePodNamespace="shop",
+        sourcePodLabels='{"app":"web","pod-template-hash":"5d8f7c9b6d"}',
+        destinationPodLabels="{}",
+        destinationServicePortName="kube-system/kube-dns:dns",
+    )
+    variants = [
+        doc,
+        named,
+        dict(doc, destinationPodName="", destinationPodNamespace="", flowType=3),
+        dict(doc, sourcePodName="", sourcePodNamespace="", flowType=4),
+        dict(doc, flowType=1, sourceNodeName="", destinationNodeName=""),
+        dict(
+            doc,
+            ingressNetworkPolicyRuleAction=2,
+            ingressNetworkPolicyName="deny-all",
+            ingressNetworkPolicyNamespace="kube-system",
+            ingressNetworkPolicyType=1,
+        ),
+        dict(
+            doc,
+            egressNetworkPolicyRuleAction=3,
+            egressNetworkPolicyName="acnp-reject",
+            egressNetworkPolicyType=3,
+        ),
+        dict(doc, ingressNetworkPolicyRuleAction=1, ingressNetworkPolicyType=2),
+        dict(doc, ingressNetworkPolicyRuleAction="Allow", egressNetworkPolicyRuleAction="Drop"),
+        dict(doc, protocolIdentifier=6, destinationTransportPort=8080, tcpState="ESTABLISHED"),
+        dict(doc, protocolIdentifier=1, sourceTransportPort=0, destinationTransportPort=0),
+        {
+            **{k: v for k, v in doc.items() if "IPv4" not in k},
+            "sourceIPv6Address": "fd00:10:244::5",
+            "destinationIPv6Address": "fd00:10:244::9",
+            "protocolIdentifier": 58,
+        },
+        {
+            "flowStartSeconds": "2024-05-01 10:00:00",
+            "flowEndSeconds": "2024-05-01 10:00:30",
+            "sourceIP": "10.10.0.5",
+            "destinationIP": "10.10.1.9",
+            "sourceTransportPort": 41000,
+            "destinationTransportPort": 8080,
+            "protocolIdentifier": 6,
+            "sourcePodName": "a",
+            "sourcePodNamespace": "shop",
+            "destinationPodName": "b",
+            "destinationPodNamespace": "shop",
+            "sourcePodLabels": '{"app":"a"}',
+            "destinationPodLabels": '{"app":"b"}',
+            "flowType": 1,
+        },
+    ]
+    return [json.dumps(v).encode() for v in variants]
+
+
+def antrea_csv_corpus() -> list[bytes]:
+    """Flow-logger CSV lines of the Antrea Flow Aggregator (no header, the 30 columns of
+    ``antrea.CSV_COLUMNS``): the test fixture's two lines (pretty and raw) and variants
+    (allowed, every action, no rule, UDP, ICMP, IPv6, no pod names, a CRLF line)."""
+    from recommender.flows.antrea import CSV_COLUMNS
+
+    path = ROOT / "tests" / "samples" / "antrea" / "flowlogger-csv-test-fixture.csv"
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    raw = lines[1].split(",")
+    assert len(raw) == len(CSV_COLUMNS)
+
+    def changed(**values: str) -> str:
+        fields = list(raw)
+        for name, value in values.items():
+            fields[CSV_COLUMNS.index(name)] = value
+        return ",".join(fields)
+
+    lines += [
+        changed(ingressNetworkPolicyRuleAction="1", egressNetworkPolicyRuleAction="0"),
+        changed(ingressNetworkPolicyRuleAction="0", egressNetworkPolicyRuleAction="3"),
+        changed(ingressNetworkPolicyRuleAction="", egressNetworkPolicyRuleAction=""),
+        changed(ingressNetworkPolicyRuleAction="Allow", egressNetworkPolicyRuleAction="Reject"),
+        changed(protocolIdentifier="17", destinationTransportPort="53"),
+        changed(protocolIdentifier="ICMP", sourceTransportPort="0", destinationTransportPort="0"),
+        changed(sourceIP="fd00:10:244::5", destinationIP="fd00:10:244::9"),
+        changed(sourcePodName="", sourcePodNamespace="", sourceNodeName=""),
+        changed(destinationPodName="", destinationPodNamespace="", destinationNodeName=""),
+        changed(ingressNetworkPolicyType="AntreaNetworkPolicy", egressNetworkPolicyType="4"),
+        changed() + "\r",
+    ]
+    return [ln.encode() for ln in lines]
+
+
+def gadget_corpus() -> list[bytes]:
+    """Inspektor Gadget network events as JSON lines (FORMATS.md 2.4): the kubeipresolver
+    fragment with a timestamp (UDP to a Service, oriented by the port rule), trace_tcp
+    connect / accept / close events of the kubenameresolver fragment's pod (``timestamp``
+    with an offset or ``timestamp_raw``), an error, a host-network pod, ``k8s.kind`` pod,
+    svc and raw ends, ``proto_raw`` only, IPv6, and undecidable events (TCP without
+    ``type``, UDP to a high port)."""
+    folder = ROOT / "tests" / "samples" / "inspektor-gadget"
+    ip_doc = json.loads((folder / "kubeipresolver-doc-fragment.json").read_text())
+    name_doc = json.loads((folder / "kubenameresolver-doc-fragment.json").read_text())
+    stamp = "2025-03-01T10:00:00.5+01:00"
+    src = {"addr": "10.244.0.29", "port": 40000, "proto": "TCP", "version": 4}
+    svc = {"kind": "svc", "name": "kubernetes", "namespace": "default", "labels": ""}
+    dst = {"addr": "10.96.0.1", "port": 443, "proto": "TCP", "version": 4, "k8s": svc}
+
+    def tcp(kind: str, **changes: Any) -> dict[str, Any]:
+        event = dict(name_doc, type=kind, timestamp_raw="1740823200000000000", src=src, dst=dst)
+        return dict(event, **changes)
+
+    pod = {"kind": "pod", "name": "db-0", "namespace": "shop", "labels": "app=db,tier=data"}
+    raw = {"kind": "raw", "name": "", "namespace": "", "labels": ""}
+    udp_high = json.loads(json.dumps(ip_doc))
+    udp_high["dst"]["port"] = 5353
+    v6 = {"addr": "fd00:10:244::9", "port": 8080, "proto_raw": 6, "version": 6}
+    events = [
+        dict(ip_doc, timestamp=stamp),
+        dict(udp_high, timestamp=stamp),
+        tcp("connect"),
+        tcp("accept"),
+        tcp("close"),
+        tcp("connect", error="ECONNREFUSED"),
+        tcp("connect", k8s=dict(name_doc["k8s"], hostnetwork=True)),
+        tcp("connect", dst=dict(dst, k8s=pod), timestamp=stamp),
+        tcp("accept", dst=dict(dst, addr="192.168.1.7", k8s=raw)),
+        tcp("connect", src=dict(v6, addr="fd00:10:244::5", port=41000), dst=v6),
+        {k: v for k, v in tcp("connect").items() if k != "type"},
+    ]
+    return [json.dumps(e).encode() for e in events]
+
+
 def inventory_corpus() -> list[bytes]:
     """Small kubectl List documents: slices of the sample inventory and the test files."""
     out = []
@@ -920,6 +1058,30 @@ REGISTRY: dict[str, Target] = {
         lambda d, r: mutate_bytes(d, r),
         lambda p: _check_store(p),
         lambda p, o: ["recommend", "--store", p, "--inventory", _INVENTORY, "--out", o],
+    ),
+    "antrea-json": Target(
+        ".json",
+        lambda: antrea_json_corpus(),
+        lambda d, r: mutate_json_text(d, r),
+        lambda p: _check_hubble(p, "antrea_antctl"),
+        _flows_cli("antrea_antctl"),
+        lines=True,
+    ),
+    "antrea-csv": Target(
+        ".csv",
+        lambda: antrea_csv_corpus(),
+        lambda d, r: mutate_csv_line(d, r),
+        lambda p: _check_hubble(p, "antrea_csv"),
+        _flows_cli("antrea_csv"),
+        lines=True,
+    ),
+    "gadget": Target(
+        ".json",
+        lambda: gadget_corpus(),
+        lambda d, r: mutate_json_text(d, r),
+        lambda p: _check_hubble(p, "inspektor_gadget"),
+        _flows_cli("inspektor_gadget"),
+        lines=True,
     ),
 }
 

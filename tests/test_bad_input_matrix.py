@@ -27,17 +27,25 @@ LOST = (
     '"node_name":"node-1","time":"2026-01-01T00:00:00Z"}\n'
 )
 
-#: Formats netpol does not read yet: the sample file and the format the error must
-#: name. (AWS and Calico were here until their readers landed: tests/test_formats_*.py.)
-FOREIGN = {
-    "antrea-json": (SAMPLES / "antrea" / "antctl-get-flowrecords-doc-example.json", "Antrea"),
-    "antrea-csv": (SAMPLES / "antrea" / "flowlogger-csv-test-fixture.csv", "Antrea"),
+#: Files of a format netpol reads whose every record is rejected: the sample file, how
+#: it is damaged, and the format the error must name. (AWS, Calico, Antrea and Inspektor
+#: Gadget were foreign formats here until their readers landed: tests/test_formats_*.py.)
+#: The Antrea samples get an ingress rule action no Antrea version writes (9): a counted
+#: reject of every record; the Inspektor Gadget kubenameresolver fragment holds no
+#: endpoints, as it is.
+ANTREA = SAMPLES / "antrea"
+ALL_REJECTED = {
+    "antrea-json": (
+        ANTREA / "antctl-get-flowrecords-doc-example.json",
+        "Antrea flow records (JSON)",
+    ),
+    "antrea-csv": (ANTREA / "flowlogger-csv-test-fixture.csv", "an Antrea flow-aggregator CSV"),
     "gadget": (
         SAMPLES / "inspektor-gadget" / "kubenameresolver-doc-fragment.json",
-        "Inspektor Gadget",
+        "Inspektor Gadget output",
     ),
 }
-KINDS = ("empty", "reply-only", "lost-events-only", "yaml", "truncated-gz", "binary", *FOREIGN)
+KINDS = ("empty", "reply-only", "lost-events-only", "yaml", "truncated-gz", "binary", *ALL_REJECTED)
 COMMANDS = ("observations", "recommend", "shadow", "observe", "tighten", "diff", "lint", "convert")
 
 
@@ -67,7 +75,29 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copy(INVENTORY, files["yaml"])
     files["truncated-gz"].write_bytes(gzip.compress(HUBBLE.read_bytes())[:40])
     files["binary"].write_bytes(bytes(range(256)) * 8)
-    return {**files, **{k: path for k, (path, _) in FOREIGN.items()}}
+    files["antrea-json"] = d / "antrea.json"
+    files["antrea-json"].write_text(_unknown_action_json(ALL_REJECTED["antrea-json"][0]))
+    files["antrea-csv"] = d / "antrea.csv"
+    files["antrea-csv"].write_text(_unknown_action_csv(ALL_REJECTED["antrea-csv"][0]))
+    files["gadget"] = ALL_REJECTED["gadget"][0]
+    return files
+
+
+def _unknown_action_json(sample: Path) -> str:
+    records = json.loads(sample.read_text())
+    for record in records:
+        record["ingressNetworkPolicyRuleAction"] = 9
+    return json.dumps(records, indent=2) + "\n"
+
+
+def _unknown_action_csv(sample: Path) -> str:
+    ingress, egress = 20, 25  # 0-based columns of the two rule actions (flowlogger order)
+    lines = []
+    for line in sample.read_text().splitlines():
+        fields = line.split(",")
+        fields[ingress] = fields[egress] = "9"
+        lines.append(",".join(fields))
+    return "\n".join(lines) + "\n"
 
 
 def _argv(command: str, bad: str, out: Path) -> list[str]:
@@ -123,8 +153,9 @@ def test_bad_input_is_exit_2_and_one_error_line(command, kind, bad_inputs, tmp_p
     assert err[-1] == errors[0]
     assert not any("Traceback" in line or "internal error" in line for line in err)
     assert bad in errors[0]
-    if kind in FOREIGN and command != "lint":
-        assert f"looks like {FOREIGN[kind][1]}" in errors[0] or FOREIGN[kind][1] in errors[0]
+    if kind in ALL_REJECTED and command != "lint":
+        assert f"looks like {ALL_REJECTED[kind][1]}" in errors[0]
+        assert "rejected" in errors[0]
     assert not [p for p in tmp_path.iterdir() if p.name in ("r", "t", "x.parquet")]
 
 
@@ -154,10 +185,10 @@ def test_shadow_gate_refuses_an_empty_file_through_cli_py(bad_inputs):
     ]
 
 
-def test_mostly_rejected_input_warns_with_the_format(bad_inputs, tmp_path, capsys):
+def _antrea_and_one_hubble_syn(tmp_path: Path) -> tuple[Path, int]:
+    """The Antrea CSV fixture followed by one Hubble connection request, and its line count."""
     mixed = tmp_path / "mixed.log"
-    foreign = FOREIGN["antrea-csv"][0].read_text()
-    n = len(foreign.splitlines())
+    foreign = (ANTREA / "flowlogger-csv-test-fixture.csv").read_text()
     tcp = SAMPLES / "hubble" / "hubble-otel-testdata" / "basic-sample-400-tcp-flows.json"
     syn = next(
         line
@@ -165,10 +196,31 @@ def test_mostly_rejected_input_warns_with_the_format(bad_inputs, tmp_path, capsy
         if '"SYN":true' in line and '"ACK"' not in line
     )  # one connection request
     mixed.write_text(foreign + syn + "\n")
-    assert main(["observations", "--flows", str(mixed)]) == 0
+    return mixed, len(foreign.splitlines()) + 1
+
+
+def test_mostly_rejected_input_warns_with_the_format(tmp_path, capsys):
+    mixed, n = _antrea_and_one_hubble_syn(tmp_path)
+    # Forced to read Antrea lines as Hubble: they are rejected, and the warning says what
+    # the file looks like.
+    assert main(["observations", "--flows", str(mixed), "--format", "hubble"]) == 0
     err = capsys.readouterr().err
-    assert f"warning: {n} of {n + 1} input lines were rejected" in err
+    assert f"warning: {n - 1} of {n} input lines were rejected" in err
     assert "looks like an Antrea flow-aggregator CSV" in err
+
+
+def test_a_file_is_read_in_the_format_of_its_head(tmp_path, capsys):
+    mixed, n = _antrea_and_one_hubble_syn(tmp_path)
+    # Detected as Antrea CSV: its records are read, the one Hubble line is a counted reject.
+    assert main(["observations", "--flows", str(mixed)]) == 0
+    captured = capsys.readouterr()
+    assert f"lines read: {n}; flow records: 2; connections: 1" in captured.out
+    assert "antrea-test/pod/perftest-a {}  antrea-test-b/pod/perftest-b {}  5201/TCP" in (
+        captured.out
+    )
+    assert "rejected lines: 1 (invalid flowStartSeconds: " in captured.out
+    assert f"{mixed}:{n}: invalid flowStartSeconds" in captured.out
+    assert "lines were rejected" not in captured.err
 
 
 def test_a_policy_file_without_policies_is_refused_as_shadow_candidate(bad_inputs, capsys):

@@ -1,5 +1,5 @@
-"""Format sniffing: each foreign sample is named, Hubble and inventories are not flows of
-another format."""
+"""Format sniffing: each non-Hubble sample is named and read by its reader, Hubble and
+inventories are not flows of another format."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import gzip
 
 import pytest
 
-from recommender.flows.sniff import sniff_file, sniff_format
+from recommender.flows import formats
+from recommender.flows.sniff import read_head, sniff_file, sniff_format
 from tests.conftest import SAMPLES
 
 NAMED = {
@@ -27,8 +28,26 @@ NAMED = {
 
 
 @pytest.mark.parametrize(("sample", "name"), sorted(NAMED.items()), ids=sorted(NAMED))
-def test_each_foreign_sample_is_named(sample, name):
+def test_each_non_hubble_sample_is_named(sample, name):
     assert sniff_file(str(SAMPLES / sample)) == name
+
+
+#: The reader each flow sample is detected for (the name in ``--format``).
+DETECTED = {
+    "aws-vpc-flow-logs/default-v2-doc-examples.log": "aws_vpc",
+    "calico/flowlog-doc-example-no-aggregation.json": "calico",
+    "gcp-vpc-flow-logs/elastic-integrations-vpcflow-logentries.ndjson": "gcp_vpc",
+    "antrea/antctl-get-flowrecords-doc-example.json": "antrea_antctl",
+    "antrea/flowlogger-csv-test-fixture.csv": "antrea_csv",
+    "inspektor-gadget/kubeipresolver-doc-fragment.json": "inspektor_gadget",
+    "inspektor-gadget/kubenameresolver-doc-fragment.json": "inspektor_gadget",
+    "hubble/hubble-otel-testdata/basic-sample-10-flows.json": "hubble",
+}
+
+
+@pytest.mark.parametrize(("sample", "name"), sorted(DETECTED.items()), ids=sorted(DETECTED))
+def test_each_flow_sample_is_detected_for_its_reader(sample, name):
+    assert formats.detect(read_head(str(SAMPLES / sample))).name == name
 
 
 @pytest.mark.parametrize("sample", sorted(p.name for p in (SAMPLES / "hubble").rglob("*.*json")))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -12,7 +12,13 @@ import pyarrow as pa
 from recommender.flows.sources import LINE_SCHEMA, expand_paths, iter_line_batches
 
 
-def read_rows(reader: ModuleType, *paths: str | Path) -> list[dict[str, Any]]:
+class Reader(Protocol):
+    """A reader module (or any object) with the reader's SQL."""
+
+    def oriented_packets_sql(self, lines: str, paths: Sequence[str], /) -> str: ...
+
+
+def read_rows(reader: Reader, *paths: str | Path) -> list[dict[str, Any]]:
     """The reader's oriented packets of ``paths`` as dicts, in file/line order,
     with ``src_ip``/``dst_ip`` pulled out of the raw ends."""
     sources = expand_paths([str(p) for p in paths])

@@ -57,7 +57,8 @@ class FlowFormat:
 
 def _formats() -> tuple[FlowFormat, ...]:
     """The table, built lazily so that reader modules may import this one."""
-    from recommender.flows import aws, calico, flowrecord, gcp  # none imports this module
+    # None of the readers imports this module at import time.
+    from recommender.flows import antrea, aws, calico, flowrecord, gadget, gcp
 
     # One line per format; the specific formats first (hubble's test is the loosest).
     return (
@@ -67,6 +68,9 @@ def _formats() -> tuple[FlowFormat, ...]:
         FlowFormat(
             flowrecord.SOURCE_FORMAT, sniff.is_flowrecord_csv, flowrecord.oriented_packets_sql
         ),
+        FlowFormat(antrea.JSON_FORMAT, sniff.is_antrea_json, antrea.json_packets_sql),
+        FlowFormat(antrea.CSV_FORMAT, sniff.is_antrea_csv, antrea.csv_packets_sql),
+        FlowFormat(gadget.SOURCE_FORMAT, sniff.is_inspektor_gadget, gadget.oriented_packets_sql),
         FlowFormat("hubble", sniff.is_hubble, hubble.oriented_packets_sql, spark=True),
     )
 

@@ -47,24 +47,31 @@ GROUP BY file_id, CASE WHEN {is_doc} THEN 0 ELSE line_no END"""
 def records_sql(lines: str, paths: Sequence[str]) -> str:
     """``file_id, line_no, raw_ref, j`` (JSON or NULL), ``bad`` (why not a record) per record.
 
-    ``bad`` is ``blank`` for an empty line (not a reject), else a reject reason.
+    ``bad`` is ``blank`` for an empty line (not a reject), else a reject reason. An
+    empty array is one record too (a reject), so that no line goes uncounted.
+
+    DuckDB parses a JSON text again in every JSON function, so each line is parsed
+    once to validate it (``try_cast``), once for its type and, for an array, once to
+    split it; the type of a record that is the whole line is not asked again.
     """
     parsed = f"""
-SELECT file_id, line_no, reject, text,
-       CASE WHEN reject IS NULL AND json_valid(text) THEN text::JSON END AS doc
-FROM ({_joined_sql(lines, document_files(paths))})"""
+SELECT file_id, line_no, reject, text, doc, json_type(doc) AS t
+FROM (SELECT *, CASE WHEN reject IS NULL THEN try_cast(text AS JSON) END AS doc
+      FROM ({_joined_sql(lines, document_files(paths))}))"""
+    split = f"""
+SELECT *, CASE WHEN t = 'ARRAY' THEN json_extract(doc, '$[*]') END AS items FROM ({parsed})"""
     unnested = f"""
-SELECT file_id, line_no, reject, text, doc,
-       unnest(CASE WHEN json_type(doc) = 'ARRAY' THEN json_extract(doc, '$[*]')
-                   ELSE [doc] END) AS j,
-       generate_subscripts(CASE WHEN json_type(doc) = 'ARRAY' THEN json_extract(doc, '$[*]')
-                                ELSE [doc] END, 1) - 1 AS k
-FROM ({parsed})"""
+SELECT file_id, line_no, reject, text, doc, t, len(items) AS n,
+       unnest(CASE WHEN len(items) > 0 THEN items ELSE [doc] END) AS j,
+       generate_subscripts(CASE WHEN len(items) > 0 THEN items ELSE [doc] END, 1) - 1 AS k
+FROM ({split})"""
     return f"""
 SELECT file_id, line_no + coalesce(k, 0) AS line_no,
        {paths_literal(paths)}[file_id + 1] || ':' || (line_no + coalesce(k, 0)) AS raw_ref, j,
        CASE WHEN reject IS NOT NULL THEN reject
             WHEN doc IS NULL AND trim(text) = '' THEN 'blank'
             WHEN doc IS NULL THEN 'not valid JSON'
-            WHEN json_type(j) <> 'OBJECT' THEN 'not a JSON object' END AS bad
+            WHEN n = 0 THEN 'an empty JSON array'
+            WHEN (CASE WHEN n > 0 THEN json_type(j) ELSE t END) <> 'OBJECT'
+            THEN 'not a JSON object' END AS bad
 FROM ({unnested})"""

@@ -17,6 +17,8 @@ SNIFF_BYTES = 64 * 1024
 
 _AWS_HEADER = re.compile(r"^version\b.*\bsrcaddr\b.*\bdstaddr\b")
 _AWS_RECORD = re.compile(r"^[2-9] .*\b(eni|vpc|subnet|i)-[0-9a-fx]+\b")
+#: The protocol names of the flow-logger's pretty-print mode.
+_IP_PROTOCOL_NAMES = ("TCP", "UDP", "SCTP", "ICMP", "IPV6-ICMP")
 _YAML = re.compile(r"^(---\s*$|apiVersion:|kind:|items:|metadata:)", re.MULTILINE)
 
 
@@ -39,13 +41,18 @@ def is_aws(text: str) -> bool:
 
 
 def is_antrea_csv(text: str) -> bool:
-    """An Antrea Flow Aggregator flow-logger CSV line (no header, fixed columns)."""
+    """An Antrea Flow Aggregator flow-logger CSV line (no header, 30 fixed columns):
+    two UNIX-second times, the protocol as a name (pretty-print mode) or a number.
+
+    >>> is_antrea_csv("1,2,10.0.0.1,10.0.0.2,40000,80,TCP" + "," * 23)
+    True
+    """
     fields = text.splitlines()[0].split(",") if text.strip() else []
     return (
-        len(fields) >= 20
+        len(fields) >= 30
         and fields[0].isdigit()
         and fields[1].isdigit()
-        and fields[6].upper() in ("TCP", "UDP", "SCTP", "ICMP")
+        and (fields[6].upper() in _IP_PROTOCOL_NAMES or fields[6].isdigit())
     )
 
 
@@ -61,7 +68,16 @@ def _is_csv(text: str) -> bool:
 #: GCP: a Cloud Logging entry, or its bare ``jsonPayload`` (both read by the reader).
 is_gcp = _all('"connection"', '"src_ip"', '"dest_ip"')
 is_calico = _all('"source_namespace"', '"dest_ip"')
-is_antrea_json = _all('"destinationIPv4Address"')
+
+
+def is_antrea_json(text: str) -> bool:
+    """Antrea flow records as JSON: ``antctl get flowrecords -o json`` (IPFIX names) or a
+    ClickHouse ``flows`` JSONEachRow export."""
+    return (
+        '"destinationIPv4Address"' in text
+        or '"destinationIPv6Address"' in text
+        or ('"flowStartSeconds"' in text and '"destinationIP"' in text)
+    )
 
 
 def is_flowrecord_csv(text: str) -> bool:

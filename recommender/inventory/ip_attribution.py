@@ -34,8 +34,17 @@ from recommender.model import Inventory, Pod
 from recommender.semantics.resolve import UNATTRIBUTED_LABEL, is_live
 
 #: Formats whose ends are attributed here (their raw ends carry no identity).
-#: A FlowRecord table's ends without a namespace are addresses only, like a VPC log's.
-IP_ONLY_FORMATS: tuple[str, ...] = ("aws_vpc", "gcp_vpc", "flowrecord")
+#: A FlowRecord table's ends without a namespace are addresses only, like a VPC log's;
+#: so are Antrea's ends without a pod name and Inspektor Gadget's ``raw``/``svc`` ends.
+#: (Only ends without an identity, ``e`` NULL, are attributed.)
+IP_ONLY_FORMATS: tuple[str, ...] = (
+    "aws_vpc",
+    "gcp_vpc",
+    "flowrecord",
+    "antrea_antctl",
+    "antrea_csv",
+    "inspektor_gadget",
+)
 SPAN_COLUMNS: tuple[str, ...] = ("ip", "valid_from", "valid_to", "live", "e")
 
 
