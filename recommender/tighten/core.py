@@ -234,6 +234,14 @@ def _verify(
 ) -> SelfCheck:
     after = judge(evidence, engine or compile_policies(proposed, inventory))
     check = SelfCheck()
+    # A widening admits its edge, so another observation of the same edge (a dropped
+    # attempt, which is never evidence by itself) is allowed with it: that is the
+    # accepted widening, not a violation.
+    widened_edges = {
+        (b.observed.src, b.observed.dst, b.observed.protocol, b.observed.port)
+        for b in judged
+        if b.observed.index in accepted
+    }
     for before, now in zip(judged, after, strict=True):
         o = before.observed
         for a, b in zip(before.decisions, now.decisions, strict=True):
@@ -242,7 +250,7 @@ def _verify(
                     f"{o.src} -> {o.dst} {o.protocol}/{o.port}: allowed before, {b.verdict} after"
                 )
             elif a.verdict == "denied" and b.verdict == "allowed":
-                if o.index in accepted:
+                if o.index in accepted or (o.src, o.dst, o.protocol, o.port) in widened_edges:
                     check.widened += 1
                 else:
                     check.violations.append(
