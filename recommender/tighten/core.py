@@ -233,6 +233,15 @@ def _verify(
     engine: Decider | None = None,
 ) -> SelfCheck:
     after = judge(evidence, engine or compile_policies(proposed, inventory))
+    return compare_judgements(judged, after, accepted)
+
+
+def compare_judgements(
+    judged: Sequence[Judged], after: Sequence[Judged], accepted: set[int]
+) -> SelfCheck:
+    """The guarantees, case by case: ``judged`` (before) against ``after``, the same
+    observations judged by the proposed set; ``accepted`` are the observation indexes
+    of accepted widenings."""
     check = SelfCheck()
     # A widening admits its edge, so another observation of the same edge (a dropped
     # attempt, which is never evidence by itself) is allowed with it: that is the

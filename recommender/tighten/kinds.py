@@ -38,7 +38,7 @@ from recommender.semantics.cilium import CiliumPolicy
 from recommender.semantics.cnp import compile_all_kinds
 from recommender.semantics.cnp_rules import ClusterPolicy
 from recommender.tighten.cilium import CiliumTightening, observed_answers, tighten_cilium
-from recommender.tighten.core import SelfCheck, TightenOptions, TightenResult, tighten
+from recommender.tighten.core import TightenOptions, TightenResult, compare_judgements, tighten
 from recommender.tighten.evidence import judge
 from recommender.tighten.holds import TightenHistory
 from recommender.tighten.text import Note
@@ -141,26 +141,7 @@ def _prove(
         else set()
     )
     now = judge([j.observed for j in v1.judged], after)
-    check = SelfCheck()
-    for was, then in zip(v1.judged, now, strict=True):
-        o = was.observed
-        for a, b in zip(was.decisions, then.decisions, strict=True):
-            if a.verdict == "allowed" and b.verdict != "allowed":
-                check.violations.append(
-                    f"{o.src} -> {o.dst} {o.protocol}/{o.port}: allowed before, {b.verdict} after"
-                )
-            elif a.verdict == "denied" and b.verdict == "allowed":
-                if o.index in accepted:
-                    check.widened += 1
-                else:
-                    check.violations.append(
-                        f"{o.src} -> {o.dst} {o.protocol}/{o.port}: "
-                        "denied before, allowed after without widening"
-                    )
-            elif a.verdict == "allowed":
-                check.allowed_kept += 1
-            elif a.verdict == "denied":
-                check.denied_kept += 1
+    check = compare_judgements(v1.judged, now, accepted)
     steps = [*v1.check.violations, *(cil.check.violations if cil is not None else ())]
     check.violations = sorted(set(steps) | set(check.violations))
     v1.check = check
