@@ -44,7 +44,7 @@ from recommender.semantics.cilium import CiliumPolicy, parse_cilium_policy
 from recommender.semantics.cilium_rules import CiliumRule, fqdn_matches
 from recommender.semantics.cnp import compile_all_kinds
 from recommender.semantics.cnp_rules import ClusterPolicy
-from recommender.tighten.core import SelfCheck
+from recommender.tighten.core import SelfCheck, compare_judgements
 from recommender.tighten.evidence import Decider, Judged, Observed, build_evidence, judge
 from recommender.tighten.holds import TightenHistory, find_holds
 from recommender.tighten.text import Change, Note
@@ -141,7 +141,7 @@ def tighten_cilium(
         q for obj in out.objects for q in parse_cilium_policy(obj, _source(obj, cilium))
     ]
     after = compile_all_kinds(v1, out.proposed, cluster, inventory, dns)
-    out.check = verify_kinds(judged, judge(evidence, after))
+    out.check = compare_judgements(judged, judge(evidence, after), set())  # never widens
     return out
 
 
@@ -271,30 +271,6 @@ def _spec_of(p: CiliumPolicy) -> dict[str, Any]:
         return dict(raw["spec"])
     i = int(p.name.rsplit("[", 1)[1].rstrip("]"))
     return dict(raw["specs"][i])
-
-
-def verify_kinds(before: Sequence[Judged], after: Sequence[Judged]) -> SelfCheck:
-    """The evidence guarantees: allowed stays allowed, denied stays denied.
-
-    ``before`` and ``after`` judge the same observations, in the same order.
-    """
-    check = SelfCheck()
-    for was, now in zip(before, after, strict=True):
-        o = was.observed
-        for a, b in zip(was.decisions, now.decisions, strict=True):
-            if a.verdict == "allowed" and b.verdict != "allowed":
-                check.violations.append(
-                    f"{o.src} -> {o.dst} {o.protocol}/{o.port}: allowed before, {b.verdict} after"
-                )
-            elif a.verdict == "denied" and b.verdict == "allowed":
-                check.violations.append(
-                    f"{o.src} -> {o.dst} {o.protocol}/{o.port}: denied before, allowed after"
-                )
-            elif a.verdict == "allowed":
-                check.allowed_kept += 1
-            elif a.verdict == "denied":
-                check.denied_kept += 1
-    return check
 
 
 def rule_source(p: CiliumPolicy, rule: CiliumRule) -> dict[str, Any]:
