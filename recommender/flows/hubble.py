@@ -211,3 +211,37 @@ SELECT * EXCLUDE (src_ep, dst_ep, line_kind, reject_detail, src_bad, dst_bad, ba
        CASE WHEN bad IS NOT NULL THEN 'reject' ELSE line_kind END AS line_kind,
        coalesce(bad, reject_detail) AS reject_detail
 FROM (SELECT *, {bad} AS bad FROM ({both}))"""
+
+
+def distinct_ends_sql(packets: str) -> str:
+    """Each distinct raw end (``src_ep`` or ``dst_ep``) of ``packets`` as ``ep``, with its
+    normalized fields as ``x_*`` (the fields :func:`records_of_packets_sql` computes per
+    record; they read the raw struct alone, so per distinct value is the same)."""
+    distinct = (
+        f"(SELECT DISTINCT ep FROM (SELECT src_ep AS ep FROM {packets} "
+        f"UNION ALL SELECT dst_ep AS ep FROM {packets}))"
+    )
+    return normalized_endpoints_sql(distinct, "ep", "x")
+
+
+def records_of_ends_sql(packets: str, ends: str, fields: Sequence[str]) -> str:
+    """The rows of :func:`records_of_packets_sql` from ``packets`` and their ends
+    normalized once (a :func:`distinct_ends_sql` relation, ``fields`` its ``x_*`` columns).
+
+    The join is on the raw struct's value (``IS NOT DISTINCT FROM``: NULL ends too), not
+    on a hash, so two ends never share a normalization by collision.
+    """
+    cols = []
+    for side, alias in (("src", "s"), ("dst", "d")):
+        cols += [f"{alias}.{f} AS {side}_{f.removeprefix('x_')}" for f in fields]
+    both = f"""
+SELECT p.* EXCLUDE (src_ep, dst_ep), {", ".join(cols)}
+FROM {packets} p
+LEFT JOIN {ends} s ON s.ep IS NOT DISTINCT FROM p.src_ep
+LEFT JOIN {ends} d ON d.ep IS NOT DISTINCT FROM p.dst_ep"""
+    bad = "CASE WHEN line_kind = 'flow' THEN coalesce(src_bad, dst_bad) END"
+    return f"""
+SELECT * EXCLUDE (line_kind, reject_detail, src_bad, dst_bad, bad),
+       CASE WHEN bad IS NOT NULL THEN 'reject' ELSE line_kind END AS line_kind,
+       coalesce(bad, reject_detail) AS reject_detail
+FROM (SELECT *, {bad} AS bad FROM ({both}))"""
